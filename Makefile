@@ -1,0 +1,51 @@
+# vramfit developer commands. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench cluster cluster-down binaries promtool clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: plan capacity for the built-in InferenceServices, then replay the morning burst
+demo: $(STAMP)
+	$(BIN)/python -m planner.demo
+
+## test: all tests (unit, HTTP, and the real control plane), building its binaries if absent
+test: $(STAMP) binaries promtool
+	$(BIN)/python -m pytest
+
+## lint: ruff, mypy --strict, import-linter contracts
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## bench: benchmarks; JSON results under bench/results/
+bench: $(STAMP) binaries
+	$(BIN)/python -m bench
+
+## binaries: build etcd, kube-apiserver, kube-scheduler and kubectl once (cached by version)
+binaries: $(STAMP)
+	$(BIN)/python -m controlplane.binaries ensure
+
+## promtool: install Prometheus' promtool (Debian package) when it is missing
+promtool:
+	@command -v promtool >/dev/null 2>&1 || tools/install-promtool.sh
+
+## cluster: a local control plane with simulated GPU nodes, agents, extender and scheduler
+cluster: $(STAMP) binaries
+	$(BIN)/python -m controlplane.cluster up $(if $(NODES),--nodes $(NODES),)
+
+## cluster-down: stop the local cluster started by `make cluster`
+cluster-down: $(STAMP)
+	$(BIN)/python -m controlplane.cluster down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
