@@ -1,0 +1,1 @@
+"""Data shipped with the planner: model, node-pool and storage catalogs, and the example fleet."""

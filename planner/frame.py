@@ -1,0 +1,231 @@
+"""The decision frame per InferenceService: cold start, the cost of staying warm, and whether
+to scale to zero.
+
+Cold start = runtime start + weights / bandwidth of the tier the weights load from (the node's
+LocalModelCache when the storageUri is cached, else the storageUri's scheme). Staying warm
+costs the GPUs of one replica all day at the price of the pool the plan puts it on; scaling to
+zero saves that for the idle hours. The recommendation weighs the cold start against the
+service's cold-start budget, and the recommended ``vramfit.io/*`` annotations tell the
+extender the VRAM each GPU needs. Pure.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from placement.demand import A_MODEL, A_MODEL_SIZE, A_NVLINK, A_VRAM_PER_GPU
+from placement.model import NvlinkMode
+from planner.catalog import Catalog
+from planner.demand import ComponentDemand, Scenario
+from planner.kserve import LocalModelCache
+from planner.plan import Plan
+from planner.traffic import Traffic
+
+HOURS_PER_DAY = 24.0
+
+
+class Recommendation(enum.StrEnum):
+    """What to do with a service's minimum replicas."""
+
+    SCALE_TO_ZERO = "scale-to-zero"
+    KEEP_WARM = "keep-warm"
+    CACHE_THEN_SCALE_TO_ZERO = "cache-then-scale-to-zero"
+    SIZE_UNKNOWN = "size-unknown"
+    NOT_PLACEABLE = "not-placeable"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFrame:
+    """The facts and the recommendation for one InferenceService."""
+
+    name: str
+    components: tuple[str, ...]
+    model_id: str
+    sizing_source: str
+    weights_bytes: int | None
+    gpus_per_replica: int
+    vram_per_gpu_bytes: int | None
+    min_replicas: int
+    peak_replicas: int
+    tier: str
+    load_bytes_per_s: float
+    cold_start_seconds: float | None
+    cached_cold_start_seconds: float | None
+    cold_start_budget_seconds: float
+    pool: str
+    price_per_gpu_hour: float | None
+    warm_gpu_hours_per_day: float
+    warm_cost_per_day: float | None
+    idle_fraction: float | None
+    scale_to_zero_savings_per_day: float | None
+    recommendation: Recommendation
+    action: str
+    annotations: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+
+
+def storage_tier(uri: str, caches: Sequence[LocalModelCache]) -> str:
+    """The tier weights load from: ``cache`` when a LocalModelCache holds exactly this URI
+    (KServe matches the storageUri to sourceModelUri), else the URI's scheme. Pure."""
+    if uri and any(c.source_model_uri == uri for c in caches):
+        return "cache"
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    return {"https": "http", "http": "http"}.get(
+        scheme, scheme if scheme in ("pvc", "s3", "gs", "hf", "oci") else "oci"
+    )
+
+
+def _quantity(n: int) -> str:
+    mib = 1024**2
+    gib = 1024**3
+    return f"{n // gib}Gi" if n % gib == 0 else f"{-(-n // mib)}Mi"
+
+
+def recommended_annotations(d: ComponentDemand) -> dict[str, str]:
+    """The ``vramfit.io/*`` pod annotations that tell the extender this component's need."""
+    out: dict[str, str] = {}
+    if d.sizing.model_id:
+        out[A_MODEL] = d.sizing.model_id
+    if d.sizing.weights_bytes:
+        out[A_MODEL_SIZE] = _quantity(d.sizing.weights_bytes)
+    if d.vram_per_gpu:
+        out[A_VRAM_PER_GPU] = _quantity(d.vram_per_gpu)
+    if d.gpus_per_pod > 1:
+        out[A_NVLINK] = "required" if d.nvlink is NvlinkMode.REQUIRED else str(d.nvlink.value)
+    return out
+
+
+def _pool_and_price(plan: Plan, d: ComponentDemand, catalog: Catalog) -> tuple[str, float | None]:
+    for sc in (Scenario.PEAK, Scenario.COLD_BURST, Scenario.ROLLOUT, Scenario.MIN):
+        sp = plan.scenarios.get(sc)
+        if sp is None:
+            continue
+        for p in sp.placements:
+            if p.unit.service == d.service and p.unit.component == d.component:
+                pool = catalog.pool(p.pool)
+                return pool.name, pool.cost_per_gpu_hour
+    if d.allowed:
+        cheapest = min((catalog.pool(n) for n in d.allowed), key=lambda p: p.cost_per_gpu_hour)
+        return cheapest.name, cheapest.cost_per_gpu_hour
+    return "", None
+
+
+def frame_service(
+    name: str,
+    demands: Sequence[ComponentDemand],
+    plan: Plan,
+    traffic: Traffic,
+    caches: Sequence[LocalModelCache],
+) -> ServiceFrame:
+    """The decision frame of one InferenceService from its GPU components. Pure."""
+    main = next((d for d in demands if d.component == "predictor"), demands[0])
+    profile = traffic.profile(name)
+    budget = (
+        profile.cold_start_budget_s
+        if profile.cold_start_budget_s is not None
+        else traffic.default_budget_s
+    )
+    idle = profile.idle()
+    if idle is None:
+        idle = traffic.default_idle_fraction
+    tier = storage_tier(main.storage_uri, caches)
+    bandwidth = traffic.tiers[tier].bytes_per_s
+    weights = main.sizing.weights_bytes
+    cold = None if weights is None else traffic.runtime_start_s + weights / bandwidth
+    cached = (
+        None
+        if weights is None
+        else traffic.runtime_start_s + weights / traffic.tiers["cache"].bytes_per_s
+    )
+    pool, price = _pool_and_price(plan, main, plan.catalog)
+    gpus = sum(d.gpus_per_replica for d in demands)
+    warm_replicas = max(1, main.min_replicas)
+    gpu_hours = warm_replicas * gpus * HOURS_PER_DAY
+    warm_cost = None if price is None else gpu_hours * price
+    savings = (
+        None
+        if price is None or idle is None
+        else idle * HOURS_PER_DAY * gpus * price * warm_replicas
+    )
+    current_zero = main.scale_to_zero
+    notes = tuple(dict.fromkeys(n for d in demands for n in d.notes))
+    if not main.allowed:
+        rec, action = (
+            Recommendation.NOT_PLACEABLE,
+            "no pool of the catalog can run it (see unplaceable)",
+        )
+    elif cold is None or cached is None:
+        rec, action = (
+            Recommendation.SIZE_UNKNOWN,
+            "set vramfit.io/model-size so the cold start can be estimated",
+        )
+    elif cold <= budget:
+        if idle == 0:
+            rec = Recommendation.KEEP_WARM
+            action = "busy every hour: keep minReplicas >= 1" + (
+                " (set minReplicas: 1)" if current_zero else ""
+            )
+        else:
+            rec = Recommendation.SCALE_TO_ZERO
+            gain = f", saves ${savings:,.0f}/day" if savings else ""
+            action = (
+                f"keep minReplicas: 0 (cold start {cold:.0f}s within {budget:.0f}s{gain})"
+                if current_zero
+                else f"set minReplicas: 0 (cold start {cold:.0f}s within {budget:.0f}s{gain})"
+            )
+    elif tier != "cache" and cached <= budget and idle != 0:
+        rec = Recommendation.CACHE_THEN_SCALE_TO_ZERO
+        action = (
+            f"add a LocalModelCache for {main.storage_uri} (cold start {cold:.0f}s -> "
+            f"{cached:.0f}s, budget {budget:.0f}s), then minReplicas: 0"
+        )
+    else:
+        rec = Recommendation.KEEP_WARM
+        action = (
+            f"set minReplicas: 1 (cold start {cold:.0f}s exceeds the {budget:.0f}s budget)"
+            if current_zero
+            else f"keep minReplicas >= 1 (cold start {cold:.0f}s exceeds the {budget:.0f}s budget)"
+        )
+    annotations: dict[str, str] = {}
+    for d in demands:
+        annotations.update(recommended_annotations(d))
+    return ServiceFrame(
+        name=name,
+        components=tuple(d.component for d in demands),
+        model_id=main.sizing.model_id,
+        sizing_source=main.sizing.source,
+        weights_bytes=weights,
+        gpus_per_replica=gpus,
+        vram_per_gpu_bytes=main.vram_per_gpu,
+        min_replicas=main.min_replicas,
+        peak_replicas=main.replicas[Scenario.PEAK],
+        tier=tier,
+        load_bytes_per_s=bandwidth,
+        cold_start_seconds=cold,
+        cached_cold_start_seconds=cached,
+        cold_start_budget_seconds=budget,
+        pool=pool,
+        price_per_gpu_hour=price,
+        warm_gpu_hours_per_day=gpu_hours,
+        warm_cost_per_day=warm_cost,
+        idle_fraction=idle,
+        scale_to_zero_savings_per_day=savings,
+        recommendation=rec,
+        action=action,
+        annotations=annotations,
+        notes=notes,
+    )
+
+
+def frame_all(
+    plan: Plan, traffic: Traffic, caches: Sequence[LocalModelCache]
+) -> tuple[ServiceFrame, ...]:
+    """Decision frames of every InferenceService that asks for GPUs, by name. Pure."""
+    by_service: dict[str, list[ComponentDemand]] = {}
+    for d in plan.demands:
+        by_service.setdefault(d.service, []).append(d)
+    return tuple(
+        frame_service(name, ds, plan, traffic, caches) for name, ds in sorted(by_service.items())
+    )

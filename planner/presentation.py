@@ -1,0 +1,113 @@
+"""How numbers read in every human report (table, Markdown, HTML), so all three agree. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from placement.quantity import format_bytes
+
+
+def money(x: float | None, per: str = "") -> str:
+    """Dollars with cents, or a dash."""
+    return "-" if x is None else f"${x:,.2f}{per}"
+
+
+def size(n: int | None) -> str:
+    """Bytes in binary units, or a dash."""
+    return "-" if n is None else format_bytes(n)
+
+
+def seconds(s: float | None) -> str:
+    """A duration such as 45s, 12m 5s, 1h 3m."""
+    if s is None:
+        return "-"
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m {int(s % 60)}s"
+    return f"{int(s // 3600)}h {int(s % 3600 // 60)}m"
+
+
+def percent(x: float | None) -> str:
+    """A share as a percentage, or a dash."""
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def scenario_rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """One row per scenario: name, nodes, GPUs, plan, FFD, saved, bound, gap, status."""
+    rows = []
+    for name, sc in report["scenarios"].items():
+        rows.append(
+            [
+                name,
+                str(sum(p["nodes"] for p in sc["pools"])),
+                str(sc["gpus"]),
+                money(sc["cost_per_hour"], "/h"),
+                money(sc["ffd"]["cost_per_hour"], "/h"),
+                money(sc["savings_vs_ffd_per_hour"], "/h"),
+                money(sc["lower_bound_cost_per_hour"], "/h"),
+                percent(sc["gap"]),
+                sc["stats"]["status"],
+            ]
+        )
+    return rows
+
+
+SCENARIO_HEADER = [
+    "scenario",
+    "nodes",
+    "GPUs",
+    "plan",
+    "first-fit",
+    "saved",
+    "lower bound",
+    "gap",
+    "status",
+]
+POOL_HEADER = ["pool", "GPU", "GPUs/node", "VRAM/GPU", "nodes", "existing", "cost"]
+SERVICE_HEADER = [
+    "InferenceService",
+    "GPUs",
+    "VRAM/GPU",
+    "tier",
+    "cold start",
+    "budget",
+    "warm/day",
+    "zero saves/day",
+    "recommendation",
+]
+
+
+def pool_rows(pools: list[Mapping[str, Any]]) -> list[list[str]]:
+    """One row per pool of a plan."""
+    return [
+        [
+            p["name"],
+            p["gpu_product"],
+            str(p["gpus_per_node"]),
+            size(p["vram_per_gpu_bytes"]),
+            str(p["nodes"]),
+            str(p["existing_nodes"]),
+            money(p["cost_per_hour"], "/h"),
+        ]
+        for p in pools
+    ]
+
+
+def service_rows(services: list[Mapping[str, Any]]) -> list[list[str]]:
+    """One row per InferenceService's decision frame."""
+    return [
+        [
+            s["name"],
+            str(s["gpus_per_replica"]),
+            size(s["vram_per_gpu_bytes"]),
+            s["storage_tier"],
+            seconds(s["cold_start_seconds"]),
+            seconds(s["cold_start_budget_seconds"]),
+            money(s["warm_cost_per_day"]),
+            money(s["scale_to_zero_savings_per_day"]),
+            s["recommendation"],
+        ]
+        for s in services
+    ]

@@ -1,0 +1,177 @@
+"""The plan as one self-contained HTML file: tables plus inline-SVG charts (cost per scenario,
+GPUs per pool, VRAM use per node, warm versus scale-to-zero cost per service). No scripts, no
+external resources. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from planner.presentation import (
+    POOL_HEADER,
+    SCENARIO_HEADER,
+    SERVICE_HEADER,
+    money,
+    percent,
+    pool_rows,
+    scenario_rows,
+    service_rows,
+)
+from planner.svg import Series, bar_chart, hbar_chart
+
+GIB = 1024**3
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1a202c;max-width:1100px}
+table{border-collapse:collapse;margin:0.5rem 0 1.5rem 0;font-size:0.85rem}
+th,td{border:1px solid #cbd5e0;padding:0.25rem 0.5rem;text-align:left;vertical-align:top}
+th{background:#edf2f7}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+.bad{color:#c53030}.note{color:#744210}code{background:#edf2f7;padding:0 0.2rem}
+"""
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _charts(report: Mapping[str, Any]) -> list[str]:
+    scenarios = report["scenarios"]
+    names = list(scenarios)
+    cost = bar_chart(
+        "Cost per scenario ($/h)",
+        names,
+        [
+            Series("plan", tuple(scenarios[n]["cost_per_hour"] for n in names)),
+            Series(
+                "first-fit decreasing", tuple(scenarios[n]["ffd"]["cost_per_hour"] for n in names)
+            ),
+            Series(
+                "lower bound",
+                tuple(scenarios[n]["lower_bound_cost_per_hour"] or 0.0 for n in names),
+            ),
+        ],
+        lambda v: f"${v:,.0f}",
+    )
+    pools = sorted({p["name"] for n in names for p in scenarios[n]["pools"]})
+    gpus = bar_chart(
+        "GPUs per pool",
+        pools,
+        [
+            Series(
+                n,
+                tuple(
+                    float(
+                        sum(
+                            p["nodes"] * p["gpus_per_node"]
+                            for p in scenarios[n]["pools"]
+                            if p["name"] == pool
+                        )
+                    )
+                    for pool in pools
+                ),
+            )
+            for n in names
+        ],
+        lambda v: f"{v:.0f}",
+        width=max(720, 90 * len(pools)),
+    )
+    nodes = scenarios[report["scenario"]]["nodes"]
+    vram = hbar_chart(
+        f"VRAM use per node ({report['scenario']}, GiB)",
+        [n["name"] for n in nodes],
+        [Series("needed by planned pods", tuple(n["vram_used_bytes"] / GIB for n in nodes))],
+        lambda v: f"{v:.0f}",
+        capacity=[n["gpus"] * n["vram_per_gpu_bytes"] / GIB for n in nodes],
+    )
+    costed = [s for s in report["services"] if s["warm_cost_per_day"] is not None]
+    warm = hbar_chart(
+        "Cost per day: warm versus scale-to-zero ($)",
+        [s["name"] for s in costed],
+        [
+            Series("always warm", tuple(s["warm_cost_per_day"] for s in costed)),
+            Series(
+                "scale to zero",
+                tuple(
+                    s["warm_cost_per_day"] - (s["scale_to_zero_savings_per_day"] or 0.0)
+                    for s in costed
+                ),
+            ),
+        ],
+        lambda v: f"${v:,.0f}",
+    )
+    return [cost, gpus, vram, warm]
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """The report as a standalone HTML document."""
+    main = report["scenario"]
+    charts = _charts(report)
+    actions = "".join(
+        f"<li><b>{escape(s['name'])}</b>: {escape(s['action'])}"
+        + (
+            "<br>annotations: "
+            + ", ".join(
+                f"<code>{escape(k)}: {escape(v)}</code>" for k, v in s["annotations"].items()
+            )
+            if s["annotations"]
+            else ""
+        )
+        + "</li>"
+        for s in report["services"]
+    )
+    unplaceable = "".join(
+        f"<li class='bad'><b>{escape(u['inference_service'])}</b> {escape(u['component'])} "
+        f"({escape(u['scenario'])}, {u['pods']} pods): {escape(u['reason'])}</li>"
+        for u in report["unplaceable"]
+    )
+    notes = "".join(f"<li class='note'>{escape(w)}</li>" for w in report["warnings"])
+    prices = _table(
+        ["pool", "instance", "$/h", "source", "as of", "note"],
+        [
+            [
+                p["name"],
+                p["instance_type"],
+                f"{p['price_per_hour']:.3f}",
+                p["price_source"],
+                p["price_as_of"],
+                p["price_note"],
+            ]
+            for p in report["catalog"]["pools"]
+        ],
+    )
+    body = [
+        "<h1>GPU capacity plan</h1>",
+        f"<p>Scenario <b>{escape(main)}</b>: {escape(money(report['cost_per_hour'], '/h'))} "
+        f"(first-fit decreasing {escape(money(report['ffd']['cost_per_hour'], '/h'))}, lower bound "
+        f"{escape(money(report['lower_bound_cost_per_hour'], '/h'))}, gap {escape(percent(report['gap']))}). "
+        f"{report['inputs']['inference_services']} InferenceServices from "
+        f"{escape(str(report['inputs']['source']))}.</p>",
+        charts[0],
+        "<h2>Cost per scenario</h2>",
+        _table(SCENARIO_HEADER, scenario_rows(report)),
+        charts[1],
+        f"<h2>Node pools ({escape(main)})</h2>",
+        _table(POOL_HEADER, pool_rows(report["pools"])),
+        f"<h2>First-fit decreasing baseline ({escape(main)})</h2>",
+        _table(POOL_HEADER, pool_rows(report["ffd"]["pools"])),
+        "<h2>VRAM use per node</h2>",
+        charts[2],
+        "<h2>Decision frame per InferenceService</h2>",
+        _table(SERVICE_HEADER, service_rows(report["services"])),
+        charts[3],
+        "<h2>Recommended actions</h2>",
+        f"<ul>{actions}</ul>",
+    ]
+    if unplaceable:
+        body += ["<h2>Cannot be placed</h2>", f"<ul>{unplaceable}</ul>"]
+    if notes:
+        body += ["<h2>Notes</h2>", f"<ul>{notes}</ul>"]
+    body += ["<h2>Prices</h2>", prices]
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>vramfit capacity plan</title>"
+        f"<style>{_STYLE}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+    )

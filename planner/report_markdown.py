@@ -1,0 +1,91 @@
+"""The plan as Markdown, for a pull request or a wiki page. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from planner.presentation import (
+    POOL_HEADER,
+    SCENARIO_HEADER,
+    SERVICE_HEADER,
+    money,
+    percent,
+    pool_rows,
+    scenario_rows,
+    service_rows,
+)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out.extend("| " + " | ".join(_cell(c) for c in r) + " |" for r in rows)
+    return out
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as a Markdown document."""
+    main = report["scenario"]
+    lines = [
+        "# GPU capacity plan",
+        "",
+        f"Scenario **{main}**: {money(report['cost_per_hour'], '/h')} "
+        f"(first-fit decreasing {money(report['ffd']['cost_per_hour'], '/h')}, "
+        f"lower bound {money(report['lower_bound_cost_per_hour'], '/h')}, gap {percent(report['gap'])}).",
+        "",
+        f"Inputs: {report['inputs']['inference_services']} InferenceServices "
+        f"({report['inputs']['gpu_components']} GPU components) from {report['inputs']['source']}.",
+        "",
+        "## Cost per scenario",
+        "",
+        *_table(SCENARIO_HEADER, scenario_rows(report)),
+        "",
+        f"## Node pools ({main})",
+        "",
+        *_table(POOL_HEADER, pool_rows(report["pools"])),
+        "",
+        f"## First-fit decreasing baseline ({main})",
+        "",
+        *_table(POOL_HEADER, pool_rows(report["ffd"]["pools"])),
+        "",
+        "## Decision frame per InferenceService",
+        "",
+        *_table(SERVICE_HEADER, service_rows(report["services"])),
+        "",
+        "## Recommended actions",
+        "",
+    ]
+    for s in report["services"]:
+        lines.append(f"- **{s['name']}**: {_cell(s['action'])}")
+        if s["annotations"]:
+            ann = ", ".join(f"`{k}: {v}`" for k, v in s["annotations"].items())
+            lines.append(f"  - annotations: {ann}")
+    if report["unplaceable"]:
+        lines += ["", "## Cannot be placed", ""]
+        for u in report["unplaceable"]:
+            lines.append(
+                f"- **{u['inference_service']}** {u['component']} ({u['scenario']}, {u['pods']} pods): "
+                f"{_cell(u['reason'])}"
+            )
+    if report["warnings"]:
+        lines += ["", "## Notes", ""]
+        lines.extend(f"- {_cell(w)}" for w in report["warnings"])
+    lines += ["", "## Prices", ""]
+    lines += _table(
+        ["pool", "instance", "$/h", "source", "as of"],
+        [
+            [
+                p["name"],
+                p["instance_type"],
+                f"{p['price_per_hour']:.3f}",
+                p["price_source"],
+                p["price_as_of"],
+            ]
+            for p in report["catalog"]["pools"]
+        ],
+    )
+    return "\n".join(lines) + "\n"

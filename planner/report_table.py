@@ -1,0 +1,67 @@
+"""The plan as rich tables on a terminal: scenarios, pools, services, and what could not be placed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+
+from planner.presentation import (
+    POOL_HEADER,
+    SCENARIO_HEADER,
+    SERVICE_HEADER,
+    pool_rows,
+    scenario_rows,
+    service_rows,
+)
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for h in header:
+        t.add_column(h, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def renderable(report: Mapping[str, Any]) -> Group:
+    """Every table of the report, ready for ``Console.print``."""
+    main = report["scenario"]
+    parts: list[Any] = [
+        _table("Cost per scenario (per hour)", SCENARIO_HEADER, scenario_rows(report)),
+        _table(f"Node pools for {main}", POOL_HEADER, pool_rows(report["pools"])),
+        _table(
+            f"First-fit decreasing for {main} (what cluster-autoscaler/Karpenter would buy)",
+            POOL_HEADER,
+            pool_rows(report["ffd"]["pools"]),
+        ),
+        _table(
+            "Decision frame per InferenceService", SERVICE_HEADER, service_rows(report["services"])
+        ),
+    ]
+    actions = [f"[bold]{s['name']}[/bold]: {s['action']}" for s in report["services"]]
+    parts.append(Panel("\n".join(actions) or "none", title="Recommended actions"))
+    annotated = [
+        f"{s['name']}: " + ", ".join(f"{k}={v}" for k, v in s["annotations"].items())
+        for s in report["services"]
+        if s["annotations"]
+    ]
+    parts.append(Panel("\n".join(annotated) or "none", title="Recommended vramfit.io annotations"))
+    if report["unplaceable"]:
+        lines = [
+            f"[red]{u['inference_service']}[/red] {u['component']} ({u['scenario']}, {u['pods']} pods): {u['reason']}"
+            for u in report["unplaceable"]
+        ]
+        parts.append(Panel("\n".join(lines), title="Cannot be placed", border_style="red"))
+    if report["warnings"]:
+        parts.append(Panel("\n".join(report["warnings"]), title="Notes", border_style="yellow"))
+    return Group(*parts)
+
+
+def print_report(report: Mapping[str, Any], console: Console) -> None:
+    """Print the report's tables."""
+    console.print(renderable(report))

@@ -1,0 +1,31 @@
+"""Shared helpers of the planner tests: fixture paths and a ready catalog, models and traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.catalog import Catalog, load_catalog
+from planner.models import ModelCatalog, load_model_catalog
+from planner.traffic import Traffic, load_traffic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The shipped node-pool catalog."""
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def models() -> ModelCatalog:
+    """The shipped model catalog."""
+    return load_model_catalog()
+
+
+@pytest.fixture(scope="session")
+def traffic() -> Traffic:
+    """Shipped storage tiers, no profiles."""
+    return load_traffic(None)
