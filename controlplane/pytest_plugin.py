@@ -1,0 +1,160 @@
+"""pytest fixtures over the real control plane, loaded by ``tests/conftest.py``.
+
+- ``control_plane`` (session): one etcd + kube-apiserver for the whole run. The binaries are
+  found as ``controlplane.binaries`` describes; a missing one is an error, never a skip
+  (``make test`` builds them first).
+- ``namespace``: a fresh namespace per test; its pods are force-deleted afterwards, so a pod
+  bound to a fake node never holds that node's GPUs in a later test.
+- ``start_scheduler``: starts kube-scheduler from a ``KubeSchedulerConfiguration`` dict and
+  stops it after the test.
+- ``make_gpu_nodes``: creates Ready fake GPU nodes with unique names and deletes them after the
+  test.
+
+When a test that uses the control plane fails, the end of every control-plane log is added to
+its report.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Generator, Iterator, Mapping
+from typing import Any, Protocol
+
+import pytest
+from kubernetes import client as k8s_client
+
+from controlplane.binaries import BinariesError, locate
+from controlplane.harness import ControlPlane, SchedulerProcess
+from controlplane.nodes import MIB, GpuNode, create_nodes, delete_nodes
+from placement.quantity import parse_bytes
+
+_PLANE_KEY = pytest.StashKey[ControlPlane]()
+LOG_TAIL_LINES = 40
+
+
+class StartScheduler(Protocol):
+    def __call__(
+        self, config: Mapping[str, Any] | None = None, *, name: str | None = None
+    ) -> SchedulerProcess: ...
+
+
+class MakeGpuNodes(Protocol):
+    def __call__(
+        self,
+        count: int = 1,
+        *,
+        gpus: int = 8,
+        product: str = "NVIDIA-H100-80GB-HBM3",
+        memory_per_gpu: str = "80Gi",
+        prefix: str = "gpu",
+        labels: Mapping[str, str] | None = None,
+    ) -> list[str]: ...
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver for the whole test run."""
+    try:
+        binaries = locate()
+    except BinariesError as exc:
+        pytest.fail(f"control plane unavailable: {exc}", pytrace=False)
+    plane = ControlPlane(binaries, tmp_path_factory.mktemp("control-plane"))
+    request.config.stash[_PLANE_KEY] = plane
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+        del request.config.stash[_PLANE_KEY]
+
+
+@pytest.fixture
+def core_v1(control_plane: ControlPlane) -> Iterator[k8s_client.CoreV1Api]:
+    """A CoreV1Api on the test control plane (its connection pool closed afterwards)."""
+    with control_plane.api_client() as api:
+        yield k8s_client.CoreV1Api(api)
+
+
+@pytest.fixture
+def namespace(core_v1: k8s_client.CoreV1Api) -> Iterator[str]:
+    """A namespace of its own for each test."""
+    name = f"t-{secrets.token_hex(4)}"
+    core_v1.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        # No kube-controller-manager runs: nothing would ever remove these pods, and bound
+        # pods keep counting against their node's resources in every scheduler.
+        core_v1.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+        core_v1.delete_namespace(name)
+
+
+@pytest.fixture
+def start_scheduler(control_plane: ControlPlane) -> Iterator[StartScheduler]:
+    """Factory: start kube-scheduler with a configuration; stopped after the test."""
+    started: list[SchedulerProcess] = []
+
+    def start(
+        config: Mapping[str, Any] | None = None, *, name: str | None = None
+    ) -> SchedulerProcess:
+        scheduler = control_plane.start_scheduler(config, name=name)
+        started.append(scheduler)
+        return scheduler
+
+    try:
+        yield start
+    finally:
+        for scheduler in reversed(started):
+            scheduler.stop()
+
+
+@pytest.fixture
+def make_gpu_nodes(core_v1: k8s_client.CoreV1Api) -> Iterator[MakeGpuNodes]:
+    """Factory: create ``count`` Ready fake GPU nodes; returns their names; deleted afterwards."""
+    created: list[str] = []
+
+    def make(
+        count: int = 1,
+        *,
+        gpus: int = 8,
+        product: str = "NVIDIA-H100-80GB-HBM3",
+        memory_per_gpu: str = "80Gi",
+        prefix: str = "gpu",
+        labels: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        stem = f"{prefix}-{secrets.token_hex(3)}"
+        nodes = [
+            GpuNode(
+                name=f"{stem}-{i}",
+                gpus=gpus,
+                product=product,
+                memory_per_gpu_bytes=parse_bytes(memory_per_gpu, "memory_per_gpu") if gpus else MIB,
+                labels=dict(labels or {}),
+            )
+            for i in range(count)
+        ]
+        names = create_nodes(core_v1, nodes)
+        created.extend(names)
+        return names
+
+    try:
+        yield make
+    finally:
+        delete_nodes(core_v1, created)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Add the control plane's log tails to the report of a failed test that used it."""
+    report = yield
+    plane = item.config.stash.get(_PLANE_KEY, None)
+    uses_plane = "control_plane" in getattr(item, "fixturenames", ())
+    if report.failed and plane is not None and uses_plane:
+        report.sections.append(
+            ("control plane log tails", plane.log_tails(LOG_TAIL_LINES) or "(no logs)")
+        )
+    return report
