@@ -1,0 +1,21 @@
+"""Burst simulator: replays scale-ups on a simulated GPU cluster and compares placement policies.
+
+``vramfit-plan simulate`` runs one scenario (a cluster, InferenceServices and their traffic)
+under kube-scheduler's default profile and under vramfit's policies, with the same traffic and
+seed, and reports failed loads, pending pods, cold starts, concurrent loads and GPU cost.
+"""
+
+from __future__ import annotations
+
+from planner.simulator.engine import POLICIES, simulate
+from planner.simulator.metrics import summarize
+from planner.simulator.render import console_for, print_table
+from planner.simulator.scenario import builtin_scenario
+
+
+def demo_main() -> int:
+    """Run the built-in morning burst under every policy and print the comparison table."""
+    scenario = builtin_scenario("morning-burst")
+    rows = [summarize(r) for r in simulate(scenario, POLICIES)]
+    print_table(console_for(), scenario, scenario.seed, rows)
+    return 0

@@ -1,0 +1,147 @@
+"""``vramfit-plan simulate``: arguments and the thin shell around a simulation run.
+
+``add_arguments`` declares the subcommand's options on the parser the planner's CLI gives it;
+``run`` reads the scenario (a built-in name or a YAML file, optionally on the pools of a plan),
+runs every requested policy with the same traffic and seed, and writes the comparison as a
+table, JSON or HTML. Bad input is reported on stderr with every problem and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from planner.simulator.catalog import BUILTIN_TYPES, load_plan
+from planner.simulator.engine import POLICIES, simulate
+from planner.simulator.fields import ScenarioError, parse_duration
+from planner.simulator.metrics import summarize
+from planner.simulator.render import console_for, print_table, to_html, to_json
+from planner.simulator.scenario import BUILTINS, builtin_scenario, resolve_scenario
+
+PROG = "vramfit-plan simulate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``simulate`` options on ``parser``."""
+    parser.description = (
+        "Replay scale-ups on a simulated GPU cluster and compare placement policies with the "
+        "same traffic and seed."
+    )
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        default="morning-burst",
+        help=f"a built-in scenario ({', '.join(BUILTINS)}) or a scenario YAML file "
+        "(default: morning-burst)",
+    )
+    parser.add_argument(
+        "-p",
+        "--policy",
+        dest="policies",
+        action="append",
+        metavar="NAME[,NAME]",
+        help=f"policies to compare, repeatable or comma-separated (default: all of "
+        f"{', '.join(POLICIES)})",
+    )
+    parser.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    parser.add_argument(
+        "--duration", help="simulate this long instead of the scenario's duration (e.g. 2h)"
+    )
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        help="use the node pools of a vramfit-plan plan JSON instead of the scenario's",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json", "html"),
+        default="table",
+        help="output format (default: table)",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the output to FILE instead of stdout"
+    )
+    parser.add_argument(
+        "--list",
+        dest="list_scenarios",
+        action="store_true",
+        help="list the built-in scenarios and node types, then exit",
+    )
+
+
+def _policies(values: list[str] | None) -> tuple[str, ...]:
+    if not values:
+        return POLICIES
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in POLICIES]
+    if unknown:
+        raise ScenarioError(
+            "--policy", [f"unknown policy {', '.join(unknown)}; known: {', '.join(POLICIES)}"]
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _list(console: Console) -> int:
+    console.print("[bold]Built-in scenarios[/bold]")
+    for name in BUILTINS:
+        s = builtin_scenario(name)
+        console.print(f"  {name:18s} {s.description}")
+    console.print("[bold]Built-in node types[/bold] (pools[].type)")
+    for t in BUILTIN_TYPES.values():
+        console.print(
+            f"  {t.name:14s} {t.gpus}x {t.gpu_product}, {t.vram_per_gpu / 1024**3:.0f} GiB, "
+            f"${t.price_per_hour:.2f}/h"
+        )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulation the arguments ask for; the exit status."""
+    console = console_for()
+    err = Console(stderr=True)
+    if args.list_scenarios:
+        return _list(console)
+    try:
+        policies = _policies(args.policies)
+        scenario = resolve_scenario(args.scenario)
+        if args.plan is not None:
+            scenario = scenario.with_plan(load_plan(args.plan))
+        if args.duration is not None:
+            try:
+                seconds = parse_duration(args.duration)
+            except ValueError as exc:
+                raise ScenarioError("--duration", [str(exc)]) from None
+            if seconds <= 0:
+                raise ScenarioError("--duration", ["must be above zero"])
+            scenario = scenario.with_duration(seconds)
+    except ScenarioError as exc:
+        err.print(f"{PROG}: {exc}", markup=False, highlight=False)
+        return 2
+    seed = scenario.seed if args.seed is None else args.seed
+    rows = [summarize(r) for r in simulate(scenario, policies, seed=seed)]
+    if args.output == "json":
+        text = to_json(scenario, seed, rows)
+    elif args.output == "html":
+        text = to_html(scenario, seed, rows)
+    else:
+        if args.out is None:
+            print_table(console, scenario, seed, rows)
+            return 0
+        capture = Console(record=True, width=140, file=io.StringIO())
+        print_table(capture, scenario, seed, rows)
+        text = capture.export_text()
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text)
+    except OSError as exc:
+        err.print(f"{PROG}: cannot write {args.out}: {exc.strerror}", markup=False)
+        return 2
+    err.print(f"wrote {args.out}", markup=False, highlight=False)
+    return 0

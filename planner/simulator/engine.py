@@ -1,0 +1,609 @@
+"""The discrete-event run: autoscaler, scheduler queue, kubelet and model loads on simpy's clock.
+
+One ``Engine`` replays one scenario under one policy. The pieces, in the order a pod meets them:
+
+* autoscaler: replays the service's precompiled replica targets (``traffic``), creating pods on
+  scale-up and deleting the least useful ones on scale-down (unscheduled first, then not Ready,
+  then the newest), as a ReplicaSet does;
+* scheduler: one pod at a time from the active queue; a pod that fits nowhere waits with an
+  exponential back-off until a pod event the policy listens to, or ``unschedulableTimeout``;
+  a placed pod is assumed at once and bound ``bindLatency`` later. A retry when nothing the
+  policy reads has changed since the pod's last failure fails again without recomputing
+  (``repeat_unchanged=True`` recomputes it, for tests that prove it changes nothing);
+* kubelet: admits the pod (allocates its GPUs) after ``admissionDelay``, starts its container
+  ``containerStart`` later, and the model server loads the weights from the node's disk when
+  the model is cached there, else from remote storage, sharing that link with the node's other
+  loads (``bandwidth``); then KV-cache allocation and warm-up (``initTime``), then Ready;
+* out of memory: the GPU memory a load needs is checked against what is really free on each of
+  its GPUs (total, less driver and out-of-band memory). Weights that do not fit crash the
+  server when the load reaches the free memory; weights that fit with a KV cache that does not
+  crash it when the load completes. The kubelet restarts it after CrashLoopBackOff (10 s,
+  doubling to 5 min) and the load starts again, on the same GPUs;
+* deletion: the pod terminates for ``terminationGrace`` and keeps its GPUs until gone.
+
+Deterministic for a seed: every random draw comes from a generator keyed by the seed and what
+it is for, and simpy runs simultaneous events in the order they were scheduled.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from placement.demand import (
+    A_GPU_PRODUCT,
+    A_MODEL,
+    A_MODEL_SIZE,
+    A_NVLINK,
+    A_POLICY,
+    A_VRAM_PER_GPU,
+    GPU_RESOURCE,
+    demand_from_pod,
+)
+from placement.model import Demand
+from planner.simulator.cluster import (
+    Node,
+    Phase,
+    SchedulerCache,
+    ServiceState,
+    SimPod,
+    SimulationError,
+)
+from planner.simulator.default_policy import DefaultScheduler, device_plugin_gpus
+from planner.simulator.metrics import ColdStart, PodRecord, RunResult
+from planner.simulator.scenario import Scenario, Service
+from planner.simulator.scheduling import (
+    BOUND,
+    DELETED,
+    GONE,
+    READY,
+    UPDATED,
+    Placement,
+    Policy,
+)
+from planner.simulator.traffic import ServicePlan, compile_service
+from planner.simulator.vramfit_policy import VramfitExtender
+
+POLICIES = ("default", "vramfit", "vramfit-binpack", "vramfit-spread")
+"""Policies a run can use: kube-scheduler alone, and vramfit (pods' own profile, or forced)."""
+
+_FORCED = {"vramfit": None, "vramfit-binpack": "binpack", "vramfit-spread": "spread"}
+_FLUSH_EVERY_S = 30.0
+
+
+class CountingEnvironment(simpy.Environment):
+    """A simpy environment that counts the events it processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.processed = 0
+
+    def step(self) -> None:
+        self.processed += 1
+        super().step()
+
+
+def pod_json(service: Service) -> dict[str, Any]:
+    """The predictor pod KServe would create for ``service``, with vramfit's annotations."""
+    annotations = {
+        A_VRAM_PER_GPU: str(service.vram_per_gpu),
+        A_MODEL: service.model_id,
+        A_MODEL_SIZE: str(service.model_bytes),
+        A_NVLINK: service.nvlink.value,
+    }
+    if service.products:
+        annotations[A_GPU_PRODUCT] = ",".join(service.products)
+    if service.policy:
+        annotations[A_POLICY] = service.policy
+    return {
+        "metadata": {"name": service.name, "namespace": "serving", "annotations": annotations},
+        "spec": {
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "resources": {
+                        "requests": {
+                            GPU_RESOURCE: str(service.gpus),
+                            "cpu": f"{service.cpu_milli}m",
+                            "memory": str(service.memory_bytes),
+                        },
+                        "limits": {GPU_RESOURCE: str(service.gpus)},
+                    },
+                }
+            ]
+        },
+    }
+
+
+def service_demand(service: Service) -> Demand:
+    """The demand the extender reads from the service's pod."""
+    demand = demand_from_pod(pod_json(service))
+    if demand is None:
+        raise SimulationError(f"service {service.name}: its pod asks for no GPU")
+    return demand
+
+
+def compile_traffic(scenario: Scenario, seed: int) -> tuple[ServicePlan, ...]:
+    """Every service's replica targets for ``seed``; the same for every policy."""
+    return tuple(
+        compile_service(s, scenario.duration_s, scenario.settings, seed) for s in scenario.services
+    )
+
+
+class Engine:
+    """One scenario, one policy, one seed (see the module docstring)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        policy: str,
+        *,
+        seed: int,
+        plans: tuple[ServicePlan, ...] | None = None,
+        check: bool = False,
+        reference: bool = False,
+        repeat_unchanged: bool = False,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+        self.scenario = scenario
+        self.settings = scenario.settings
+        self.seed = seed
+        self.plans = plans if plans is not None else compile_traffic(scenario, seed)
+        self.env = CountingEnvironment()
+        self.nodes = self._build_nodes()
+        self.cache = SchedulerCache(self.nodes)
+        self.policy: Policy
+        self.vramfit: VramfitExtender | None = None
+        if policy == "default":
+            self.policy = DefaultScheduler(
+                self.nodes,
+                self.cache,
+                seed=seed,
+                nodes_to_score_percent=self.settings.nodes_to_score_percent,
+            )
+        else:
+            self.vramfit = VramfitExtender(
+                policy,
+                self.nodes,
+                self.cache,
+                self.settings,
+                self.env,
+                seed=seed,
+                profile=_FORCED[policy],
+                check=check,
+                reference=reference,
+            )
+            self.policy = self.vramfit
+        self.policy_name = policy
+        self.repeat_unchanged = repeat_unchanged
+        self.services = [ServiceState(s, service_demand(s)) for s in scenario.services]
+        self.pods: list[SimPod] = []
+        self.active: deque[SimPod] = deque()
+        self.unschedulable: dict[str, SimPod] = {}
+        self._wake: simpy.Event | None = None
+        self._flushing = False
+        self.cold_starts: list[ColdStart] = []
+        self.loads_started = 0
+        self.out_of_memory = 0
+        self.overcommitted = 0
+        self.overcommitted_pods = 0
+        self.conflicts = 0
+        self.in_flight = 0
+        self.series: list[tuple[float, int]] = [(0.0, 0)]
+
+    def _build_nodes(self) -> list[Node]:
+        entries = []
+        for pool in self.scenario.pools:
+            for name in pool.node_names():
+                entries.append((name, pool))
+        entries.sort(key=lambda e: e[0])
+        nodes = [
+            Node(self.env, i, name, pool.name, pool.node_type)
+            for i, (name, pool) in enumerate(entries)
+        ]
+        by_name = {n.name: n for n in nodes}
+        sizes = dict(self.scenario.model_sizes)
+        for pool in self.scenario.pools:
+            members = [by_name[n] for n in pool.node_names()]
+            for model, count in pool.cached:
+                rng = random.Random(f"{self.seed}/cache/{pool.name}/{model}")
+                chosen = members if count is None else rng.sample(members, count)
+                for node in chosen:
+                    node.cached[model] = sizes[model]
+        for oob in self.scenario.out_of_band:
+            by_name[oob.node].gpus[oob.gpu].reserved += oob.bytes
+        return nodes
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def _after(self, delay: float, fn: Callable[[], None]) -> None:
+        event = self.env.timeout(delay)
+        event.callbacks.append(lambda _e: fn())
+
+    def _after_pod(self, pod: SimPod, delay: float, fn: Callable[[SimPod], None]) -> None:
+        generation = pod.generation
+
+        def fire(_e: simpy.Event) -> None:
+            if pod.generation == generation:
+                fn(pod)
+
+        self.env.timeout(delay).callbacks.append(fire)
+
+    def _loads(self, delta: int) -> None:
+        self.in_flight += delta
+        now = self.now
+        if self.series[-1][0] == now:
+            self.series[-1] = (now, self.in_flight)
+        else:
+            self.series.append((now, self.in_flight))
+
+    # -- autoscaler ----------------------------------------------------------------------------
+
+    def _autoscaler(
+        self, svc: ServiceState, plan: ServicePlan
+    ) -> Generator[simpy.Event, Any, None]:
+        cold = set(plan.cold_starts)
+        for t, target in plan.targets:
+            if t > self.now:
+                yield self.env.timeout(t - self.now)
+            if t in cold:
+                self._close_cold_start(svc, completed=False)
+                svc.episode_start = self.now
+            svc.target = target
+            if target == 0:
+                self._close_cold_start(svc, completed=False)
+            self._reconcile(svc)
+
+    def _close_cold_start(self, svc: ServiceState, *, completed: bool) -> None:
+        if svc.episode_start is not None:
+            self.cold_starts.append(
+                ColdStart(svc.spec.name, svc.episode_start, self.now, completed)
+            )
+            svc.episode_start = None
+
+    def _reconcile(self, svc: ServiceState) -> None:
+        live = [p for p in svc.pods if not p.deleted]
+        if len(live) < svc.target:
+            for _ in range(svc.target - len(live)):
+                self._create(svc)
+        elif len(live) > svc.target:
+            order = {
+                Phase.PENDING: 0,
+                Phase.BINDING: 0,
+                Phase.BOUND: 1,
+                Phase.LOADING: 1,
+                Phase.INITIALIZING: 1,
+                Phase.CRASHED: 1,
+                Phase.READY: 2,
+            }
+            victims = sorted(live, key=lambda p: (order[p.phase], -p.created_at, p.uid))
+            for pod in victims[: len(live) - svc.target]:
+                self._delete(pod)
+
+    def _create(self, svc: ServiceState) -> None:
+        svc.created += 1
+        pod = SimPod(f"{svc.spec.name}-{svc.created:05d}", svc, self.now)
+        svc.pods.append(pod)
+        self.pods.append(pod)
+        self._enqueue(pod)
+
+    # -- scheduler -----------------------------------------------------------------------------
+
+    def _enqueue(self, pod: SimPod) -> None:
+        if pod.deleted or pod.queued or pod.phase is not Phase.PENDING:
+            return
+        pod.queued = True
+        self.active.append(pod)
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _scheduler(self) -> Generator[simpy.Event, Any, None]:
+        cycle = self.settings.scheduling_cycle_s
+        while True:
+            while not self.active:
+                self._wake = self.env.event()
+                yield self._wake
+            pod = self.active.popleft()
+            pod.queued = False
+            if pod.deleted or pod.phase is not Phase.PENDING:
+                continue
+            if cycle > 0:
+                yield self.env.timeout(cycle)
+                if pod.deleted:
+                    continue
+            self._attempt(pod)
+
+    def _attempt(self, pod: SimPod) -> None:
+        version = self.policy.state_version()
+        if version == pod.failed_at_version and not self.repeat_unchanged:
+            # Nothing the policy reads has changed since this pod last found no node: the
+            # answer would be the same, so do not compute it again.
+            self._unschedulable(pod, pod.last_reason)
+            return
+        result = self.policy.place(pod, self.now)
+        if isinstance(result, Placement):
+            pod.phase = Phase.BINDING
+            pod.node = self.nodes[result.node]
+            self.cache.assume(result.node, pod)
+            self._after_pod(pod, self.settings.bind_latency_s, lambda p: self._bind(p, result))
+        else:
+            pod.failed_at_version = version
+            self._unschedulable(pod, result.reason)
+
+    def _unschedulable(self, pod: SimPod, reason: str) -> None:
+        s = self.settings
+        pod.attempts += 1
+        pod.waited = True
+        pod.last_reason = reason
+        pod.unschedulable_since = self.now
+        pod.backoff_until = self.now + min(
+            s.pod_backoff_max_s, s.pod_backoff_s * 2 ** min(pod.attempts - 1, 40)
+        )
+        self.unschedulable[pod.uid] = pod
+        if not self._flushing:
+            self._flushing = True
+            self._after(_FLUSH_EVERY_S, self._flush)
+
+    def _flush(self) -> None:
+        """Move pods unschedulable for longer than ``unschedulableTimeout`` back to the queue."""
+        limit = self.settings.unschedulable_timeout_s
+        for pod in list(self.unschedulable.values()):
+            if pod.unschedulable_since is not None and self.now - pod.unschedulable_since >= limit:
+                self._requeue(pod)
+        if self.unschedulable:
+            self._after(_FLUSH_EVERY_S, self._flush)
+        else:
+            self._flushing = False
+
+    def _requeue(self, pod: SimPod) -> None:
+        if self.unschedulable.pop(pod.uid, None) is None:
+            return
+        if self.now >= pod.backoff_until:
+            self._enqueue(pod)
+        else:
+            self._after_pod(pod, pod.backoff_until - self.now, self._enqueue)
+
+    def _event(self, kind: str) -> None:
+        """A pod event: requeue waiting pods if the policy's queueing hint says so."""
+        if self.unschedulable and self.policy.requeues_on(kind):
+            for pod in list(self.unschedulable.values()):
+                self._requeue(pod)
+
+    def _bind(self, pod: SimPod, placement: Placement) -> None:
+        node = pod.node
+        assert node is not None
+        result = self.policy.bind(pod, placement, self.now)
+        if result is None:
+            self.cache.forget(node.idx, pod, terminated=False)
+            pod.node = None
+            pod.phase = Phase.PENDING
+            self._unschedulable(pod, f"bind failed: node {node.name} can no longer take the pod")
+            return
+        pod.phase = Phase.BOUND
+        pod.bound_at = self.now
+        pod.chosen_gpus = result.gpu_uuids
+        self.policy.pod_event(pod, BOUND, self.now)
+        self._event(BOUND)
+        self._after_pod(pod, self.settings.admission_delay_s, self._admit)
+
+    # -- kubelet -------------------------------------------------------------------------------
+
+    def _admit(self, pod: SimPod) -> None:
+        node = pod.node
+        assert node is not None
+        count = pod.service.spec.gpus
+        indices: tuple[int, ...]
+        if pod.chosen_gpus:
+            by_uuid = {g.uuid: g for g in node.gpus}
+            gpus = [by_uuid[u] for u in pod.chosen_gpus]
+            if any(g.holder is not None for g in gpus):
+                self.conflicts += 1
+                indices = self._device_plugin(node, count)
+            else:
+                indices = tuple(g.index for g in gpus)
+        else:
+            indices = self._device_plugin(node, count)
+        for i in indices:
+            if node.gpus[i].holder is not None:
+                raise SimulationError(f"GPU {node.gpus[i].uuid} handed to two pods")
+            node.gpus[i].holder = pod
+        pod.gpus = indices
+        self.policy.node_changed(node, self.now)
+        self._after_pod(pod, self.settings.container_start_s, self._start_load)
+
+    def _device_plugin(self, node: Node, count: int) -> tuple[int, ...]:
+        try:
+            return device_plugin_gpus(node, count)
+        except ValueError as exc:
+            raise SimulationError(f"admission: {exc}") from None
+
+    def _start_load(self, pod: SimPod) -> None:
+        node = pod.node
+        assert node is not None
+        spec = pod.service.spec
+        link = node.disk if spec.model_id in node.cached else node.remote
+        room = min(node.gpus[i].total - node.gpus[i].reserved for i in pod.gpus)
+        size = float(spec.model_bytes)
+        pod.oom_stage = ""
+        if spec.vram_per_gpu > room:
+            self.overcommitted += 1
+            if not pod.overcommitted:
+                pod.overcommitted = True
+                self.overcommitted_pods += 1
+            if spec.weights_per_gpu > room:
+                pod.oom_stage = "load"
+                size = spec.model_bytes * room / spec.weights_per_gpu
+            else:
+                pod.oom_stage = "init"
+        pod.phase = Phase.LOADING
+        pod.link = link
+        generation = pod.generation
+
+        def done() -> None:
+            if pod.generation == generation:
+                self._loaded(pod)
+
+        pod.transfer = link.start(size, done)
+        self.loads_started += 1
+        node.loads += 1
+        node.peak_loads = max(node.peak_loads, node.loads)
+        node.loading.add(pod)
+        self._loads(+1)
+        self.policy.node_changed(node, self.now)
+
+    def _end_load(self, pod: SimPod) -> None:
+        node = pod.node
+        assert node is not None
+        node.loads -= 1
+        node.loading.discard(pod)
+        self._loads(-1)
+
+    def _loaded(self, pod: SimPod) -> None:
+        node = pod.node
+        assert node is not None
+        spec = pod.service.spec
+        self._end_load(pod)
+        from_remote = pod.link is node.remote
+        pod.transfer = None
+        if pod.oom_stage:
+            s = self.settings
+            self.out_of_memory += 1
+            pod.restarts += 1
+            pod.phase = Phase.CRASHED
+            self.policy.node_changed(node, self.now)
+            self.policy.pod_event(pod, UPDATED, self.now)
+            self._event(UPDATED)
+            backoff = min(s.crash_backoff_max_s, s.crash_backoff_s * 2 ** min(pod.restarts - 1, 40))
+            self._after_pod(pod, backoff + s.container_start_s, self._start_load)
+            return
+        if from_remote and self.settings.cache_on_load and spec.model_id not in node.cached:
+            node.cached[spec.model_id] = spec.model_bytes
+        pod.phase = Phase.INITIALIZING
+        self.policy.node_changed(node, self.now)
+        self._after_pod(pod, spec.init_s, self._ready)
+
+    def _ready(self, pod: SimPod) -> None:
+        pod.phase = Phase.READY
+        pod.ready_at = self.now
+        self._close_cold_start(pod.service, completed=True)
+        self.policy.pod_event(pod, READY, self.now)
+        self._event(UPDATED)
+
+    def _delete(self, pod: SimPod) -> None:
+        pod.deleted = True
+        pod.generation += 1
+        if pod.phase is Phase.PENDING:
+            self.unschedulable.pop(pod.uid, None)
+            self._gone(pod)
+            return
+        node = pod.node
+        assert node is not None
+        if pod.phase is Phase.BINDING:
+            self.cache.forget(node.idx, pod, terminated=False)
+            self._gone(pod)
+            return
+        pod.frozen_bytes = pod.gpu_bytes()
+        if pod.phase is Phase.LOADING and pod.transfer is not None and pod.link is not None:
+            pod.link.cancel(pod.transfer)
+            pod.transfer = None
+            self._end_load(pod)
+        pod.phase = Phase.TERMINATING
+        pod.terminating_at = self.now
+        self.cache.terminating(node.idx, pod)
+        self.policy.pod_event(pod, UPDATED, self.now)
+        self._event(UPDATED)
+        self._after(self.settings.termination_grace_s, lambda: self._terminated(pod))
+
+    def _terminated(self, pod: SimPod) -> None:
+        node = pod.node
+        assert node is not None
+        for i in pod.gpus:
+            node.gpus[i].holder = None
+        self.cache.forget(node.idx, pod, terminated=True)
+        self.policy.node_changed(node, self.now)
+        self._gone(pod)
+        self._event(DELETED)
+
+    def _gone(self, pod: SimPod) -> None:
+        pod.phase = Phase.GONE
+        pod.gone_at = self.now
+        self.policy.pod_event(pod, GONE, self.now)
+        pod.service.pods.remove(pod)
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Run the scenario to its end and return what was measured."""
+        started = time.perf_counter()
+        for svc, plan in zip(self.services, self.plans, strict=True):
+            self.env.process(self._autoscaler(svc, plan))
+        self.env.process(self._scheduler())
+        end = self.scenario.duration_s
+        self.env.run(until=end)
+        wall = time.perf_counter() - started
+        for svc in self.services:
+            self._close_cold_start(svc, completed=False)
+        records = tuple(
+            PodRecord(
+                uid=p.uid,
+                service=p.service.spec.name,
+                node=p.node.name if p.node is not None and p.bound_at is not None else None,
+                gpus=p.service.spec.gpus,
+                price_per_gpu_hour=p.node.type.price_per_gpu_hour if p.node is not None else 0.0,
+                created_at=p.created_at,
+                bound_at=p.bound_at,
+                ready_at=p.ready_at,
+                end_at=p.gone_at if p.gone_at is not None else end,
+                waited=p.waited,
+                restarts=p.restarts,
+                last_reason=p.last_reason,
+            )
+            for p in self.pods
+        )
+        fleet_gpus = sum(n.type.gpus for n in self.nodes)
+        fleet_cost = sum(n.type.price_per_hour for n in self.nodes) * end / 3600.0
+        return RunResult(
+            policy=self.policy_name,
+            scenario=self.scenario.name,
+            seed=self.seed,
+            duration_s=end,
+            pods=records,
+            cold_starts=tuple(self.cold_starts),
+            loads_started=self.loads_started,
+            out_of_memory=self.out_of_memory,
+            overcommitted_loads=self.overcommitted,
+            overcommitted_pods=self.overcommitted_pods,
+            admission_conflicts=self.conflicts,
+            node_peaks=tuple((n.name, n.peak_loads) for n in self.nodes if n.peak_loads),
+            loads_series=tuple(self.series),
+            fleet_gpus=fleet_gpus,
+            fleet_cost=fleet_cost,
+            events=self.env.processed,
+            wall_s=wall,
+            decisions=self.vramfit.decisions if self.vramfit else 0,
+            candidates_evaluated=self.vramfit.candidates_evaluated if self.vramfit else 0,
+        )
+
+
+def simulate(
+    scenario: Scenario,
+    policies: tuple[str, ...] = POLICIES,
+    *,
+    seed: int | None = None,
+    check: bool = False,
+) -> tuple[RunResult, ...]:
+    """Run ``scenario`` under each policy with the same traffic (``seed``, default the
+    scenario's own)."""
+    used = scenario.seed if seed is None else seed
+    plans = compile_traffic(scenario, used)
+    return tuple(Engine(scenario, p, seed=used, plans=plans, check=check).run() for p in policies)

@@ -1,0 +1,1 @@
+"""Built-in simulation scenarios, shipped as YAML beside this module."""

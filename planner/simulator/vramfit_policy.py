@@ -1,0 +1,446 @@
+"""The ``vramfit`` policies: the extender's own decisions, fed by simulated agent reports.
+
+A vramfit scheduler profile is kube-scheduler with the vramfit extender (decide mode,
+``percentageOfNodesToScore: 100``). Per GPU pod this module does what the extender does, with
+the placement core's own functions, not a copy of them:
+
+* the pod's demand is read from its pod JSON by ``placement.demand.demand_from_pod``;
+* filter: ``placement.fleet.decide_fleet`` over the nodes that passed kube-scheduler's own
+  filters, against the extender's view (a ``placement.fleet.Fleet`` holding the last report of
+  each node's agent and its Lease) and the reservations in flight; the chosen node gets an
+  assumed reservation from ``placement.decide.assume``;
+* bind: ``placement.fit.fit`` re-checks the node, and the reservation becomes bound with the
+  GPUs it names (the kubelet gives the pod those GPUs);
+* reservation life as the extender keeps it: Ready marks it ready (no longer a load in
+  flight); it ends when the pod is gone or when the agent's report shows the pod holding as
+  many GPUs as it reserved (setting ``reservationEnd: loaded`` waits until the report also
+  shows the reserved memory in use on each, so the load counts as in flight until it is over).
+
+The agent polls its node every ``agentInterval`` while something there changes and publishes
+when the report differs; an unchanged report is republished after ``reportMaxAge``; the Lease
+is renewed every ``leaseInterval``. GPU memory in the view therefore lags a load, which is what
+reservations exist to cover.
+
+Speed: the decision depends on a node only through its report content, its reservations and
+whether it caches the pod's model, and ties go to the name that sorts first. Nodes with equal
+report content (GPU memory, holders, health, node type), no reservation, and the same cache
+answer for the model are interchangeable, so only the first of each such class by name is
+handed to ``decide_fleet`` (with ``check=True`` every decision is also made over all nodes and
+compared). Leases and republished reports are brought up to date for the nodes a decision
+reads, when it reads them. That is exact only while agents keep their reports and Leases fresh
+(``reportMaxAge`` below fit()'s report age limit, ``leaseInterval`` below ``leaseDuration``),
+which scenario validation requires: a simulated agent never fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Hashable
+
+import numpy as np
+import simpy
+
+from placement.decide import assume, decide, resolve_profile
+from placement.fit import fit
+from placement.fleet import Fleet, decide_fleet
+from placement.model import (
+    CachedModel,
+    Demand,
+    Fit,
+    FitSettings,
+    GpuState,
+    NodeState,
+    Reject,
+    Reservation,
+    ReservationState,
+)
+from placement.policies import DEFAULT_PROFILE, PROFILES, Profile
+from planner.simulator import agent
+from planner.simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
+from planner.simulator.scenario import Settings
+from planner.simulator.scheduling import GONE, READY, KubeFilter, Placement, Unschedulable
+
+
+def shows_load(node: NodeState, reservation: Reservation, rule: str = "held") -> bool:
+    """Whether the report shows the reserved pod's load, so the reservation can end (pure).
+
+    ``held``: the pod holds as many GPUs as it reserved (the extender's rule). ``loaded``: it
+    also uses at least the reserved bytes on each of them, that is, its load is over.
+    """
+    held = [g for g in node.gpus if g.holder_pod_uid == reservation.pod_uid]
+    if len(held) < max(1, len(reservation.gpu_uuids)):
+        return False
+    if rule == "held":
+        return True
+    return all(
+        sum(m.bytes for m in g.pod_memory if m.pod_uid == reservation.pod_uid)
+        >= reservation.bytes_per_gpu
+        for g in held
+    )
+
+
+def _signature(gpus: tuple[GpuState, ...]) -> tuple[Hashable, ...]:
+    """Everything of a node's GPUs the decision reads, without identities (UUIDs, pod UIDs)."""
+    return tuple(
+        (
+            g.free_bytes,
+            g.used_bytes,
+            g.healthy,
+            g.unhealthy_reason,
+            g.mig_enabled,
+            g.holder_pod_uid is not None,
+            len(g.pod_memory),
+        )
+        for g in gpus
+    )
+
+
+class VramfitExtender:
+    """kube-scheduler with the vramfit extender, for one profile (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        nodes: list[Node],
+        cache: SchedulerCache,
+        settings: Settings,
+        env: simpy.Environment,
+        *,
+        seed: int,
+        profile: str | None,
+        check: bool = False,
+        reference: bool = False,
+        fit_settings: FitSettings = FitSettings(),
+    ) -> None:
+        self.name = name
+        self.nodes = nodes
+        self.settings = settings
+        self.filter = KubeFilter(nodes, cache)
+        self.env = env
+        self.forced: Profile | None = PROFILES[profile] if profile else None
+        self.check = check
+        self.reference = reference
+        self.fit_settings = fit_settings
+        self.index = {n.name: n.idx for n in nodes}
+        n = len(nodes)
+        rng = random.Random(f"{seed}/agents")
+        self.poll_phase = [rng.uniform(0.0, settings.agent_interval_s) for _ in nodes]
+        self.lease_phase = [rng.uniform(0.0, settings.lease_interval_s) for _ in nodes]
+        self.peers = [agent.peers_of(node) for node in nodes]
+        self.polling = [False] * n
+        self.reservations: dict[str, Reservation] = {}
+        self.on_node: list[dict[str, None]] = [{} for _ in nodes]
+        self.claimed = np.zeros(n, dtype=np.int64)
+        self.key_of = np.zeros(n, dtype=np.int64)
+        self._key_ids: dict[Hashable, int] = {}
+        self._key_refs: dict[int, int] = {}
+        self._id_keys: dict[int, Hashable] = {}
+        self._next_key = 0
+        self.cached_masks: dict[str, np.ndarray] = {}
+        self.lease_seen = np.zeros(n, dtype=np.float64)
+        self.fleet = Fleet(capacity=max(1, n), width=max((x.type.gpus for x in nodes), default=1))
+        self.reports: list[NodeState] = []
+        for node in nodes:
+            gpus = agent.read_gpus(node, self.peers[node.idx])
+            state = self._state(node, gpus, agent.cached_models(node), observed_at=0.0, now=0.0)
+            self.reports.append(state)
+            self.fleet.replace(state)
+            self.key_of[node.idx] = self._intern(self._key(node, state))
+            self._cache_index(node.idx, (), state.cached_models)
+        self.decisions = 0
+        self.candidates_evaluated = 0
+        self.version = 0
+
+    # -- the agent ------------------------------------------------------------------------
+
+    def _lease_tick(self, i: int, now: float) -> float:
+        """The last Lease renewal of node ``i``'s agent at ``now``."""
+        period = self.settings.lease_interval_s
+        phase = self.lease_phase[i]
+        return phase + math.floor((now - phase) / period) * period
+
+    def _state(
+        self,
+        node: Node,
+        gpus: tuple[GpuState, ...],
+        cached: tuple[CachedModel, ...],
+        *,
+        observed_at: float,
+        now: float,
+    ) -> NodeState:
+        lease = self._lease_tick(node.idx, now)
+        self.lease_seen[node.idx] = lease
+        return agent.report(
+            node,
+            gpus,
+            cached,
+            observed_at=observed_at,
+            lease_renewed_at=lease,
+            lease_duration_s=self.settings.lease_duration_s,
+        )
+
+    def node_changed(self, node: Node, now: float) -> None:
+        """Make sure the node's agent polls (again) at its next tick."""
+        i = node.idx
+        if self.polling[i]:
+            return
+        self.polling[i] = True
+        period = self.settings.agent_interval_s
+        phase = self.poll_phase[i]
+        tick = phase + math.ceil((now - phase) / period) * period
+        self._after(max(0.0, tick - now), lambda: self._poll(node))
+
+    def _poll(self, node: Node) -> None:
+        now = self._now()
+        i = node.idx
+        gpus = agent.read_gpus(node, self.peers[i])
+        cached = agent.cached_models(node)
+        old = self.reports[i]
+        if gpus != old.gpus or cached != old.cached_models:
+            self._publish(node, gpus, cached, now)
+        if node.loading:
+            self._after(self.settings.agent_interval_s, lambda: self._poll(node))
+        else:
+            self.polling[i] = False
+
+    def _publish(
+        self, node: Node, gpus: tuple[GpuState, ...], cached: tuple[CachedModel, ...], now: float
+    ) -> None:
+        i = node.idx
+        self.version += 1
+        old = self.reports[i]
+        state = self._state(node, gpus, cached, observed_at=now, now=now)
+        self.reports[i] = state
+        self.fleet.replace(state)
+        self._rekey(i, self._key(node, state))
+        if cached != old.cached_models:
+            self._cache_index(i, old.cached_models, cached)
+        for uid in list(self.on_node[i]):
+            r = self.reservations[uid]
+            if shows_load(state, r, self.settings.reservation_end):
+                self._drop(uid)
+
+    def _refresh(self, i: int, now: float) -> None:
+        """Bring node ``i``'s view up to ``now`` where a decision could tell the difference.
+
+        The agent republishes an unchanged report every ``reportMaxAge`` and renews its Lease
+        every ``leaseInterval``; the view takes the latest of each once the one it holds is
+        older than fit() accepts (the only thing a decision reads from these times).
+        """
+        state = self.reports[i]
+        if now - state.observed_at > self.fit_settings.max_report_age_s:
+            max_age = self.settings.report_max_age_s
+            observed = state.observed_at + math.floor((now - state.observed_at) / max_age) * max_age
+            state = self._state(
+                self.nodes[i], state.gpus, state.cached_models, observed_at=observed, now=now
+            )
+            self.reports[i] = state
+            self.fleet.replace(state)
+        elif now - self.lease_seen[i] > self.settings.lease_duration_s:
+            lease = self._lease_tick(i, now)
+            self.lease_seen[i] = lease
+            self.fleet.renew(self.nodes[i].name, lease, self.settings.lease_duration_s)
+
+    # -- node classes -----------------------------------------------------------------------
+
+    def _key(self, node: Node, state: NodeState) -> Hashable:
+        return (node.type, _signature(state.gpus), state.agent_error)
+
+    def _intern(self, key: Hashable) -> int:
+        kid = self._key_ids.get(key)
+        if kid is None:
+            kid = self._next_key
+            self._next_key += 1
+            self._key_ids[key] = kid
+            self._id_keys[kid] = key
+            self._key_refs[kid] = 0
+        self._key_refs[kid] += 1
+        return kid
+
+    def _rekey(self, i: int, key: Hashable) -> None:
+        old = int(self.key_of[i])
+        if self._id_keys[old] == key:
+            return
+        self.key_of[i] = self._intern(key)
+        self._key_refs[old] -= 1
+        if not self._key_refs[old]:
+            del self._key_ids[self._id_keys.pop(old)]
+            del self._key_refs[old]
+
+    def _cache_index(
+        self, i: int, old: tuple[CachedModel, ...], new: tuple[CachedModel, ...]
+    ) -> None:
+        for m in old:
+            self.cached_masks[m.model_id][i] = False
+        for m in new:
+            mask = self.cached_masks.get(m.model_id)
+            if mask is None:
+                mask = self.cached_masks[m.model_id] = np.zeros(len(self.nodes), dtype=np.bool_)
+            mask[i] = True
+
+    def representatives(self, feasible: np.ndarray, model_id: str) -> list[int]:
+        """The nodes a decision must look at: every node with a reservation, and the first
+        node by name of each class of interchangeable nodes (see the module docstring)."""
+        claimed = self.claimed > 0
+        plain = feasible & ~claimed
+        chosen: list[np.ndarray] = [np.flatnonzero(feasible & claimed)]
+        cached = self.cached_masks.get(model_id) if model_id else None
+        groups = [plain] if cached is None else [plain & ~cached, plain & cached]
+        for group in groups:
+            idx = np.flatnonzero(group)
+            if len(idx):
+                _, first = np.unique(self.key_of[idx], return_index=True)
+                chosen.append(idx[first])
+        return sorted(int(i) for part in chosen for i in part)
+
+    # -- reservations ---------------------------------------------------------------------
+
+    def _put(self, r: Reservation) -> None:
+        self.version += 1
+        old = self.reservations.get(r.pod_uid)
+        if old is not None:
+            self._drop(r.pod_uid)
+        self.reservations[r.pod_uid] = r
+        i = self.index[r.node]
+        self.on_node[i][r.pod_uid] = None
+        self.claimed[i] += 1
+
+    def _drop(self, uid: str) -> None:
+        r = self.reservations.pop(uid, None)
+        if r is None:
+            return
+        self.version += 1
+        i = self.index[r.node]
+        del self.on_node[i][uid]
+        self.claimed[i] -= 1
+
+    # -- the scheduler's calls ----------------------------------------------------------------
+
+    def _profile(self, demand: Demand) -> Profile:
+        return self.forced or resolve_profile(demand, DEFAULT_PROFILE)
+
+    def _decide(
+        self, names: list[str], demand: Demand, pod: SimPod, now: float
+    ) -> tuple[Fit | None, dict[str, Reject]]:
+        reservations = tuple(self.reservations.values())
+        profile = self._profile(demand)
+        if self.reference:
+            d = decide(
+                [self.fleet.node(n) for n in names],
+                demand,
+                reservations,
+                now=now,
+                settings=self.fit_settings,
+                profile=profile,
+                pod_uid=pod.uid,
+            )
+            return d.chosen, {r.node: r for r in d.rejects}
+        fd = decide_fleet(
+            self.fleet,
+            names,
+            demand,
+            reservations,
+            now=now,
+            settings=self.fit_settings,
+            profile=profile,
+            pod_uid=pod.uid,
+        )
+        return fd.chosen, dict(fd.rejects)
+
+    def place(self, pod: SimPod, now: float) -> Placement | Unschedulable:
+        """Filter (decide mode): one node and its GPUs, recorded as an assumed reservation."""
+        demand = pod.service.demand
+        feasible = self.filter.feasible(pod)
+        if not feasible.any():
+            return Unschedulable(self.filter.why_not(pod))
+        reps = self.representatives(feasible, demand.model_id)
+        for i in reps:
+            self._refresh(i, now)
+        self.decisions += 1
+        self.candidates_evaluated += len(reps)
+        chosen, rejects = self._decide([self.nodes[i].name for i in reps], demand, pod, now)
+        if self.check:
+            every = [int(i) for i in np.flatnonzero(feasible)]
+            for i in every:
+                self._refresh(i, now)
+            full, _ = self._decide([self.nodes[i].name for i in every], demand, pod, now)
+            if full != chosen:
+                raise SimulationError(
+                    f"pruned decision {chosen} differs from the full one {full} for {pod.uid}"
+                )
+        if chosen is None:
+            reasons = Counter(r.reason for r in rejects.values())
+            top = reasons.most_common(1)[0][0] if reasons else "no candidate node"
+            return Unschedulable(f"vramfit: {top}")
+        self._put(
+            assume(
+                chosen,
+                demand,
+                pod_uid=pod.uid,
+                pod_key=pod.key,
+                now=now,
+                ttl_s=self.settings.reservation_ttl_s,
+            )
+        )
+        return Placement(self.index[chosen.node], chosen.gpu_uuids)
+
+    def bind(self, pod: SimPod, placement: Placement, now: float) -> Placement | None:
+        """Bind: re-check the node under its lock, then record the bound reservation."""
+        demand = pod.service.demand
+        i = placement.node
+        self._refresh(i, now)
+        result = fit(
+            self.fleet.node(self.nodes[i].name),
+            demand,
+            tuple(self.reservations.values()),
+            now=now,
+            settings=self.fit_settings,
+            pod_uid=pod.uid,
+        )
+        if isinstance(result, Reject):
+            self._drop(pod.uid)
+            return None
+        self._put(
+            Reservation(
+                pod_uid=pod.uid,
+                pod_key=pod.key,
+                node=result.node,
+                gpu_uuids=result.gpu_uuids,
+                bytes_per_gpu=demand.vram_per_gpu,
+                state=ReservationState.BOUND,
+                created_at=now,
+                model_id=demand.model_id,
+            )
+        )
+        return Placement(i, result.gpu_uuids)
+
+    def requeues_on(self, event: str) -> bool:
+        """A pod rejected by an extender has no queueing hint: every pod event requeues it."""
+        return True
+
+    def state_version(self) -> tuple[int, ...]:
+        """Reports, reservations and the scheduler cache: all a decision reads (report and
+        Lease times aside, which stay fresh for a healthy agent)."""
+        return (self.version, self.filter.cache.version)
+
+    def pod_event(self, pod: SimPod, event: str, now: float) -> None:
+        r = self.reservations.get(pod.uid)
+        if r is None:
+            return
+        if event == GONE:
+            self._drop(pod.uid)
+        elif event == READY and pod.phase is Phase.READY:
+            ready = dataclasses.replace(r, state=ReservationState.READY)
+            self._put(ready)
+            if shows_load(self.reports[self.index[r.node]], ready, self.settings.reservation_end):
+                self._drop(pod.uid)
+
+    def _now(self) -> float:
+        return float(self.env.now)
+
+    def _after(self, delay: float, fn: Callable[[], None]) -> None:
+        event = self.env.timeout(delay)
+        event.callbacks.append(lambda _e: fn())

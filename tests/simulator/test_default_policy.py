@@ -1,0 +1,65 @@
+"""The kube-scheduler emulation: how many nodes it scores and which GPUs the device plugin gives."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import simpy
+
+from placement.model import Demand
+from planner.simulator.catalog import BUILTIN_TYPES, islands_for
+from planner.simulator.cluster import Node, ServiceState, SimPod
+from planner.simulator.default_policy import device_plugin_gpus, nodes_to_find
+from planner.simulator.scenario import Service, Traffic
+
+
+@pytest.mark.parametrize(
+    ("total", "percent", "expected"),
+    [
+        pytest.param(50, 0, 50, id="small-cluster-all"),
+        pytest.param(99, 0, 99, id="below-minimum-all"),
+        pytest.param(100, 0, 100, id="minimum"),
+        pytest.param(1000, 0, 420, id="adaptive-42-percent"),
+        pytest.param(5000, 0, 500, id="adaptive-10-percent"),
+        pytest.param(20000, 0, 1000, id="adaptive-floor-5-percent"),
+        pytest.param(1000, 100, 1000, id="all-requested"),
+        pytest.param(1000, 5, 100, id="never-below-100"),
+    ],
+)
+def test_nodes_to_find(total: int, percent: int, expected: int) -> None:
+    assert nodes_to_find(total, percent) == expected
+
+
+def node(nvlink: str | tuple[tuple[int, ...], ...], held: tuple[int, ...] = ()) -> Node:
+    islands = islands_for(nvlink, 8) if isinstance(nvlink, str) else nvlink
+    t = dataclasses.replace(BUILTIN_TYPES["a100-80gb-8"], islands=islands)
+    n = Node(simpy.Environment(), 0, "n-0", "n", t)
+    spec = Service("s", "m", 1, 1, 1, Traffic("constant", 1.0))
+    holder = SimPod("s-1", ServiceState(spec, Demand(gpus=1)), 0.0)
+    for i in held:
+        n.gpus[i].holder = holder
+    return n
+
+
+QUADS = ((0, 1, 2, 3), (4, 5, 6, 7))
+
+
+@pytest.mark.parametrize(
+    ("n", "count", "expected"),
+    [
+        pytest.param(node("all"), 1, (0,), id="one-lowest"),
+        pytest.param(node("all", held=(0, 1)), 2, (2, 3), id="nvswitch-lowest-free"),
+        pytest.param(node(QUADS, held=(0,)), 2, (1, 2), id="island-with-fewest-free"),
+        pytest.param(node(QUADS, held=(0, 5)), 3, (1, 2, 3), id="tie-lowest-island"),
+        pytest.param(node(QUADS, held=(0, 1, 4, 5)), 4, (2, 3, 6, 7), id="spans-when-it-must"),
+        pytest.param(node("none", held=(1,)), 2, (0, 2), id="no-nvlink"),
+    ],
+)
+def test_device_plugin_gpus(n: Node, count: int, expected: tuple[int, ...]) -> None:
+    assert device_plugin_gpus(n, count) == expected
+
+
+def test_device_plugin_refuses_more_than_free() -> None:
+    with pytest.raises(ValueError, match="has 6 free GPUs, pod asks for 8"):
+        device_plugin_gpus(node("all", held=(0, 1)), 8)
