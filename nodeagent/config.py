@@ -1,0 +1,256 @@
+"""The agent's settings: typed, defaulted, and validated at start-up with every error at once.
+
+A DaemonSet that crash-loops on its first bad flag, then on the next, wastes an operator's
+afternoon; ``settings_from_args`` checks everything and raises one ``ConfigError`` listing each
+problem with the flag that carries it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nodeagent.change import ChangeSettings
+from nodeagent.health import DEFAULT_IGNORED_XIDS
+from nodeagent.nvml import NvmlSettings
+from nodeagent.podresources import DEFAULT_SOCKET
+from nodeagent.publish import NAMESPACE, PublishSettings
+
+BACKENDS = ("nvml", "simulated")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+class ConfigError(ValueError):
+    """Invalid settings; ``problems`` names every bad flag."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the agent is told at start-up."""
+
+    backend: str
+    node_name: str
+    spec_path: Path | None = None
+    kubeconfig: Path | None = None
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 9402
+    poll_interval_s: float = 1.0
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    nvml: NvmlSettings = field(default_factory=NvmlSettings)
+    pod_resources_socket: Path | None = DEFAULT_SOCKET
+    proc_root: Path = Path("/proc")
+    cache_dirs: tuple[Path, ...] = ()
+    cache_rescan_s: float = 60.0
+    local_disk_bandwidth: float | None = None
+    remote_bandwidth: float | None = None
+    complete_deletions: bool = True
+    once: bool = False
+    log_level: str = "INFO"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) to its parts; ``ValueError`` says what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    n = int(port)
+    if not 0 <= n <= 65535:
+        raise ValueError(f"port {n} is not in 0..65535")
+    host = host.strip("[]")
+    return host or "0.0.0.0", n
+
+
+def _bandwidth(value: str | None, flag: str, problems: list[str]) -> float | None:
+    if value is None:
+        return None
+    # Imported here: the quantity parser loads the kubernetes client package, which an agent
+    # that is not told a bandwidth does not need to carry.
+    from placement.quantity import QuantityError, parse_bytes  # noqa: PLC0415
+
+    try:
+        n = parse_bytes(value, flag)
+    except QuantityError as exc:
+        problems.append(str(exc))
+        return None
+    if n <= 0:
+        problems.append(f"{flag}: must be more than 0 bytes per second")
+        return None
+    return float(n)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Validated settings from parsed arguments; ``ConfigError`` lists every problem."""
+    problems: list[str] = []
+    backend = str(args.backend)
+    if backend not in BACKENDS:
+        problems.append(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    node = str(args.node_name or "")
+    if not node:
+        problems.append(
+            "--node-name: required (in a DaemonSet, pass the NODE_NAME from spec.nodeName)"
+        )
+    elif len(node) > 253 or not _DNS_SUBDOMAIN.fullmatch(node):
+        problems.append(f"--node-name: {node!r} is not a valid node name (RFC 1123 subdomain)")
+    spec = Path(args.spec) if args.spec else None
+    if spec is not None and backend == "nvml":
+        problems.append("--spec: only used with --backend simulated")
+    if spec is not None and backend == "simulated" and not spec.is_file():
+        problems.append(f"--spec: {spec} is not a file")
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
+    if kubeconfig is not None and not kubeconfig.is_file():
+        problems.append(f"--kubeconfig: {kubeconfig} is not a file")
+    host, port = "0.0.0.0", 9402
+    try:
+        host, port = parse_listen(str(args.listen))
+    except ValueError as exc:
+        problems.append(f"--listen: {exc}")
+    poll = float(args.poll_interval)
+    if not 0.05 <= poll <= 60:
+        problems.append(f"--poll-interval: {poll} must be between 0.05 and 60 seconds")
+    max_age = float(args.max_report_age)
+    if max_age < max(2 * poll, 5.0):
+        problems.append(
+            f"--max-report-age: {max_age}s must be at least 5s and twice the poll interval"
+        )
+    min_interval = float(args.min_write_interval)
+    if min_interval < 0 or min_interval > max_age:
+        problems.append(
+            f"--min-write-interval: {min_interval}s must be between 0 and --max-report-age"
+        )
+    threshold_mib = int(args.memory_threshold_mib)
+    if threshold_mib < 0:
+        problems.append(f"--memory-threshold-mib: {threshold_mib} must not be negative")
+    lease_duration = int(args.lease_duration)
+    lease_renew = float(args.lease_renew)
+    if lease_duration < 10:
+        problems.append(f"--lease-duration: {lease_duration}s must be at least 10s")
+    if not 1 <= lease_renew <= lease_duration / 2:
+        problems.append(
+            f"--lease-renew: {lease_renew}s must be between 1s and half the lease duration"
+        )
+    socket: Path | None = Path(args.pod_resources_socket) if args.pod_resources_socket else None
+    cache_dirs = tuple(Path(d) for d in args.cache_dir or ())
+    for d in cache_dirs:
+        if not d.is_absolute():
+            problems.append(f"--cache-dir: {d} must be an absolute path")
+    rescan = float(args.cache_rescan)
+    if rescan < 1:
+        problems.append(f"--cache-rescan: {rescan}s must be at least 1s")
+    xid_hold = float(args.xid_hold)
+    if xid_hold < 0:
+        problems.append(f"--xid-hold: {xid_hold}s must not be negative")
+    ignored: frozenset[int] = DEFAULT_IGNORED_XIDS
+    if args.ignore_xids is not None:
+        try:
+            ignored = frozenset(int(x) for x in str(args.ignore_xids).split(",") if x.strip())
+        except ValueError:
+            problems.append(
+                f"--ignore-xids: {args.ignore_xids!r} is not a comma-separated list of numbers"
+            )
+    level = str(args.log_level).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"--log-level: {args.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    local = _bandwidth(args.local_disk_bandwidth, "--local-disk-bandwidth", problems)
+    remote = _bandwidth(args.remote_bandwidth, "--remote-bandwidth", problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        backend=backend,
+        node_name=node,
+        spec_path=spec,
+        kubeconfig=kubeconfig,
+        listen_host=host,
+        listen_port=port,
+        poll_interval_s=poll,
+        publish=PublishSettings(
+            namespace=str(args.lease_namespace),
+            lease_duration_s=lease_duration,
+            lease_renew_s=lease_renew,
+            change=ChangeSettings(
+                memory_threshold_bytes=threshold_mib * 1024**2,
+                min_interval_s=min_interval,
+                max_age_s=max_age,
+            ),
+            stale_after_s=max(30.0, 5 * poll),
+        ),
+        nvml=NvmlSettings(xid_hold_s=xid_hold, ignored_xids=ignored),
+        pod_resources_socket=socket if backend == "nvml" else None,
+        proc_root=Path(args.proc_root),
+        cache_dirs=cache_dirs,
+        cache_rescan_s=rescan,
+        local_disk_bandwidth=local,
+        remote_bandwidth=remote,
+        complete_deletions=not args.no_complete_deletions,
+        once=bool(args.once),
+        log_level=level,
+    )
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The ``vramfit-agent`` command line."""
+    p = argparse.ArgumentParser(
+        prog="vramfit-agent",
+        description="Publish what this GPU node really has (NodeGPUState + Lease + /metrics).",
+    )
+    p.add_argument(
+        "--backend", required=True, choices=BACKENDS, help="where GPU readings come from"
+    )
+    p.add_argument("--node-name", required=True, help="this node's name (spec.nodeName)")
+    p.add_argument("--spec", help="simulated node spec YAML (default: the built-in cluster)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: the pod's service account)")
+    p.add_argument(
+        "--listen", default="0.0.0.0:9402", help="HOST:PORT for /metrics /healthz /readyz"
+    )
+    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between GPU readings")
+    p.add_argument(
+        "--max-report-age",
+        type=float,
+        default=60.0,
+        help="rewrite the status at least this often (s)",
+    )
+    p.add_argument(
+        "--min-write-interval",
+        type=float,
+        default=15.0,
+        help="least seconds between memory-only writes",
+    )
+    p.add_argument(
+        "--memory-threshold-mib", type=int, default=512, help="memory move (MiB) worth a write"
+    )
+    p.add_argument("--lease-namespace", default=NAMESPACE, help="namespace of the agent's Lease")
+    p.add_argument("--lease-duration", type=int, default=40, help="Lease duration (s)")
+    p.add_argument("--lease-renew", type=float, default=10.0, help="seconds between Lease renewals")
+    p.add_argument(
+        "--pod-resources-socket",
+        default=str(DEFAULT_SOCKET),
+        help="kubelet pod-resources socket ('' to go without: holders from process cgroups)",
+    )
+    p.add_argument(
+        "--proc-root", default="/proc", help="where host processes are visible (hostPID)"
+    )
+    p.add_argument(
+        "--cache-dir", action="append", help="folder with cached model weights (repeatable)"
+    )
+    p.add_argument("--cache-rescan", type=float, default=60.0, help="seconds between cache scans")
+    p.add_argument(
+        "--local-disk-bandwidth", help="measured local disk read bandwidth, bytes/s quantity"
+    )
+    p.add_argument("--remote-bandwidth", help="measured remote storage bandwidth, bytes/s quantity")
+    p.add_argument(
+        "--xid-hold", type=float, default=300.0, help="seconds a critical XID keeps a GPU unhealthy"
+    )
+    p.add_argument("--ignore-xids", help="comma-separated XIDs that do not make a GPU unhealthy")
+    p.add_argument(
+        "--no-complete-deletions",
+        action="store_true",
+        help="simulated kubelet: leave deleted pods Terminating instead of finishing their deletion",
+    )
+    p.add_argument("--once", action="store_true", help="print one status as JSON and exit (no API)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return p

@@ -1,0 +1,102 @@
+"""When the agent writes: meaningful change, memory threshold, minimum interval, maximum age."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodeagent.change import ChangeSettings, WriteReason, memory_moved, structure, write_reason
+from placement.model import CachedModel, GpuState, NodeState, PodMemory
+
+GIB = 1024**3
+S = ChangeSettings(memory_threshold_bytes=GIB // 2, min_interval_s=5.0, max_age_s=60.0)
+
+
+def node(free: int = 70 * GIB, **gpu: object) -> NodeState:
+    g = GpuState(
+        uuid="GPU-a",
+        index=0,
+        product="H100",
+        total_bytes=80 * GIB,
+        free_bytes=free,
+        used_bytes=80 * GIB - free,
+    )
+    g = dataclasses.replace(g, **gpu)  # type: ignore[arg-type]
+    return NodeState(name="n", gpus=(g,), observed_at=0.0, lease_renewed_at=None)
+
+
+BASE = node()
+
+
+@pytest.mark.parametrize(
+    ("new", "dt", "reason"),
+    [
+        pytest.param(node(), 1.0, None, id="nothing-changed"),
+        pytest.param(node(70 * GIB - 100 * 1024**2), 10.0, None, id="small-move"),
+        pytest.param(node(69 * GIB), 10.0, WriteReason.MEMORY, id="big-move"),
+        pytest.param(node(69 * GIB), 2.0, None, id="big-move-too-soon"),
+        pytest.param(node(), 60.0, WriteReason.MAX_AGE, id="max-age"),
+        pytest.param(
+            node(healthy=False, unhealthy_reason="XID 79"), 0.1, WriteReason.CHANGED, id="health"
+        ),
+        pytest.param(node(holder_pod_uid="pod-1"), 0.1, WriteReason.CHANGED, id="holder"),
+        pytest.param(node(free_bytes=None), 0.1, WriteReason.CHANGED, id="reading-lost"),
+        pytest.param(node(pod_memory=(PodMemory("p", 1),)), 0.1, WriteReason.CHANGED, id="new-pod"),
+        pytest.param(
+            dataclasses.replace(BASE, agent_error="NVML unavailable"),
+            0.1,
+            WriteReason.CHANGED,
+            id="agent-error",
+        ),
+        pytest.param(
+            dataclasses.replace(BASE, cached_models=(CachedModel("m", 1),)),
+            0.1,
+            WriteReason.CHANGED,
+            id="cache",
+        ),
+        pytest.param(dataclasses.replace(BASE, observed_at=50.0), 1.0, None, id="time-alone"),
+    ],
+)
+def test_write_reason(new: NodeState, dt: float, reason: WriteReason | None) -> None:
+    assert write_reason(BASE, 100.0, new, 100.0 + dt, S) is reason
+
+
+def test_first_write() -> None:
+    assert write_reason(None, 0.0, BASE, 0.0, S) is WriteReason.FIRST
+
+
+def test_drift_accumulates_against_the_last_write() -> None:
+    """Hysteresis is relative to what was written, so a slow drift is written eventually."""
+    written, at = BASE, 0.0
+    writes = 0
+    for step in range(1, 40):
+        new = node(70 * GIB - step * 50 * 1024**2)
+        if write_reason(written, at, new, step * 10.0, S):
+            written, at, writes = new, step * 10.0, writes + 1
+    assert writes >= 3
+    assert abs((written.gpus[0].free_bytes or 0) - (70 * GIB - 39 * 50 * 1024**2)) < GIB
+
+
+@given(free=st.lists(st.integers(0, 80 * GIB), min_size=1, max_size=300))
+@settings(max_examples=50, deadline=None)
+def test_memory_only_writes_are_at_least_min_interval_apart(free: list[int]) -> None:
+    written: NodeState | None = None
+    at = -1e9
+    times = []
+    for i, f in enumerate(free):
+        now = float(i)
+        new = node(f)
+        if write_reason(written, at, new, now, S) is not None:
+            written, at = new, now
+            times.append(now)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= S.min_interval_s for g in gaps)
+
+
+def test_structure_ignores_amounts_and_memory_moved_measures_them() -> None:
+    assert structure(node(1)) == structure(node(2))
+    assert memory_moved(node(10 * GIB), node(7 * GIB)) == 3 * GIB

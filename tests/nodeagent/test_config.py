@@ -1,0 +1,78 @@
+"""Start-up settings: defaults, and every error reported at once with its flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nodeagent.config import ConfigError, argument_parser, parse_listen, settings_from_args
+
+
+def settings(*argv: str):  # type: ignore[no-untyped-def]
+    return settings_from_args(argument_parser().parse_args(list(argv)))
+
+
+def test_defaults() -> None:
+    s = settings("--backend", "nvml", "--node-name", "gpu-node-1")
+    assert (s.listen_host, s.listen_port, s.poll_interval_s) == ("0.0.0.0", 9402, 1.0)
+    assert s.publish.lease_duration_s == 40 and s.publish.lease_renew_s == 10.0
+    assert s.publish.change.max_age_s == 60.0
+    assert s.pod_resources_socket == Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+
+
+def test_simulated_takes_no_pod_resources_socket() -> None:
+    assert settings("--backend", "simulated", "--node-name", "h100-0").pod_resources_socket is None
+
+
+def test_every_error_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        settings(
+            "--backend", "nvml",
+            "--node-name", "Bad_Name",
+            "--spec", str(tmp_path / "x.yaml"),
+            "--kubeconfig", str(tmp_path / "missing"),
+            "--listen", "nowhere",
+            "--poll-interval", "0",
+            "--max-report-age", "1",
+            "--lease-renew", "30",
+            "--cache-dir", "relative/dir",
+            "--ignore-xids", "13,x",
+            "--log-level", "chatty",
+            "--remote-bandwidth", "fast",
+            "--memory-threshold-mib", "-1",
+        )  # fmt: skip
+    flags = [p.split(":")[0] for p in err.value.problems]
+    assert flags == [
+        "--node-name",
+        "--spec",
+        "--kubeconfig",
+        "--listen",
+        "--poll-interval",
+        "--max-report-age",
+        "--min-write-interval",
+        "--memory-threshold-mib",
+        "--lease-renew",
+        "--cache-dir",
+        "--ignore-xids",
+        "--log-level",
+        "--remote-bandwidth",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("127.0.0.1:0", ("127.0.0.1", 0), id="ephemeral"),
+        pytest.param(":9402", ("0.0.0.0", 9402), id="any-host"),
+        pytest.param("[::1]:80", ("::1", 80), id="ipv6"),
+    ],
+)
+def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(value) == expected
+
+
+@pytest.mark.parametrize("value", ["9402", "host:port", "h:70000"])
+def test_parse_listen_rejects(value: str) -> None:
+    with pytest.raises(ValueError, match=r"HOST:PORT|not in 0\.\.65535"):
+        parse_listen(value)

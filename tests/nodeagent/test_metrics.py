@@ -1,0 +1,105 @@
+"""/metrics, /healthz and /readyz over real HTTP; the exposition passes ``promtool check metrics``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from nodeagent.agent import Agent, build_agent
+from nodeagent.config import argument_parser, settings_from_args
+from nodeagent.pods import trim_pod
+from nodeagent.server import AgentServer
+
+
+def agent(*argv: str) -> Agent:
+    settings = settings_from_args(argument_parser().parse_args(["--listen", "127.0.0.1:0", *argv]))
+    return build_agent(settings, client=None)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Agent, str]]:
+    a = agent("--backend", "simulated", "--node-name", "h100-0")
+    server = AgentServer("127.0.0.1", 0, a.registry, live=a.live, ready=a.ready)
+    server.start()
+    try:
+        yield a, f"http://127.0.0.1:{server.address[1]}"
+    finally:
+        server.stop()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_metrics_pass_promtool(served: tuple[Agent, str]) -> None:
+    a, base = served
+    # A pod holds two GPUs, so holder and per-pod series are present too.
+    kubelet = a.sampler.backend.kubelet  # type: ignore[attr-defined]
+    pod = trim_pod(
+        {
+            "metadata": {"uid": "uid-1", "name": "llama", "namespace": "ml",
+                         "annotations": {"vramfit.io/model-size": "40Gi"}},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
+        }
+    )  # fmt: skip
+    assert pod is not None
+    kubelet._pods = lambda: {"uid-1": pod}
+    kubelet.tick(0.0)
+    code, body = get(f"{base}/metrics")
+    assert code == 200
+    assert 'vramfit_gpu_memory_total_bytes{gpu="0",node="h100-0"' in body
+    assert 'vramfit_gpu_holder_info{gpu="0",node="h100-0",pod_uid="uid-1"' in body
+    assert "process_resident_memory_bytes" in body
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is required (make promtool)"
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", (
+        result.stdout + result.stderr
+    )
+
+
+def test_every_scrape_reads_fresh(served: tuple[Agent, str]) -> None:
+    a, base = served
+    before = a.sampler.last
+    get(f"{base}/metrics")
+    after = a.sampler.last
+    get(f"{base}/metrics")
+    assert after is not None and after is not before and a.sampler.last is not after
+
+
+def test_probes(served: tuple[Agent, str]) -> None:
+    _, base = served
+    assert get(f"{base}/healthz") == (200, "starting\n")
+    assert get(f"{base}/readyz") == (200, "ok\n")
+    assert get(f"{base}/nothing")[0] == 404
+
+
+def test_nvml_missing_means_not_ready_and_backend_down() -> None:
+    """The real pynvml module on a machine without the NVIDIA driver: NVML fails at start."""
+    a = agent("--backend", "nvml", "--node-name", "gpu-1", "--pod-resources-socket", "")
+    server = AgentServer("127.0.0.1", 0, a.registry, live=a.live, ready=a.ready)
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.address[1]}"
+        assert get(f"{base}/readyz") == (503, "NVML not initialised yet\n")
+        sample = a.poll()
+        assert sample.status["nvmlAvailable"] is False and sample.status["gpus"] == []
+        assert sample.status.get("error", "").startswith("NVML unavailable:")
+        code, why = get(f"{base}/readyz")
+        assert code == 503 and why.startswith("NVML unavailable:")
+        code, body = get(f"{base}/metrics")
+        assert code == 200 and 'vramfit_agent_backend_up{node="gpu-1"} 0.0' in body
+    finally:
+        server.stop()

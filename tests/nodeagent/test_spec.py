@@ -1,0 +1,155 @@
+"""The simulated node spec: what it accepts, and errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nodeagent.simulated.spec import SpecError, default_cluster, find_node, load_spec, parse_spec
+
+GIB = 1024**3
+GOOD = {
+    "name": "h100-0",
+    "product": "NVIDIA-H100-80GB-HBM3",
+    "gpus": 8,
+    "memoryPerGpu": "80Gi",
+    "nvlink": "all",
+    "cachedModels": [{"id": "meta-llama/Llama-3.1-70B-Instruct", "size": "141Gi"}],
+    "localDiskBandwidth": "2Gi",
+    "remoteBandwidth": "500Mi",
+}
+
+
+def test_full_node_is_read() -> None:
+    (n,) = parse_spec({"nodes": [GOOD]})
+    assert (n.name, n.gpus, n.memory_per_gpu) == ("h100-0", 8, 80 * GIB)
+    assert n.islands == (tuple(range(8)),)
+    assert n.cached_models[0].bytes == 141 * GIB
+    assert (n.local_disk_bandwidth, n.remote_bandwidth) == (2 * GIB, 500 * 1024**2)
+    assert n.gpu_uuid(0).startswith("GPU-") and n.gpu_uuid(0) != n.gpu_uuid(1)
+    assert n.node_labels()["nvidia.com/gpu.memory"] == str(80 * 1024)
+
+
+def test_name_prefix_and_islands() -> None:
+    nodes = parse_spec(
+        {
+            "nodes": [
+                {
+                    "namePrefix": "a100-",
+                    "count": 3,
+                    "product": "A100",
+                    "gpus": 8,
+                    "memoryPerGpu": "40Gi",
+                    "nvlink": {"islands": [[0, 1, 2, 3], [4, 5, 6, 7]]},
+                }
+            ]
+        }
+    )
+    assert [n.name for n in nodes] == ["a100-0", "a100-1", "a100-2"]
+    assert nodes[0].islands == ((0, 1, 2, 3), (4, 5, 6, 7))
+    assert nodes[0].gpu_uuid(0) != nodes[1].gpu_uuid(0)
+
+
+def test_default_cluster() -> None:
+    nodes = default_cluster()
+    assert len(nodes) == 16
+    assert {n.product for n in nodes} == {"NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-40GB"}
+    assert all(n.gpus == 8 and len(n.islands[0]) == 8 for n in nodes)
+
+
+def bad(**changes: Any) -> dict[str, Any]:
+    node = dict(GOOD)
+    for k, v in changes.items():
+        if v is None:
+            node.pop(k)
+        else:
+            node[k] = v
+    return {"nodes": [node]}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param({"node": []}, "list under 'nodes'", id="no-nodes"),
+        pytest.param(
+            bad(memoryPerGpu="eighty"), "nodes[0].memoryPerGpu: 'eighty'", id="bad-quantity"
+        ),
+        pytest.param(bad(memoryPerGpu=None), "nodes[0].memoryPerGpu: missing", id="missing-memory"),
+        pytest.param(
+            bad(memoryPerGpu="0"), "nodes[0].memoryPerGpu: must be more than 0", id="zero-memory"
+        ),
+        pytest.param(bad(gpus=0), "nodes[0].gpus: expected a positive integer", id="zero-gpus"),
+        pytest.param(bad(gpus="8"), "nodes[0].gpus: expected a positive integer", id="gpus-string"),
+        pytest.param(bad(product=None), "nodes[0].product", id="missing-product"),
+        pytest.param(
+            bad(nvlink="some"), "nodes[0].nvlink: expected 'all', 'none'", id="bad-nvlink"
+        ),
+        pytest.param(
+            bad(nvlink={"islands": [[0, 9]]}),
+            "nodes[0].nvlink.islands[0]: 9",
+            id="island-out-of-range",
+        ),
+        pytest.param(
+            bad(nvlink={"islands": [[0, 1], [1, 2]]}),
+            "GPU 1 is already in island 0",
+            id="island-overlap",
+        ),
+        pytest.param(
+            bad(cachedModels=[{"size": "1Gi"}]), "nodes[0].cachedModels[0]", id="cached-without-id"
+        ),
+        pytest.param(
+            bad(cachedModels=[{"id": "m", "size": "x"}]),
+            "nodes[0].cachedModels[0].size",
+            id="cached-bad-size",
+        ),
+        pytest.param(
+            bad(remoteBandwidth="fast"), "nodes[0].remoteBandwidth: 'fast'", id="bad-bandwidth"
+        ),
+        pytest.param(
+            bad(localDiskBandwidth="0"),
+            "nodes[0].localDiskBandwidth: must be more than 0",
+            id="zero-bandwidth",
+        ),
+        pytest.param(bad(memPerGpu="80Gi"), "unknown field(s) memPerGpu", id="typo"),
+        pytest.param(
+            bad(count=2),
+            "nodes[0].count: only allowed with 'namePrefix'",
+            id="count-without-prefix",
+        ),
+        pytest.param(bad(name=None), "exactly one of 'name' or 'namePrefix'", id="no-name"),
+        pytest.param(
+            {"nodes": [GOOD, GOOD]}, "node name 'h100-0' appears more than once", id="duplicate"
+        ),
+        pytest.param({"nodes": ["h100-0"]}, "nodes[0]: expected a mapping", id="not-a-mapping"),
+    ],
+)
+def test_malformed_spec_names_the_field(data: Any, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, "cluster.yaml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("cluster.yaml: ")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(bad(gpus=-1, memoryPerGpu="x", remoteBandwidth="y"))
+    assert len(err.value.problems) == 3
+
+
+def test_load_spec_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"nodes": [GOOD]}))
+    assert [n.name for n in load_spec(path)] == ["h100-0"]
+    path.write_text("nodes: [")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(path)
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "absent.yaml")
+
+
+def test_find_node_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError, match=r"no node named 'b200-0' \(nodes: h100-0"):
+        find_node(default_cluster(), "b200-0", "built-in")
