@@ -7,6 +7,7 @@ decoded strictly so a hand-edited or truncated value is a clear error, not a wro
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +24,11 @@ class AnnotationError(ValueError):
 
 
 def encode_reservation(r: Reservation) -> str:
-    """The annotation value for ``r`` (compact JSON, stable key order)."""
+    """The annotation value for ``r`` (pure; compact JSON, stable key order).
+
+    The pod's UID, key and the reservation's state and expiry are not part of the value: the
+    reader knows the pod, and a written reservation is bound.
+    """
     return json.dumps(
         {
             "v": FORMAT_VERSION,
@@ -41,7 +46,7 @@ def encode_reservation(r: Reservation) -> str:
 def decode_reservation(
     value: str, *, pod_uid: str, pod_key: str, state: ReservationState = ReservationState.BOUND
 ) -> Reservation:
-    """Read an annotation value back; raises ``AnnotationError`` naming the bad field."""
+    """Read an annotation value back (pure); raises ``AnnotationError`` naming every bad field."""
     where = f"pod {pod_key}: annotation {A_RESERVATION}"
     try:
         raw: Any = json.loads(value)
@@ -50,21 +55,36 @@ def decode_reservation(
     if not isinstance(raw, Mapping):
         raise AnnotationError(f"{where}: expected a JSON object")
     if raw.get("v") != FORMAT_VERSION:
-        raise AnnotationError(f"{where}: unsupported format version {raw.get('v')!r}")
+        raise AnnotationError(
+            f"{where}: unsupported format version {raw.get('v')!r} (expected {FORMAT_VERSION})"
+        )
+    problems: list[str] = []
     node, gpus, size = raw.get("node"), raw.get("gpus"), raw.get("bytesPerGpu")
     if not isinstance(node, str) or not node:
-        raise AnnotationError(f"{where}: 'node' must be a non-empty string")
+        problems.append("'node' must be a non-empty string")
+        node = ""
     if not isinstance(gpus, list) or not all(isinstance(g, str) and g for g in gpus):
-        raise AnnotationError(f"{where}: 'gpus' must be a list of GPU UUIDs")
+        problems.append("'gpus' must be a list of GPU UUIDs")
+        gpus = []
+    elif len(set(gpus)) != len(gpus):
+        problems.append("'gpus' must not repeat a GPU UUID")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise AnnotationError(f"{where}: 'bytesPerGpu' must be a non-negative integer")
+        problems.append("'bytesPerGpu' must be a non-negative integer")
+        size = 0
     model = raw.get("model", "")
     if not isinstance(model, str):
-        raise AnnotationError(f"{where}: 'model' must be a string")
-    try:
-        at = parse_time(str(raw.get("at", "")))
-    except ValueError:
-        raise AnnotationError(f"{where}: 'at' must be an RFC 3339 time") from None
+        problems.append("'model' must be a string")
+        model = ""
+    at: float | None = None
+    at_raw = raw.get("at")
+    if isinstance(at_raw, str):
+        with contextlib.suppress(ValueError):
+            at = parse_time(at_raw)
+    if at is None:
+        problems.append("'at' must be an RFC 3339 time")
+        at = 0.0
+    if problems:
+        raise AnnotationError(f"{where}: {'; '.join(problems)}")
     return Reservation(
         pod_uid=pod_uid,
         pod_key=pod_key,
@@ -78,8 +98,8 @@ def decode_reservation(
 
 
 def reservation_of(pod: Mapping[str, Any]) -> str | None:
-    """The raw annotation value on a raw pod, if any."""
-    meta = pod.get("metadata") or {}
+    """The raw annotation value on a raw pod, if any (pure)."""
+    meta = (pod.get("metadata") or {}) if isinstance(pod, Mapping) else {}
     ann = meta.get("annotations") or {} if isinstance(meta, Mapping) else {}
     value = ann.get(A_RESERVATION) if isinstance(ann, Mapping) else None
     return value if isinstance(value, str) else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from placement.fit import fit
+from placement.fit import fit, hidden_gpus
 from placement.model import (
     Decision,
     Demand,
@@ -34,7 +34,7 @@ class UnknownProfileError(ValueError):
 
 
 def resolve_profile(demand: Demand, default: str = DEFAULT_PROFILE) -> Profile:
-    """The pod's own profile (annotation) if it names one, else ``default``."""
+    """The pod's own profile (annotation) if it names one, else ``default`` (pure)."""
     name = demand.policy or default
     if name not in PROFILES:
         raise UnknownProfileError(
@@ -53,7 +53,11 @@ def decide(
     profile: Profile | None = None,
     pod_uid: str = "",
 ) -> Decision:
-    """Fit ``demand`` on each node, score the fits with ``profile``, and choose the best."""
+    """Fit ``demand`` on each node, score the fits with ``profile``, and choose the best (pure).
+
+    ``profile`` defaults to the pod's own (``demand.policy``) or ``binpack``. Reservations of
+    ``pod_uid`` itself are ignored, as in ``fit()``.
+    """
     prof = profile or resolve_profile(demand)
     others = tuple(r for r in reservations if r.pod_uid != pod_uid)
     fits: list[Fit] = []
@@ -66,7 +70,16 @@ def decide(
             rejects.append(result)
             continue
         fits.append(result)
-        s = score(ScoreInput(node, demand, result, loads_in_flight(node.name, others, now)), prof)
+        s = score(
+            ScoreInput(
+                node,
+                demand,
+                result,
+                loads_in_flight(node.name, others, now),
+                frozenset(hidden_gpus(node, others, now)),
+            ),
+            prof,
+        )
         scores.append((node.name, s))
         if best is None or s > best[0] or (s == best[0] and node.name < best[1]):
             best = (s, node.name, result)
@@ -87,7 +100,7 @@ def assume(
     now: float,
     ttl_s: float,
 ) -> Reservation:
-    """The short-lived reservation the filter records for the node it returns."""
+    """The short-lived reservation the filter records for the node it returns (pure)."""
     return Reservation(
         pod_uid=pod_uid,
         pod_key=pod_key,

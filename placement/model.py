@@ -75,7 +75,8 @@ class NodeState:
 
     Times are seconds since the epoch, supplied by the caller (the core never reads a clock).
     ``lease_renewed_at`` is ``None`` when no agent Lease was seen. ``agent_error`` carries a
-    whole-node fault such as "NVML unavailable".
+    whole-node fault such as "NVML unavailable". GPU UUIDs and indices are distinct within a
+    node (``decode_status`` rejects a report that repeats one).
     """
 
     name: str
@@ -112,6 +113,19 @@ class Demand:
     nvlink: NvlinkMode = NvlinkMode.PREFERRED
     products: frozenset[str] = frozenset()
     policy: str = ""
+
+    def __post_init__(self) -> None:
+        bad = [
+            f"{name} is {value}"
+            for name, value in (
+                ("gpus", self.gpus),
+                ("vram_per_gpu", self.vram_per_gpu),
+                ("model_bytes", self.model_bytes),
+            )
+            if value < 0
+        ]
+        if bad:
+            raise ValueError(f"demand: {', '.join(bad)}; counts and sizes must not be negative")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ profile by name (``binpack``, ``spread``) and a pod may override it with an anno
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from placement.model import Demand, Fit, NodeState, Reservation
@@ -17,12 +18,17 @@ MAX_SCORE = 10.0
 
 @dataclass(frozen=True, slots=True)
 class ScoreInput:
-    """Everything a policy may look at for one feasible node."""
+    """Everything a policy may look at for one feasible node.
+
+    ``hidden`` holds the node's GPUs that reservations have claimed but the node does not show
+    as held yet (``placement.fit.hidden_gpus``): they are not free, whatever NVML says.
+    """
 
     node: NodeState
     demand: Demand
     fit: Fit
     loads_in_flight: int
+    hidden: frozenset[str] = frozenset()
 
 
 PolicyFn = Callable[[ScoreInput], float]
@@ -42,15 +48,19 @@ def _clamp(x: float) -> float:
 
 
 def _free_fraction_after(s: ScoreInput) -> float:
-    """Share of the node's total VRAM still free once the pod's GPUs are taken."""
+    """Share of the node's total VRAM still free once the pod's GPUs are taken.
+
+    Free means on a healthy GPU that no pod holds, no reservation has claimed, and the pod
+    does not take.
+    """
     total = sum(g.total_bytes for g in s.node.gpus)
     if total <= 0:
         return 0.0
-    chosen = set(s.fit.gpu_uuids)
+    taken = s.hidden.union(s.fit.gpu_uuids)
     free = sum(
         (g.free_bytes or 0)
         for g in s.node.gpus
-        if g.healthy and g.holder_pod_uid is None and g.uuid not in chosen
+        if g.healthy and g.holder_pod_uid is None and g.uuid not in taken
     )
     return max(0.0, min(1.0, free / total))
 
@@ -67,7 +77,7 @@ def vram_spread(s: ScoreInput) -> float:
 
 def in_flight_penalty(s: ScoreInput) -> float:
     """10 on a node with no load in flight, halved with each concurrent load sharing its disks."""
-    return _clamp(MAX_SCORE / (2.0**s.loads_in_flight))
+    return _clamp(MAX_SCORE * 0.5 ** max(0, s.loads_in_flight))
 
 
 def cache_affinity(s: ScoreInput) -> float:
@@ -101,14 +111,27 @@ class Profile:
     name: str
     weights: tuple[tuple[str, float], ...]
 
+    @property
+    def total_weight(self) -> float:
+        """The sum of the weights, left to right."""
+        total = 0.0
+        for _, w in self.weights:
+            total = total + w
+        return total
+
     def __post_init__(self) -> None:
         unknown = [n for n, _ in self.weights if n not in POLICIES]
         if unknown:
             raise ValueError(
                 f"profile {self.name!r}: unknown policies {unknown}; known: {sorted(POLICIES)}"
             )
-        if any(w < 0 for _, w in self.weights) or sum(w for _, w in self.weights) <= 0:
-            raise ValueError(f"profile {self.name!r}: weights must be >= 0 with a positive sum")
+        if (
+            any(not math.isfinite(w) or w < 0 for _, w in self.weights)
+            or sum(w for _, w in self.weights) <= 0
+        ):
+            raise ValueError(
+                f"profile {self.name!r}: weights must be finite and >= 0 with a positive sum"
+            )
 
 
 PROFILES: Mapping[str, Profile] = {
@@ -137,14 +160,18 @@ PROFILES: Mapping[str, Profile] = {
 DEFAULT_PROFILE = "binpack"
 
 
-def loads_in_flight(
-    node: str, reservations: list[Reservation] | tuple[Reservation, ...], now: float
-) -> int:
-    """Active reservations on ``node`` whose load may still be running."""
+def loads_in_flight(node: str, reservations: Iterable[Reservation], now: float) -> int:
+    """Active reservations on ``node`` whose load may still be running (pure)."""
     return sum(1 for r in reservations if r.node == node and r.active(now) and r.in_flight())
 
 
 def score(s: ScoreInput, profile: Profile) -> float:
-    """The profile's weighted mean of its policies for one feasible node, in 0..10."""
-    total_w = sum(w for _, w in profile.weights)
-    return _clamp(sum(POLICIES[n].fn(s) * w for n, w in profile.weights) / total_w)
+    """The profile's weighted mean of its policies for one feasible node, in 0..10 (pure).
+
+    Summed left to right in the profile's order (not with ``sum()``, whose float rounding
+    differs between Python versions), so the vectorized fleet scoring gives the same bits.
+    """
+    total = 0.0
+    for n, w in profile.weights:
+        total = total + POLICIES[n].fn(s) * w
+    return _clamp(total / profile.total_weight)

@@ -1,15 +1,28 @@
 """Kubernetes quantities ("70Gi", "80G", "1.5e9") to whole bytes, with errors that say where.
 
 The parsing itself is the kubernetes client's own ``parse_quantity``, so vramfit reads a
-quantity exactly as the API server writes it.
+quantity exactly as the API server writes it. The client parser is lenient (it hands the number
+to ``Decimal``, which also takes "NaN", "1_000", " 7" and exponents of any size), so a value is
+first checked against the API server's quantity grammar and bounded to what an int64 holds: an
+annotation such as ``1e999999999`` is a clear error, not a billion-digit integer.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 
 from kubernetes.utils.quantity import parse_quantity
+
+MAX_QUANTITY = 2**63 - 1
+"""The largest value a Kubernetes quantity holds as an integer (int64), and ours too."""
+
+# The grammar of k8s.io/apimachinery/pkg/api/resource (binary SI, decimal SI with the
+# sub-unit suffixes n, u, m, or a decimal exponent).
+_GRAMMAR = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
 
 
 class QuantityError(ValueError):
@@ -21,13 +34,13 @@ class QuantityError(ValueError):
         self.value = value
 
 
-def parse_bytes(value: object, where: str) -> int:
-    """Parse ``value`` as a non-negative byte count, rounding fractions up.
-
-    ``where`` names the field or annotation, and appears in the error.
-    """
+def _parse(value: object, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(where, value, "expected a string such as '70Gi' or a number")
+    if isinstance(value, str) and not _GRAMMAR.fullmatch(value):
+        raise QuantityError(
+            where, value, "expected a Kubernetes quantity such as 70Gi, 80G or 1.5e9"
+        )
     try:
         parsed: Decimal = parse_quantity(value)
     except (ValueError, ArithmeticError) as exc:
@@ -36,15 +49,25 @@ def parse_bytes(value: object, where: str) -> int:
         raise QuantityError(where, value, "must be finite")
     if parsed < 0:
         raise QuantityError(where, value, "must not be negative")
-    return math.ceil(parsed)
+    if parsed > MAX_QUANTITY:
+        raise QuantityError(where, value, f"must be at most {MAX_QUANTITY}")
+    return parsed
+
+
+def parse_bytes(value: object, where: str) -> int:
+    """Parse ``value`` as a non-negative byte count, rounding fractions up (pure).
+
+    ``where`` names the field or annotation, and appears in the error.
+    """
+    return math.ceil(_parse(value, where))
 
 
 def parse_count(value: object, where: str) -> int:
-    """Parse an integer resource count such as the ``nvidia.com/gpu`` request."""
-    n = parse_bytes(value, where)
-    if Decimal(n) != parse_quantity(value):
+    """Parse a whole, non-negative resource count such as the ``nvidia.com/gpu`` request (pure)."""
+    parsed = _parse(value, where)
+    if parsed != parsed.to_integral_value():
         raise QuantityError(where, value, "must be a whole number")
-    return n
+    return int(parsed)
 
 
 def format_bytes(n: float) -> str:

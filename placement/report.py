@@ -7,6 +7,7 @@ One cluster-scoped ``NodeGPUState`` object (group ``vramfit.io``) per node carri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
@@ -18,6 +19,9 @@ VERSION = "v1alpha1"
 KIND = "NodeGPUState"
 PLURAL = "nodegpustates"
 LEASE_PREFIX = "vramfit-agent-"
+
+MAX_REPORT_BYTES = 2**53
+"""The largest byte count a report may carry: exact in a JSON number (IEEE double) anywhere."""
 
 
 class MemoryJSON(TypedDict):
@@ -82,12 +86,23 @@ def format_time(ts: float) -> str:
 
 
 def parse_time(text: str) -> float:
-    """RFC 3339 (as Kubernetes writes it) to epoch seconds."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """RFC 3339 (as Kubernetes writes it) to epoch seconds (pure).
+
+    Raises ``ValueError`` for anything else, including a time without a UTC offset (which
+    would otherwise be read in the local time zone of whoever reads it).
+    """
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return parsed.timestamp()
 
 
 def encode_status(node: NodeState, *, driver_version: str = "") -> StatusJSON:
-    """The report for ``node``; ``decode_status`` gives the same node back."""
+    """The report for ``node`` (pure); ``decode_status`` gives the same node back.
+
+    Node labels are not part of the report (they live on the Node object), and times keep
+    microseconds.
+    """
     gpus: list[GpuJSON] = []
     for g in node.gpus:
         gj: GpuJSON = {
@@ -155,6 +170,22 @@ class _Reader:
             return default
         return value
 
+    def size(self, obj: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> Any:
+        """A byte count: an integer in 0..MAX_REPORT_BYTES."""
+        value = self.get(obj, key, int, path, optional=optional)
+        if value is not None and not 0 <= value <= MAX_REPORT_BYTES:
+            self.problems.append(f"{path}.{key}: {value} is out of range 0..{MAX_REPORT_BYTES}")
+            return None
+        return value
+
+    def rate(self, obj: Mapping[str, Any], key: str, path: str) -> float | None:
+        """An optional bandwidth: a finite, non-negative number."""
+        value = self.get(obj, key, (int, float), path, optional=True)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            self.problems.append(f"{path}.{key}: {value} must be a finite number >= 0")
+            return None
+        return None if value is None else float(value)
+
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -168,7 +199,11 @@ def decode_status(
     lease_renewed_at: float | None,
     lease_duration_s: float = 40.0,
 ) -> NodeState:
-    """Turn a report into a ``NodeState``; raises ``ReportError`` listing every bad field."""
+    """Turn a report into a ``NodeState`` (pure); raises ``ReportError`` listing every bad field.
+
+    Byte counts must be integers in 0..``MAX_REPORT_BYTES``; GPU UUIDs and indices must not
+    repeat; times must be RFC 3339 with an offset.
+    """
     r = _Reader()
     if not isinstance(status, Mapping):
         raise ReportError(node, ["status: expected an object"])
@@ -184,39 +219,60 @@ def decode_status(
     if not available and not error:
         error = "NVML unavailable"
     gpus: list[GpuState] = []
+    seen_uuid: dict[str, int] = {}
+    seen_index: dict[int, int] = {}
     for i, gj in enumerate(r.get(status, "gpus", list, "status", default=[])):
         p = f"status.gpus[{i}]"
         if not isinstance(gj, Mapping):
             r.problems.append(f"{p}: expected an object")
             continue
+        uuid = r.get(gj, "uuid", str, p, default="")
+        if uuid in seen_uuid:
+            r.problems.append(f"{p}.uuid: {uuid!r} repeats status.gpus[{seen_uuid[uuid]}]")
+        elif uuid:
+            seen_uuid[uuid] = i
+        elif "uuid" in gj and gj["uuid"] == "":
+            r.problems.append(f"{p}.uuid: must not be empty")
+        index = r.get(gj, "index", int, p, default=i)
+        if index < 0:
+            r.problems.append(f"{p}.index: {index} must not be negative")
+        elif index in seen_index:
+            r.problems.append(f"{p}.index: {index} repeats status.gpus[{seen_index[index]}]")
+        else:
+            seen_index[index] = i
         mem = r.get(gj, "memory", Mapping, p, default={})
-        total = r.get(mem, "totalBytes", int, f"{p}.memory", default=0)
-        free = r.get(mem, "freeBytes", int, f"{p}.memory", optional=True)
-        used = r.get(mem, "usedBytes", int, f"{p}.memory", optional=True)
+        total = r.size(mem, "totalBytes", f"{p}.memory")
+        free = r.size(mem, "freeBytes", f"{p}.memory", optional=True)
+        used = r.size(mem, "usedBytes", f"{p}.memory", optional=True)
         pods = []
         for j, pm in enumerate(r.get(gj, "pods", list, p, optional=True, default=[])):
             if isinstance(pm, Mapping):
                 pods.append(
                     PodMemory(
                         r.get(pm, "podUID", str, f"{p}.pods[{j}]", default=""),
-                        r.get(pm, "bytes", int, f"{p}.pods[{j}]", default=0),
+                        r.size(pm, "bytes", f"{p}.pods[{j}]") or 0,
                     )
                 )
             else:
                 r.problems.append(f"{p}.pods[{j}]: expected an object")
-        peers = r.get(gj, "nvlinkPeers", list, p, optional=True, default=[])
+        peers: list[str] = []
+        for j, peer in enumerate(r.get(gj, "nvlinkPeers", list, p, optional=True, default=[])):
+            if isinstance(peer, str) and peer:
+                peers.append(peer)
+            else:
+                r.problems.append(f"{p}.nvlinkPeers[{j}]: expected a GPU UUID, got {peer!r}")
         gpus.append(
             GpuState(
-                uuid=r.get(gj, "uuid", str, p, default=f"<missing-{i}>"),
-                index=r.get(gj, "index", int, p, default=i),
+                uuid=uuid or f"<missing-{i}>",
+                index=index,
                 product=r.get(gj, "product", str, p, default=""),
-                total_bytes=total,
+                total_bytes=total or 0,
                 free_bytes=free,
                 used_bytes=used,
                 healthy=r.get(gj, "healthy", bool, p, default=False),
                 unhealthy_reason=r.get(gj, "unhealthyReason", str, p, optional=True, default=""),
                 mig_enabled=r.get(gj, "migEnabled", bool, p, optional=True, default=False),
-                nvlink_peers=frozenset(str(x) for x in peers),
+                nvlink_peers=frozenset(peers),
                 holder_pod_uid=r.get(gj, "holderPodUID", str, p, optional=True) or None,
                 pod_memory=tuple(pods),
                 pci_bus_id=r.get(gj, "pciBusId", str, p, optional=True, default=""),
@@ -232,13 +288,11 @@ def decode_status(
             r.problems.append(f"{p}: expected an object")
             continue
         cached.append(
-            CachedModel(
-                r.get(cm, "modelId", str, p, default=""), r.get(cm, "bytes", int, p, default=0)
-            )
+            CachedModel(r.get(cm, "modelId", str, p, default=""), r.size(cm, "bytes", p) or 0)
         )
     bw = r.get(status, "bandwidth", Mapping, "status", optional=True, default={})
-    local = r.get(bw, "localDiskBytesPerSecond", (int, float), "status.bandwidth", optional=True)
-    remote = r.get(bw, "remoteBytesPerSecond", (int, float), "status.bandwidth", optional=True)
+    local = r.rate(bw, "localDiskBytesPerSecond", "status.bandwidth")
+    remote = r.rate(bw, "remoteBytesPerSecond", "status.bandwidth")
     if r.problems:
         raise ReportError(node, r.problems)
     return NodeState(
@@ -248,7 +302,7 @@ def decode_status(
         lease_renewed_at=lease_renewed_at,
         lease_duration_s=lease_duration_s,
         cached_models=tuple(cached),
-        local_disk_bytes_per_s=None if local is None else float(local),
-        remote_bytes_per_s=None if remote is None else float(remote),
+        local_disk_bytes_per_s=local,
+        remote_bytes_per_s=remote,
         agent_error=error,
     )

@@ -16,7 +16,7 @@ from placement.model import NodeState
 
 
 def nvlink_graph(node: NodeState) -> nx.Graph:
-    """Undirected graph of the node's GPUs (by UUID) with an edge per NVLink connection."""
+    """Undirected graph of the node's GPUs (by UUID) with an edge per NVLink connection (pure)."""
     g = nx.Graph()
     uuids = {gpu.uuid for gpu in node.gpus}
     g.add_nodes_from(sorted(uuids))
@@ -28,13 +28,13 @@ def nvlink_graph(node: NodeState) -> nx.Graph:
 
 
 def islands(node: NodeState) -> list[frozenset[str]]:
-    """The node's NVLink islands, largest first, ties by smallest GPU UUID."""
+    """The node's NVLink islands, largest first, ties by smallest GPU UUID (pure)."""
     comps = [frozenset(c) for c in nx.connected_components(nvlink_graph(node))]
     return sorted(comps, key=lambda c: (-len(c), min(c)))
 
 
 def link_fraction(node: NodeState, uuids: Iterable[str]) -> float:
-    """Share of GPU pairs among ``uuids`` joined directly by NVLink (1.0 for one GPU)."""
+    """Share of GPU pairs among ``uuids`` joined directly by NVLink, 1.0 for one GPU (pure)."""
     chosen = sorted(set(uuids))
     pairs = list(combinations(chosen, 2))
     if not pairs:

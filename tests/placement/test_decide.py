@@ -1,0 +1,192 @@
+"""``decide()``: every node fitted and scored, the best chosen, ties to the first name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from placement.decide import UnknownProfileError, assume, decide, resolve_profile
+from placement.model import (
+    GIB,
+    CachedModel,
+    Demand,
+    Fit,
+    GpuState,
+    NodeState,
+    Reject,
+    Reservation,
+    ReservationState,
+)
+from placement.policies import PROFILES, Profile
+
+NOW = 7_000.0
+
+
+def node(
+    name: str, free: Sequence[float], *, models: Sequence[str] = (), lease: float | None = NOW
+) -> NodeState:
+    """A node of 80 GiB GPUs, all NVLinked, with ``free`` GiB on each."""
+    uuids = [f"{name}-GPU-{i}" for i in range(len(free))]
+    gpus = tuple(
+        GpuState(
+            uuid=u,
+            index=i,
+            product="NVIDIA-H100-80GB-HBM3",
+            total_bytes=80 * GIB,
+            free_bytes=int(f * GIB),
+            nvlink_peers=frozenset(uuids) - {u},
+        )
+        for i, (u, f) in enumerate(zip(uuids, free, strict=True))
+    )
+    return NodeState(
+        name=name,
+        gpus=gpus,
+        observed_at=NOW,
+        lease_renewed_at=lease,
+        cached_models=tuple(CachedModel(m, GIB) for m in models),
+    )
+
+
+def reserve(pod: str, state: NodeState, *gpus: int, ready: bool = False) -> Reservation:
+    return Reservation(
+        pod_uid=pod,
+        pod_key=f"ns/{pod}",
+        node=state.name,
+        gpu_uuids=tuple(state.gpus[i].uuid for i in gpus),
+        bytes_per_gpu=40 * GIB,
+        state=ReservationState.READY if ready else ReservationState.LOADING,
+        created_at=NOW - 1,
+    )
+
+
+A = node("a", [80, 80, 80, 80])
+B = node("b", [80, 80, 80, 80])
+FULL_C = node("c", [80, 10, 10, 10])
+CACHED_D = node("d", [80, 80, 80, 80], models=["llama"])
+DOWN_E = node("e", [80, 80], lease=None)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "demand", "reservations", "pod_uid", "chosen"),
+    [
+        pytest.param([B, A], Demand(1), [], "", "a", id="tie-goes-to-first-name"),
+        pytest.param([A, B, FULL_C], Demand(1), [], "", "c", id="binpack-takes-fuller"),
+        pytest.param(
+            [A, B, FULL_C], Demand(1, policy="spread"), [], "", "a", id="pod-asks-for-spread"
+        ),
+        pytest.param(
+            [A, FULL_C, CACHED_D], Demand(1, model_id="llama"), [], "", "d", id="cache-wins"
+        ),
+        pytest.param(
+            [A, B], Demand(1), [reserve("x", A, 0)], "", "b", id="load-in-flight-pushes-away"
+        ),
+        pytest.param(
+            [A, B], Demand(1), [reserve("me", A, 0)], "me", "a", id="own-load-does-not-count"
+        ),
+        pytest.param(
+            # b's ready (not in flight) reservation is not on the node yet: b is fuller.
+            [A, B],
+            Demand(1),
+            [reserve("x", B, 0, 1, ready=True)],
+            "",
+            "b",
+            id="binpack-counts-reserved-gpus-as-taken",
+        ),
+        pytest.param([DOWN_E, A], Demand(4), [], "", "a", id="rejected-node-never-chosen"),
+        pytest.param([DOWN_E], Demand(1), [], "", None, id="nothing-fits"),
+        pytest.param([], Demand(1), [], "", None, id="no-nodes"),
+    ],
+)
+def test_decide_chooses(
+    nodes: list[NodeState],
+    demand: Demand,
+    reservations: list[Reservation],
+    pod_uid: str,
+    chosen: str | None,
+) -> None:
+    decision = decide(nodes, demand, reservations, now=NOW, pod_uid=pod_uid)
+    assert (decision.chosen.node if decision.chosen else None) == chosen
+    fitted = [f.node for f in decision.fits]
+    rejected = [r.node for r in decision.rejects]
+    assert fitted == [n.name for n in nodes if n.name in fitted]
+    assert rejected == [n.name for n in nodes if n.name in rejected]
+    assert sorted(fitted + rejected) == sorted(n.name for n in nodes)
+    assert [n for n, _ in decision.scores] == [f.node for f in decision.fits]
+    assert all(0.0 <= s <= 10.0 for _, s in decision.scores)
+    if decision.chosen is not None:
+        best = max(s for _, s in decision.scores)
+        assert dict(decision.scores)[decision.chosen.node] == best
+        assert decision.chosen in decision.fits
+
+
+def test_decide_reports_every_reject_and_score() -> None:
+    decision = decide([A, DOWN_E, FULL_C, B], Demand(2, vram_per_gpu=40 * GIB), [], now=NOW)
+    assert decision.rejects == (
+        Reject("e", "no node agent heartbeat (Lease) seen for this node", resolvable=True),
+        Reject("c", "needs 2 free GPU(s) with 40 GiB each; 1 free now (3 busy)", True),
+    )
+    assert decision.fits == (
+        Fit("a", ("a-GPU-0", "a-GPU-1"), True),
+        Fit("b", ("b-GPU-0", "b-GPU-1"), True),
+    )
+    # binpack (2*5 + 3*10 + 3*0 + 2*10) / 10: half the VRAM left, no load, no cache, linked.
+    assert decision.scores == (("a", 6.0), ("b", 6.0))
+    assert decision.chosen == decision.fits[0]
+
+
+def test_explicit_profile_overrides_the_pods() -> None:
+    spread = decide(
+        [A, FULL_C], Demand(1, policy="binpack"), [], now=NOW, profile=PROFILES["spread"]
+    )
+    binpack = decide([A, FULL_C], Demand(1, policy="binpack"), [], now=NOW)
+    assert spread.chosen is not None and spread.chosen.node == "a"
+    assert binpack.chosen is not None and binpack.chosen.node == "c"
+
+
+@pytest.mark.parametrize(
+    ("policy", "default", "expected"),
+    [
+        pytest.param("", "binpack", "binpack", id="default"),
+        pytest.param("", "spread", "spread", id="other-default"),
+        pytest.param("spread", "binpack", "spread", id="pod-wins"),
+    ],
+)
+def test_resolve_profile(policy: str, default: str, expected: str) -> None:
+    assert resolve_profile(Demand(1, policy=policy), default) == PROFILES[expected]
+
+
+def test_unknown_profile_is_an_error() -> None:
+    with pytest.raises(UnknownProfileError, match="unknown placement policy 'fastest'; known: "):
+        decide([A], Demand(1, policy="fastest"), [], now=NOW)
+
+
+def test_custom_profile() -> None:
+    only_cache = Profile("cache", (("cache-affinity", 1.0),))
+    decision = decide([A, CACHED_D], Demand(1, model_id="llama"), [], now=NOW, profile=only_cache)
+    assert decision.scores == (("a", 0.0), ("d", 10.0))
+    assert decision.chosen is not None and decision.chosen.node == "d"
+
+
+def test_assume_records_the_choice() -> None:
+    chosen = Fit("a", ("a-GPU-2", "a-GPU-3"), True)
+    demand = Demand(2, vram_per_gpu=40 * GIB, model_id="llama")
+    r = assume(chosen, demand, pod_uid="uid-1", pod_key="ns/p", now=NOW, ttl_s=30)
+    assert r == Reservation(
+        pod_uid="uid-1",
+        pod_key="ns/p",
+        node="a",
+        gpu_uuids=("a-GPU-2", "a-GPU-3"),
+        bytes_per_gpu=40 * GIB,
+        state=ReservationState.ASSUMED,
+        created_at=NOW,
+        model_id="llama",
+        expires_at=NOW + 30,
+    )
+    assert r.active(NOW + 29.9) and not r.active(NOW + 30)
+    assert r.in_flight()
+    # The next pod does not see the assumed GPUs.
+    after = decide([A], Demand(4), [r], now=NOW + 1)
+    assert after.rejects == (
+        Reject("a", "needs 4 free GPU(s) with 0 B each; 2 free now (2 reserved)", True),
+    )

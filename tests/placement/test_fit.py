@@ -1,0 +1,657 @@
+"""``fit()`` over the named edge cases: what fits, on which GPUs, and why not, for how long."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import pytest
+
+from placement.fit import effective_nvlink, fit, hidden_gpus, product_key
+from placement.model import (
+    GIB,
+    CachedModel,
+    Demand,
+    Fit,
+    FitSettings,
+    GpuState,
+    NodeState,
+    NvlinkMode,
+    Reject,
+    Reservation,
+    ReservationState,
+)
+from placement.topology import islands, link_fraction, nvlink_graph
+
+NOW = 1_000_000.0
+H100 = "NVIDIA-H100-80GB-HBM3"
+A100_40 = "NVIDIA-A100-SXM4-40GB"
+A100_80 = "NVIDIA-A100-SXM4-80GB"
+ALL = "all"
+
+
+def gpu(
+    i: int,
+    *,
+    total: float = 80,
+    free: float | None = -1.0,
+    product: str = H100,
+    healthy: bool = True,
+    holder: str | None = None,
+) -> GpuState:
+    """GPU ``i`` (UUID ``GPU-i``), sizes in GiB; free defaults to all of it."""
+    return GpuState(
+        uuid=f"GPU-{i}",
+        index=i,
+        product=product,
+        total_bytes=int(total * GIB),
+        free_bytes=None if free is None else int((total if free < 0 else free) * GIB),
+        healthy=healthy,
+        unhealthy_reason="" if healthy else "XID 79",
+        holder_pod_uid=holder,
+    )
+
+
+def node(
+    gpus: Sequence[GpuState],
+    *,
+    nvlink: str | Sequence[Sequence[int]] | None = ALL,
+    name: str = "n1",
+    lease: float | None = NOW - 5,
+    lease_duration: float = 40.0,
+    observed: float = NOW - 5,
+    error: str = "",
+    models: Sequence[str] = (),
+) -> NodeState:
+    """A node whose GPUs are wired by ``nvlink``: all, none, or islands of GPU indices."""
+    groups: Sequence[Sequence[int]] = []
+    if nvlink == ALL:
+        groups = [[g.index for g in gpus]]
+    elif nvlink is not None and not isinstance(nvlink, str):
+        groups = nvlink
+    island_of = {i: set(group) for group in groups for i in group}
+    wired = tuple(
+        dataclasses.replace(
+            g,
+            nvlink_peers=frozenset(
+                f"GPU-{j}" for j in island_of.get(g.index, set()) if j != g.index
+            ),
+        )
+        for g in gpus
+    )
+    return NodeState(
+        name=name,
+        gpus=wired,
+        observed_at=observed,
+        lease_renewed_at=lease,
+        lease_duration_s=lease_duration,
+        cached_models=tuple(CachedModel(m, 10 * GIB) for m in models),
+        agent_error=error,
+    )
+
+
+def reservation(
+    pod: str,
+    gpus: Sequence[int],
+    *,
+    node_name: str = "n1",
+    expires_at: float | None = None,
+    state: ReservationState = ReservationState.ASSUMED,
+) -> Reservation:
+    return Reservation(
+        pod_uid=pod,
+        pod_key=f"ns/{pod}",
+        node=node_name,
+        gpu_uuids=tuple(f"GPU-{i}" for i in gpus),
+        bytes_per_gpu=40 * GIB,
+        state=state,
+        created_at=NOW - 1,
+        expires_at=expires_at,
+    )
+
+
+def uuids(*indices: int) -> tuple[str, ...]:
+    return tuple(f"GPU-{i}" for i in indices)
+
+
+EIGHT = [gpu(i) for i in range(8)]
+TWO_ISLANDS = [[0, 1, 2, 3], [4, 5, 6, 7]]
+# GPUs 0, 1, 4, 5 held: two free on each island.
+SPLIT_FREE = [gpu(i, holder="other" if i in (0, 1, 4, 5) else None) for i in range(8)]
+MIXED = [gpu(i, total=40, product=A100_40) for i in range(4)] + [
+    gpu(i, total=80, product=A100_80) for i in range(4, 8)
+]
+
+CASES = [
+    # -- what could never fit: unresolvable --------------------------------------------------
+    pytest.param(
+        node([]),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "node reports no GPUs", resolvable=False),
+        id="zero-gpus",
+    ),
+    pytest.param(
+        node([gpu(0, total=40, product=A100_40)] * 1),
+        Demand(1, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 1 GPU(s) with at least 70 GiB each; node has 0 (1x NVIDIA-A100-SXM4-40GB 40 GiB)",
+            resolvable=False,
+        ),
+        id="gpu-too-small-forever",
+    ),
+    pytest.param(
+        node(MIXED),
+        Demand(5, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 5 GPU(s) with at least 70 GiB each; node has 4 "
+            "(4x NVIDIA-A100-SXM4-40GB 40 GiB, 4x NVIDIA-A100-SXM4-80GB 80 GiB)",
+            resolvable=False,
+        ),
+        id="mixed-40-80-too-few-large",
+    ),
+    pytest.param(
+        node(EIGHT),
+        Demand(1, products=frozenset({"NVIDIA-L4", "NVIDIA H200"})),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "no GPU of product NVIDIA H200, NVIDIA-L4 (node has 8x NVIDIA-H100-80GB-HBM3 80 GiB)",
+            resolvable=False,
+        ),
+        id="no-gpu-of-product",
+    ),
+    pytest.param(
+        node(EIGHT, nvlink=None),
+        Demand(2, nvlink=NvlinkMode.REQUIRED),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 2 GPUs on one NVLink island; the largest island of suitable GPUs has 1",
+            resolvable=False,
+        ),
+        id="nvlink-required-no-island-large-enough",
+    ),
+    pytest.param(
+        node(MIXED, nvlink=TWO_ISLANDS),
+        Demand(3, vram_per_gpu=70 * GIB, nvlink=NvlinkMode.REQUIRED),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(4, 5, 6), same_island=True),
+        id="nvlink-required-island-of-large-gpus",
+    ),
+    pytest.param(
+        node(MIXED, nvlink=[[0, 1, 2, 4], [3, 5, 6, 7]]),
+        Demand(4, vram_per_gpu=70 * GIB, nvlink=NvlinkMode.REQUIRED),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 4 GPUs on one NVLink island; the largest island of suitable GPUs has 3",
+            resolvable=False,
+        ),
+        id="nvlink-required-islands-mix-small-gpus",
+    ),
+    # -- the agent and its report: resolvable ------------------------------------------------
+    pytest.param(
+        node(EIGHT, error="NVML unavailable: driver not loaded"),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "node agent reports an error: NVML unavailable: driver not loaded", True),
+        id="agent-error",
+    ),
+    pytest.param(
+        node([], error="NVML unavailable"),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "node agent reports an error: NVML unavailable", resolvable=True),
+        id="agent-error-hides-its-gpus",
+    ),
+    pytest.param(
+        node(EIGHT, lease=None),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "no node agent heartbeat (Lease) seen for this node", resolvable=True),
+        id="no-lease",
+    ),
+    pytest.param(
+        node(EIGHT, lease=NOW - 95),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "node agent heartbeat is 95s old (lease 40s)", resolvable=True),
+        id="lease-expired",
+    ),
+    pytest.param(
+        node(EIGHT, lease=NOW - 40),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0), same_island=True),
+        id="lease-at-its-duration-still-live",
+    ),
+    pytest.param(
+        node(EIGHT, observed=NOW - 300),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "GPU report is 300s old (limit 120s)", resolvable=True),
+        id="report-too-old",
+    ),
+    pytest.param(
+        node(EIGHT, observed=NOW - 300),
+        Demand(1),
+        [],
+        FitSettings(max_report_age_s=600),
+        "",
+        Fit("n1", uuids(0), same_island=True),
+        id="report-age-limit-from-settings",
+    ),
+    pytest.param(
+        node(EIGHT, observed=NOW - 300, error="boom"),
+        Demand(1, vram_per_gpu=90 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 1 GPU(s) with at least 90 GiB each; node has 0 "
+            "(8x NVIDIA-H100-80GB-HBM3 80 GiB)",
+            resolvable=False,
+        ),
+        id="never-fits-wins-over-stale",
+    ),
+    # -- what is free now: resolvable ---------------------------------------------------------
+    pytest.param(
+        node([gpu(0, free=10), gpu(1, free=20)]),
+        Demand(1, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "needs 1 free GPU(s) with 70 GiB each; 0 free now (2 busy)", resolvable=True),
+        id="busy-now",
+    ),
+    pytest.param(
+        node([gpu(0, healthy=False), gpu(1, healthy=False, holder="p")]),
+        Demand(1),
+        [],
+        FitSettings(),
+        "",
+        Reject("n1", "needs 1 free GPU(s) with 0 B each; 0 free now (2 unhealthy)", True),
+        id="unhealthy-gpus",
+    ),
+    pytest.param(
+        node([gpu(0, healthy=False), gpu(1, free=75)]),
+        Demand(1, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1), same_island=True),
+        id="unhealthy-gpu-skipped",
+    ),
+    pytest.param(
+        node([gpu(0, free=None), gpu(1, holder="p"), gpu(2, free=1), gpu(3, healthy=False)]),
+        Demand(1, vram_per_gpu=40 * GIB),
+        [reservation("q", [0, 1, 2])],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 1 free GPU(s) with 40 GiB each; 0 free now (1 held, 2 reserved, 1 unhealthy)",
+            resolvable=True,
+        ),
+        id="every-cause-counted-once",
+    ),
+    pytest.param(
+        node([gpu(0, free=None), gpu(1, free=60)]),
+        Demand(2, vram_per_gpu=40 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 2 free GPU(s) with 40 GiB each; 1 free now (1 unknown)",
+            resolvable=True,
+        ),
+        id="unknown-free-memory",
+    ),
+    pytest.param(
+        node([gpu(0, free=79), gpu(1, free=71), gpu(2, free=75), gpu(3, free=71)]),
+        Demand(1, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1), same_island=True),
+        id="tightest-gpu-lowest-index-on-tie",
+    ),
+    pytest.param(
+        node(MIXED, nvlink=None),
+        Demand(2, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(4, 5), same_island=False),
+        id="mixed-40-80-uses-the-80s",
+    ),
+    pytest.param(
+        node(MIXED, nvlink=None),
+        Demand(2, vram_per_gpu=30 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1), same_island=False),
+        id="mixed-40-80-small-demand-takes-the-40s",
+    ),
+    # -- NVLink islands -----------------------------------------------------------------------
+    pytest.param(
+        node(SPLIT_FREE, nvlink=TWO_ISLANDS),
+        Demand(4, nvlink=NvlinkMode.REQUIRED),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 4 free GPUs on one NVLink island; free GPUs are split across islands (2+2)",
+            resolvable=True,
+        ),
+        id="four-gpus-split-islands-required",
+    ),
+    pytest.param(
+        node(SPLIT_FREE, nvlink=TWO_ISLANDS),
+        Demand(4),
+        [],
+        FitSettings(nvlink_for_multi_gpu=NvlinkMode.REQUIRED),
+        "",
+        Reject(
+            "n1",
+            "needs 4 free GPUs on one NVLink island; free GPUs are split across islands (2+2)",
+            resolvable=True,
+        ),
+        id="four-gpus-split-islands-required-by-settings",
+    ),
+    pytest.param(
+        node(SPLIT_FREE, nvlink=TWO_ISLANDS),
+        Demand(4, nvlink=NvlinkMode.PREFERRED),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(2, 3, 6, 7), same_island=False),
+        id="four-gpus-split-islands-preferred",
+    ),
+    pytest.param(
+        node(SPLIT_FREE, nvlink=TWO_ISLANDS),
+        Demand(4, nvlink=NvlinkMode.NONE),
+        [],
+        FitSettings(nvlink_for_multi_gpu=NvlinkMode.REQUIRED),
+        "",
+        Fit("n1", uuids(2, 3, 6, 7), same_island=False),
+        id="pod-says-none-over-settings",
+    ),
+    pytest.param(
+        node(EIGHT, nvlink=[[0, 1], [2, 3, 4, 5, 6, 7]]),
+        Demand(2, nvlink=NvlinkMode.REQUIRED),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="smallest-island-keeps-big-islands-whole",
+    ),
+    pytest.param(
+        node(EIGHT, nvlink=[[0, 1, 2, 3], [4, 5, 6, 7]]),
+        Demand(2),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="equal-islands-tie-by-uuid",
+    ),
+    pytest.param(
+        node(
+            [gpu(i, free=80 if i < 4 else 72) for i in range(8)],
+            nvlink=TWO_ISLANDS,
+        ),
+        Demand(3, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1, 2), same_island=True),
+        id="island-choice-before-tightness",
+    ),
+    pytest.param(
+        node([gpu(i, free=[80, 71, 75, 72][i]) for i in range(4)]),
+        Demand(2, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1, 3), same_island=True),
+        id="tightest-within-island-in-index-order",
+    ),
+    # -- reservations -------------------------------------------------------------------------
+    pytest.param(
+        node([gpu(0), gpu(1)]),
+        Demand(2),
+        [reservation("other", [0])],
+        FitSettings(),
+        "",
+        Reject("n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 reserved)", resolvable=True),
+        id="reservation-hides-candidate",
+    ),
+    pytest.param(
+        node([gpu(0, free=75), gpu(1)]),
+        Demand(1, vram_per_gpu=70 * GIB),
+        [reservation("other", [0])],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1), same_island=True),
+        id="reservation-moves-choice",
+    ),
+    pytest.param(
+        node([gpu(0, holder="other"), gpu(1)]),
+        Demand(2),
+        [reservation("other", [0])],
+        FitSettings(),
+        "",
+        Reject("n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 held)", resolvable=True),
+        id="reservation-visible-on-node-counts-as-held",
+    ),
+    pytest.param(
+        node([gpu(0), gpu(1)]),
+        Demand(2),
+        [reservation("other", [0], expires_at=NOW)],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="expired-reservation-hides-nothing",
+    ),
+    pytest.param(
+        node([gpu(0), gpu(1)]),
+        Demand(2),
+        [reservation("other", [0], node_name="n2")],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="other-nodes-reservation-hides-nothing",
+    ),
+    pytest.param(
+        node([gpu(0), gpu(1)]),
+        Demand(2),
+        [reservation("me", [0, 1])],
+        FitSettings(),
+        "me",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="own-reservation-ignored-on-refilter",
+    ),
+    pytest.param(
+        node([gpu(0, holder="me"), gpu(1)]),
+        Demand(2),
+        [reservation("me", [0, 1])],
+        FitSettings(),
+        "me",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="gpu-held-by-own-pod-is-a-candidate",
+    ),
+    # -- products and pods without GPUs --------------------------------------------------------
+    pytest.param(
+        node(MIXED, nvlink=None),
+        Demand(1, products=frozenset({"nvidia a100-sxm4-80gb"})),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(4), same_island=True),
+        id="product-constraint-any-spelling",
+    ),
+    pytest.param(
+        node(MIXED, nvlink=None),
+        Demand(2, products=frozenset({A100_40, "NVIDIA-L4"})),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(0, 1), same_island=False),
+        id="product-constraint-one-of-several",
+    ),
+    pytest.param(
+        node([]),
+        Demand(0),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", (), same_island=True),
+        id="pod-without-gpus-fits-anywhere",
+    ),
+    pytest.param(
+        node(EIGHT, lease=None, error="boom"),
+        Demand(0),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", (), same_island=True),
+        id="pod-without-gpus-ignores-agent-state",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "demand", "reservations", "settings", "pod_uid", "expected"), CASES
+)
+def test_fit(
+    *,
+    state: NodeState,
+    demand: Demand,
+    reservations: list[Reservation],
+    settings: FitSettings,
+    pod_uid: str,
+    expected: Fit | Reject,
+) -> None:
+    assert fit(state, demand, reservations, now=NOW, settings=settings, pod_uid=pod_uid) == expected
+
+
+def test_reservation_stops_hiding_once_the_node_shows_the_load() -> None:
+    r = reservation("other", [0, 1])
+    before = node([gpu(0), gpu(1), gpu(2)])
+    after = node([gpu(0, holder="other"), gpu(1), gpu(2)])
+    assert hidden_gpus(before, [r], NOW) == {"GPU-0", "GPU-1"}
+    assert hidden_gpus(after, [r], NOW) == {"GPU-1"}
+    assert fit(after, Demand(2), [r], now=NOW) == Reject(
+        "n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 held, 1 reserved)", True
+    )
+
+
+@pytest.mark.parametrize(
+    ("demand", "setting", "expected"),
+    [
+        pytest.param(
+            Demand(1, nvlink=NvlinkMode.REQUIRED),
+            NvlinkMode.REQUIRED,
+            NvlinkMode.NONE,
+            id="one-gpu",
+        ),
+        pytest.param(Demand(2), NvlinkMode.PREFERRED, NvlinkMode.PREFERRED, id="default"),
+        pytest.param(Demand(2), NvlinkMode.REQUIRED, NvlinkMode.REQUIRED, id="settings-require"),
+        pytest.param(
+            Demand(2, nvlink=NvlinkMode.NONE), NvlinkMode.REQUIRED, NvlinkMode.NONE, id="pod-none"
+        ),
+        pytest.param(
+            Demand(2, nvlink=NvlinkMode.REQUIRED),
+            NvlinkMode.NONE,
+            NvlinkMode.REQUIRED,
+            id="pod-requires",
+        ),
+    ],
+)
+def test_effective_nvlink(demand: Demand, setting: NvlinkMode, expected: NvlinkMode) -> None:
+    assert effective_nvlink(demand, FitSettings(nvlink_for_multi_gpu=setting)) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        pytest.param("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3", id="nvml-spelling"),
+        pytest.param("NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb-hbm3", id="label-spelling"),
+        pytest.param("  NVIDIA  L4 ", "nvidia-l4", id="extra-spaces"),
+    ],
+)
+def test_product_key(name: str, key: str) -> None:
+    assert product_key(name) == key
+
+
+@pytest.mark.parametrize(
+    ("nvlink", "expected"),
+    [
+        pytest.param(ALL, [frozenset(uuids(0, 1, 2, 3))], id="all"),
+        pytest.param(None, [frozenset(uuids(i)) for i in range(4)], id="none"),
+        pytest.param(
+            [[2, 3], [0], [1]],
+            [frozenset(uuids(2, 3)), frozenset(uuids(0)), frozenset(uuids(1))],
+            id="largest-first-then-uuid",
+        ),
+    ],
+)
+def test_islands(nvlink: str | list[list[int]] | None, expected: list[frozenset[str]]) -> None:
+    assert islands(node([gpu(i) for i in range(4)], nvlink=nvlink)) == expected
+
+
+def test_nvlink_graph_ignores_unknown_and_self_peers() -> None:
+    g0 = GpuState("GPU-0", 0, H100, 80 * GIB, 80 * GIB, nvlink_peers=frozenset({"GPU-0", "GPU-9"}))
+    g1 = GpuState("GPU-1", 1, H100, 80 * GIB, 80 * GIB, nvlink_peers=frozenset({"GPU-0"}))
+    graph = nvlink_graph(NodeState("n", (g0, g1), NOW, NOW))
+    assert sorted(graph.nodes) == ["GPU-0", "GPU-1"]
+    assert sorted(map(sorted, graph.edges)) == [["GPU-0", "GPU-1"]]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "fraction"),
+    [
+        pytest.param(uuids(0), 1.0, id="one-gpu"),
+        pytest.param(uuids(0, 1), 1.0, id="linked-pair"),
+        pytest.param(uuids(0, 2), 0.0, id="unlinked-pair"),
+        pytest.param(uuids(0, 1, 2), 1 / 3, id="one-of-three-pairs"),
+    ],
+)
+def test_link_fraction(chosen: tuple[str, ...], fraction: float) -> None:
+    state = node([gpu(i) for i in range(4)], nvlink=[[0, 1], [2, 3]])
+    assert link_fraction(state, chosen) == pytest.approx(fraction)

@@ -1,0 +1,297 @@
+"""The fleet's arrays: row updates, what it refuses to hold, and its answers on named cases."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import pytest
+
+from placement.decide import decide
+from placement.fit import fit
+from placement.fleet import (
+    FLEET_POLICIES,
+    MAX_GPUS_PER_NODE,
+    REASON_NO_REPORT,
+    Fleet,
+    FleetError,
+    decide_fleet,
+    evaluate,
+    verdict,
+)
+from placement.model import (
+    GIB,
+    CachedModel,
+    Demand,
+    Fit,
+    GpuState,
+    NodeState,
+    NvlinkMode,
+    Reject,
+    Reservation,
+    ReservationState,
+)
+from placement.policies import POLICIES
+
+NOW = 50_000.0
+
+
+def node(
+    name: str,
+    n: int = 8,
+    *,
+    free: float = 80,
+    held: Sequence[int] = (),
+    islands: Sequence[Sequence[int]] | None = None,
+    lease: float | None = NOW - 1,
+    models: Sequence[str] = (),
+) -> NodeState:
+    """``n`` 80 GiB GPUs; NVLink all, or by ``islands`` of indices; ``held`` GPUs have a pod."""
+    groups = [list(range(n))] if islands is None else islands
+    peers = {i: {j for j in g if j != i} for g in groups for i in g}
+    gpus = tuple(
+        GpuState(
+            uuid=f"{name}/GPU-{i}",
+            index=i,
+            product="NVIDIA-H100-80GB-HBM3",
+            total_bytes=80 * GIB,
+            free_bytes=int(free * GIB),
+            holder_pod_uid="other" if i in held else None,
+            nvlink_peers=frozenset(f"{name}/GPU-{j}" for j in peers.get(i, ())),
+        )
+        for i in range(n)
+    )
+    return NodeState(
+        name=name,
+        gpus=gpus,
+        observed_at=NOW - 1,
+        lease_renewed_at=lease,
+        cached_models=tuple(CachedModel(m, GIB) for m in models),
+    )
+
+
+def test_replace_remove_and_reuse_rows() -> None:
+    fleet = Fleet(capacity=1, width=1)
+    a, b, c = node("a"), node("b", 2), node("c", 12)
+    fleet.replace(a)
+    fleet.replace(b)
+    fleet.replace(c)  # more rows and more GPU slots than allocated
+    assert len(fleet) == 3 and fleet.width == 12 and fleet.capacity >= 3
+    assert fleet.node("c") == c and "c" in fleet and "z" not in fleet
+    smaller = node("c", 2, free=10)
+    fleet.replace(smaller)
+    assert fleet.node("c") == smaller and len(fleet) == 3
+    fleet.remove("a")
+    fleet.remove("a")  # a second remove is a no-op
+    assert sorted(fleet.names()) == ["b", "c"]
+    with pytest.raises(KeyError):
+        fleet.node("a")
+    fleet.replace(node("d"))  # takes the freed row
+    assert fleet.capacity == 4
+    fits, rejects = evaluate(
+        fleet, ["a", "b", "c", "d"], Demand(2, vram_per_gpu=20 * GIB), [], now=NOW
+    )
+    assert fits == {"b": ("b/GPU-0", "b/GPU-1"), "d": ("d/GPU-0", "d/GPU-1")}
+    assert rejects == {
+        "a": Reject("a", REASON_NO_REPORT, resolvable=True),
+        "c": Reject("c", "needs 2 free GPU(s) with 20 GiB each; 0 free now (2 busy)", True),
+    }
+
+
+def test_renew_changes_only_the_lease() -> None:
+    stale = node("a", lease=NOW - 100)
+    fleet = Fleet([stale])
+    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[1] == {
+        "a": Reject("a", "node agent heartbeat is 100s old (lease 40s)", True)
+    }
+    fleet.renew("a", NOW - 2, 40.0)
+    assert fleet.node("a") == dataclasses.replace(stale, lease_renewed_at=NOW - 2)
+    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[0] == {"a": ("a/GPU-0",)}
+    fleet.renew("a", None, 40.0)
+    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[1]["a"].reason == (
+        "no node agent heartbeat (Lease) seen for this node"
+    )
+    with pytest.raises(KeyError):
+        fleet.renew("b", NOW, 40.0)
+    with pytest.raises(FleetError, match="node a: lease_renewed_at must be finite"):
+        fleet.renew("a", float("inf"), 40.0)
+
+
+def gpu(uuid: str, index: int, total: object = 80 * GIB, free: object = 80 * GIB) -> GpuState:
+    return GpuState(uuid, index, "P", total, free)  # type: ignore[arg-type]  # bad on purpose
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        pytest.param(
+            NodeState("x", (gpu("u", 0), gpu("u", 1)), NOW, NOW),
+            "gpus[1].uuid 'u' repeats",
+            id="uuid",
+        ),
+        pytest.param(
+            NodeState("x", (gpu("u", 0), gpu("v", 0)), NOW, NOW),
+            "gpus[1].index 0 repeats",
+            id="index",
+        ),
+        pytest.param(
+            NodeState("x", (gpu("u", 0, free=-1),), NOW, NOW),
+            "gpus[0].free_bytes -1 is out of range",
+            id="negative-free",
+        ),
+        pytest.param(
+            NodeState("x", (gpu("u", 0, total=2**60),), NOW, NOW),
+            "gpus[0].total_bytes 1152921504606846976 is out of range",
+            id="huge-total",
+        ),
+        pytest.param(
+            NodeState("x", (gpu("u", 0, total=1.5),), NOW, NOW),
+            "gpus[0].total_bytes must be an int, got 1.5",
+            id="float-total",
+        ),
+        pytest.param(
+            NodeState("x", tuple(gpu(f"u{i}", i, total=2**50, free=0) for i in range(9)), NOW, NOW),
+            "total GPU memory 10133099161583616 exceeds",
+            id="node-total-too-large",
+        ),
+        pytest.param(
+            NodeState("x", (), float("nan"), NOW), "observed_at must be finite", id="nan-time"
+        ),
+        pytest.param(
+            NodeState("x", tuple(gpu(f"u{i}", i) for i in range(MAX_GPUS_PER_NODE + 1)), NOW, NOW),
+            f"513 GPUs is more than {MAX_GPUS_PER_NODE}",
+            id="too-many-gpus",
+        ),
+    ],
+)
+def test_fleet_refuses_what_it_cannot_hold_exactly(state: NodeState, problem: str) -> None:
+    fleet = Fleet([node("x")])
+    before = fleet.node("x")
+    with pytest.raises(FleetError) as info:
+        fleet.replace(state)
+    assert str(info.value).startswith("node x: ")
+    assert problem in str(info.value)
+    assert fleet.node("x") == before  # the old row stays
+
+
+SPLIT = node("split", held=[0, 1, 4, 5], islands=[[0, 1, 2, 3], [4, 5, 6, 7]])
+BUSY = node("busy", free=10)
+OK = node("ok")
+SMALL = node("small", 2)
+
+
+@pytest.mark.parametrize(
+    ("demand", "fits", "rejects"),
+    [
+        pytest.param(
+            Demand(4, nvlink=NvlinkMode.REQUIRED),
+            {
+                "busy": ("busy/GPU-0", "busy/GPU-1", "busy/GPU-2", "busy/GPU-3"),
+                "ok": ("ok/GPU-0", "ok/GPU-1", "ok/GPU-2", "ok/GPU-3"),
+            },
+            {
+                "split": (
+                    "needs 4 free GPUs on one NVLink island; free GPUs are split across "
+                    "islands (2+2)",
+                    True,
+                ),
+                "small": (
+                    "needs 4 GPU(s) with at least 0 B each; node has 2 "
+                    "(2x NVIDIA-H100-80GB-HBM3 80 GiB)",
+                    False,
+                ),
+            },
+            id="split-islands-required",
+        ),
+        pytest.param(
+            Demand(4, vram_per_gpu=20 * GIB),
+            {
+                "split": ("split/GPU-2", "split/GPU-3", "split/GPU-6", "split/GPU-7"),
+                "ok": ("ok/GPU-0", "ok/GPU-1", "ok/GPU-2", "ok/GPU-3"),
+            },
+            {
+                "busy": ("needs 4 free GPU(s) with 20 GiB each; 0 free now (8 busy)", True),
+                "small": (
+                    "needs 4 GPU(s) with at least 20 GiB each; node has 2 "
+                    "(2x NVIDIA-H100-80GB-HBM3 80 GiB)",
+                    False,
+                ),
+            },
+            id="split-islands-preferred",
+        ),
+    ],
+)
+def test_named_cases(
+    demand: Demand,
+    fits: dict[str, tuple[str, ...]],
+    rejects: dict[str, tuple[str, bool]],
+) -> None:
+    fleet = Fleet([SPLIT, BUSY, OK, SMALL])
+    names = ["split", "busy", "ok", "small"]
+    got_fits, got_rejects = evaluate(fleet, names, demand, [], now=NOW)
+    assert got_fits == fits
+    assert got_rejects == {n: Reject(n, r, res) for n, (r, res) in rejects.items()}
+    answer = verdict(fleet, names, demand, [], now=NOW)
+    assert answer.fits == fits
+    assert answer.failed == {n: r for n, (r, res) in rejects.items() if res}
+    assert answer.unresolvable == {n: r for n, (r, res) in rejects.items() if not res}
+
+
+def test_reservations_hide_gpus_and_count_as_loads() -> None:
+    a, b = node("a", 2), node("b", 2)
+    fleet = Fleet([a, b])
+
+    def reserve(pod: str, on: NodeState, *gpus: int) -> Reservation:
+        return Reservation(
+            pod,
+            f"ns/{pod}",
+            on.name,
+            tuple(on.gpus[i].uuid for i in gpus),
+            0,
+            ReservationState.LOADING,
+            NOW - 1,
+        )
+
+    reservations = [reserve("p", a, 0), reserve("q", a, 1), reserve("me", b, 0, 1)]
+    fits, rejects = evaluate(fleet, ["a", "b"], Demand(1), reservations, now=NOW, pod_uid="me")
+    assert fits == {"b": ("b/GPU-0",)}
+    assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 reserved)"
+    # Once a's node shows p's GPU held by p, it counts as held, not reserved.
+    shown = dataclasses.replace(
+        a, gpus=(dataclasses.replace(a.gpus[0], holder_pod_uid="p"), a.gpus[1])
+    )
+    fleet.replace(shown)
+    _, rejects = evaluate(fleet, ["a"], Demand(1), reservations, now=NOW, pod_uid="me")
+    assert (
+        rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (1 held, 1 reserved)"
+    )
+    decision = decide_fleet(fleet, ["b"], Demand(1), reservations, now=NOW)
+    assert decision.chosen is None  # without pod_uid "me", b's GPUs are reserved
+
+
+def test_decide_fleet_scores_and_choice_match_decide() -> None:
+    nodes = [
+        node("a"),
+        node("b", free=40),
+        node("c", models=["llama"]),
+        node("d", islands=[[0, 1], [2, 3], [4, 5, 6, 7]]),
+        node("e", held=[0, 1, 2]),
+    ]
+    fleet = Fleet(nodes)
+    for demand in (Demand(1, model_id="llama"), Demand(3, policy="spread"), Demand(2)):
+        got = decide_fleet(fleet, [n.name for n in nodes], demand, [], now=NOW)
+        assert got.decision() == decide(nodes, demand, [], now=NOW)
+        assert got.chosen is not None
+        assert got.scores[got.chosen.node] == max(got.scores.values())
+
+
+def test_every_policy_has_a_fleet_form() -> None:
+    assert set(POLICIES) == FLEET_POLICIES
+
+
+def test_a_demand_of_no_gpus_fits_every_known_node() -> None:
+    fleet = Fleet([node("a"), node("b", 0)])
+    fits, rejects = evaluate(fleet, ["a", "b", "zz"], Demand(0), [], now=NOW)
+    assert fits == {"a": (), "b": ()}
+    assert rejects == {"zz": Reject("zz", REASON_NO_REPORT, True)}
+    assert fit(node("b", 0), Demand(0), [], now=NOW) == Fit("b", (), True)
