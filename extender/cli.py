@@ -2,11 +2,99 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+
+from extender.config import AGENT_NAMESPACE, SettingsError, build_settings
+from extender.decisions import Mode
+from extender.server import serve
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vramfit-extender",
+        description=(
+            "kube-scheduler extender that places GPU pods by free VRAM, NVLink islands, loads "
+            "in flight and cached weights. Serves /scheduler/{filter,prioritize,bind}, "
+            "/healthz, /readyz and /metrics."
+        ),
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster service account)")
+    p.add_argument("--listen", default="127.0.0.1:8888", help="HOST:PORT (default %(default)s)")
+    p.add_argument(
+        "--metrics-listen",
+        help="HOST:PORT of a second listener for /metrics, /healthz and /readyz only "
+        "(for probes and Prometheus when --listen is loopback)",
+    )
+    p.add_argument("--policy", default="binpack", help="default policy: binpack or spread")
+    p.add_argument(
+        "--mode",
+        default=Mode.DECIDE.value,
+        help="decide: filter returns the best node only (default); all-feasible: every fit",
+    )
+    p.add_argument(
+        "--assumed-ttl",
+        type=float,
+        default=30.0,
+        help="seconds a filter decision holds its GPUs without a bind (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-report-age",
+        type=float,
+        default=120.0,
+        help="seconds after which a node's GPU report is too old to trust (default %(default)s)",
+    )
+    p.add_argument(
+        "--nvlink",
+        default="preferred",
+        help="multi-GPU pods without a vramfit.io/nvlink annotation: required, preferred, none",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
+    p.add_argument("--threads", type=int, default=8, help="request threads (default %(default)s)")
+    p.add_argument(
+        "--agent-namespace",
+        default=AGENT_NAMESPACE,
+        help="namespace of the node agents' Leases (default %(default)s)",
+    )
+    p.add_argument("--bind-lock-timeout", type=float, default=5.0)
+    p.add_argument("--api-timeout", type=float, default=5.0)
+    p.add_argument("--watch-timeout", type=int, default=300)
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    p.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Not built yet: say so and fail, rather than pretend to work."""
-    args = sys.argv[1:] if argv is None else argv
-    sys.stderr.write(f"vramfit extender: not available in this build (arguments: {args})\n")
-    return 2
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = build_settings(
+            kubeconfig=args.kubeconfig,
+            listen=args.listen,
+            metrics_listen=args.metrics_listen,
+            policy=args.policy,
+            mode=args.mode,
+            assumed_ttl_s=args.assumed_ttl,
+            max_report_age_s=args.max_report_age,
+            nvlink=args.nvlink,
+            max_body_bytes=args.max_body_bytes,
+            threads=args.threads,
+            agent_namespace=args.agent_namespace,
+            bind_lock_timeout_s=args.bind_lock_timeout,
+            api_timeout_s=args.api_timeout,
+            watch_timeout_s=args.watch_timeout,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            log_level=args.log_level,
+        )
+    except SettingsError as exc:
+        sys.stderr.write(f"vramfit-extender: {exc}\n")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    serve(settings)
+    return 0

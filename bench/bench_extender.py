@@ -1,0 +1,318 @@
+"""Benchmark of vramfit's scheduler extender.
+
+1. Latency: filter and prioritize over HTTP on loopback against the real server stack
+   (gunicorn gthread, one worker, the Flask app, the fleet arrays) holding 1,000, 5,000 and
+   10,000 nodes of 8 GPUs, fed through the same state calls the watches use. The client sends
+   every node name, as kube-scheduler does with ``percentageOfNodesToScore: 100``. Target: p99
+   under 5 ms at 5,000 nodes.
+2. Throughput: the real kube-scheduler on the local control plane, 1,000 fake GPU nodes and
+   500 GPU pods, scheduled once by the default scheduler and once by the ``vramfit`` profile
+   through the extender, in one run. Target: at least half the throughput without it.
+
+Writes ``bench/results/extender.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+from rich.table import Table
+
+from bench.extender_throughput import run_throughput
+from extender.app import create_app
+from extender.bind import Binder
+from extender.config import Settings
+from extender.kubeapi import KubeError
+from extender.metrics import ExtenderMetrics
+from extender.server import ExtenderServer
+from extender.state import LEASES, PODS, REPORTS, ClusterState
+from placement.model import GIB, CachedModel, GpuState, NodeState
+from placement.report import LEASE_PREFIX, encode_status, format_time
+
+RESULTS = Path(__file__).parent / "results" / "extender.json"
+SIZES = (1_000, 5_000, 10_000)
+REQUESTS = 400
+WARMUP = 40
+MODELS = ("meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-8B-Instruct")
+
+
+# ----- a synthetic fleet, fed as the watches feed it ----------------------------------------
+
+
+def synthetic_node(i: int, rng: random.Random, now: float) -> NodeState:
+    """One of a mixed fleet: 3/4 H100 80 GB (NVLink all), 1/4 A100 40 GB (NVLink pairs)."""
+    h100 = i % 4 != 3
+    name = f"{'h100' if h100 else 'a100'}-{i:05d}"
+    gib = 80 if h100 else 40
+    uuids = [f"GPU-{name}-{g}" for g in range(8)]
+    groups = [list(range(8))] if h100 else [[0, 1], [2, 3], [4, 5], [6, 7]]
+    peers = {g: frozenset(uuids[p] for p in grp if p != g) for grp in groups for g in grp}
+    gpus = []
+    for g in range(8):
+        held = rng.random() < 0.3
+        free = 0 if held else int(gib * GIB * rng.choice((1.0, 1.0, 0.95, 0.5)))
+        gpus.append(
+            GpuState(
+                uuid=uuids[g],
+                index=g,
+                product="NVIDIA-H100-80GB-HBM3" if h100 else "NVIDIA-A100-SXM4-40GB",
+                total_bytes=gib * GIB,
+                free_bytes=free,
+                used_bytes=gib * GIB - free,
+                healthy=rng.random() > 0.01,
+                nvlink_peers=peers[g],
+                holder_pod_uid=f"running-{name}-{g}" if held else None,
+            )
+        )
+    cached = tuple(CachedModel(m, 140 * GIB) for m in MODELS if rng.random() < 0.1)
+    return NodeState(
+        name=name, gpus=tuple(gpus), observed_at=now, lease_renewed_at=None, cached_models=cached
+    )
+
+
+def synthetic_state(nodes: int, now: float, seed: int = 7) -> tuple[ClusterState, list[str]]:
+    rng = random.Random(seed)
+    fleet = [synthetic_node(i, rng, now) for i in range(nodes)]
+    state = ClusterState(assumed_ttl_s=30.0)
+    state.replace_leases(
+        [
+            {
+                "metadata": {"name": f"{LEASE_PREFIX}{n.name}"},
+                "spec": {"renewTime": format_time(now), "leaseDurationSeconds": 3600},
+            }
+            for n in fleet
+        ]
+    )
+    state.replace_reports(
+        [{"metadata": {"name": n.name}, "status": dict(encode_status(n))} for n in fleet]
+    )
+    state.replace_pods([], listed_at=now)
+    for resource in (REPORTS, LEASES, PODS):
+        state.mark_synced(resource)
+    return state, [n.name for n in fleet]
+
+
+class _NoBindAPI:
+    """The latency benchmark never binds; a bind would fail loudly, not pretend."""
+
+    def _refuse(self, *_args: object) -> Any:
+        raise KubeError("benchmark", 0, "no API server in the latency benchmark")
+
+    get_pod = patch_pod = bind_pod = _refuse
+
+
+def synthetic_app(nodes: int) -> Callable[[], Flask]:
+    def factory() -> Flask:
+        settings = Settings()
+        state, _ = synthetic_state(nodes, time.time())
+        metrics = ExtenderMetrics(CollectorRegistry())
+        return create_app(settings, state, Binder(state, _NoBindAPI(), settings), metrics)
+
+    return factory
+
+
+def serve(nodes: int, port: int) -> None:
+    """Run the real server stack over a synthetic fleet (a child process of the benchmark)."""
+    settings = Settings(port=port, threads=4, log_level="warning")
+    ExtenderServer(settings, synthetic_app(nodes)).run()
+
+
+# ----- the latency client ------------------------------------------------------------------
+
+
+def pod_body(i: int, names: list[str]) -> dict[str, Any]:
+    shapes = (
+        (2, "70Gi", "required", MODELS[0]),
+        (1, "18Gi", "preferred", MODELS[1]),
+        (4, "35Gi", "preferred", ""),
+    )
+    gpus, vram, nvlink, model = shapes[i % len(shapes)]
+    ann = {"vramfit.io/vram-per-gpu": vram, "vramfit.io/nvlink": nvlink}
+    if model:
+        ann["vramfit.io/model"] = model
+    pod = {
+        "metadata": {
+            "name": f"bench-{i}",
+            "namespace": "bench",
+            "uid": f"bench-uid-{i:08d}",
+            "resourceVersion": "1",
+            "annotations": ann,
+        },
+        "spec": {
+            "schedulerName": "vramfit",
+            "containers": [
+                {
+                    "name": "server",
+                    "image": "kserve/huggingfaceserver:v0.15.0-gpu",
+                    "resources": {
+                        "limits": {"nvidia.com/gpu": str(gpus)},
+                        "requests": {"nvidia.com/gpu": str(gpus)},
+                    },
+                }
+            ],
+        },
+        "status": {"phase": "Pending"},
+    }
+    return {"Pod": pod, "Nodes": None, "NodeNames": names}
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"benchmark server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("benchmark server did not become ready")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def measure_latency(nodes: int, requests: int = REQUESTS) -> dict[str, Any]:
+    """p50/p99 of filter and prioritize at ``nodes`` nodes over HTTP on loopback."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_extender", "serve", str(nodes), str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        _wait_ready(port, proc)
+        names = [f"{'h100' if i % 4 != 3 else 'a100'}-{i:05d}" for i in range(nodes)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        times: dict[str, list[float]] = {"filter": [], "prioritize": []}
+        sizes: dict[str, list[int]] = {"filter": [], "prioritize": []}
+        placed = 0
+        for i in range(WARMUP + requests):
+            body = orjson.dumps(pod_body(i, names))
+            for verb in ("filter", "prioritize"):
+                started = time.perf_counter()
+                conn.request("POST", f"/scheduler/{verb}", body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                elapsed = time.perf_counter() - started
+                if resp.status != 200:
+                    raise RuntimeError(f"{verb} answered {resp.status}: {data[:200]!r}")
+                if i >= WARMUP:
+                    times[verb].append(elapsed * 1000)
+                    sizes[verb].append(len(body) + len(data))
+                if verb == "filter" and i >= WARMUP and orjson.loads(data)["NodeNames"]:
+                    placed += 1
+        conn.close()
+        return {
+            "nodes": nodes,
+            "gpus": nodes * 8,
+            "requests": requests,
+            "placed": placed,
+            **{
+                f"{verb}_{k}_ms": round(v, 3)
+                for verb, ms in times.items()
+                for k, v in (
+                    ("p50", percentile(ms, 50)),
+                    ("p99", percentile(ms, 99)),
+                    ("mean", statistics.fmean(ms)),
+                )
+            },
+            "filter_bytes_per_call": round(statistics.fmean(sizes["filter"])),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# ----- throughput with the real kube-scheduler --------------------------------------------
+
+
+def measure_throughput(nodes: int = 1_000, pods: int = 500) -> dict[str, Any]:
+    """Pods per second bound by the default scheduler and by the vramfit profile, one run."""
+    return run_throughput(nodes=nodes, pods=pods)
+
+
+def table(latency: list[dict[str, Any]], throughput: dict[str, Any] | None) -> Table:
+    t = Table(title="vramfit extender")
+    for col in ("nodes", "filter p50", "filter p99", "prioritize p50", "prioritize p99", "KB/call"):
+        t.add_column(col, justify="right")
+    for r in latency:
+        t.add_row(
+            f"{r['nodes']:,}",
+            f"{r['filter_p50_ms']:.2f} ms",
+            f"{r['filter_p99_ms']:.2f} ms",
+            f"{r['prioritize_p50_ms']:.2f} ms",
+            f"{r['prioritize_p99_ms']:.2f} ms",
+            f"{r['filter_bytes_per_call'] / 1024:.0f}",
+        )
+    if throughput:
+        t.caption = (
+            f"throughput, {throughput['nodes']:,} nodes, {throughput['pods']} GPU pods: "
+            f"default scheduler {throughput['default_pods_per_s']:.1f} pods/s, with the "
+            f"extender {throughput['extender_pods_per_s']:.1f} pods/s "
+            f"(ratio {throughput['ratio']:.2f})"
+        )
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_extender")
+    sub = parser.add_subparsers(dest="command")
+    srv = sub.add_parser("serve", help="(internal) serve a synthetic fleet")
+    srv.add_argument("nodes", type=int)
+    srv.add_argument("port", type=int)
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    parser.add_argument("--requests", type=int, default=REQUESTS)
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args([] if argv is None else argv)
+    if args.command == "serve":
+        serve(args.nodes, args.port)
+        return 0
+    latency = [measure_latency(int(n), args.requests) for n in args.sizes.split(",")]
+    throughput = None if args.skip_throughput else measure_throughput()
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "latency": latency,
+        "throughput": throughput,
+        "targets": {"filter_p99_ms_at_5000": 5.0, "throughput_ratio": 0.5},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, delete=False) as f:
+        json.dump(result, f, indent=2)
+    os.replace(f.name, RESULTS)
+    Console().print(table(latency, throughput))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

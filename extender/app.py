@@ -1,0 +1,266 @@
+"""The extender's HTTP face: a Flask app factory with ten-line handlers.
+
+Routes: ``POST /scheduler/{filter,prioritize,bind}`` (the kube-scheduler extender verbs),
+``/healthz``, ``/readyz`` (ready once every reservation was rebuilt from pods) and ``/metrics``.
+Each verb decodes the request (``wire``), asks a pure function (``decisions``) or the binder,
+and encodes the answer. A request that does not match the protocol gets 400 (413 when too
+large, 404 for an unknown verb) with a message; nothing here answers 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from extender.bind import Binder
+from extender.config import Settings
+from extender.decisions import (
+    FilterOutcome,
+    InvalidPodError,
+    Mode,
+    filter_nodes,
+    invalid_pod,
+    passthrough,
+    prioritize_nodes,
+    read_demand,
+)
+from extender.metrics import ExtenderMetrics
+from extender.state import ClusterState, PendingPod
+from extender.wire import (
+    ExtenderArgs,
+    HostPriorityJSON,
+    WireError,
+    decode_binding_args,
+    decode_extender_args,
+    encode,
+    error_filter_result,
+    filter_result,
+)
+from placement.decide import assume
+
+log = logging.getLogger(__name__)
+
+VERBS = ("filter", "prioritize", "bind")
+NOT_READY = "vramfit extender is starting: reservations are not rebuilt from pods yet ({})"
+
+
+def _body(limit: int) -> bytes:
+    """The request body; 413 when it is over ``limit``, with or without a Content-Length.
+
+    Werkzeug stops a length-less (chunked) body at the limit without complaint, which would
+    hand a truncated document to the decoder: a body that reaches the limit is refused here.
+    """
+    data = request.get_data(cache=False)
+    if request.content_length is None and len(data) >= limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(encode(value), status=status, mimetype="application/json")
+
+
+class Handlers:
+    """The verb handlers, bound to one state, binder and metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: ClusterState,
+        binder: Binder,
+        metrics: ExtenderMetrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.binder = binder
+        self.metrics = metrics
+        self.clock = clock
+
+    def _count(self, out: FilterOutcome) -> None:
+        self.metrics.decisions.labels("filter", out.outcome.value, out.reason).inc()
+        for code, n in out.reject_codes.items():
+            self.metrics.node_rejections.labels(code).inc(n)
+
+    def _decide(self, args: ExtenderArgs) -> FilterOutcome:
+        try:
+            demand = read_demand(args.pod, self.settings.policy)
+        except InvalidPodError as exc:
+            return invalid_pod(args.node_names, str(exc))
+        if demand is None:
+            return passthrough(args.node_names)
+        ref = args.ref
+        now = self.clock()
+        self.state.remember(PendingPod(ref.uid, ref.key, ref.resource_version, demand, now))
+        decide_mode = self.settings.mode is Mode.DECIDE
+        with self.state.locked_view(args.node_names, now) as view:
+            out = filter_nodes(
+                demand,
+                ref.uid,
+                args.node_names,
+                view,
+                now=now,
+                mode=self.settings.mode,
+                policy=self.settings.policy,
+                settings=self.settings.fit,
+            )
+            if decide_mode and out.chosen is not None:
+                self.state.assume(
+                    assume(
+                        out.chosen,
+                        demand,
+                        pod_uid=ref.uid,
+                        pod_key=ref.key,
+                        now=now,
+                        ttl_s=self.settings.assumed_ttl_s,
+                    )
+                )
+        return out
+
+    def filter(self, body: bytes) -> Response:
+        args = decode_extender_args(body)
+        unsynced = self.state.unsynced()
+        if unsynced:
+            self.metrics.decisions.labels("filter", "error", "not-ready").inc()
+            return _json(error_filter_result(args, NOT_READY.format(", ".join(unsynced))))
+        out = self._decide(args)
+        self._count(out)
+        if out.chosen is not None:
+            log.debug("filter %s: %s on %s", args.ref.key, out.outcome, out.chosen.node)
+        if out.passed:
+            # kube-scheduler reads the reasons only when no node passes (for the pod's event
+            # and for preemption); at thousands of nodes they are most of the reply's bytes.
+            return _json(filter_result(args, list(out.passed), {}, {}))
+        return _json(filter_result(args, [], out.failed, out.unresolvable))
+
+    def prioritize(self, body: bytes) -> Response:
+        args = decode_extender_args(body)
+        try:
+            demand = read_demand(args.pod, self.settings.policy)
+        except InvalidPodError:
+            demand = None
+        if demand is None or self.state.unsynced():
+            scores = [(n, 0) for n in args.node_names]
+            outcome = "passthrough" if demand is None else "error"
+        else:
+            now = self.clock()
+            with self.state.locked_view(args.node_names, now) as view:
+                scores = prioritize_nodes(
+                    demand,
+                    args.ref.uid,
+                    args.node_names,
+                    view,
+                    now=now,
+                    policy=self.settings.policy,
+                    settings=self.settings.fit,
+                )
+            outcome = "scored"
+        self.metrics.decisions.labels("prioritize", outcome, "").inc()
+        result: list[HostPriorityJSON] = [{"Host": n, "Score": s} for n, s in scores]
+        return _json(result)
+
+    def bind(self, body: bytes) -> Response:
+        args = decode_binding_args(body)
+        unsynced = self.state.unsynced()
+        if unsynced:
+            self.metrics.decisions.labels("bind", "error", "not-ready").inc()
+            return _json({"Error": NOT_READY.format(", ".join(unsynced))})
+        out = self.binder.bind(args)
+        outcome = "failed" if out.error else "bound"
+        self.metrics.decisions.labels("bind", outcome, out.code).inc()
+        if out.error:
+            log.info("bind %s to %s failed: %s", args.key, args.node, out.error)
+        return _json({"Error": out.error})
+
+
+def create_app(
+    settings: Settings,
+    state: ClusterState,
+    binder: Binder,
+    metrics: ExtenderMetrics,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """Build the WSGI app. Starts nothing: watches are the server's job."""
+    app = Flask("vramfit-extender")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    handlers = Handlers(settings, state, binder, metrics, clock)
+    metrics.watch_reservations(lambda: state.reservations_by_state(clock()))
+    verbs: dict[str, Callable[[bytes], Response]] = {
+        "filter": handlers.filter,
+        "prioritize": handlers.prioritize,
+        "bind": handlers.bind,
+    }
+
+    @app.post("/scheduler/<verb>")
+    def scheduler_verb(verb: str) -> Response:
+        handler = verbs.get(verb)
+        if handler is None or (
+            settings.metrics_port is not None
+            and request.environ.get("SERVER_PORT") == str(settings.metrics_port)
+        ):
+            metrics.bad_requests.labels("404").inc()
+            return _json(
+                {"error": f"unknown verb {verb!r}; expected one of {', '.join(VERBS)}"}, 404
+            )
+        started = time.perf_counter()
+        try:
+            return handler(_body(settings.max_body_bytes))
+        except WireError as exc:
+            metrics.bad_requests.labels(str(exc.status)).inc()
+            return _json({"error": f"{verb}: {exc}"}, exc.status)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            # A fault of ours: answer the protocol's error, so kube-scheduler retries the pod.
+            log.exception("%s failed", verb)
+            metrics.decisions.labels(verb, "error", "internal").inc()
+            message = f"vramfit extender internal error in {verb}: {type(exc).__name__}: {exc}"
+            if verb == "prioritize":
+                return _json([])
+            if verb == "bind":
+                return _json({"Error": message})
+            return _json(error_filter_result(None, message))
+        finally:
+            metrics.observe(verb, started)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        unsynced = state.unsynced()
+        metrics.ready.set(0 if unsynced else 1)
+        if unsynced:
+            return Response(
+                f"not ready: waiting for the first list of {', '.join(unsynced)}\n",
+                status=503,
+                mimetype="text/plain",
+            )
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/metrics")
+    def metrics_view() -> Response:
+        metrics.ready.set(0 if state.unsynced() else 1)
+        valid, invalid = state.node_count()
+        metrics.nodes.labels("valid").set(valid)
+        metrics.nodes.labels("invalid").set(invalid)
+        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 400
+        metrics.bad_requests.labels(str(status)).inc()
+        message: Any = exc.description
+        if status == 413:
+            message = f"request body larger than {settings.max_body_bytes} bytes"
+        return _json({"error": message}, status)
+
+    return app

@@ -1,0 +1,170 @@
+"""Typed, defaulted, validated settings of the extender.
+
+Read once at start-up from the command line; every problem is reported at once, so an operator
+fixes a manifest in one go instead of one restart per typo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from extender.decisions import Mode
+from placement.model import FitSettings, NvlinkMode
+from placement.policies import PROFILES
+from placement.report import LEASE_PREFIX
+
+AGENT_NAMESPACE = "vramfit-system"
+
+
+class SettingsError(ValueError):
+    """Invalid settings; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid extender settings:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the extender can be told. Defaults suit the shipped Deployment."""
+
+    kubeconfig: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8888
+    metrics_host: str | None = None
+    metrics_port: int | None = None
+    policy: str = "binpack"
+    mode: Mode = Mode.DECIDE
+    assumed_ttl_s: float = 30.0
+    fit: FitSettings = field(default_factory=FitSettings)
+    max_body_bytes: int = 16 * 1024 * 1024
+    threads: int = 8
+    agent_namespace: str = AGENT_NAMESPACE
+    lease_prefix: str = LEASE_PREFIX
+    bind_lock_timeout_s: float = 5.0
+    api_timeout_s: float = 5.0
+    watch_timeout_s: int = 300
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_level: str = "info"
+
+    @property
+    def listen(self) -> str:
+        return _address(self.host, self.port)
+
+    @property
+    def metrics_listen(self) -> str | None:
+        """The probe and metrics listener, which never answers the scheduler verbs."""
+        if self.metrics_host is None or self.metrics_port is None:
+            return None
+        return _address(self.metrics_host, self.metrics_port)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) to its parts; raises ValueError with the reason."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{flag} {text!r}: expected HOST:PORT such as 127.0.0.1:8888")
+    host = host.removeprefix("[").removesuffix("]")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{flag} {text!r}: port must be a number in 1..65535")
+    return host, int(port)
+
+
+def build_settings(
+    *,
+    kubeconfig: str | None,
+    listen: str,
+    metrics_listen: str | None,
+    policy: str,
+    mode: str,
+    assumed_ttl_s: float,
+    max_report_age_s: float,
+    nvlink: str,
+    max_body_bytes: int,
+    threads: int,
+    agent_namespace: str,
+    bind_lock_timeout_s: float,
+    api_timeout_s: float,
+    watch_timeout_s: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    log_level: str,
+) -> Settings:
+    """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
+    problems: list[str] = []
+    host, port = "127.0.0.1", 8888
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        problems.append(str(exc))
+    metrics_host: str | None = None
+    metrics_port: int | None = None
+    if metrics_listen is not None:
+        try:
+            metrics_host, metrics_port = parse_listen(metrics_listen, "--metrics-listen")
+        except ValueError as exc:
+            problems.append(str(exc))
+        if metrics_port == port:
+            problems.append(f"--metrics-listen {metrics_listen!r}: must use another port")
+    if policy not in PROFILES:
+        problems.append(f"--policy {policy!r}: expected one of {', '.join(sorted(PROFILES))}")
+    modes = [m.value for m in Mode]
+    if mode not in modes:
+        problems.append(f"--mode {mode!r}: expected one of {', '.join(modes)}")
+    nvlinks = [m.value for m in NvlinkMode]
+    if nvlink not in nvlinks:
+        problems.append(f"--nvlink {nvlink!r}: expected one of {', '.join(nvlinks)}")
+    for flag, value in (
+        ("--assumed-ttl", assumed_ttl_s),
+        ("--max-report-age", max_report_age_s),
+        ("--bind-lock-timeout", bind_lock_timeout_s),
+        ("--api-timeout", api_timeout_s),
+    ):
+        if not value > 0:
+            problems.append(f"{flag} {value!r}: must be a positive number of seconds")
+    if max_body_bytes < 1024:
+        problems.append(f"--max-body-bytes {max_body_bytes}: must be at least 1024")
+    if not 1 <= threads <= 256:
+        problems.append(f"--threads {threads}: must be in 1..256")
+    if not 10 <= watch_timeout_s <= 3600:
+        problems.append(f"--watch-timeout {watch_timeout_s}: must be in 10..3600 seconds")
+    if not agent_namespace:
+        problems.append("--agent-namespace: must not be empty")
+    if kubeconfig is not None and not os.path.isfile(kubeconfig):
+        problems.append(f"--kubeconfig {kubeconfig!r}: no such file")
+    if (tls_cert is None) != (tls_key is None):
+        problems.append("--tls-cert and --tls-key: give both or neither")
+    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not os.path.isfile(path):
+            problems.append(f"{flag} {path!r}: no such file")
+    levels = ("debug", "info", "warning", "error")
+    if log_level not in levels:
+        problems.append(f"--log-level {log_level!r}: expected one of {', '.join(levels)}")
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        kubeconfig=kubeconfig,
+        host=host,
+        port=port,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        policy=policy,
+        mode=Mode(mode),
+        assumed_ttl_s=assumed_ttl_s,
+        fit=FitSettings(max_report_age_s=max_report_age_s, nvlink_for_multi_gpu=NvlinkMode(nvlink)),
+        max_body_bytes=max_body_bytes,
+        threads=threads,
+        agent_namespace=agent_namespace,
+        bind_lock_timeout_s=bind_lock_timeout_s,
+        api_timeout_s=api_timeout_s,
+        watch_timeout_s=watch_timeout_s,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_level=log_level,
+    )

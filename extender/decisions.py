@@ -1,0 +1,268 @@
+"""What the extender answers, as pure functions over its view.
+
+The HTTP handlers decode a request, take a ``View`` from the state, call one function here and
+encode what it returns. Nothing here reads a clock, a lock or the network, so every rule is a
+table test away. Placement itself is the shared core's: ``placement.fleet.decide_fleet``, the
+vectorized form of ``placement.decide`` (kept equal to it by the core's own tests), so the
+simulator and the planner place pods exactly as the extender does.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from placement.decide import UnknownProfileError, resolve_profile
+from placement.demand import DemandError, demand_from_pod
+from placement.fit import fit
+from placement.fleet import REASON_NO_REPORT, Fleet, FleetDecision, decide_fleet
+from placement.model import Demand, Fit, FitSettings, Reject, Reservation
+
+
+class Mode(enum.StrEnum):
+    """How filter answers: only the chosen node (and assume it), or every feasible node."""
+
+    DECIDE = "decide"
+    ALL_FEASIBLE = "all-feasible"
+
+
+class Outcome(enum.StrEnum):
+    """What a filter did with a pod, for metrics and logs."""
+
+    PLACED = "placed"
+    FEASIBLE = "feasible"
+    UNSCHEDULABLE = "unschedulable"
+    PASSTHROUGH = "passthrough"
+    INVALID_POD = "invalid-pod"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one decision reads: valid only while the state's lock is held.
+
+    ``fleet`` holds the nodes with a valid report; ``invalid`` maps a requested node to the
+    reason its report could not be read; a requested node in neither has no report at all.
+    ``reservations`` holds every active reservation.
+    """
+
+    fleet: Fleet
+    invalid: Mapping[str, str]
+    reservations: tuple[Reservation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOutcome:
+    """A filter answer plus what the extender must remember and count."""
+
+    outcome: Outcome
+    passed: tuple[str, ...]
+    failed: Mapping[str, str]
+    unresolvable: Mapping[str, str]
+    demand: Demand | None = None
+    chosen: Fit | None = None
+    reason: str = ""
+    reject_codes: Mapping[str, int] = field(default_factory=dict)
+
+
+# Short, bounded codes for the reasons fit() gives, so metrics have few label values. Checked
+# against real fit() output by the tests, so a reworded reason cannot silently become "other".
+_REASON_CODES: tuple[tuple[str, str], ...] = (
+    ("node reports no GPUs", "no-gpus"),
+    ("no GPU of product", "gpu-product"),
+    ("GPU(s) with at least", "gpu-too-small"),
+    ("on one NVLink island; the largest island", "nvlink-island-too-small"),
+    ("free GPUs on one NVLink island", "nvlink-split"),
+    ("node agent reports an error", "agent-error"),
+    ("no node agent heartbeat", "no-lease"),
+    ("node agent heartbeat is", "lease-expired"),
+    ("GPU report is invalid", "report-invalid"),
+    ("GPU report is", "report-stale"),
+    ("free now", "gpus-busy"),
+    ("no GPU report from the vramfit node agent", "no-report"),
+)
+
+
+def reason_code(reason: str) -> str:
+    """Pure: the metric label for a reject reason (``other`` when none matches)."""
+    for needle, code in _REASON_CODES:
+        if needle in reason:
+            return code
+    return "other"
+
+
+def _codes(*reasons: Mapping[str, str]) -> dict[str, int]:
+    """Nodes per reason code; reasons repeat, so each distinct text is classified once."""
+    texts: Counter[str] = Counter()
+    for mapping in reasons:
+        texts.update(mapping.values())
+    codes: Counter[str] = Counter()
+    for text, n in texts.items():
+        codes[reason_code(text)] += n
+    return dict(codes)
+
+
+def _evaluate(
+    view: View,
+    names: Sequence[str],
+    demand: Demand,
+    *,
+    now: float,
+    settings: FitSettings,
+    policy: str,
+    pod_uid: str,
+) -> FleetDecision:
+    return decide_fleet(
+        view.fleet,
+        names,
+        demand,
+        view.reservations,
+        now=now,
+        settings=settings,
+        profile=resolve_profile(demand, policy),
+        pod_uid=pod_uid,
+    )
+
+
+class InvalidPodError(ValueError):
+    """A pod whose vramfit annotations cannot be read; the message names the annotation."""
+
+
+def read_demand(pod: Mapping[str, Any], policy: str) -> Demand | None:
+    """Pure: the pod's GPU demand (``None`` without GPUs); checks its policy name too.
+
+    Raises ``InvalidPodError`` with a message a person can act on.
+    """
+    try:
+        demand = demand_from_pod(pod)
+        if demand is not None:
+            resolve_profile(demand, policy)
+    except (DemandError, UnknownProfileError) as exc:
+        raise InvalidPodError(str(exc)) from None
+    return demand
+
+
+def passthrough(names: Sequence[str]) -> FilterOutcome:
+    """Pure: a pod without GPU demand passes every node untouched."""
+    return FilterOutcome(Outcome.PASSTHROUGH, tuple(names), {}, {})
+
+
+def invalid_pod(names: Sequence[str], message: str) -> FilterOutcome:
+    """Pure: a pod with unreadable annotations fails every node as unresolvable, with the
+    message, so it shows in the pod's events and preemption does not try to help."""
+    return FilterOutcome(
+        Outcome.INVALID_POD, (), {}, dict.fromkeys(names, message), reason="invalid-pod"
+    )
+
+
+def filter_nodes(
+    demand: Demand,
+    pod_uid: str,
+    names: Sequence[str],
+    view: View,
+    *,
+    now: float,
+    mode: Mode,
+    policy: str,
+    settings: FitSettings,
+) -> FilterOutcome:
+    """Pure: the filter answer for a GPU pod over the candidate ``names``.
+
+    In ``decide`` mode only the best node passes (the caller records an assumed reservation
+    for it); in ``all-feasible`` mode every node that fits passes. Nodes that cannot take the
+    pod now go to ``failed``; nodes that never could go to ``unresolvable``.
+    """
+    failed: dict[str, str] = {}
+    unresolvable: dict[str, str] = {}
+    if view.invalid:
+        failed.update((n, view.invalid[n]) for n in names if n in view.invalid)
+        names = [n for n in names if n not in view.invalid]
+    decision = _evaluate(
+        view, names, demand, now=now, settings=settings, policy=policy, pod_uid=pod_uid
+    )
+    for reject in decision.rejects.values():
+        (failed if reject.resolvable else unresolvable)[reject.node] = reject.reason
+    codes = _codes(failed, unresolvable)
+    if decision.chosen is None:
+        top = max(codes, key=lambda c: (codes[c], c)) if codes else "no-candidates"
+        return FilterOutcome(
+            Outcome.UNSCHEDULABLE,
+            (),
+            failed,
+            unresolvable,
+            demand=demand,
+            reason=top,
+            reject_codes=codes,
+        )
+    if mode is Mode.DECIDE:
+        passed: tuple[str, ...] = (decision.chosen.node,)
+        outcome = Outcome.PLACED
+    else:
+        passed = tuple(n for n in names if n in decision.fits)
+        outcome = Outcome.FEASIBLE
+    return FilterOutcome(
+        outcome,
+        passed,
+        failed,
+        unresolvable,
+        demand=demand,
+        chosen=decision.chosen,
+        reject_codes=dict(codes),
+    )
+
+
+def to_priority(score: float) -> int:
+    """Pure: a 0..10 float score as the extender protocol's integer priority (half rounds up)."""
+    if math.isnan(score):
+        return 0
+    return max(0, min(10, math.floor(score + 0.5)))
+
+
+def prioritize_nodes(
+    demand: Demand | None,
+    pod_uid: str,
+    names: Sequence[str],
+    view: View,
+    *,
+    now: float,
+    policy: str,
+    settings: FitSettings,
+) -> list[tuple[str, int]]:
+    """Pure: a 0..10 priority for every candidate, the same scores filter decides with.
+
+    Nodes that do not fit (and every node, for a pod without GPU demand) score 0, so
+    prioritize never overrides what filter said.
+    """
+    if demand is None:
+        return [(n, 0) for n in names]
+    decision = _evaluate(
+        view, names, demand, now=now, settings=settings, policy=policy, pod_uid=pod_uid
+    )
+    scores = decision.scores
+    return [(n, to_priority(scores[n]) if n in scores else 0) for n in names]
+
+
+def recheck(
+    node_name: str,
+    demand: Demand,
+    view: View,
+    *,
+    pod_uid: str,
+    now: float,
+    settings: FitSettings,
+) -> Fit | Reject:
+    """Pure: can ``node_name`` still take the pod at bind time (its own reservation aside)?"""
+    if node_name not in view.fleet:
+        reason = view.invalid.get(node_name, REASON_NO_REPORT)
+        return Reject(node_name, reason, resolvable=True)
+    return fit(
+        view.fleet.node(node_name),
+        demand,
+        view.reservations,
+        now=now,
+        settings=settings,
+        pod_uid=pod_uid,
+    )

@@ -1,0 +1,111 @@
+"""Prometheus metrics of the extender, on a registry the caller injects.
+
+Decisions by verb, outcome and reason; per-node reject reasons; latency per verb; reservations
+by state (read from the state at scrape time); watch health. Label values are short, bounded
+codes, never free text, so the series count stays small whatever the cluster does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# Filter must stay in single-digit milliseconds; the buckets resolve that range finely.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+
+class _ReservationCollector(Collector):
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "vramfit_extender_reservations",
+            "Active GPU reservations held by the extender, by state.",
+            labels=["state"],
+        )
+        for state, count in sorted(self._read().items()):
+            family.add_metric([state], count)
+        yield family
+
+
+class ExtenderMetrics:
+    """All metric objects of one extender, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.decisions = Counter(
+            "vramfit_extender_decisions",
+            "Answers given by the extender, by verb, outcome and main reason.",
+            ["verb", "outcome", "reason"],
+            registry=registry,
+        )
+        self.node_rejections = Counter(
+            "vramfit_extender_node_rejections",
+            "Nodes filtered out for a GPU pod, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "vramfit_extender_request_duration_seconds",
+            "Time to answer a kube-scheduler call, by verb.",
+            ["verb"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.bad_requests = Counter(
+            "vramfit_extender_bad_requests",
+            "Requests refused before any decision, by HTTP status.",
+            ["status"],
+            registry=registry,
+        )
+        self.watch_events = Counter(
+            "vramfit_extender_watch_events",
+            "Watch events applied to the extender's view, by resource and type.",
+            ["resource", "type"],
+            registry=registry,
+        )
+        self.watch_restarts = Counter(
+            "vramfit_extender_watch_restarts",
+            "Watches restarted, by resource and cause.",
+            ["resource", "cause"],
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "vramfit_extender_ready",
+            "1 once every reservation was rebuilt from pods and every report read.",
+            registry=registry,
+        )
+        self.nodes = Gauge(
+            "vramfit_extender_nodes",
+            "Nodes with a GPU report, by whether the report could be read.",
+            ["report"],
+            registry=registry,
+        )
+
+    def watch_reservations(self, read: Callable[[], dict[str, int]]) -> None:
+        """Report ``read()`` (state -> count) as the reservations gauge at every scrape."""
+        self.registry.register(_ReservationCollector(read))
+
+    def observe(self, verb: str, started: float) -> None:
+        self.latency.labels(verb).observe(time.perf_counter() - started)

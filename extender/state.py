@@ -1,0 +1,471 @@
+"""The extender's in-memory view of the cluster, fed by watches and by its own decisions.
+
+Three watches feed it: NodeGPUState objects (what each node agent reports), the agents' Leases
+(whether the agent is alive) and Pods (durable reservations in the ``vramfit.io/reservation``
+annotation, and when a pod's load is over). Filter adds short-lived *assumed* reservations;
+bind turns them into *bound* ones. Requests read a ``View`` copied under one lock, so a decision
+never sees half an update, and never waits on the network.
+
+Reservation life:
+
+* assumed: filter chose a node; expires after ``assumed_ttl_s`` unless bind confirms it;
+* bound: the annotation is written and the pod is bound (or being bound);
+* ready: the pod is Ready, so its load is over (it no longer slows other loads on the node),
+  but it keeps its GPUs until the agent reports them held by the pod: NVML and the
+  pod-resources API lag a pod's Ready condition, and a GPU that looked free in that window
+  would be handed out twice;
+* gone: the pod was deleted or failed or succeeded, or it is Ready and the agent reports its
+  GPUs held by it. A terminating pod keeps its GPUs until it is gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from extender.decisions import View
+from placement.annotation import AnnotationError, decode_reservation, reservation_of
+from placement.demand import DemandError, demand_from_pod, gpu_count
+from placement.fleet import Fleet, FleetError
+from placement.model import Demand, NodeState, Reservation, ReservationState
+from placement.report import LEASE_PREFIX, ReportError, decode_status, parse_time
+
+log = logging.getLogger(__name__)
+
+PODS = "pods"
+REPORTS = "nodegpustates"
+LEASES = "leases"
+RESOURCES = (PODS, REPORTS, LEASES)
+_PURGE_EVERY_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """The few facts about a pod that reservations depend on, read from its raw JSON."""
+
+    uid: str
+    name: str
+    namespace: str
+    resource_version: str
+    node_name: str
+    phase: str
+    ready: bool
+    terminating: bool
+    demand: Demand | None
+    annotation: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def finished(self) -> bool:
+        """Failed or Succeeded: its containers are gone and so is its claim on GPUs."""
+        return self.phase in ("Failed", "Succeeded")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPod:
+    """What filter learned about a pod that bind (which gets only names) needs again."""
+
+    uid: str
+    key: str
+    resource_version: str
+    demand: Demand | None
+    seen_at: float
+
+
+def pod_info(raw: Mapping[str, Any]) -> PodInfo | None:
+    """Pure: the reservation-relevant facts of a raw pod, or ``None`` if it has no identity.
+
+    A pod whose GPU demand cannot be read keeps ``demand=None``; its reservation annotation
+    still counts, since GPUs promised to it are promised whatever its annotations say.
+    """
+    meta = raw.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("uid"), str):
+        return None
+    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
+    status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
+    assert isinstance(spec, Mapping) and isinstance(status, Mapping)
+    try:
+        demand = demand_from_pod(raw) if gpu_count(raw) else None
+    except DemandError:
+        demand = None
+    ready = False
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        for c in conditions:
+            if isinstance(c, Mapping) and c.get("type") == "Ready":
+                ready = c.get("status") == "True"
+    return PodInfo(
+        uid=meta["uid"],
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "default")),
+        resource_version=str(meta.get("resourceVersion", "")),
+        node_name=str(spec.get("nodeName") or ""),
+        phase=str(status.get("phase") or ""),
+        ready=ready,
+        terminating=meta.get("deletionTimestamp") is not None,
+        demand=demand,
+        annotation=reservation_of(raw),
+    )
+
+
+def shows_load(node: NodeState, reservation: Reservation) -> bool:
+    """Pure: whether the agent reports the reserved pod holding as many GPUs as it reserved.
+
+    The state ends a reservation on this only once the pod is Ready too: the simulated and the
+    real kubelet hand a pod its GPUs before its weights are loaded, and until then the load
+    still counts against the node's other loads.
+    """
+    held = sum(1 for g in node.gpus if g.holder_pod_uid == reservation.pod_uid)
+    return held >= max(1, len(reservation.gpu_uuids))
+
+
+def lease_times(raw: Mapping[str, Any]) -> tuple[float | None, float]:
+    """Pure: (last renewal in epoch seconds or ``None``, duration) of a raw Lease."""
+    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    duration = spec.get("leaseDurationSeconds")
+    dur = float(duration) if isinstance(duration, int | float) and duration > 0 else 40.0
+    stamp = spec.get("renewTime") or spec.get("acquireTime")
+    if not isinstance(stamp, str):
+        return None, dur
+    try:
+        return parse_time(stamp), dur
+    except ValueError:
+        return None, dur
+
+
+class ClusterState:
+    """The view shared by the watch threads and the request threads of one extender process."""
+
+    def __init__(self, *, assumed_ttl_s: float, lease_prefix: str = LEASE_PREFIX) -> None:
+        self.assumed_ttl_s = assumed_ttl_s
+        self.lease_prefix = lease_prefix
+        # One lock for everything: watch events, and a decision from the moment it reads the
+        # view until it records its reservation, so two decisions never take the same GPU.
+        self._lock = threading.RLock()
+        # The nodes with a valid report, as arrays (the filter's hot path reads them under the
+        # lock); reports that cannot be read are kept as reasons instead.
+        self.fleet = Fleet(capacity=1024)
+        self._invalid: dict[str, str] = {}
+        self._leases: dict[str, tuple[float | None, float]] = {}
+        self._pods: dict[str, PodInfo] = {}
+        self._reservations: dict[str, Reservation] = {}
+        self._visible: set[str] = set()
+        self._released: set[str] = set()
+        self._pending: dict[str, PendingPod] = {}
+        self._node_locks: dict[str, threading.Lock] = {}
+        self._synced: set[str] = set()
+        self._last_purge = 0.0
+
+    # ----- readiness -------------------------------------------------------------------------
+
+    def mark_synced(self, resource: str) -> None:
+        with self._lock:
+            self._synced.add(resource)
+
+    def mark_unsynced(self, resource: str) -> None:
+        with self._lock:
+            self._synced.discard(resource)
+
+    def unsynced(self) -> list[str]:
+        """Watched resources whose first full list has not been applied yet."""
+        with self._lock:
+            return [r for r in RESOURCES if r not in self._synced]
+
+    def ready(self) -> bool:
+        """True once every reservation has been rebuilt from pods and every report read."""
+        return not self.unsynced()
+
+    # ----- node reports and leases -------------------------------------------------------------
+
+    def _ended_by(self, name: str) -> None:
+        """End the reservations on ``name`` whose load the agent now reports."""
+        if name not in self.fleet:
+            return
+        node = self.fleet.node(name)
+        for r in [r for r in self._reservations.values() if r.node == name]:
+            info = self._pods.get(r.pod_uid)
+            if info is not None and info.ready and shows_load(node, r):
+                self._end_visible(r.pod_uid)
+
+    def _set_report(self, raw: Mapping[str, Any]) -> None:
+        meta = raw.get("metadata")
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        if not isinstance(name, str) or not name:
+            log.warning("ignoring a NodeGPUState without metadata.name")
+            return
+        status = raw.get("status")
+        problem = ""
+        if not isinstance(status, Mapping):
+            problem = "GPU report is invalid: NodeGPUState has no status yet"
+        else:
+            renewed, duration = self._leases.get(name, (None, 40.0))
+            try:
+                node = decode_status(
+                    name, status, lease_renewed_at=renewed, lease_duration_s=duration
+                )
+                self.fleet.replace(node)
+            except (ReportError, FleetError) as exc:
+                problem = f"GPU report is invalid: {exc}"
+                log.warning("%s", exc)
+        if problem:
+            self.fleet.remove(name)
+            self._invalid[name] = problem
+            return
+        self._invalid.pop(name, None)
+        self._ended_by(name)
+
+    def _drop_report(self, raw: Mapping[str, Any]) -> None:
+        meta = raw.get("metadata")
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        if isinstance(name, str):
+            self.fleet.remove(name)
+            self._invalid.pop(name, None)
+
+    def replace_reports(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """A full list of NodeGPUState objects (first list, or relist after a lost watch)."""
+        with self._lock:
+            items = list(items)
+            listed = {
+                m.get("name") for m in (i.get("metadata") for i in items) if isinstance(m, Mapping)
+            }
+            for name in self.fleet.names():
+                if name not in listed:
+                    self.fleet.remove(name)
+            self._invalid.clear()
+            for raw in items:
+                self._set_report(raw)
+
+    def apply_report(self, event: str, raw: Mapping[str, Any]) -> None:
+        """One NodeGPUState watch event."""
+        with self._lock:
+            if event == "DELETED":
+                self._drop_report(raw)
+            else:
+                self._set_report(raw)
+
+    def _renew(self, node: str) -> None:
+        if node in self.fleet:
+            renewed, duration = self._leases.get(node, (None, 40.0))
+            self.fleet.renew(node, renewed, duration)
+
+    def _lease_node(self, raw: Mapping[str, Any]) -> str | None:
+        meta = raw.get("metadata")
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        if not isinstance(name, str) or not name.startswith(self.lease_prefix):
+            return None
+        return name[len(self.lease_prefix) :] or None
+
+    def replace_leases(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """A full list of agent Leases."""
+        with self._lock:
+            self._leases.clear()
+            for raw in items:
+                node = self._lease_node(raw)
+                if node is not None:
+                    self._leases[node] = lease_times(raw)
+            for node in self.fleet.names():
+                self._renew(node)
+
+    def apply_lease(self, event: str, raw: Mapping[str, Any]) -> None:
+        """One Lease watch event."""
+        node = self._lease_node(raw)
+        if node is None:
+            return
+        with self._lock:
+            if event == "DELETED":
+                self._leases.pop(node, None)
+            else:
+                self._leases[node] = lease_times(raw)
+            self._renew(node)
+
+    # ----- pods and reservations ---------------------------------------------------------------
+
+    def _put(self, r: Reservation) -> None:
+        self._reservations[r.pod_uid] = r
+
+    def _end_visible(self, uid: str) -> None:
+        self._reservations.pop(uid, None)
+        self._visible.add(uid)
+
+    def _forget_pod(self, uid: str) -> None:
+        self._pods.pop(uid, None)
+        self._reservations.pop(uid, None)
+        self._visible.discard(uid)
+        self._released.discard(uid)
+        self._pending.pop(uid, None)
+
+    def _reconcile_pod(self, info: PodInfo) -> None:
+        if info.finished:
+            self._forget_pod(info.uid)
+            return
+        if info.demand is None and info.annotation is None and info.uid not in self._reservations:
+            self._pods.pop(info.uid, None)
+            return
+        self._pods[info.uid] = info
+        if info.uid in self._visible:
+            return
+        current = self._reservations.get(info.uid)
+        durable: Reservation | None = None
+        if info.annotation is not None:
+            try:
+                durable = decode_reservation(info.annotation, pod_uid=info.uid, pod_key=info.key)
+            except AnnotationError as exc:
+                log.warning("%s", exc)
+        if info.node_name:
+            if durable is not None and durable.node == info.node_name:
+                state = ReservationState.READY if info.ready else ReservationState.BOUND
+                self._put(dataclasses.replace(durable, state=state, expires_at=None))
+                if (
+                    info.ready
+                    and info.node_name in self.fleet
+                    and shows_load(self.fleet.node(info.node_name), durable)
+                ):
+                    self._end_visible(info.uid)
+            elif current is not None and current.node != info.node_name:
+                # Bound somewhere else than we chose (another scheduler, or a stale
+                # annotation): what it holds there is the agent's to report.
+                self._reservations.pop(info.uid, None)
+            elif current is not None and info.ready:
+                self._put(dataclasses.replace(current, state=ReservationState.READY))
+            return
+        if current is None and durable is not None and info.uid not in self._released:
+            # Written by bind, but the pod is not bound (yet): a bind in flight when the
+            # extender restarted. Hold the GPUs as assumed until the usual expiry.
+            expires = durable.created_at + self.assumed_ttl_s
+            self._put(
+                dataclasses.replace(durable, state=ReservationState.ASSUMED, expires_at=expires)
+            )
+
+    def replace_pods(self, items: Iterable[Mapping[str, Any]], *, listed_at: float) -> None:
+        """A full list of pods: rebuild every reservation from their annotations.
+
+        Reservations this process made after ``listed_at`` survive a relist whose result
+        predates them; every other reservation is rebuilt from what the list says.
+        """
+        with self._lock:
+            keep = {uid: r for uid, r in self._reservations.items() if r.created_at >= listed_at}
+            self._pods.clear()
+            self._reservations = dict(keep)
+            self._visible.clear()
+            released, self._released = self._released, set()
+            infos = [i for i in (pod_info(raw) for raw in items) if i is not None]
+            self._released = released & {i.uid for i in infos}
+            for info in infos:
+                self._reconcile_pod(info)
+
+    def apply_pod(self, event: str, raw: Mapping[str, Any]) -> None:
+        """One Pod watch event."""
+        info = pod_info(raw)
+        if info is None:
+            return
+        with self._lock:
+            if event == "DELETED":
+                self._forget_pod(info.uid)
+            else:
+                self._reconcile_pod(info)
+
+    # ----- what requests use ------------------------------------------------------------------
+
+    def _purge(self, now: float) -> None:
+        if now - self._last_purge < _PURGE_EVERY_S:
+            return
+        self._last_purge = now
+        for uid in [u for u, r in self._reservations.items() if not r.active(now)]:
+            del self._reservations[uid]
+        horizon = now - max(self.assumed_ttl_s, 60.0)
+        for uid in [u for u, p in self._pending.items() if p.seen_at < horizon]:
+            del self._pending[uid]
+
+    @contextmanager
+    def locked_view(self, names: Sequence[str], now: float) -> Iterator[View]:
+        """The view for a decision about ``names``; the state stays locked inside the block,
+        so the decision can record its reservation (``assume``) before anything changes."""
+        with self._lock:
+            self._purge(now)
+            invalid = (
+                {n: self._invalid[n] for n in names if n in self._invalid} if self._invalid else {}
+            )
+            active = tuple(r for r in self._reservations.values() if r.active(now))
+            yield View(fleet=self.fleet, invalid=invalid, reservations=active)
+
+    def remember(self, pending: PendingPod) -> None:
+        """Keep what filter read about a pod for its bind."""
+        with self._lock:
+            self._pending[pending.uid] = pending
+
+    def pending(self, uid: str) -> PendingPod | None:
+        """What filter (or the pod watch) knows about a pod about to be bound."""
+        with self._lock:
+            p = self._pending.get(uid)
+            info = self._pods.get(uid)
+            if info is not None and (
+                p is None or _newer(info.resource_version, p.resource_version)
+            ):
+                return PendingPod(
+                    uid, info.key, info.resource_version, info.demand, p.seen_at if p else 0.0
+                )
+            return p
+
+    def reservation(self, uid: str) -> Reservation | None:
+        with self._lock:
+            return self._reservations.get(uid)
+
+    def assume(self, r: Reservation) -> None:
+        """Record a reservation this process decided (replacing the pod's previous one)."""
+        with self._lock:
+            self._visible.discard(r.pod_uid)
+            self._released.discard(r.pod_uid)
+            self._put(r)
+
+    def confirm(self, uid: str) -> Reservation | None:
+        """Bind succeeded: the reservation no longer expires; the pod watch takes it over."""
+        with self._lock:
+            r = self._reservations.get(uid)
+            if r is None:
+                return None
+            bound = dataclasses.replace(r, state=ReservationState.BOUND, expires_at=None)
+            self._put(bound)
+            return bound
+
+    def release(self, uid: str) -> None:
+        """Drop a reservation whose bind failed (its annotation, if written, no longer counts)."""
+        with self._lock:
+            self._reservations.pop(uid, None)
+            self._released.add(uid)
+
+    def node_lock(self, node: str) -> threading.Lock:
+        """The lock that serializes binds to one node."""
+        with self._lock:
+            lock = self._node_locks.get(node)
+            if lock is None:
+                lock = self._node_locks[node] = threading.Lock()
+            return lock
+
+    def reservations_by_state(self, now: float) -> dict[str, int]:
+        """Active reservations counted by state, every state present (for the metrics)."""
+        with self._lock:
+            counts = Counter(r.state.value for r in self._reservations.values() if r.active(now))
+        return {s.value: counts.get(s.value, 0) for s in ReservationState}
+
+    def node_count(self) -> tuple[int, int]:
+        """(nodes with a valid report, nodes with an invalid one)."""
+        with self._lock:
+            return len(self.fleet), len(self._invalid)
+
+
+def _newer(a: str, b: str) -> bool:
+    """Whether resourceVersion ``a`` is newer than ``b`` (etcd revisions compare as integers)."""
+    try:
+        return int(a) > int(b)
+    except ValueError:
+        return a != b and bool(a)

@@ -1,0 +1,155 @@
+"""List-then-watch loops that keep the extender's view current, in raw JSON.
+
+A thin shell over the API server's watch protocol: list every page, hand the items to the
+state in one call, then watch from the list's resourceVersion with bookmarks so it stays fresh;
+relist when the server says the version is gone (410) or the stream breaks in a way that may
+have lost events. The state never sees a partial list, and readiness waits for the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from extender.kubeapi import KubeAPI, KubeError
+from extender.metrics import ExtenderMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchTarget:
+    """One watched collection and where its items and events go."""
+
+    resource: str
+    path: str
+    replace: Callable[[list[Mapping[str, Any]], float], None]
+    apply: Callable[[str, Mapping[str, Any]], None]
+
+
+class _RelistError(Exception):
+    """The watch cannot resume from its resourceVersion: list again."""
+
+
+class Watcher:
+    """Runs one ``WatchTarget`` in a daemon thread until ``stop`` is set."""
+
+    def __init__(
+        self,
+        api: KubeAPI,
+        target: WatchTarget,
+        *,
+        on_synced: Callable[[str], None],
+        metrics: ExtenderMetrics | None = None,
+        stop: threading.Event | None = None,
+        page_size: int = 500,
+        timeout_s: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api = api
+        self.target = target
+        self.on_synced = on_synced
+        self.metrics = metrics
+        self.stop = stop or threading.Event()
+        self.page_size = page_size
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(
+            target=self.run, name=f"watch-{self.target.resource}", daemon=True
+        )
+        self._thread.start()
+        return self._thread
+
+    def _restart(self, cause: str) -> None:
+        if self.metrics is not None:
+            self.metrics.watch_restarts.labels(self.target.resource, cause).inc()
+
+    def list_all(self) -> str:
+        """List every page into the state; returns the list's resourceVersion."""
+        listed_at = self.clock()
+        items: list[Mapping[str, Any]] = []
+        cont = ""
+        while True:
+            page = self.api.list_page(self.target.path, limit=self.page_size, cont=cont)
+            raw_items = page.get("items") or []
+            if not isinstance(raw_items, list):
+                raise KubeError(f"list {self.target.path}", 200, "items is not a list")
+            items.extend(i for i in raw_items if isinstance(i, Mapping))
+            meta = page.get("metadata") or {}
+            cont = str(meta.get("continue") or "") if isinstance(meta, Mapping) else ""
+            if not cont:
+                rv = str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""
+                break
+        self.target.replace(items, listed_at)
+        return rv
+
+    def watch_from(self, rv: str) -> str:
+        """Apply events until the server ends the watch; returns the last resourceVersion."""
+        for line in self.api.watch_lines(
+            self.target.path, resource_version=rv, timeout_s=self.timeout_s
+        ):
+            if self.stop.is_set():
+                return rv
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("watch %s: undecodable event line dropped", self.target.resource)
+                raise _RelistError from None
+            kind = event.get("type") if isinstance(event, dict) else None
+            obj = event.get("object") if isinstance(event, dict) else None
+            if not isinstance(kind, str) or not isinstance(obj, dict):
+                raise _RelistError
+            if kind == "ERROR":
+                code = obj.get("code")
+                log.info(
+                    "watch %s: server error %s: %s", self.target.resource, code, obj.get("message")
+                )
+                raise _RelistError
+            meta = obj.get("metadata")
+            new_rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+            if kind != "BOOKMARK":
+                self.target.apply(kind, obj)
+            if self.metrics is not None:
+                self.metrics.watch_events.labels(self.target.resource, kind).inc()
+            if isinstance(new_rv, str) and new_rv:
+                rv = new_rv
+        return rv
+
+    def run(self) -> None:
+        backoff = 0.5
+        rv = ""
+        while not self.stop.is_set():
+            try:
+                if not rv:
+                    rv = self.list_all()
+                    self.on_synced(self.target.resource)
+                    backoff = 0.5
+                rv = self.watch_from(rv)
+            except _RelistError:
+                self._restart("expired")
+                rv = ""
+            except KubeError as exc:
+                if exc.status == 410:
+                    self._restart("expired")
+                    rv = ""
+                    continue
+                self._restart("error")
+                log.warning("watch %s: %s; retrying in %.1fs", self.target.resource, exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                if exc.status != 0:
+                    rv = ""
+            except Exception as exc:  # a broken stream mid-read (urllib3 protocol errors)
+                self._restart("stream")
+                log.warning("watch %s: stream broke (%s); retrying", self.target.resource, exc)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)

@@ -1,0 +1,296 @@
+"""The kube-scheduler extender wire format (``k8s.io/kube-scheduler/extender/v1``), typed at the edge.
+
+The Go structs carry no json tags, so kube-scheduler sends the Go field names (``Pod``,
+``NodeNames``, ``PodUID``) and reads replies case-insensitively. Decoding here is strict about
+types and presence but accepts any casing of the top-level keys, as Go's decoder does; replies
+are always written in the exact Go spelling. Bodies are parsed and written with orjson: the
+filter sits on the scheduler's critical path, one pod at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+import orjson
+
+MAX_EXTENDER_PRIORITY = 10
+MIN_EXTENDER_PRIORITY = 0
+
+
+class WireError(ValueError):
+    """A request that does not match the protocol; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NodeListJSON(TypedDict):
+    metadata: NotRequired[dict[str, Any]]
+    items: list[dict[str, Any]]
+
+
+class ExtenderArgsJSON(TypedDict):
+    """``ExtenderArgs``: the filter and prioritize request."""
+
+    Pod: dict[str, Any]
+    Nodes: NotRequired[NodeListJSON | None]
+    NodeNames: NotRequired[list[str] | None]
+
+
+class ExtenderFilterResultJSON(TypedDict):
+    """``ExtenderFilterResult``: ``NodeNames`` when node-cache capable, ``Nodes`` otherwise."""
+
+    NodeNames: NotRequired[list[str] | None]
+    Nodes: NotRequired[NodeListJSON | None]
+    FailedNodes: dict[str, str]
+    FailedAndUnresolvableNodes: dict[str, str]
+    Error: str
+
+
+class HostPriorityJSON(TypedDict):
+    """One ``HostPriority``; prioritize answers a bare JSON array of these."""
+
+    Host: str
+    Score: int
+
+
+class ExtenderBindingArgsJSON(TypedDict):
+    PodName: str
+    PodNamespace: str
+    PodUID: str
+    Node: str
+
+
+class ExtenderBindingResultJSON(TypedDict):
+    Error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodRef:
+    """Identity of the pod in a request, read once at the edge."""
+
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtenderArgs:
+    """A decoded filter/prioritize request.
+
+    ``node_names`` keeps the scheduler's order. ``node_objects`` is set only when the scheduler
+    is not node-cache capable and sent whole Node objects, which a filter reply must echo.
+    """
+
+    pod: Mapping[str, Any]
+    ref: PodRef
+    node_names: tuple[str, ...]
+    node_objects: tuple[dict[str, Any], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BindingArgs:
+    """A decoded bind request."""
+
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    node: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.pod_namespace}/{self.pod_name}"
+
+
+def _load(body: bytes) -> Any:
+    if not body:
+        raise WireError("empty request body; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"request body is not valid JSON: {exc}") from None
+
+
+def _fold(obj: Mapping[str, Any], what: str) -> dict[str, tuple[str, Any]]:
+    """Keys folded to lower case, as Go's case-insensitive decoder matches them."""
+    folded: dict[str, tuple[str, Any]] = {}
+    for key, value in obj.items():
+        low = key.lower()
+        if low in folded:
+            raise WireError(f"{what}: keys {folded[low][0]!r} and {key!r} name the same field")
+        folded[low] = (key, value)
+    return folded
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _string(value: object, where: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise WireError(f"{where}: expected a string, got {_type_name(value)}")
+    if not value and not allow_empty:
+        raise WireError(f"{where}: must not be empty")
+    return value
+
+
+def _object(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise WireError(f"{where}: expected an object, got {_type_name(value)}")
+    return value
+
+
+def _check_pod_shape(pod: Mapping[str, Any]) -> PodRef:
+    """The parts of a v1.Pod that vramfit reads must have the types the API server guarantees."""
+    meta = _object(pod.get("metadata"), "Pod.metadata")
+    name = _string(meta.get("name"), "Pod.metadata.name")
+    namespace = _string(meta.get("namespace", "default"), "Pod.metadata.namespace")
+    uid = _string(meta.get("uid"), "Pod.metadata.uid")
+    rv = _string(meta.get("resourceVersion", ""), "Pod.metadata.resourceVersion", allow_empty=True)
+    annotations = meta.get("annotations")
+    if annotations is not None:
+        for k, v in _object(annotations, "Pod.metadata.annotations").items():
+            _string(v, f"Pod.metadata.annotations[{k!r}]", allow_empty=True)
+    spec = pod.get("spec")
+    if spec is not None:
+        spec = _object(spec, "Pod.spec")
+        for field in ("containers", "initContainers"):
+            containers = spec.get(field)
+            if containers is None:
+                continue
+            if not isinstance(containers, list):
+                raise WireError(
+                    f"Pod.spec.{field}: expected an array, got {_type_name(containers)}"
+                )
+            for i, item in enumerate(containers):
+                container = _object(item, f"Pod.spec.{field}[{i}]")
+                resources = container.get("resources")
+                if resources is None:
+                    continue
+                resources = _object(resources, f"Pod.spec.{field}[{i}].resources")
+                for kind in ("limits", "requests"):
+                    if resources.get(kind) is not None:
+                        _object(resources[kind], f"Pod.spec.{field}[{i}].resources.{kind}")
+    return PodRef(name=name, namespace=namespace, uid=uid, resource_version=rv)
+
+
+def decode_extender_args(body: bytes) -> ExtenderArgs:
+    """Decode a filter/prioritize body; raises ``WireError`` naming the bad field."""
+    raw = _object(_load(body), "request body")
+    fields = _fold(raw, "request body")
+    if "pod" not in fields or fields["pod"][1] is None:
+        raise WireError("Pod: missing")
+    pod = _object(fields["pod"][1], fields["pod"][0])
+    ref = _check_pod_shape(pod)
+    names_raw = fields.get("nodenames", ("NodeNames", None))[1]
+    nodes_raw = fields.get("nodes", ("Nodes", None))[1]
+    if names_raw is not None:
+        if not isinstance(names_raw, list):
+            raise WireError(f"NodeNames: expected an array, got {_type_name(names_raw)}")
+        if set(map(type, names_raw)) <= {str} and "" not in names_raw:
+            names = tuple(names_raw)  # the common case, checked without a per-name call
+        else:
+            names = tuple(_string(n, f"NodeNames[{i}]") for i, n in enumerate(names_raw))
+        return ExtenderArgs(pod=pod, ref=ref, node_names=names, node_objects=None)
+    if nodes_raw is not None:
+        node_list = _fold(_object(nodes_raw, "Nodes"), "Nodes")
+        items = node_list.get("items", ("items", None))[1]
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            raise WireError(f"Nodes.items: expected an array, got {_type_name(items)}")
+        objects: list[dict[str, Any]] = []
+        names_list: list[str] = []
+        for i, item in enumerate(items):
+            node = _object(item, f"Nodes.items[{i}]")
+            meta = _object(node.get("metadata"), f"Nodes.items[{i}].metadata")
+            names_list.append(_string(meta.get("name"), f"Nodes.items[{i}].metadata.name"))
+            objects.append(dict(node))
+        return ExtenderArgs(
+            pod=pod, ref=ref, node_names=tuple(names_list), node_objects=tuple(objects)
+        )
+    raise WireError("neither NodeNames nor Nodes given; expected the candidate nodes")
+
+
+def decode_binding_args(body: bytes) -> BindingArgs:
+    """Decode a bind body; raises ``WireError`` naming the bad field."""
+    raw = _object(_load(body), "request body")
+    fields = _fold(raw, "request body")
+    values: dict[str, str] = {}
+    for go_name in ("PodName", "PodNamespace", "PodUID", "Node"):
+        key, value = fields.get(go_name.lower(), (go_name, None))
+        if value is None:
+            raise WireError(f"{go_name}: missing")
+        values[go_name] = _string(value, key)
+    return BindingArgs(
+        pod_name=values["PodName"],
+        pod_namespace=values["PodNamespace"],
+        pod_uid=values["PodUID"],
+        node=values["Node"],
+    )
+
+
+def filter_result(
+    args: ExtenderArgs,
+    passed: list[str],
+    failed: Mapping[str, str],
+    unresolvable: Mapping[str, str],
+    error: str = "",
+) -> ExtenderFilterResultJSON:
+    """The filter reply in the shape the request asked for (names, or whole Node objects).
+
+    ``passed`` is always a list, so "none passed" is ``"NodeNames": []``: a null would also
+    mean none to kube-scheduler, but says it less plainly.
+    """
+    result: ExtenderFilterResultJSON = {
+        "FailedNodes": dict(failed),
+        "FailedAndUnresolvableNodes": dict(unresolvable),
+        "Error": error,
+    }
+    if args.node_objects is None:
+        result["NodeNames"] = list(passed)
+    else:
+        keep = set(passed)
+        by_name = {o["metadata"]["name"]: o for o in args.node_objects}
+        result["Nodes"] = {
+            "metadata": {},
+            "items": [by_name[n] for n in args.node_names if n in keep],
+        }
+    return result
+
+
+def error_filter_result(args: ExtenderArgs | None, message: str) -> ExtenderFilterResultJSON:
+    """A filter reply that reports a real fault (kube-scheduler retries the pod later)."""
+    result: ExtenderFilterResultJSON = {
+        "FailedNodes": {},
+        "FailedAndUnresolvableNodes": {},
+        "Error": message,
+    }
+    if args is None or args.node_objects is None:
+        result["NodeNames"] = []
+    else:
+        result["Nodes"] = {"metadata": {}, "items": []}
+    return result
+
+
+def encode(value: object) -> bytes:
+    """Serialize a reply."""
+    return orjson.dumps(value)

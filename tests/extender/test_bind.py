@@ -1,0 +1,186 @@
+"""Bind: re-check under the node lock, annotation with a resourceVersion precondition, Binding;
+release on every failure, and no lock outlives the request.
+
+The API server here is ``FakePodAPI`` (so failures happen on demand); the same paths run
+against the real API server in the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from extender.bind import Binder
+from extender.config import Settings
+from extender.decisions import Mode
+from extender.wire import BindingArgs
+from placement.annotation import decode_reservation
+from tests.extender.conftest import (
+    NOW,
+    Clock,
+    FakePodAPI,
+    build_extender,
+    gpu_node,
+    pod_object,
+    report_object,
+    synced_state,
+)
+
+NODES = ["n0", "n1"]
+
+
+def setup(
+    mode: Mode = Mode.DECIDE, *, filter_first: bool = True, **pod_kw: Any
+) -> tuple[Any, dict[str, Any], BindingArgs]:
+    ext = build_extender(synced_state([gpu_node("n0"), gpu_node("n1")]), mode=mode)
+    pod = pod_object("p", uid="uid-p", gpus=2, **pod_kw)
+    ext.api.add(pod)
+    node = "n0"
+    if filter_first:
+        resp = ext.client.post("/scheduler/filter", json={"Pod": pod, "NodeNames": NODES})
+        node = resp.get_json()["NodeNames"][0]
+    return ext, pod, BindingArgs("p", "serving", "uid-p", node)
+
+
+def bind(ext: Any, args: BindingArgs) -> str:
+    resp = ext.client.post(
+        "/scheduler/bind",
+        json={
+            "PodName": args.pod_name,
+            "PodNamespace": args.pod_namespace,
+            "PodUID": args.pod_uid,
+            "Node": args.node,
+        },
+    )
+    assert resp.status_code == 200
+    error: str = resp.get_json()["Error"]
+    return error
+
+
+def held(ext: Any) -> dict[str, int]:
+    return {k: v for k, v in ext.state.reservations_by_state(NOW).items() if v}
+
+
+def assert_unlocked(ext: Any, node: str) -> None:
+    lock = ext.state.node_lock(node)
+    assert lock.acquire(blocking=False), "a node lock outlived its request"
+    lock.release()
+
+
+def test_happy_path_writes_annotation_with_precondition_then_binds() -> None:
+    ext, pod, args = setup()
+    assert bind(ext, args) == ""
+    assert ext.api.calls == ["patch p", "bind p n0"]
+    r = decode_reservation(
+        pod["metadata"]["annotations"]["vramfit.io/reservation"], pod_uid="x", pod_key="y"
+    )
+    assert r.node == "n0" and r.gpu_uuids == ("GPU-n0-0", "GPU-n0-1")
+    assert held(ext) == {"bound": 1}
+    assert_unlocked(ext, "n0")
+
+
+def test_stale_resource_version_rereads_and_retries_once() -> None:
+    ext, pod, args = setup()
+    pod["metadata"]["resourceVersion"] = "150"  # a controller touched the pod since filter
+    assert bind(ext, args) == ""
+    assert ext.api.calls == ["patch p", "get p", "patch p", "bind p n0"]
+
+
+def test_conflict_with_a_pod_bound_meanwhile_fails_and_releases() -> None:
+    ext, pod, args = setup()
+    pod["metadata"]["resourceVersion"] = "150"
+    pod["spec"]["nodeName"] = "n1"
+    error = bind(ext, args)
+    assert "already bound to n1" in error
+    assert held(ext) == {}
+    assert_unlocked(ext, "n0")
+
+
+def test_refused_binding_releases_and_removes_the_annotation() -> None:
+    ext, pod, args = setup()
+    ext.api.fail["bind"] = [500]
+    error = bind(ext, args)
+    assert "cannot bind pod serving/p to n0" in error and "HTTP 500" in error
+    assert held(ext) == {}
+    assert "vramfit.io/reservation" not in pod["metadata"]["annotations"]
+    # The annotation's own watch event must not bring the reservation back.
+    ext.state.apply_pod("MODIFIED", pod | {"metadata": pod["metadata"]})
+    assert held(ext) == {}
+    assert_unlocked(ext, "n0")
+
+
+def test_failed_patch_releases_without_binding() -> None:
+    ext, _, args = setup()
+    ext.api.fail["patch"] = [500]
+    assert "cannot record the reservation" in bind(ext, args)
+    assert ext.api.calls == ["patch p"]
+    assert held(ext) == {}
+
+
+def test_binding_already_done_to_the_same_node_succeeds() -> None:
+    ext, pod, args = setup()
+    ext.api.fail["bind"] = [409]
+    pod["spec"]["nodeName"] = "n0"
+    assert bind(ext, args) == ""
+    assert held(ext) == {"bound": 1}
+
+
+def test_recheck_refuses_a_node_that_filled_up_since_filter() -> None:
+    ext, _, args = setup()
+    full = gpu_node("n0", held={i: f"intruder-{i}" for i in range(8)})
+    ext.state.apply_report("MODIFIED", report_object(full))
+    error = bind(ext, args)
+    assert "node n0 can no longer take pod serving/p" in error
+    assert "8 held" in error
+    assert ext.api.calls == []
+    assert held(ext) == {}
+
+
+def test_bind_without_filter_reads_the_pod_and_picks_gpus_itself() -> None:
+    ext, pod, args = setup(Mode.ALL_FEASIBLE, filter_first=False)
+    assert bind(ext, args) == ""
+    assert ext.api.calls == ["get p", "patch p", "bind p n0"]
+    assert "vramfit.io/reservation" in pod["metadata"]["annotations"]
+
+
+def test_pod_gone_before_bind() -> None:
+    ext, _, args = setup(filter_first=False)
+    ext.api.pods.clear()
+    assert "cannot read pod serving/p" in bind(ext, args)
+
+
+def test_uid_mismatch_is_refused() -> None:
+    ext, _, args = setup(filter_first=False)
+    error = bind(ext, replace(args, pod_uid="someone-else"))
+    assert "has UID uid-p, not someone-else" in error
+
+
+def test_pod_without_gpu_demand_is_just_bound() -> None:
+    ext = build_extender(synced_state([gpu_node("n0")]))
+    ext.api.add(pod_object("web", gpus=0, uid="w"))
+    assert bind(ext, BindingArgs("web", "serving", "w", "n0")) == ""
+    assert ext.api.calls == ["get web", "bind web n0"]
+
+
+def test_lock_wait_is_bounded() -> None:
+    state = synced_state([gpu_node("n0")])
+    api = FakePodAPI()
+    api.add(pod_object("p", uid="uid-p"))
+    binder = Binder(state, api, Settings(bind_lock_timeout_s=0.05), clock=Clock())
+    lock = state.node_lock("n0")
+    lock.acquire()
+    try:
+        out = binder.bind(BindingArgs("p", "serving", "uid-p", "n0"))
+    finally:
+        lock.release()
+    assert out.code == "lock-timeout" and "did not finish within" in out.error
+
+
+@pytest.mark.parametrize("failure", ["patch", "bind", "get"])
+def test_no_lock_outlives_a_failed_request(failure: str) -> None:
+    ext, _, args = setup(filter_first=failure != "get")
+    ext.api.fail[failure] = [503, 503]
+    assert bind(ext, args) != ""
+    assert_unlocked(ext, "n0")

@@ -1,0 +1,356 @@
+"""Tables over the extender's pure decisions: filter, prioritize, bind's re-check, reason codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extender.decisions import (
+    FilterOutcome,
+    InvalidPodError,
+    Mode,
+    Outcome,
+    filter_nodes,
+    invalid_pod,
+    passthrough,
+    prioritize_nodes,
+    read_demand,
+    reason_code,
+    recheck,
+    to_priority,
+)
+from extender.state import ClusterState
+from placement import fit as fit_rules
+from placement.decide import assume
+from placement.fleet import REASON_NO_REPORT
+from placement.model import GIB, Demand, FitSettings, NodeState, Reject
+from tests.extender.conftest import A100, NOW, gpu_node, pod_object, report_object, synced_state
+
+
+def run_filter(
+    state: ClusterState,
+    pod: dict[str, object],
+    names: list[str],
+    *,
+    mode: Mode = Mode.DECIDE,
+    policy: str = "binpack",
+    now: float = NOW,
+    record: bool = True,
+) -> FilterOutcome:
+    """What the filter handler does: read the demand, decide under the lock, assume."""
+    uid = str(pod["metadata"]["uid"])  # type: ignore[index]
+    try:
+        demand = read_demand(pod, policy)
+    except InvalidPodError as exc:
+        return invalid_pod(names, str(exc))
+    if demand is None:
+        return passthrough(names)
+    with state.locked_view(names, now) as view:
+        out = filter_nodes(
+            demand, uid, names, view, now=now, mode=mode, policy=policy, settings=FitSettings()
+        )
+        if record and mode is Mode.DECIDE and out.chosen is not None:
+            state.assume(assume(out.chosen, demand, pod_uid=uid, pod_key=uid, now=now, ttl_s=30))
+    return out
+
+
+@dataclass(frozen=True)
+class FilterCase:
+    nodes: Callable[[], list[NodeState]]
+    pod: Callable[[], dict[str, object]]
+    outcome: Outcome
+    passed: tuple[str, ...] = ()
+    failed: dict[str, str] = field(default_factory=dict)  # node -> substring of the reason
+    unresolvable: dict[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] | None = None
+    mode: Mode = Mode.DECIDE
+    leases: dict[str, float] = field(default_factory=dict)
+
+
+def _mixed() -> list[NodeState]:
+    return [
+        gpu_node("h100-0"),
+        gpu_node("h100-1"),
+        gpu_node("a100-0", product=A100, gib=40),
+        gpu_node("a100-1", product=A100, gib=40),
+    ]
+
+
+FILTER_CASES = {
+    "70GiB-pod-lands-only-on-80GB-GPUs": FilterCase(
+        _mixed,
+        lambda: pod_object("llama-70b", gpus=2),
+        Outcome.PLACED,
+        passed=("h100-0",),
+        unresolvable={"a100-0": "at least 70 GiB", "a100-1": "at least 70 GiB"},
+    ),
+    "pod-without-gpus-passes-every-node": FilterCase(
+        _mixed,
+        lambda: pod_object("web", gpus=0),
+        Outcome.PASSTHROUGH,
+        passed=("h100-0", "h100-1", "a100-0", "a100-1"),
+    ),
+    "unreadable-vram-annotation-fails-every-node-unresolvable": FilterCase(
+        _mixed,
+        lambda: pod_object("bad", vram="lots"),
+        Outcome.INVALID_POD,
+        unresolvable=dict.fromkeys(
+            ("h100-0", "h100-1", "a100-0", "a100-1"), "vramfit.io/vram-per-gpu"
+        ),
+    ),
+    "unknown-policy-annotation-names-the-known-ones": FilterCase(
+        _mixed,
+        lambda: pod_object("bad", annotations={"vramfit.io/policy": "fastest"}),
+        Outcome.INVALID_POD,
+        unresolvable=dict.fromkeys(("h100-0", "h100-1", "a100-0", "a100-1"), "binpack, spread"),
+    ),
+    "node-without-report-fails-resolvable": FilterCase(
+        _mixed,
+        lambda: pod_object("p"),
+        Outcome.PLACED,
+        names=("ghost", "h100-1"),
+        passed=("h100-1",),
+        failed={"ghost": REASON_NO_REPORT},
+    ),
+    "expired-lease-takes-the-node-out": FilterCase(
+        _mixed,
+        lambda: pod_object("p"),
+        Outcome.PLACED,
+        names=("h100-0", "h100-1"),
+        leases={"h100-0": NOW - 300},
+        passed=("h100-1",),
+        failed={"h100-0": "heartbeat is 300s old"},
+    ),
+    "unhealthy-gpus-are-never-chosen": FilterCase(
+        lambda: [gpu_node("sick", unhealthy=tuple(range(7))), gpu_node("well")],
+        lambda: pod_object("p", gpus=2),
+        Outcome.PLACED,
+        passed=("well",),
+        failed={"sick": "7 unhealthy"},
+    ),
+    "cached-weights-win": FilterCase(
+        lambda: [gpu_node("h100-0"), gpu_node("h100-1", cached=("meta-llama/Llama-3.1-70B",))],
+        lambda: pod_object("p", annotations={"vramfit.io/model": "meta-llama/Llama-3.1-70B"}),
+        Outcome.PLACED,
+        passed=("h100-1",),
+    ),
+    "gpu-product-constraint": FilterCase(
+        _mixed,
+        lambda: pod_object(
+            "p", vram="20Gi", annotations={"vramfit.io/gpu-product": "NVIDIA A100-SXM4-40GB"}
+        ),
+        Outcome.PLACED,
+        passed=("a100-0",),
+        unresolvable={"h100-0": "no GPU of product", "h100-1": "no GPU of product"},
+    ),
+    "nvlink-required-on-split-islands-is-unresolvable": FilterCase(
+        lambda: [gpu_node("pairs", nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]])],
+        lambda: pod_object("tp4", gpus=4, annotations={"vramfit.io/nvlink": "required"}),
+        Outcome.UNSCHEDULABLE,
+        unresolvable={"pairs": "largest island of suitable GPUs has 2"},
+    ),
+    "all-feasible-returns-every-fitting-node": FilterCase(
+        _mixed,
+        lambda: pod_object("p", vram="30Gi"),
+        Outcome.FEASIBLE,
+        mode=Mode.ALL_FEASIBLE,
+        passed=("h100-0", "h100-1", "a100-0", "a100-1"),
+    ),
+    "busy-gpus-leave-no-node": FilterCase(
+        lambda: [gpu_node("full", free_gib=10)],
+        lambda: pod_object("p"),
+        Outcome.UNSCHEDULABLE,
+        failed={"full": "0 free now (8 busy)"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FILTER_CASES.values(), ids=FILTER_CASES.keys())
+def test_filter(case: FilterCase) -> None:
+    nodes = case.nodes()
+    state = synced_state(nodes, leases=case.leases)
+    names = list(case.names or [n.name for n in nodes])
+    out = run_filter(state, case.pod(), names, mode=case.mode)
+    assert out.outcome is case.outcome
+    assert out.passed == case.passed
+    assert set(out.failed) == set(case.failed)
+    assert set(out.unresolvable) == set(case.unresolvable)
+    for node, text in case.failed.items():
+        assert text in out.failed[node]
+    for node, text in case.unresolvable.items():
+        assert text in out.unresolvable[node]
+
+
+def test_invalid_report_is_a_reason_not_a_crash() -> None:
+    state = synced_state([gpu_node("h100-0")])
+    broken = report_object(gpu_node("broken"))
+    broken["status"]["gpus"][0]["memory"]["totalBytes"] = "80Gi"
+    state.apply_report("ADDED", broken)
+    out = run_filter(state, pod_object("p"), ["broken", "h100-0"])
+    assert out.passed == ("h100-0",)
+    assert "GPU report is invalid" in out.failed["broken"]
+    assert "totalBytes" in out.failed["broken"]
+
+
+def test_decide_mode_spreads_concurrent_loads_and_never_reuses_a_gpu() -> None:
+    state = synced_state([gpu_node("h100-0"), gpu_node("h100-1")])
+    names = ["h100-0", "h100-1"]
+    chosen = [run_filter(state, pod_object(f"p{i}", gpus=2), names).chosen for i in range(8)]
+    assert all(c is not None for c in chosen)
+    nodes = [c.node for c in chosen if c is not None]
+    # The in-flight penalty sends each new load to the node with fewer loads in flight.
+    assert nodes[:2] == ["h100-0", "h100-1"]
+    assert nodes.count("h100-0") == nodes.count("h100-1") == 4
+    taken = [g for c in chosen if c is not None for g in c.gpu_uuids]
+    assert len(taken) == len(set(taken)) == 16
+    ninth = run_filter(state, pod_object("p9", gpus=2), names)
+    assert ninth.outcome is Outcome.UNSCHEDULABLE
+    assert "8 reserved" in ninth.failed["h100-0"]
+
+
+def test_refiltering_a_pod_replaces_its_own_assumption() -> None:
+    state = synced_state([gpu_node("one", gpus=2)])
+    pod = pod_object("p", gpus=2)
+    first = run_filter(state, pod, ["one"])
+    again = run_filter(state, pod, ["one"])
+    assert first.chosen is not None and again.chosen == first.chosen
+
+
+def test_assumption_expires() -> None:
+    state = synced_state([gpu_node("one", gpus=2)])
+    assert run_filter(state, pod_object("a", gpus=2), ["one"]).chosen is not None
+    blocked = run_filter(state, pod_object("b", gpus=2), ["one"], now=NOW + 10)
+    assert blocked.outcome is Outcome.UNSCHEDULABLE
+    later = run_filter(state, pod_object("b", gpus=2), ["one"], now=NOW + 31)
+    assert later.outcome is Outcome.PLACED
+
+
+PRIORITY_CASES = {
+    "zero": (0.0, 0),
+    "ten": (10.0, 10),
+    "half-rounds-up": (4.5, 5),
+    "below-half-rounds-down": (4.49, 4),
+    "clamped-high": (11.0, 10),
+    "clamped-low": (-1.0, 0),
+    "nan-is-zero": (float("nan"), 0),
+}
+
+
+@pytest.mark.parametrize(("score", "priority"), PRIORITY_CASES.values(), ids=PRIORITY_CASES.keys())
+def test_to_priority(score: float, priority: int) -> None:
+    assert to_priority(score) == priority
+
+
+def test_prioritize_scores_fits_and_zeroes_the_rest() -> None:
+    state = synced_state(
+        [
+            gpu_node("cold"),
+            gpu_node("warm", cached=("m",)),
+            gpu_node("small", product=A100, gib=40),
+        ]
+    )
+    demand = read_demand(pod_object("p", annotations={"vramfit.io/model": "m"}), "binpack")
+    names = ["cold", "warm", "small", "ghost"]
+    with state.locked_view(names, NOW) as view:
+        scores = dict(
+            prioritize_nodes(
+                demand, "uid", names, view, now=NOW, policy="binpack", settings=FitSettings()
+            )
+        )
+    assert scores["small"] == scores["ghost"] == 0
+    assert scores["warm"] > scores["cold"] > 0
+    assert all(0 <= s <= 10 for s in scores.values())
+
+
+def test_prioritize_without_demand_is_all_zero() -> None:
+    state = synced_state([gpu_node("a")])
+    with state.locked_view(["a"], NOW) as view:
+        assert prioritize_nodes(
+            None, "u", ["a"], view, now=NOW, policy="binpack", settings=FitSettings()
+        ) == [("a", 0)]
+
+
+def test_recheck_sees_other_reservations_but_not_its_own() -> None:
+    state = synced_state([gpu_node("one", gpus=2)])
+    out = run_filter(state, pod_object("mine", gpus=2, uid="mine"), ["one"])
+    assert out.chosen is not None
+    demand = Demand(gpus=2, vram_per_gpu=70 * GIB)
+    with state.locked_view(["one"], NOW) as view:
+        assert not isinstance(
+            recheck("one", demand, view, pod_uid="mine", now=NOW, settings=FitSettings()),
+            Reject,
+        )
+        other = recheck("one", demand, view, pod_uid="other", now=NOW, settings=FitSettings())
+        missing = recheck("nope", demand, view, pod_uid="mine", now=NOW, settings=FitSettings())
+    assert isinstance(other, Reject) and "2 reserved" in other.reason
+    assert isinstance(missing, Reject) and missing.reason == REASON_NO_REPORT
+
+
+REASONS = {
+    "no-gpus": fit_rules.REASON_NO_GPUS,
+    "gpu-product": fit_rules.reason_no_product({"X"}, "8x Y 80 GiB"),
+    "gpu-too-small": fit_rules.reason_too_small(2, 70 * GIB, 0, "8x A100 40 GiB"),
+    "nvlink-island-too-small": fit_rules.reason_no_island(4, 2),
+    "nvlink-split": fit_rules.reason_split(4, [2, 2]),
+    "agent-error": fit_rules.reason_agent_error("NVML unavailable"),
+    "no-lease": fit_rules.REASON_NO_LEASE,
+    "lease-expired": fit_rules.reason_lease_expired(50, 40),
+    "report-stale": fit_rules.reason_report_old(300, 120),
+    "gpus-busy": fit_rules.reason_not_free(2, 70 * GIB, 1, {"busy": 7}),
+    "no-report": REASON_NO_REPORT,
+    "report-invalid": "GPU report is invalid: NodeGPUState x: status.gpus: missing",
+}
+
+
+@pytest.mark.parametrize(("code", "reason"), REASONS.items(), ids=REASONS.keys())
+def test_reason_codes_follow_the_core_reasons(code: str, reason: str) -> None:
+    assert reason_code(reason) == code
+
+
+def test_unknown_reason_is_other() -> None:
+    assert reason_code("something new") == "other"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    nodes=st.lists(
+        st.tuples(
+            st.integers(1, 8),  # GPUs
+            st.sampled_from([24, 40, 80]),  # GiB per GPU
+            st.sets(st.integers(0, 7), max_size=3),  # unhealthy GPU indices
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    pods=st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from([10, 30, 39, 70])), min_size=1, max_size=25
+    ),
+    mode=st.sampled_from([Mode.DECIDE, Mode.ALL_FEASIBLE]),
+)
+def test_sequential_decisions_never_overcommit_a_gpu(
+    nodes: list[tuple[int, int, set[int]]], pods: list[tuple[int, int]], mode: Mode
+) -> None:
+    fleet = [
+        gpu_node(f"n{i}", gpus=g, gib=gib, unhealthy=tuple(u))
+        for i, (g, gib, u) in enumerate(nodes)
+    ]
+    by_uuid = {g.uuid: g for n in fleet for g in n.gpus}
+    state = synced_state(fleet)
+    names = [n.name for n in fleet]
+    taken: set[str] = set()
+    for i, (gpus, gib) in enumerate(pods):
+        out = run_filter(state, pod_object(f"p{i}", gpus=gpus, vram=f"{gib}Gi"), names)
+        if out.chosen is None:
+            assert out.passed == ()
+            continue
+        assert out.passed == (out.chosen.node,)
+        assert len(out.chosen.gpu_uuids) == gpus
+        for uuid in out.chosen.gpu_uuids:
+            gpu = by_uuid[uuid]
+            assert uuid not in taken, "a GPU was handed out twice"
+            assert gpu.healthy and gpu.total_bytes >= gib * GIB
+            taken.add(uuid)

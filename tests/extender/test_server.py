@@ -1,0 +1,198 @@
+"""The real server: ``vramfit-extender`` as a process (gunicorn, one gthread worker), over HTTP.
+
+No API server is needed here: the kubeconfig points at a closed port, so the watches keep
+retrying and ``/readyz`` must say not ready (and filter must refuse to guess) while the
+process stays up and answers. TLS is served when a certificate is given.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.extender.conftest import pod_object
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def kubeconfig(tmp: Path) -> Path:
+    path = tmp / "kubeconfig"
+    closed = free_port()
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{closed}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return path
+
+
+def start(args: list[str], probe: http.client.HTTPConnection, log: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "vramfit-extender"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(exe), *args], stderr=out)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"extender exited: {log.read_text()[-2000:]}")
+        try:
+            probe.request("GET", "/healthz")
+            if probe.getresponse().read() == b"ok\n":
+                return proc
+        except (OSError, http.client.HTTPException):
+            probe.close()
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("extender did not answer /healthz")
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[http.client.HTTPConnection]:
+    port = free_port()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    proc = start(
+        [
+            f"--kubeconfig={kubeconfig(tmp_path)}",
+            f"--listen=127.0.0.1:{port}",
+            "--max-body-bytes=65536",
+        ],
+        conn,
+        tmp_path / "extender.log",
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+
+
+def request(
+    conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None
+) -> tuple[int, bytes]:
+    conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+def test_not_ready_without_the_api_server_and_says_why(plain: http.client.HTTPConnection) -> None:
+    status, body = request(plain, "GET", "/readyz")
+    assert status == 503
+    assert b"waiting for the first list of pods, nodegpustates, leases" in body
+    filt = json.dumps({"Pod": pod_object("p"), "NodeNames": ["n0"]}).encode()
+    status, body = request(plain, "POST", "/scheduler/filter", filt)
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["NodeNames"] == [] and "not rebuilt" in answer["Error"]
+
+
+def test_bad_requests_over_real_http(plain: http.client.HTTPConnection) -> None:
+    assert request(plain, "POST", "/scheduler/filter", b"{")[0] == 400
+    assert request(plain, "POST", "/scheduler/evict", b"{}")[0] == 404
+    assert request(plain, "POST", "/scheduler/filter", b"x" * 70_000)[0] == 413
+    # The same keep-alive connection still serves after every refusal.
+    assert request(plain, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_chunked_body_over_the_limit_is_413(plain: http.client.HTTPConnection) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 4096
+
+    plain.request(
+        "POST",
+        "/scheduler/filter",
+        body=chunks(),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    resp = plain.getresponse()
+    assert resp.status == 413
+
+
+def test_metrics_over_http_with_the_promtool_content_type(
+    plain: http.client.HTTPConnection,
+) -> None:
+    status, body = request(plain, "GET", "/metrics")
+    assert status == 200
+    assert b"vramfit_extender_ready 0.0" in body
+
+
+def test_bad_settings_are_all_reported_at_once(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "vramfit-extender"
+    result = subprocess.run(
+        [
+            str(exe),
+            f"--kubeconfig={tmp_path / 'missing'}",
+            "--listen=nowhere",
+            "--policy=fastest",
+            "--mode=guess",
+            "--threads=0",
+            "--tls-cert=/nope.pem",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    for flag in ("--kubeconfig", "--listen", "--policy", "--mode", "--threads", "--tls-cert"):
+        assert flag in result.stderr
+
+
+def test_tls(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    assert openssl is not None, "openssl is required for the TLS test"
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    context = ssl.create_default_context(cafile=str(cert))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    proc = start(
+        [
+            f"--kubeconfig={kubeconfig(tmp_path)}",
+            f"--listen=127.0.0.1:{port}",
+            f"--tls-cert={cert}",
+            f"--tls-key={key}",
+        ],
+        conn,
+        tmp_path / "extender.log",
+    )
+    plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        assert request(conn, "GET", "/healthz") == (200, b"ok\n")
+        with pytest.raises((http.client.HTTPException, OSError)):
+            request(plain, "GET", "/healthz")
+    finally:
+        plain.close()
+        conn.close()
+        proc.terminate()
+        proc.wait(timeout=20)
