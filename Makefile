@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench cluster cluster-down binaries promtool clean
+.PHONY: demo test lint bench cluster cluster-down cluster-status binaries promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,11 +41,15 @@ promtool:
 
 ## cluster: a local control plane with simulated GPU nodes, agents, extender and scheduler
 cluster: $(STAMP) binaries
-	$(BIN)/python -m controlplane.cluster up $(if $(NODES),--nodes $(NODES),)
+	$(BIN)/python -m controlplane.cluster up --agents --extender $(if $(NODES),--nodes $(NODES),)
 
 ## cluster-down: stop the local cluster started by `make cluster`
 cluster-down: $(STAMP)
 	$(BIN)/python -m controlplane.cluster down
+
+## cluster-status: what `make cluster` is running
+cluster-status: $(STAMP)
+	$(BIN)/python -m controlplane.cluster status
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
