@@ -42,7 +42,7 @@ from controlplane.manifests import (
 from controlplane.nodes import GPU_RESOURCE, GpuNode, NodeSpecError, create_nodes, validate_nodes
 from controlplane.nodespec import SpecError, gpu_node, load_nodes
 from controlplane.processes import free_ports, http_ok, runs_executable, stop_pids
-from placement.report import LEASE_PREFIX
+from placement.report import GROUP, LEASE_PREFIX, PLURAL, VERSION
 
 DEFAULT_DIR: Final = REPO_ROOT / ".cluster"
 DEPLOY_DIR: Final = REPO_ROOT / "deploy"
@@ -179,12 +179,15 @@ def extender_command(kubeconfig: Path, listen: str) -> list[str]:
 # --- components ----------------------------------------------------------------------------
 
 
-def _lease_exists(plane: ControlPlane, node: str) -> bool:
+def _agent_published(plane: ControlPlane, node: str) -> bool:
+    """Whether the node's agent has written both things the extender watches: its liveness
+    Lease and its NodeGPUState report. Before both exist the extender rejects the node."""
     with plane.api_client() as api:
         try:
             k8s_client.CoordinationV1Api(api).read_namespaced_lease(
                 f"{LEASE_PREFIX}{node}", SYSTEM_NAMESPACE
             )
+            k8s_client.CustomObjectsApi(api).get_cluster_custom_object(GROUP, VERSION, PLURAL, node)
         except k8s_client.ApiException:
             return False
     return True
@@ -192,14 +195,14 @@ def _lease_exists(plane: ControlPlane, node: str) -> bool:
 
 def start_agents(plane: ControlPlane, nodes: Sequence[GpuNode], spec: Path) -> None:
     """One simulated node agent per node, started together; each is ready once its liveness
-    Lease exists (what the extender watches)."""
+    Lease and its NodeGPUState report exist (what the extender watches)."""
     ports = free_ports(len(nodes))
     plane.start_processes(
         [
             (
                 f"agent-{node.name}",
                 agent_command(node.name, spec, plane.kubeconfig, f"127.0.0.1:{port}"),
-                functools.partial(_lease_exists, plane, node.name),
+                functools.partial(_agent_published, plane, node.name),
             )
             for node, port in zip(nodes, ports, strict=True)
         ],

@@ -200,6 +200,18 @@ GPU_SPEC = """nodes:
 """
 
 
+def _why_unbound(core: k8s_client.CoreV1Api, state_dir: Path) -> str:
+    """The pod's events and the tails of the extender's and schedulers' logs, for a failure."""
+    events = core.list_namespaced_event("default", field_selector="involvedObject.name=llm")
+    lines = ["the vramfit scheduler never bound the pod; events:"]
+    lines += [f"  {e.reason}: {e.message}" for e in events.items]
+    for log in sorted((state_dir / "logs").glob("*.log")):
+        if log.stem.startswith(("vramfit-extender", "kube-scheduler")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            lines += [f"--- {log.name}", *tail]
+    return "\n".join(lines)
+
+
 @pytest.mark.integration
 def test_with_agents_and_extender_a_gpu_pod_is_placed_by_vramfit(tmp_path: Path) -> None:
     spec = tmp_path / "nodes.yaml"
@@ -227,7 +239,7 @@ def test_with_agents_and_extender_a_gpu_pod_is_placed_by_vramfit(tmp_path: Path)
             core.create_namespaced_pod("default", pod)
             deadline = time.monotonic() + 60
             while not (placed := core.read_namespaced_pod("llm", "default")).spec.node_name:
-                assert time.monotonic() < deadline, "the vramfit scheduler never bound the pod"
+                assert time.monotonic() < deadline, _why_unbound(core, state_dir)
                 time.sleep(0.2)
             assert placed.spec.node_name in {"h100-0", "h100-1"}
             assert "vramfit.io/reservation" in placed.metadata.annotations
