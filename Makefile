@@ -30,6 +30,7 @@ lint: $(STAMP)
 ## bench: benchmarks; JSON results under bench/results/
 bench: $(STAMP) binaries
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.readme_table
 
 ## binaries: build etcd, kube-apiserver, kube-scheduler and kubectl once (cached by version)
 binaries: $(STAMP)

@@ -1,0 +1,128 @@
+"""Render bench/results/*.json as the README's benchmark tables, so the README shows the numbers
+the last `make bench` measured (``python -m bench.readme_table`` rewrites the marked section)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _load(name: str) -> Any:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _extender(d: Any) -> list[str]:
+    rows = [
+        "**Extender** (`bench/bench_extender.py`): latency over HTTP on loopback, nodes of 8 GPUs "
+        f"(target: filter p99 under {d['targets']['filter_p99_ms_at_5000']} ms at 5,000 nodes).",
+        "",
+        "| nodes | filter p50 | filter p99 | prioritize p50 | prioritize p99 | bytes per filter |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in d["latency"]:
+        rows.append(
+            f"| {r['nodes']:,} | {r['filter_p50_ms']:.1f} ms | {r['filter_p99_ms']:.1f} ms | "
+            f"{r['prioritize_p50_ms']:.1f} ms | {r['prioritize_p99_ms']:.1f} ms | "
+            f"{r['filter_bytes_per_call']:,} |"
+        )
+    t = d["throughput"]
+    rows += [
+        "",
+        f"Scheduling throughput with the real kube-scheduler, {t['nodes']:,} fake GPU nodes, "
+        f"{t['pods']} GPU pods, both in one run: {t['default_pods_per_s']} pods/s without the "
+        f"extender, {t['extender_pods_per_s']} pods/s with it (ratio {t['ratio']:.2f}; target "
+        f"{d['targets']['throughput_ratio']}).",
+    ]
+    return rows
+
+
+def _planner(d: Any) -> list[str]:
+    rows = [
+        "**Planner** (`bench/bench_planner.py`): peak scenario, 12 pool types, 1 CP-SAT worker.",
+        "",
+        "| services | pods | seconds | plan $/h | first-fit-decreasing $/h | lower bound $/h | gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in d["runs"]:
+        rows.append(
+            f"| {r['services']:,} | {r['pods']:,} | {r['seconds']:.1f} | "
+            f"{r['cost_per_hour']:,.2f} | {r['ffd_cost_per_hour']:,.2f} | "
+            f"{r['lower_bound_cost_per_hour']:,.2f} | {100 * r['gap']:.2f}% |"
+        )
+    return rows
+
+
+def _simulator(d: Any) -> list[str]:
+    rows = [
+        "**Simulator** (`bench/bench_simulator.py`; target: a simulated day of a 1,000-node "
+        f"fleet in under {d['daySimulationTargetSeconds']:.0f} s).",
+        "",
+        "| scenario | policy | nodes | services | wall time | events/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in d["runs"]:
+        rows.append(
+            f"| {r['scenario']} | {r['policy']} | {r['nodes']:,} | {r['services']} | "
+            f"{r['wall_s']:.2f} s | {r['events_per_s']:,.0f} |"
+        )
+    return rows
+
+
+def _agent(d: Any) -> list[str]:
+    cpu, steady, changing = d["cpu"], d["steady"], d["changing"]
+    return [
+        "**Node agent** (`bench/bench_agent.py`, simulated backend, "
+        f"{d['gpus_per_node']} GPUs, {d['poll_interval_s']:.0f} s poll).",
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+        f"| CPU per poll per GPU | {1e6 * cpu['cpu_seconds_per_poll_per_gpu']:.0f} µs "
+        f"({cpu['core_percent_at_1s_poll']:.3f}% of a core) | under 1% of a core |",
+        f"| peak RSS, simulated / NVML backend | {d['peak_rss_mb']['simulated']:.1f} MB / "
+        f"{d['peak_rss_mb']['nvml_without_gpu']:.1f} MB | under 80 MB |",
+        f"| status writes per node per hour, steady | {steady['status_writes_per_hour']} | "
+        "at most 60 |",
+        f"| status writes per node per hour, changing load | "
+        f"{changing['status_writes_per_hour']} | - |",
+        f"| Lease renewals per hour | {steady['lease_renewals_per_hour']} | about 360 |",
+    ]
+
+
+def render() -> str:
+    """The marked README section for whatever results exist."""
+    parts: list[list[str]] = []
+    for name, fn in (
+        ("extender", _extender),
+        ("agent", _agent),
+        ("planner", _planner),
+        ("simulator", _simulator),
+    ):
+        data = _load(name)
+        if data is not None:
+            parts.append(fn(data))
+    body = "\n\n".join("\n".join(p) for p in parts)
+    return f"{START}\n{body}\n{END}"
+
+
+def main() -> int:
+    """Rewrite the README's benchmark section in place."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        sys.stderr.write(f"README.md lacks the {START} ... {END} markers\n")
+        return 1
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + render() + tail)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
