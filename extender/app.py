@@ -31,6 +31,7 @@ from extender.decisions import (
     read_demand,
 )
 from extender.metrics import ExtenderMetrics
+from extender.requeue import Requeuer
 from extender.state import ClusterState, PendingPod
 from extender.wire import (
     ExtenderArgs,
@@ -76,7 +77,10 @@ class Handlers:
         binder: Binder,
         metrics: ExtenderMetrics,
         clock: Callable[[], float],
+        *,
+        requeuer: Requeuer | None = None,
     ) -> None:
+        self.requeuer = requeuer
         self.settings = settings
         self.state = state
         self.binder = binder
@@ -131,6 +135,11 @@ class Handlers:
             return _json(error_filter_result(args, NOT_READY.format(", ".join(unsynced))))
         out = self._decide(args)
         self._count(out)
+        if self.requeuer is not None:
+            if out.passed:
+                self.requeuer.forget(args.ref.uid)
+            elif out.failed:  # a node could take it later: wake the pod when capacity returns
+                self.requeuer.refused(args.ref.uid, args.ref.namespace, args.ref.name)
         if out.chosen is not None:
             log.debug("filter %s: %s on %s", args.ref.key, out.outcome, out.chosen.node)
         if out.passed:
@@ -186,11 +195,12 @@ def create_app(
     metrics: ExtenderMetrics,
     *,
     clock: Callable[[], float] = time.time,
+    requeuer: Requeuer | None = None,
 ) -> Flask:
     """Build the WSGI app. Starts nothing: watches are the server's job."""
     app = Flask("vramfit-extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    handlers = Handlers(settings, state, binder, metrics, clock)
+    handlers = Handlers(settings, state, binder, metrics, clock, requeuer=requeuer)
     metrics.watch_reservations(lambda: state.reservations_by_state(clock()))
     verbs: dict[str, Callable[[bytes], Response]] = {
         "filter": handlers.filter,

@@ -73,6 +73,11 @@ class ExtenderMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.requeues = Counter(
+            "vramfit_extender_requeues",
+            "Refused pods woken (annotation touched) after capacity may have come back.",
+            registry=registry,
+        )
         self.bad_requests = Counter(
             "vramfit_extender_bad_requests",
             "Requests refused before any decision, by HTTP status.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -24,7 +24,8 @@ from extender.bind import Binder
 from extender.config import Settings
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
-from extender.state import LEASES, PODS, REPORTS, ClusterState
+from extender.requeue import CapacitySignals, Requeuer
+from extender.state import LEASES, PODS, REPORTS, ClusterState, lease_times
 from extender.watch import Watcher, WatchTarget
 from placement.report import GROUP, PLURAL, VERSION
 
@@ -51,26 +52,41 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
     state = ClusterState(assumed_ttl_s=settings.assumed_ttl_s, lease_prefix=settings.lease_prefix)
     metrics = ExtenderMetrics(CollectorRegistry())
     stop = stop or threading.Event()
+    requeuer = Requeuer(api.patch_pod, on_nudge=lambda _uid: metrics.requeues.inc())
+    signals = CapacitySignals(lease_times)
+
+    def signalled(
+        apply: Callable[[str, Mapping[str, Any]], None],
+        grew: Callable[[str, Mapping[str, Any]], bool],
+    ) -> Callable[[str, Mapping[str, Any]], None]:
+        def on_event(event: str, raw: Mapping[str, Any]) -> None:
+            apply(event, raw)
+            if grew(event, raw):
+                requeuer.capacity_changed()
+
+        return on_event
+
     targets = (
         WatchTarget(
             REPORTS,
             f"/apis/{GROUP}/{VERSION}/{PLURAL}",
             lambda items, _at: state.replace_reports(items),
-            state.apply_report,
+            signalled(state.apply_report, signals.report),
         ),
         WatchTarget(
             LEASES,
             f"/apis/coordination.k8s.io/v1/namespaces/{settings.agent_namespace}/leases",
             lambda items, _at: state.replace_leases(items),
-            state.apply_lease,
+            signalled(state.apply_lease, signals.lease),
         ),
         WatchTarget(
             PODS,
             "/api/v1/pods",
             lambda items, at: state.replace_pods(items, listed_at=at),
-            state.apply_pod,
+            signalled(state.apply_pod, signals.pod),
         ),
     )
+    threading.Thread(target=requeuer.run, args=(stop,), name="requeue", daemon=True).start()
     for target in targets:
         Watcher(
             api,
@@ -81,7 +97,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             timeout_s=settings.watch_timeout_s,
         ).start()
     binder = Binder(state, api, settings)
-    return create_app(settings, state, binder, metrics)
+    return create_app(settings, state, binder, metrics, requeuer=requeuer)
 
 
 class ExtenderServer(BaseApplication):  # type: ignore[misc]

@@ -455,14 +455,12 @@ def test_stopped_agent_takes_its_node_out_and_back(cluster: Cluster, namespace: 
         assert not cluster.bound(namespace)
     finally:
         os.kill(agent.pid, signal.SIGCONT)
-    # Back in: the extender passes the node again as soon as the agent renews its Lease.
-    pod = cluster.core.read_namespaced_pod("pinned", namespace, _preload_content=False)
-    ask = orjson.dumps({"Pod": orjson.loads(pod.data), "NodeNames": [node]})
-    wait_for("the extender to pass the node again", lambda: cluster.filter(ask) == [node])
-    # kube-scheduler retries a pod an extender refused on its next cluster event (or after
-    # five minutes); in a live cluster events never stop, here one more pod is the event.
-    cluster.create(namespace, [gpu_pod("nudge", node=node)])
-    wait_for("the pod bound once the agent is back", lambda: len(cluster.bound(namespace)) == 2)
+    # Back in: the agent renews its Lease, the extender wakes the pod it refused (kube-scheduler
+    # alone would retry it only on an unrelated cluster event or after five minutes), and the
+    # pod is bound with no other event in the cluster.
+    (pod,) = wait_for("the pod bound once the agent is back", lambda: cluster.bound(namespace), 30)
+    assert pod["spec"]["nodeName"] == node
+    assert "vramfit.io/requeued-at" in pod["metadata"]["annotations"]
 
 
 def test_unhealthy_gpu_is_never_chosen(cluster: Cluster, namespace: str) -> None:

@@ -1,0 +1,214 @@
+"""Wake pods the extender refused once capacity may have come back.
+
+kube-scheduler parks a pod that no node passed in its unschedulable queue and retries it only on
+a cluster event it watches (a Node or Pod change) or after five minutes. The things that free GPUs
+for vramfit (a NodeGPUState report, an agent Lease coming back, a reservation ending) are not such
+events, so a refused pod could wait minutes beside a free node. The ``Requeuer`` remembers
+refused pods and, after such a change, touches each with the annotation ``vramfit.io/requeued-at``:
+an update of an unscheduled pod is an event, and a pod rejected by an extender (no plugin
+recorded) is requeued on any event. Writes are rate-limited per pod and happen in a background
+thread, never in a scheduling request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from placement.report import format_time
+
+log = logging.getLogger(__name__)
+
+A_REQUEUED_AT = "vramfit.io/requeued-at"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A pod the extender refused, and when it last touched it."""
+
+    uid: str
+    namespace: str
+    name: str
+    refused_at: float
+    nudged_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueSettings:
+    """How eagerly refused pods are woken."""
+
+    settle_s: float = 0.5
+    min_interval_s: float = 5.0
+    max_age_s: float = 900.0
+    max_per_round: int = 200
+
+
+def due(
+    refusals: Mapping[str, Refusal], now: float, settings: RequeueSettings
+) -> tuple[list[Refusal], list[str]]:
+    """Pure: which refused pods to touch now (oldest first, rate-limited per pod, at most
+    ``max_per_round``) and which to forget because they were refused too long ago."""
+    expired = [uid for uid, r in refusals.items() if now - r.refused_at > settings.max_age_s]
+    gone = set(expired)
+    ready = sorted(
+        (
+            r
+            for uid, r in refusals.items()
+            if uid not in gone
+            and (r.nudged_at is None or now - r.nudged_at >= settings.min_interval_s)
+        ),
+        key=lambda r: (r.refused_at, r.uid),
+    )
+    return ready[: settings.max_per_round], expired
+
+
+def requeue_patch(now: float) -> dict[str, Any]:
+    """Pure: the merge patch that wakes a pod (an annotation with the time)."""
+    return {"metadata": {"annotations": {A_REQUEUED_AT: format_time(now)}}}
+
+
+class Requeuer:
+    """Remembers refused pods and wakes them after a change that may have freed capacity."""
+
+    def __init__(
+        self,
+        patch_pod: Callable[[str, str, Mapping[str, Any]], object],
+        *,
+        settings: RequeueSettings = RequeueSettings(),
+        clock: Callable[[], float] = time.time,
+        on_nudge: Callable[[str], None] | None = None,
+    ) -> None:
+        self._patch = patch_pod
+        self._s = settings
+        self._clock = clock
+        self._on_nudge = on_nudge
+        self._lock = threading.Lock()
+        self._refused: dict[str, Refusal] = {}
+        self._changed = threading.Event()
+
+    def refused(self, uid: str, namespace: str, name: str) -> None:
+        """Filter found no node for this pod."""
+        if not uid:
+            return
+        with self._lock:
+            old = self._refused.get(uid)
+            self._refused[uid] = Refusal(
+                uid, namespace, name, self._clock(), old.nudged_at if old else None
+            )
+
+    def forget(self, uid: str) -> None:
+        """The pod was placed, bound or deleted: it needs no waking."""
+        with self._lock:
+            self._refused.pop(uid, None)
+
+    def waiting(self) -> int:
+        """How many refused pods are remembered."""
+        with self._lock:
+            return len(self._refused)
+
+    def capacity_changed(self) -> None:
+        """Something that may free GPUs happened; wake refused pods soon."""
+        self._changed.set()
+
+    def run_once(self) -> int:
+        """Touch every pod that is due; returns how many were touched."""
+        now = self._clock()
+        with self._lock:
+            todo, expired = due(self._refused, now, self._s)
+            for uid in expired:
+                del self._refused[uid]
+        touched = 0
+        for r in todo:
+            try:
+                self._patch(r.namespace, r.name, requeue_patch(now))
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                if status == 404:
+                    self.forget(r.uid)
+                else:
+                    log.warning("could not requeue pod %s/%s: %s", r.namespace, r.name, exc)
+                continue
+            touched += 1
+            if self._on_nudge is not None:
+                self._on_nudge(r.uid)
+            with self._lock:
+                if r.uid in self._refused:
+                    cur = self._refused[r.uid]
+                    self._refused[r.uid] = Refusal(
+                        cur.uid, cur.namespace, cur.name, cur.refused_at, now
+                    )
+        return touched
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop``: wait for a change, let related changes settle, wake pods."""
+        while not stop.is_set():
+            if not self._changed.wait(timeout=1.0):
+                continue
+            if stop.wait(self._s.settle_s):
+                return
+            self._changed.clear()
+            self.run_once()
+
+
+def free_gpus(raw_report: Mapping[str, Any]) -> int:
+    """Pure: GPUs a NodeGPUState reports healthy and held by no pod (0 for a malformed one)."""
+    status = raw_report.get("status")
+    gpus = status.get("gpus") if isinstance(status, Mapping) else None
+    if not isinstance(gpus, list):
+        return 0
+    return sum(
+        1
+        for g in gpus
+        if isinstance(g, Mapping) and g.get("healthy") is True and not g.get("holderPodUID")
+    )
+
+
+def _name(raw: Mapping[str, Any]) -> str:
+    meta = raw.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+class CapacitySignals:
+    """Tells, from watch events, whether capacity may have grown: a report with more free GPUs
+    than the last one, an agent Lease renewed after it had lapsed, a pod deleted. Everything
+    else (memory moving during a load, routine renewals, our own annotations) is not a reason
+    to wake refused pods."""
+
+    def __init__(self, lease_renewed: Callable[[Mapping[str, Any]], tuple[float | None, float]]):
+        self._lease_times = lease_renewed
+        self._free: dict[str, int] = {}
+        self._renewed: dict[str, float] = {}
+
+    def report(self, event: str, raw: Mapping[str, Any]) -> bool:
+        """A NodeGPUState event; true when the node now has more free GPUs than before."""
+        name = _name(raw)
+        if event == "DELETED":
+            self._free.pop(name, None)
+            return False
+        now_free = free_gpus(raw)
+        before = self._free.get(name)
+        self._free[name] = now_free
+        return before is None or now_free > before
+
+    def lease(self, event: str, raw: Mapping[str, Any]) -> bool:
+        """An agent Lease event; true when it was renewed after having expired (or is new)."""
+        name = _name(raw)
+        if event == "DELETED":
+            self._renewed.pop(name, None)
+            return False
+        renewed, duration = self._lease_times(raw)
+        if renewed is None:
+            return False
+        before = self._renewed.get(name)
+        self._renewed[name] = renewed
+        return before is None or renewed - before > duration
+
+    @staticmethod
+    def pod(event: str, raw: Mapping[str, Any]) -> bool:
+        """A pod event; true when a pod is gone (its GPUs come free)."""
+        return event == "DELETED"

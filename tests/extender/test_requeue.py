@@ -1,0 +1,182 @@
+"""Tests of waking refused pods: the pure schedule (tables) and the requeuer's bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from extender.requeue import (
+    A_REQUEUED_AT,
+    CapacitySignals,
+    Refusal,
+    Requeuer,
+    RequeueSettings,
+    due,
+    free_gpus,
+)
+from extender.state import lease_times
+
+S = RequeueSettings(settle_s=0.0, min_interval_s=5.0, max_age_s=100.0, max_per_round=2)
+
+
+@pytest.mark.parametrize(
+    ("refusals", "now", "touch", "expired"),
+    [
+        pytest.param({}, 10.0, [], [], id="nothing-refused"),
+        pytest.param({"a": Refusal("a", "ns", "a", 0.0)}, 1.0, ["a"], [], id="never-nudged"),
+        pytest.param(
+            {"a": Refusal("a", "ns", "a", 0.0, nudged_at=8.0)}, 10.0, [], [], id="nudged-recently"
+        ),
+        pytest.param(
+            {"a": Refusal("a", "ns", "a", 0.0, nudged_at=5.0)}, 10.0, ["a"], [], id="interval-over"
+        ),
+        pytest.param(
+            {"a": Refusal("a", "ns", "a", 0.0)}, 100.5, [], ["a"], id="refused-too-long-ago"
+        ),
+        pytest.param(
+            {
+                "c": Refusal("c", "ns", "c", 3.0),
+                "a": Refusal("a", "ns", "a", 1.0),
+                "b": Refusal("b", "ns", "b", 2.0),
+            },
+            10.0,
+            ["a", "b"],
+            [],
+            id="oldest-first-capped",
+        ),
+    ],
+)
+def test_due(
+    refusals: dict[str, Refusal], now: float, touch: list[str], expired: list[str]
+) -> None:
+    todo, gone = due(refusals, now, S)
+    assert [r.uid for r in todo] == touch
+    assert gone == expired
+
+
+class FakeApi:
+    """Stands in for the API server's pod patch endpoint."""
+
+    def __init__(self, missing: set[str] | None = None, failing: set[str] | None = None) -> None:
+        self.patches: list[tuple[str, str, Mapping[str, Any]]] = []
+        self.missing = missing or set()
+        self.failing = failing or set()
+
+    def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> object:
+        if name in self.missing:
+            raise _StatusError(404)
+        if name in self.failing:
+            raise _StatusError(500)
+        self.patches.append((namespace, name, patch))
+        return {}
+
+
+class _StatusError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refused_pods_are_touched_once_per_interval_and_forgotten_when_placed() -> None:
+    api, clock = FakeApi(), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "llm-1")
+    q.refused("u2", "team", "llm-2")
+    assert q.run_once() == 2
+    assert {p[1] for p in api.patches} == {"llm-1", "llm-2"}
+    assert all(A_REQUEUED_AT in p[2]["metadata"]["annotations"] for p in api.patches)
+    clock.now += 1
+    assert q.run_once() == 0  # rate-limited
+    q.forget("u1")
+    clock.now += 5
+    assert q.run_once() == 1
+    assert api.patches[-1][1] == "llm-2"
+    assert q.waiting() == 1
+
+
+def test_a_refusal_again_keeps_the_rate_limit() -> None:
+    api, clock = FakeApi(), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "llm-1")
+    assert q.run_once() == 1
+    clock.now += 1
+    q.refused("u1", "team", "llm-1")  # refused again right after the wake-up
+    assert q.run_once() == 0
+
+
+def test_deleted_pods_are_forgotten_and_failures_retried() -> None:
+    api, clock = FakeApi(missing={"gone"}, failing={"flaky"}), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "gone")
+    q.refused("u2", "team", "flaky")
+    assert q.run_once() == 0
+    assert q.waiting() == 1  # the 404 is forgotten, the 500 kept
+    api.failing.clear()
+    assert q.run_once() == 1
+
+
+def test_pods_refused_too_long_ago_are_dropped() -> None:
+    api, clock = FakeApi(), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "old")
+    clock.now += 101
+    assert q.run_once() == 0
+    assert q.waiting() == 0
+
+
+def _report(name: str, *gpus: tuple[bool, str | None]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "status": {"gpus": [{"healthy": h, "holderPodUID": holder} for h, holder in gpus]},
+    }
+
+
+def _lease(name: str, renewed: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"renewTime": renewed, "leaseDurationSeconds": 40},
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "free"),
+    [
+        pytest.param(_report("n", (True, None), (True, None)), 2, id="two-free"),
+        pytest.param(_report("n", (True, "pod-a"), (True, None)), 1, id="one-held"),
+        pytest.param(_report("n", (False, None)), 0, id="unhealthy"),
+        pytest.param({"metadata": {"name": "n"}}, 0, id="no-status"),
+        pytest.param({"status": {"gpus": "broken"}}, 0, id="malformed"),
+    ],
+)
+def test_free_gpus(raw: dict[str, Any], free: int) -> None:
+    assert free_gpus(raw) == free
+
+
+def test_capacity_signals_fire_only_when_capacity_may_have_grown() -> None:
+    signals = CapacitySignals(lease_times)
+    busy = _report("h100-0", (True, "pod-a"), (True, "pod-b"))
+    freed = _report("h100-0", (True, None), (True, "pod-b"))
+    assert signals.report("ADDED", busy) is True  # a node seen for the first time
+    assert signals.report("MODIFIED", busy) is False  # memory moved, nothing freed
+    assert signals.report("MODIFIED", freed) is True
+    assert signals.report("MODIFIED", busy) is False  # taken again
+    assert signals.report("DELETED", busy) is False
+
+    assert signals.lease("ADDED", _lease("vramfit-agent-h100-0", "2026-01-01T00:00:00.000000Z"))
+    routine = _lease("vramfit-agent-h100-0", "2026-01-01T00:00:10.000000Z")
+    assert signals.lease("MODIFIED", routine) is False
+    back = _lease("vramfit-agent-h100-0", "2026-01-01T00:05:00.000000Z")
+    assert signals.lease("MODIFIED", back) is True  # renewed after it had lapsed
+
+    assert CapacitySignals.pod("DELETED", {}) is True
+    assert CapacitySignals.pod("MODIFIED", {}) is False
