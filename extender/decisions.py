@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import enum
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from placement.decide import UnknownProfileError, resolve_profile
 from placement.demand import DemandError, demand_from_pod
 from placement.fit import fit
-from placement.fleet import REASON_NO_REPORT, Fleet, FleetDecision, decide_fleet
+from placement.fleet import REASON_NO_REPORT, Fleet, FleetDecision, decide_fleet, score_nodes
 from placement.model import Demand, Fit, FitSettings, Reject, Reservation
 
 
@@ -56,7 +58,11 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class FilterOutcome:
-    """A filter answer plus what the extender must remember and count."""
+    """A filter answer plus what the extender must remember and count.
+
+    ``failed`` and ``unresolvable`` hold reasons only when nothing passed; ``reject_codes``
+    counts the nodes that do not fit by reason class (``REJECT_CLASSES``, ``report-invalid``).
+    """
 
     outcome: Outcome
     passed: tuple[str, ...]
@@ -68,41 +74,9 @@ class FilterOutcome:
     reject_codes: Mapping[str, int] = field(default_factory=dict)
 
 
-# Short, bounded codes for the reasons fit() gives, so metrics have few label values. Checked
-# against real fit() output by the tests, so a reworded reason cannot silently become "other".
-_REASON_CODES: tuple[tuple[str, str], ...] = (
-    ("node reports no GPUs", "no-gpus"),
-    ("no GPU of product", "gpu-product"),
-    ("GPU(s) with at least", "gpu-too-small"),
-    ("on one NVLink island; the largest island", "nvlink-island-too-small"),
-    ("free GPUs on one NVLink island", "nvlink-split"),
-    ("node agent reports an error", "agent-error"),
-    ("no node agent heartbeat", "no-lease"),
-    ("node agent heartbeat is", "lease-expired"),
-    ("GPU report is invalid", "report-invalid"),
-    ("GPU report is", "report-stale"),
-    ("free now", "gpus-busy"),
-    ("no GPU report from the vramfit node agent", "no-report"),
-)
-
-
-def reason_code(reason: str) -> str:
-    """Pure: the metric label for a reject reason (``other`` when none matches)."""
-    for needle, code in _REASON_CODES:
-        if needle in reason:
-            return code
-    return "other"
-
-
-def _codes(*reasons: Mapping[str, str]) -> dict[str, int]:
-    """Nodes per reason code; reasons repeat, so each distinct text is classified once."""
-    texts: Counter[str] = Counter()
-    for mapping in reasons:
-        texts.update(mapping.values())
-    codes: Counter[str] = Counter()
-    for text, n in texts.items():
-        codes[reason_code(text)] += n
-    return dict(codes)
+REPORT_INVALID = "report-invalid"
+"""The reject class of a node whose GPU report could not be read; the placement core's
+``REJECT_CLASSES`` name every other class (they are the metric's label values)."""
 
 
 def _evaluate(
@@ -114,7 +88,10 @@ def _evaluate(
     settings: FitSettings,
     policy: str,
     pod_uid: str,
+    all_fits: bool,
 ) -> FleetDecision:
+    """The core's decision, with reasons worded only when no node fits (and with every fit,
+    or only the chosen one)."""
     return decide_fleet(
         view.fleet,
         names,
@@ -124,6 +101,8 @@ def _evaluate(
         settings=settings,
         profile=resolve_profile(demand, policy),
         pod_uid=pod_uid,
+        reasons=False,
+        all_fits=all_fits,
     )
 
 
@@ -172,21 +151,34 @@ def filter_nodes(
     """Pure: the filter answer for a GPU pod over the candidate ``names``.
 
     In ``decide`` mode only the best node passes (the caller records an assumed reservation
-    for it); in ``all-feasible`` mode every node that fits passes. Nodes that cannot take the
-    pod now go to ``failed``; nodes that never could go to ``unresolvable``.
+    for it); in ``all-feasible`` mode every node that fits passes. When no node passes, nodes
+    that cannot take the pod now go to ``failed`` and nodes that never could go to
+    ``unresolvable``, each with its reason. When some node passes both stay empty:
+    kube-scheduler reads them only when none passes (for the pod's event and for preemption),
+    and at thousands of nodes wording a reason per node would be most of the filter's time.
+    ``reject_codes`` counts the nodes that do not fit by reason class either way.
     """
-    failed: dict[str, str] = {}
-    unresolvable: dict[str, str] = {}
-    if view.invalid:
-        failed.update((n, view.invalid[n]) for n in names if n in view.invalid)
-        names = [n for n in names if n not in view.invalid]
+    invalid = {n: view.invalid[n] for n in names if n in view.invalid} if view.invalid else {}
+    if invalid:
+        names = [n for n in names if n not in invalid]
     decision = _evaluate(
-        view, names, demand, now=now, settings=settings, policy=policy, pod_uid=pod_uid
+        view,
+        names,
+        demand,
+        now=now,
+        settings=settings,
+        policy=policy,
+        pod_uid=pod_uid,
+        all_fits=mode is Mode.ALL_FEASIBLE,
     )
-    for reject in decision.rejects.values():
-        (failed if reject.resolvable else unresolvable)[reject.node] = reject.reason
-    codes = _codes(failed, unresolvable)
+    codes = dict(decision.reject_counts)
+    if invalid:
+        codes[REPORT_INVALID] = len(invalid)
     if decision.chosen is None:
+        failed: dict[str, str] = dict(invalid)
+        unresolvable: dict[str, str] = {}
+        for reject in decision.rejects.values():
+            (failed if reject.resolvable else unresolvable)[reject.node] = reject.reason
         top = max(codes, key=lambda c: (codes[c], c)) if codes else "no-candidates"
         return FilterOutcome(
             Outcome.UNSCHEDULABLE,
@@ -204,13 +196,7 @@ def filter_nodes(
         passed = tuple(n for n in names if n in decision.fits)
         outcome = Outcome.FEASIBLE
     return FilterOutcome(
-        outcome,
-        passed,
-        failed,
-        unresolvable,
-        demand=demand,
-        chosen=decision.chosen,
-        reject_codes=dict(codes),
+        outcome, passed, {}, {}, demand=demand, chosen=decision.chosen, reject_codes=codes
     )
 
 
@@ -219,6 +205,14 @@ def to_priority(score: float) -> int:
     if math.isnan(score):
         return 0
     return max(0, min(10, math.floor(score + 0.5)))
+
+
+def to_priorities(scores: Sequence[float] | npt.NDArray[np.float64]) -> list[int]:
+    """Pure: ``to_priority`` of each score, array-wise (thousands per prioritize call)."""
+    values = np.asarray(scores, dtype=np.float64)
+    rounded = np.clip(np.floor(np.nan_to_num(values, nan=0.0) + 0.5), 0, 10)
+    priorities: list[int] = rounded.astype(np.int64).tolist()
+    return priorities
 
 
 def prioritize_nodes(
@@ -238,11 +232,17 @@ def prioritize_nodes(
     """
     if demand is None:
         return [(n, 0) for n in names]
-    decision = _evaluate(
-        view, names, demand, now=now, settings=settings, policy=policy, pod_uid=pod_uid
+    scores = score_nodes(
+        view.fleet,
+        names,
+        demand,
+        view.reservations,
+        now=now,
+        settings=settings,
+        profile=resolve_profile(demand, policy),
+        pod_uid=pod_uid,
     )
-    scores = decision.scores
-    return [(n, to_priority(scores[n]) if n in scores else 0) for n in names]
+    return list(zip(names, to_priorities(scores), strict=True))  # NaN (no fit): 0
 
 
 def recheck(

@@ -6,16 +6,19 @@ annotation, and when a pod's load is over). Filter adds short-lived *assumed* re
 bind turns them into *bound* ones. Requests read a ``View`` copied under one lock, so a decision
 never sees half an update, and never waits on the network.
 
-Reservation life:
+Reservation life (the rule itself is ``placement.lifecycle``, shared with the simulator):
 
 * assumed: filter chose a node; expires after ``assumed_ttl_s`` unless bind confirms it;
-* bound: the annotation is written and the pod is bound (or being bound);
+* bound: the annotation is written and the pod is bound (or being bound); its load counts as
+  in flight on the node;
 * ready: the pod is Ready, so its load is over (it no longer slows other loads on the node),
   but it keeps its GPUs until the agent reports them held by the pod: NVML and the
   pod-resources API lag a pod's Ready condition, and a GPU that looked free in that window
-  would be handed out twice;
+  would be handed out twice. A pod that stops being Ready is loading again (bound);
 * gone: the pod was deleted or failed or succeeded, or it is Ready and the agent reports its
   GPUs held by it. A terminating pod keeps its GPUs until it is gone.
+
+The rule is applied whenever one of its inputs changes: a pod event, and a report of the node.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from extender.decisions import View
 from placement.annotation import AnnotationError, decode_reservation, reservation_of
 from placement.demand import DemandError, demand_from_pod, gpu_count
 from placement.fleet import Fleet, FleetError
+from placement.lifecycle import FINISHED_PHASES, PodFacts, settle
 from placement.model import Demand, NodeState, Reservation, ReservationState
 from placement.report import LEASE_PREFIX, ReportError, decode_status, parse_time
 
@@ -65,9 +69,9 @@ class PodInfo:
         return f"{self.namespace}/{self.name}"
 
     @property
-    def finished(self) -> bool:
-        """Failed or Succeeded: its containers are gone and so is its claim on GPUs."""
-        return self.phase in ("Failed", "Succeeded")
+    def facts(self) -> PodFacts:
+        """What the reservation rule reads about this pod."""
+        return PodFacts(phase=self.phase, ready=self.ready, terminating=self.terminating)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +119,6 @@ def pod_info(raw: Mapping[str, Any]) -> PodInfo | None:
         demand=demand,
         annotation=reservation_of(raw),
     )
-
-
-def shows_load(node: NodeState, reservation: Reservation) -> bool:
-    """Pure: whether the agent reports the reserved pod holding as many GPUs as it reserved.
-
-    The state ends a reservation on this only once the pod is Ready too: the simulated and the
-    real kubelet hand a pod its GPUs before its weights are loaded, and until then the load
-    still counts against the node's other loads.
-    """
-    held = sum(1 for g in node.gpus if g.holder_pod_uid == reservation.pod_uid)
-    return held >= max(1, len(reservation.gpu_uuids))
 
 
 def lease_times(raw: Mapping[str, Any]) -> tuple[float | None, float]:
@@ -187,15 +180,23 @@ class ClusterState:
 
     # ----- node reports and leases -------------------------------------------------------------
 
+    def _node_state(self, name: str) -> NodeState | None:
+        return self.fleet.node(name) if name in self.fleet else None
+
+    def _settle(self, r: Reservation, facts: PodFacts) -> None:
+        """Apply the reservation rule to ``r``: end it, or record it in the state it is in."""
+        settled = settle(r, facts, self._node_state(r.node))
+        if settled is None:
+            self._end_visible(r.pod_uid)
+        else:
+            self._put(settled)
+
     def _ended_by(self, name: str) -> None:
-        """End the reservations on ``name`` whose load the agent now reports."""
-        if name not in self.fleet:
-            return
-        node = self.fleet.node(name)
+        """A new report of ``name``: end the reservations there whose load it now shows."""
         for r in [r for r in self._reservations.values() if r.node == name]:
             info = self._pods.get(r.pod_uid)
-            if info is not None and info.ready and shows_load(node, r):
-                self._end_visible(r.pod_uid)
+            if info is not None:  # a pod not seen yet (assumed in filter) is not Ready
+                self._settle(r, info.facts)
 
     def _set_report(self, raw: Mapping[str, Any]) -> None:
         meta = raw.get("metadata")
@@ -305,7 +306,7 @@ class ClusterState:
         self._pending.pop(uid, None)
 
     def _reconcile_pod(self, info: PodInfo) -> None:
-        if info.finished:
+        if info.phase in FINISHED_PHASES:
             self._forget_pod(info.uid)
             return
         if info.demand is None and info.annotation is None and info.uid not in self._reservations:
@@ -323,20 +324,14 @@ class ClusterState:
                 log.warning("%s", exc)
         if info.node_name:
             if durable is not None and durable.node == info.node_name:
-                state = ReservationState.READY if info.ready else ReservationState.BOUND
-                self._put(dataclasses.replace(durable, state=state, expires_at=None))
-                if (
-                    info.ready
-                    and info.node_name in self.fleet
-                    and shows_load(self.fleet.node(info.node_name), durable)
-                ):
-                    self._end_visible(info.uid)
+                bound = dataclasses.replace(durable, state=ReservationState.BOUND, expires_at=None)
+                self._settle(bound, info.facts)
             elif current is not None and current.node != info.node_name:
                 # Bound somewhere else than we chose (another scheduler, or a stale
                 # annotation): what it holds there is the agent's to report.
                 self._reservations.pop(info.uid, None)
-            elif current is not None and info.ready:
-                self._put(dataclasses.replace(current, state=ReservationState.READY))
+            elif current is not None:
+                self._settle(current, info.facts)
             return
         if current is None and durable is not None and info.uid not in self._released:
             # Written by bind, but the pod is not bound (yet): a bind in flight when the

@@ -158,6 +158,15 @@ def _object(value: object, where: str) -> Mapping[str, Any]:
     return value
 
 
+def _all_strings(values: list[Any]) -> bool:
+    """Whether every item is a string, in one C loop: ``str.join`` refuses anything else."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
 def _check_pod_shape(pod: Mapping[str, Any]) -> PodRef:
     """The parts of a v1.Pod that vramfit reads must have the types the API server guarantees."""
     meta = _object(pod.get("metadata"), "Pod.metadata")
@@ -205,7 +214,7 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
     if names_raw is not None:
         if not isinstance(names_raw, list):
             raise WireError(f"NodeNames: expected an array, got {_type_name(names_raw)}")
-        if set(map(type, names_raw)) <= {str} and "" not in names_raw:
+        if _all_strings(names_raw) and "" not in names_raw:
             names = tuple(names_raw)  # the common case, checked without a per-name call
         else:
             names = tuple(_string(n, f"NodeNames[{i}]") for i, n in enumerate(names_raw))

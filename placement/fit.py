@@ -1,9 +1,10 @@
 """``fit()``: can this node take this pod now, on which GPUs, and if not, why and could it ever.
 
 This is the readable definition of vramfit's placement rules (whole-GPU mode, which works with
-the stock NVIDIA device plugin). A GPU is a candidate when it is healthy, held by no pod, its
-free memory is known and covers the demand, and no reservation that the node does not show yet
-has claimed it. Pure: no I/O, and ``now`` is an argument.
+the stock NVIDIA device plugin). A GPU is a candidate when it is healthy, not in MIG mode (the
+device plugin does not offer a MIG-enabled GPU as a whole ``nvidia.com/gpu``), held by no pod,
+its free memory is known and covers the demand, and no reservation that the node does not show
+yet has claimed it. Pure: no I/O, and ``now`` is an argument.
 
 The reject reasons are built by the small ``reason_*`` functions below, which the vectorized
 evaluation in ``placement.fleet`` shares, so both say exactly the same thing.
@@ -28,6 +29,7 @@ from placement.topology import islands
 
 # Why a GPU of the right product and size is not a candidate now, in the order fit() checks.
 UNHEALTHY = "unhealthy"
+MIG_ENABLED = "MIG-enabled"
 HELD = "held"
 RESERVED = "reserved"
 UNKNOWN = "unknown"
@@ -137,6 +139,8 @@ def reason_split(gpus: int, sizes: Iterable[int]) -> str:
 def _why_not(gpu: GpuState, demand: Demand, hidden: set[str], own_uid: str) -> str | None:
     if not gpu.healthy:
         return UNHEALTHY
+    if gpu.mig_enabled:
+        return MIG_ENABLED
     if gpu.holder_pod_uid is not None and gpu.holder_pod_uid != own_uid:
         return HELD
     if gpu.uuid in hidden:

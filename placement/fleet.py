@@ -10,22 +10,30 @@ picks. A hypothesis test on random fleets keeps the two equal.
 
 Layout: per-GPU arrays are ``slot x row`` (slot = the node's GPUs in index order, row = one
 node), so a reduction over a node's GPUs is a handful of additions of long contiguous vectors,
-which numpy does fast; per-node arrays are indexed by row. A request is evaluated over every
-row at once and the named rows are picked out at the end.
+which numpy does fast; per-node arrays are indexed by row. Rows are reused lowest first, and a
+request is evaluated over every row in use at once; the named rows are picked out at the end.
+
+Reasons are worded per distinct reason, not per node, and only on request: a scheduler
+extender reports them only when no node fits, so ``decide_fleet(..., reasons=False)`` leaves
+them out otherwise and still counts the rejected nodes by class (``REJECT_CLASSES``).
 
 Pure: no I/O, no clock; ``now`` is an argument. A ``Fleet`` is mutable (rows change as reports
 arrive) and not locked: a caller that updates it from one thread while another evaluates must
-serialize the two. Evaluating changes nothing but a cache of UUID tuples. Byte counts are exact in float64 (a
-node's total at most 2**53 bytes, as in reports), which lets the scores match bit for bit.
+serialize the two. Evaluating changes nothing but a cache of UUID tuples. Byte counts are exact
+in float64 (a node's total at most 2**53 bytes, as in reports), which lets the scores match bit
+for bit.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
+from operator import itemgetter
 from typing import Any, cast
 
 import numpy as np
@@ -35,6 +43,7 @@ from placement.decide import resolve_profile
 from placement.fit import (
     BUSY,
     HELD,
+    MIG_ENABLED,
     REASON_NO_GPUS,
     REASON_NO_LEASE,
     RESERVED,
@@ -99,7 +108,39 @@ _REPORT_OLD = 9
 _NOT_FREE = 10
 _SPLIT = 11
 _UNRESOLVABLE = (_NO_GPUS, _NO_PRODUCT, _TOO_SMALL, _NO_ISLAND)
-_CAUSES = (BUSY, HELD, RESERVED, UNHEALTHY, UNKNOWN)
+_CAUSES = (BUSY, HELD, MIG_ENABLED, RESERVED, UNHEALTHY, UNKNOWN)
+
+# Reject classes: short, bounded names for what kind of reason a node got (metric labels).
+NO_GPUS = "no-gpus"
+GPU_PRODUCT = "gpu-product"
+GPU_TOO_SMALL = "gpu-too-small"
+NVLINK_ISLAND_TOO_SMALL = "nvlink-island-too-small"
+AGENT_ERROR = "agent-error"
+NO_LEASE = "no-lease"
+LEASE_EXPIRED = "lease-expired"
+REPORT_STALE = "report-stale"
+GPUS_BUSY = "gpus-busy"
+NVLINK_SPLIT = "nvlink-split"
+NO_REPORT = "no-report"
+_CLASS_OF = {
+    _AGENT_ERROR_NO_GPUS: AGENT_ERROR,
+    _NO_GPUS: NO_GPUS,
+    _NO_PRODUCT: GPU_PRODUCT,
+    _TOO_SMALL: GPU_TOO_SMALL,
+    _NO_ISLAND: NVLINK_ISLAND_TOO_SMALL,
+    _AGENT_ERROR: AGENT_ERROR,
+    _NO_LEASE: NO_LEASE,
+    _LEASE_OLD: LEASE_EXPIRED,
+    _REPORT_OLD: REPORT_STALE,
+    _NOT_FREE: GPUS_BUSY,
+    _SPLIT: NVLINK_SPLIT,
+}
+REJECT_CLASSES = frozenset({*_CLASS_OF.values(), NO_REPORT})
+"""Every class ``FleetDecision.reject_counts`` may name: one per kind of ``fit()`` reason
+(``gpus-busy`` covers every cause of "free now", ``agent-error`` both of its forms), and
+``no-report`` for a node the fleet does not hold."""
+_SLOT_RADIX = MAX_GPUS_PER_NODE
+_NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
 
 
 class FleetError(ValueError):
@@ -169,12 +210,14 @@ def _topology(node: NodeState, uuids: list[str]) -> tuple[tuple[int, ...], BoolA
 class Fleet:
     """Every node's GPU state as arrays, updated one node at a time.
 
-    Per GPU (``slot x row``): total and free bytes, whether free is known, healthy, held by a
-    pod, present, product id, NVLink island id and island membership, UUID rank, NVLink
-    adjacency. Per node (``row``): GPU count, lease renewed at (and whether seen), lease
-    duration, observed at, agent error, described-GPUs id; cached models and GPU holders are
-    indexed by id. ``replace`` swaps one node's row when a report arrives, ``renew`` records a
-    Lease event, ``remove`` drops a node.
+    Per GPU (``slot x row``): total and free bytes, whether free is known, healthy, in MIG
+    mode, held by a pod, present, product id, NVLink island id and island membership, UUID
+    rank; NVLink adjacency is ``row x slot x slot``. Per node (``row``): GPU count, lease
+    renewed at (and whether seen), lease duration, observed at, agent error, described-GPUs id,
+    name rank; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
+    row when a report arrives, ``renew`` records a Lease event, ``remove`` drops a node. Rows
+    are reused lowest first, and a request reads only the rows up to the highest one in use
+    (``span``).
     """
 
     def __init__(self, nodes: Iterable[NodeState] = (), *, capacity: int = 64, width: int = 8):
@@ -187,6 +230,8 @@ class Fleet:
         self._holder_rows: dict[str, set[int]] = {}
         self._combos: dict[int, tuple[str, ...]] = {}  # (generation, slot mask) -> UUIDs
         self._generations = 0
+        self._span = 0
+        self._sorted: list[str] = []  # the names held, sorted
         self._allocate(max(1, capacity), max(1, width))
         for node in nodes:
             self.replace(node)
@@ -208,8 +253,14 @@ class Fleet:
         gg = (width, width, capacity)
         self.total: IntArray = grow("total", g, 0, np.int64)
         self.free: IntArray = grow("free", g, 0, np.int64)
+        # free * _SLOT_RADIX + slot: the "tightest GPU" sort key, distinct within a row.
+        self.free_key: IntArray = grow("free_key", g, 0, np.int64)
         self.free_known: BoolArray = grow("free_known", g, False, np.bool_)
         self.healthy: BoolArray = grow("healthy", g, False, np.bool_)
+        self.mig: BoolArray = grow("mig", g, False, np.bool_)
+        # healthy, not in MIG mode, held by no pod, free memory known: a candidate if it is
+        # large enough, unreserved and free enough
+        self.open: BoolArray = grow("open", g, False, np.bool_)
         self.held: BoolArray = grow("held", g, False, np.bool_)
         self.present: BoolArray = grow("present", g, False, np.bool_)
         self.product: IntArray = grow("product", g, -1, np.int64)
@@ -218,7 +269,8 @@ class Fleet:
         self.uuid: ObjectArray = grow("uuid", g, None, object)
         self.uuid_1: ObjectArray = grow("uuid_1", g, None, object)  # (uuid,) tuples
         self.in_island: BoolArray = grow("in_island", gg, False, np.bool_)  # island x slot x row
-        self.linked: BoolArray = grow("linked", gg, False, np.bool_)  # slot x slot x row
+        # row x slot x slot: a row's adjacency is one block, gathered fast for a few rows
+        self.linked: BoolArray = grow("linked", (capacity, width, width), False, np.bool_)
         self.gpu_count: IntArray = grow("gpu_count", (capacity,), 0, np.int64)
         self.island_count: IntArray = grow("island_count", (capacity,), 0, np.int64)
         self.complete: BoolArray = grow("complete", (capacity,), True, np.bool_)  # all linked
@@ -230,7 +282,11 @@ class Fleet:
         self.error: BoolArray = grow("error", (capacity,), False, np.bool_)
         self.described: IntArray = grow("described", (capacity,), -1, np.int64)
         self.generation: IntArray = grow("generation", (capacity,), 0, np.int64)
-        self._spare.extend(range(capacity - 1, len(self._rows) - 1, -1))
+        # By row: the node name's position among all held names in sorted order (ties go to
+        # the name that sorts first, decided without comparing strings).
+        self.name_rank: IntArray = grow("name_rank", (capacity,), 0, np.int64)
+        self._spare.extend(range(len(self._rows), capacity))
+        heapq.heapify(self._spare)  # a heap: the lowest free row is reused first
         self._rows.extend([None] * (capacity - len(self._rows)))
 
     @property
@@ -242,6 +298,11 @@ class Fleet:
     def capacity(self) -> int:
         """Rows allocated (held nodes plus spare rows)."""
         return len(self._rows)
+
+    @property
+    def span(self) -> int:
+        """Rows a request reads: one past the highest row that holds a node."""
+        return self._span
 
     def __len__(self) -> int:
         return len(self._index)
@@ -281,8 +342,13 @@ class Fleet:
         if r is None:
             if not self._spare:
                 self._allocate(2 * self.capacity, self.width)
-            r = self._spare.pop()
+            r = heapq.heappop(self._spare)
             self._index[node.name] = r
+            self._span = max(self._span, r + 1)
+            at = bisect.bisect_left(self._sorted, node.name)
+            self._sorted.insert(at, node.name)
+            self.name_rank[self.name_rank >= at] += 1  # rows not in use hold stale ranks
+            self.name_rank[r] = at
         else:
             self._unindex(r)
         gpus = sorted(node.gpus, key=lambda g: g.index)
@@ -305,8 +371,17 @@ class Fleet:
             self._combos.clear()
         self.total[:n, r] = [g.total_bytes for g in gpus]
         self.free[:n, r] = [g.free_bytes or 0 for g in gpus]
+        self.free_key[:n, r] = [(g.free_bytes or 0) * _SLOT_RADIX + s for s, g in enumerate(gpus)]
         self.free_known[:n, r] = [g.free_bytes is not None for g in gpus]
         self.healthy[:n, r] = [g.healthy for g in gpus]
+        self.mig[:n, r] = [g.mig_enabled for g in gpus]
+        self.open[:n, r] = [
+            g.healthy
+            and not g.mig_enabled
+            and g.holder_pod_uid is None
+            and g.free_bytes is not None
+            for g in gpus
+        ]
         self.held[:n, r] = [g.holder_pod_uid is not None for g in gpus]
         self.present[:n, r] = True
         self.product[:n, r] = [self._product_id(g.product) for g in gpus]
@@ -316,7 +391,7 @@ class Fleet:
             self.uuid[s, r] = u
             self.uuid_1[s, r] = (u,)
             self.in_island[i, s, r] = True
-        self.linked[:n, :n, r] = linked
+        self.linked[r, :n, :n] = linked
         self.gpu_count[r] = n
         self.island_count[r] = len(set(island_of))
         self.complete[r] = bool(linked.sum() == n * (n - 1))
@@ -365,23 +440,28 @@ class Fleet:
         r = self._index.pop(name, None)
         if r is None:
             return
+        at = int(self.name_rank[r])
+        del self._sorted[at]
+        self.name_rank[self.name_rank > at] -= 1
         self._unindex(r)
         self._clear(r)
         self.gpu_count[r] = 0
         self._rows[r] = None
-        self._spare.append(r)
+        heapq.heappush(self._spare, r)
+        while self._span and self._rows[self._span - 1] is None:
+            self._span -= 1
 
     def _clear(self, r: int) -> None:
-        for a in (self.total, self.free, self.uuid_rank):
+        for a in (self.total, self.free, self.free_key, self.uuid_rank):
             a[:, r] = 0
-        for b in (self.free_known, self.healthy, self.held, self.present):
+        for b in (self.free_known, self.healthy, self.mig, self.open, self.held, self.present):
             b[:, r] = False
         self.product[:, r] = -1
         self.island[:, r] = -1
         self.uuid[:, r] = None
         self.uuid_1[:, r] = None
         self.in_island[:, :, r] = False
-        self.linked[:, :, r] = False
+        self.linked[r] = False
 
     def _set_lease(self, r: int, renewed_at: float | None, duration_s: float) -> None:
         self.lease_seen[r] = renewed_at is not None
@@ -416,14 +496,16 @@ class Fleet:
     def rows_of(self, names: Sequence[str]) -> RowArray:
         """Row of each name, -1 for a name the fleet does not hold."""
         try:
+            if len(names) > 1:  # itemgetter looks every name up in one C call
+                return np.fromiter(itemgetter(*names)(self._index), np.intp, len(names))
             return np.fromiter(map(self._index.__getitem__, names), np.intp, len(names))
         except KeyError:
             get = self._index.get
             return np.fromiter((get(n, -1) for n in names), np.intp, len(names))
 
     def cached(self, model_id: str) -> BoolArray:
-        """By row: whether the node has ``model_id``'s weights on local disk."""
-        mask = np.zeros(self.capacity, dtype=np.bool_)
+        """By row (``span`` rows): whether the node has ``model_id``'s weights on local disk."""
+        mask = np.zeros(self.span, dtype=np.bool_)
         rows = self._model_rows.get(model_id)
         if model_id and rows:
             mask[list(rows)] = True
@@ -433,25 +515,30 @@ class Fleet:
         self, reservations: Iterable[Reservation], now: float, pod_uid: str
     ) -> tuple[BoolArray, IntArray]:
         """GPUs hidden by reservations their nodes do not show yet (``slot x row``), and the
-        loads in flight per row: the rules of ``fit.hidden_gpus`` and
+        loads in flight per row, over ``span`` rows: the rules of ``fit.hidden_gpus`` and
         ``policies.loads_in_flight``. Reservations of ``pod_uid`` itself are ignored."""
-        hidden = np.zeros(self.total.shape, dtype=np.bool_)
-        loads = np.zeros(self.capacity, dtype=np.int64)
-        index = self._index
+        hidden = np.zeros((self.width, self.span), dtype=np.bool_)
+        index, rows = self._index, self._rows
+        loading: list[int] = []  # a row per load in flight
+        slots: list[int] = []  # (slot, row) of each hidden GPU
+        slot_rows: list[int] = []
         for res in reservations:
             if res.pod_uid == pod_uid:
                 continue
             r = index.get(res.node)
-            if r is None or not res.active(now):
-                continue
+            if r is None or (res.expires_at is not None and now >= res.expires_at):
+                continue  # not held, or not active (``Reservation.active``)
             if res.in_flight():
-                loads[r] += 1
-            row = self.row(r)
+                loading.append(r)
+            row = rows[r]
+            assert row is not None  # the index names held rows only
             for uuid in res.gpu_uuids:
                 s = row.slot.get(uuid)
                 if s is not None and row.holders[s] != res.pod_uid:
-                    hidden[s, r] = True
-        return hidden, loads
+                    slots.append(s)
+                    slot_rows.append(r)
+        hidden[slots, slot_rows] = True
+        return hidden, np.bincount(loading, minlength=self.span).astype(np.int64, copy=False)
 
     def chosen_uuids(self, chosen: BoolArray, rows: RowArray) -> list[tuple[str, ...]]:
         """The UUIDs of the ``chosen`` slots (``slot x row``) of each of ``rows``, in slot order.
@@ -465,12 +552,9 @@ class Fleet:
                 tuple(u for u, c in zip(self.row(r).uuids, picks, strict=False) if c)
                 for r, picks in zip(rows.tolist(), slots.tolist(), strict=True)
             ]
-        masks = np.zeros(len(rows), dtype=np.int64)
-        for s in range(width):
-            masks |= chosen[s, rows].astype(np.int64) << s
+        masks: IntArray = (np.int64(1) << np.arange(width, dtype=np.int64)) @ chosen[:, rows]
         keys = ((self.generation[rows] << width) | masks).tolist()
-        get = self._combos.get
-        found = [get(key) for key in keys]
+        found = list(map(self._combos.get, keys))
         if None in found:
             for i, r, mask in zip(range(len(keys)), rows.tolist(), masks.tolist(), strict=True):
                 if found[i] is None:
@@ -480,9 +564,13 @@ class Fleet:
                     )
         return cast(list[tuple[str, ...]], found)  # no None is left
 
+    def holds(self, pod_uid: str) -> bool:
+        """Whether ``pod_uid`` holds a GPU of any node in the fleet."""
+        return pod_uid in self._holder_rows
+
     def held_by(self, pod_uid: str) -> BoolArray:
-        """``slot x row``: the GPUs that ``pod_uid`` itself holds."""
-        own = np.zeros(self.total.shape, dtype=np.bool_)
+        """``slot x row`` (``span`` rows): the GPUs that ``pod_uid`` itself holds."""
+        own = np.zeros((self.width, self.span), dtype=np.bool_)
         for r in self._holder_rows.get(pod_uid, ()):
             for s, h in enumerate(self.row(r).holders):
                 own[s, r] = h == pod_uid
@@ -493,7 +581,12 @@ class Fleet:
 class FleetDecision:
     """What ``decide_fleet`` found, keyed by node name in request order.
 
-    ``spanning`` names the fits whose GPUs are not all on one NVLink island.
+    ``spanning`` names the fits whose GPUs are not all on one NVLink island. ``reject_counts``
+    counts the named nodes that do not fit by reject class (``REJECT_CLASSES``), always.
+    ``rejects`` holds each of them with its reason, unless the caller asked for no reasons
+    while some node fits: then ``reasons`` is false and ``rejects`` is empty. ``fits`` and
+    ``scores`` hold every node that fits, unless the caller asked for the chosen one only:
+    then ``all_fits`` is false.
     """
 
     chosen: Fit | None
@@ -501,9 +594,21 @@ class FleetDecision:
     scores: dict[str, float]
     rejects: dict[str, Reject]
     spanning: frozenset[str] = frozenset()
+    reject_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    reasons: bool = True
+    all_fits: bool = True
 
     def decision(self) -> Decision:
-        """The same result as a ``Decision``, equal to what ``decide()`` returns."""
+        """The same result as a ``Decision``, equal to what ``decide()`` returns.
+
+        Raises ``ValueError`` when rejects or fits were left out (``reasons=False``,
+        ``all_fits=False``).
+        """
+        if not (self.reasons and self.all_fits):
+            raise ValueError(
+                "this FleetDecision was made with reasons=False or all_fits=False and holds "
+                "only part of the answer; decide again with both true for a whole Decision"
+            )
         return Decision(
             chosen=self.chosen,
             scores=tuple(self.scores.items()),
@@ -524,10 +629,16 @@ def _count(b: BoolArray) -> IntArray:
 def _smallest(key: IntArray, k: int) -> BoolArray:
     """Per row: the ``k`` slots with the smallest keys (distinct within a row; ``_MAX`` for
     slots out of the running). Rows with fewer than ``k`` in the running come out garbage."""
-    w = key
-    for _ in range(k - 1):
-        w = np.where(w == w.min(axis=0), _MAX, w)
-    picked: BoolArray = key <= w.min(axis=0)
+    if k > 2:  # the k-th smallest of each row, from the rows sorted (each row contiguous)
+        by_row = key.T.copy()  # a copy: the sort is in place
+        by_row.sort(axis=1)
+        kth: IntArray = by_row[:, min(k, by_row.shape[1]) - 1]
+    else:
+        w = key
+        for _ in range(k - 1):
+            w = np.where(w == w.min(axis=0), _MAX, w)
+        kth = w.min(axis=0)
+    picked: BoolArray = key <= kth
     return picked
 
 
@@ -536,10 +647,11 @@ def _smallest(key: IntArray, k: int) -> BoolArray:
 
 @dataclass(slots=True)
 class _Evaluation:
-    """One request over every row of the fleet; ``rows`` are the named nodes' rows."""
+    """One request over the rows in use (``Fleet.span``); ``rows`` are the named nodes' rows."""
 
     names: list[str]  # the named nodes the fleet holds, in request order
     rows: RowArray  # their rows
+    named_rows: RowArray  # the row of every named node, -1 where the fleet holds none
     code: IntArray  # by row
     chosen: BoolArray  # slot x row: the GPUs each fit takes
     same_island: BoolArray  # by row
@@ -551,10 +663,18 @@ class _Evaluation:
     lease_age: FloatArray
     report_age: FloatArray
     candidates: IntArray
-    why: dict[str, IntArray]
+    causes: Callable[[], dict[str, BoolArray]]  # slot x row: the GPUs not free, by cause
     island_counts: IntArray
     max_report_age_s: float
     slot: IntArray  # by row, for one-GPU demands: the chosen slot
+    why: dict[str, IntArray] = dataclasses.field(default_factory=dict)  # by row: ``causes`` counted
+
+    def why_counts(self) -> dict[str, IntArray]:
+        """By row: how many GPUs each cause keeps from being a candidate (counted when a
+        reason needs it, not for every request)."""
+        if not self.why:
+            self.why = {w: _count(mask) for w, mask in self.causes().items()}
+        return self.why
 
 
 def _evaluate(
@@ -567,115 +687,147 @@ def _evaluate(
     settings: FitSettings,
     pod_uid: str,
 ) -> _Evaluation:
-    """The rules of ``fit()``, checked in its order, over all rows at once."""
+    """The rules of ``fit()``, checked in its order, over the rows in use at once."""
     all_rows = fleet.rows_of(names)
-    rows = all_rows[all_rows >= 0]
-    if len(rows) == len(names):
-        known = list(names)
+    found = all_rows >= 0
+    if found.all():
+        rows, known = all_rows, list(names)
     else:
-        known = [n for n, r in zip(names, all_rows.tolist(), strict=True) if r >= 0]
+        rows = all_rows[found]
+        known = list(compress(names, found.tolist()))
     hidden, loads = fleet.claims(reservations, now, pod_uid)
     k = demand.gpus
-    width, capacity = fleet.width, fleet.capacity
-    code = np.zeros(capacity, dtype=np.int64)
-    none = np.zeros(capacity, dtype=np.int64)
+    width, span = fleet.width, fleet.span
+    code = np.zeros(span, dtype=np.int64)
+    none = np.zeros(span, dtype=np.int64)
     ev = _Evaluation(
         names=known,
         rows=rows,
+        named_rows=all_rows,
         code=code,
-        chosen=np.zeros((width, capacity), dtype=np.bool_),
-        same_island=np.ones(capacity, dtype=np.bool_),
+        chosen=np.zeros((width, span), dtype=np.bool_),
+        same_island=np.ones(span, dtype=np.bool_),
         hidden=hidden,
         loads=loads,
         large=none,
         best_island=none,
-        lease_age=np.zeros(capacity),
-        report_age=np.zeros(capacity),
+        lease_age=np.zeros(span),
+        report_age=np.zeros(span),
         candidates=none,
-        why={},
-        island_counts=np.zeros((width, capacity), dtype=np.int64),
+        causes=dict,
+        island_counts=np.zeros((0, span), dtype=np.int64),  # filled where islands are chosen
         max_report_age_s=settings.max_report_age_s,
         slot=none,
     )
     if k <= 0:
         return ev
+    # The arrays cut to the rows in use (views, no copies).
+    total: IntArray = fleet.total[:, :span]
+    free_key: IntArray = fleet.free_key[:, :span]
+    free: IntArray = fleet.free[:, :span]
+    free_known: BoolArray = fleet.free_known[:, :span]
+    healthy: BoolArray = fleet.healthy[:, :span]
+    mig: BoolArray = fleet.mig[:, :span]
+    held_any: BoolArray = fleet.held[:, :span]
+    present: BoolArray = fleet.present[:, :span]
+    in_island: BoolArray = fleet.in_island[:, :, :span]
+    error, island_count = fleet.error[:span], fleet.island_count[:span]
 
     def mark(condition: BoolArray, result: int) -> None:
         code[(code == _OK) & condition] = result
 
-    empty = fleet.gpu_count == 0
-    mark(empty & fleet.error, _AGENT_ERROR_NO_GPUS)
+    empty = fleet.gpu_count[:span] == 0
+    mark(empty & error, _AGENT_ERROR_NO_GPUS)
     mark(empty, _NO_GPUS)
-    matching = fleet.present
+    matching = present
     if demand.products:
-        accepted = np.zeros(fleet.product.shape, dtype=np.bool_)
+        product = fleet.product[:, :span]
+        accepted = np.zeros(product.shape, dtype=np.bool_)
         for i in {fleet.product_id(p) for p in demand.products} - {-1}:
-            accepted |= fleet.product == i
+            accepted |= product == i
         matching = matching & accepted
         mark(_count(matching) == 0, _NO_PRODUCT)
     vram = min(demand.vram_per_gpu, int(_MAX))
-    large = matching & (fleet.total >= vram)
+    large = matching & (total >= vram)
     ev.large = _count(large)
     mark(ev.large < k, _TOO_SMALL)
     nvlink = effective_nvlink(demand, settings)
     if nvlink is NvlinkMode.REQUIRED:
-        best = np.zeros(capacity, dtype=np.int64)
-        for i in range(width):
-            best = np.maximum(best, _count(large & fleet.in_island[i]))
+        best = np.zeros(span, dtype=np.int64)
+        for i in range(int(island_count.max(initial=0))):
+            best = np.maximum(best, _count(large & in_island[i]))
         ev.best_island = best
         mark(best < k, _NO_ISLAND)
-    mark(fleet.error, _AGENT_ERROR)
-    mark(~fleet.lease_seen, _NO_LEASE)
-    ev.lease_age = now - fleet.lease_at
-    mark(ev.lease_age > fleet.lease_duration, _LEASE_OLD)
-    ev.report_age = now - fleet.observed_at
+    mark(error, _AGENT_ERROR)
+    mark(~fleet.lease_seen[:span], _NO_LEASE)
+    ev.lease_age = now - fleet.lease_at[:span]
+    mark(ev.lease_age > fleet.lease_duration[:span], _LEASE_OLD)
+    ev.report_age = now - fleet.observed_at[:span]
     mark(ev.report_age > settings.max_report_age_s, _REPORT_OLD)
 
-    # Each GPU of the right product and size: the first reason it is not a candidate.
-    held = fleet.held & ~fleet.held_by(pod_uid)
-    unhealthy = large & ~fleet.healthy
-    left = large & fleet.healthy
-    held_now = left & held
-    left &= ~held
-    reserved = left & hidden
-    left &= ~hidden
-    unknown = left & ~fleet.free_known
-    left &= fleet.free_known
-    busy = left & (fleet.free < vram)
-    candidate = left & ~busy
+    # The candidates: GPUs of the right product and size that are open (or held by the pod
+    # itself), not reserved, and free enough.
+    own = fleet.held_by(pod_uid) if fleet.holds(pod_uid) else None
+    usable = fleet.open[:, :span]
+    if own is not None:  # a GPU the pod itself holds is not held against it
+        usable = usable | (own & healthy & ~mig & free_known)
+    candidate = large & usable & ~hidden & (free >= vram)
     ev.candidates = _count(candidate)
-    ev.why = {
-        BUSY: _count(busy),
-        HELD: _count(held_now),
-        RESERVED: _count(reserved),
-        UNHEALTHY: _count(unhealthy),
-        UNKNOWN: _count(unknown),
-    }
     mark(ev.candidates < k, _NOT_FREE)
+
+    def causes() -> dict[str, BoolArray]:
+        """Each GPU of the right product and size that is not a candidate, by the first
+        reason it is not, in fit()'s order (for the reasons only)."""
+        held = held_any & ~own if own is not None else held_any
+        unhealthy = large & ~healthy
+        left = large & healthy
+        mig_now = left & mig
+        left &= ~mig
+        held_now = left & held
+        left &= ~held
+        reserved = left & hidden
+        left &= ~hidden
+        unknown = left & ~free_known
+        left &= free_known
+        busy = left & (free < vram)
+        return {
+            BUSY: busy,
+            HELD: held_now,
+            MIG_ENABLED: mig_now,
+            RESERVED: reserved,
+            UNHEALTHY: unhealthy,
+            UNKNOWN: unknown,
+        }
+
+    ev.causes = causes
 
     # Choose: inside the smallest island that holds the pod (ties: the smallest candidate
     # UUID), else across islands; the tightest GPUs (least free, then lowest index). Keys are
     # made distinct within a row by their low digits (the slot or island), so a minimum says
     # where it is.
-    slot = np.arange(width)[:, None]
-    standing = code == _OK
     pool = candidate
-    if k > 1 and (fleet.island_count[standing] > 1).any():
-        counts = np.zeros((width, capacity), dtype=np.int64)
-        key = np.full((width, capacity), _MAX, dtype=np.int64)
-        for i in range(width):
-            in_i = candidate & fleet.in_island[i]
-            counts[i] = _count(in_i)
-            first = np.where(in_i, fleet.uuid_rank, width).min(axis=0)
-            key[i] = np.where(counts[i] >= k, (counts[i] * (width + 1) + first) * width + i, _MAX)
+    # Only rows with several islands have an island to choose (taken out, chosen, put back).
+    multi = np.flatnonzero((code == _OK) & (island_count > 1)) if k > 1 else _NO_ROWS
+    if len(multi):
+        theirs = candidate[:, multi]
+        island = fleet.island[:, multi]
+        # island x slot x row: the candidates on each island
+        ids = np.arange(int(island_count[multi].max()))[:, None, None]
+        on = theirs & (island == ids)
+        counts: IntArray = on.view(np.uint8).sum(axis=1, dtype=np.int64)
+        first = np.where(on, fleet.uuid_rank[:, multi], width).min(axis=1)
+        key = np.where(counts >= k, (counts * (width + 1) + first) * width + ids[:, 0], _MAX)
         lowest = key.min(axis=0)
-        ev.same_island = whole = lowest < _MAX
-        pool = candidate & (~whole | (fleet.island == lowest % width))
-        ev.island_counts = counts
-    tight = np.where(pool, fleet.free * width + slot, _MAX)
+        whole = lowest < _MAX
+        ev.same_island[multi] = whole
+        pool = candidate.copy()
+        pool[:, multi] = theirs & (~whole | (island == lowest % width))
+        ev.island_counts = np.zeros((len(counts), span), dtype=np.int64)
+        ev.island_counts[:, multi] = counts
+    tight = np.where(pool, free_key, _MAX)
     if k == 1:
         lowest = tight.min(axis=0)
-        ev.slot = lowest % width
+        ev.slot = lowest % _SLOT_RADIX
         chosen = tight == lowest
     else:
         chosen = _smallest(tight, k)
@@ -685,16 +837,43 @@ def _evaluate(
     return ev
 
 
-def _fits(fleet: Fleet, ev: _Evaluation, k: int) -> dict[str, tuple[str, ...]]:
-    """The chosen GPU UUIDs of each fit, in GPU index order, in request order."""
+def _fitting(ev: _Evaluation) -> tuple[list[str], RowArray]:
+    """The named nodes that fit and their rows, in request order."""
     fit = ev.code[ev.rows] == _OK
-    names = ev.names if fit.all() else [n for n, f in zip(ev.names, fit.tolist(), strict=True) if f]
-    rows = ev.rows[fit]
+    if fit.all():
+        return ev.names, ev.rows
+    return list(compress(ev.names, fit.tolist())), ev.rows[fit]
+
+
+def _gpus_of(
+    fleet: Fleet, ev: _Evaluation, k: int, names: list[str], rows: RowArray
+) -> dict[str, tuple[str, ...]]:
+    """The chosen GPU UUIDs of the fits ``names`` (in ``rows``), in GPU index order."""
     if k <= 0:
         return dict.fromkeys(names, ())
     if k == 1:
         return dict(zip(names, fleet.uuid_1[ev.slot[rows], rows].tolist(), strict=True))
     return dict(zip(names, fleet.chosen_uuids(ev.chosen, rows), strict=True))
+
+
+def _fits(fleet: Fleet, ev: _Evaluation, k: int) -> dict[str, tuple[str, ...]]:
+    """The chosen GPU UUIDs of each fit, in GPU index order, in request order."""
+    return _gpus_of(fleet, ev, k, *_fitting(ev))
+
+
+def _reject_counts(names: Sequence[str], ev: _Evaluation) -> dict[str, int]:
+    """The named nodes that do not fit, counted by reject class (from the result codes, with
+    no reason worded)."""
+    tally = np.bincount(ev.code[ev.rows], minlength=len(_CLASS_OF) + 1).tolist()
+    counts: dict[str, int] = {}
+    for c, n in enumerate(tally):
+        if c != _OK and n:
+            name = _CLASS_OF[c]
+            counts[name] = counts.get(name, 0) + n
+    missing = len(names) - len(ev.names)
+    if missing:
+        counts[NO_REPORT] = missing
+    return counts
 
 
 def _group(keys: npt.NDArray[Any]) -> tuple[list[int], IntArray]:
@@ -736,7 +915,8 @@ def _reject_keys(c: int, rows: RowArray, fleet: Fleet, ev: _Evaluation) -> npt.N
     if c == _REPORT_OLD:
         return ev.report_age[rows].view(np.int64)
     if c == _NOT_FREE:
-        return np.stack([ev.candidates[rows], *(ev.why[w][rows] for w in _CAUSES)], axis=1)
+        why = ev.why_counts()
+        return np.stack([ev.candidates[rows], *(why[w][rows] for w in _CAUSES)], axis=1)
     return -np.sort(-ev.island_counts[:, rows].T, axis=1)  # split: sizes, largest first
 
 
@@ -761,7 +941,7 @@ def _word(c: int, r: int, fleet: Fleet, ev: _Evaluation, demand: Demand) -> str:
     if c == _REPORT_OLD:
         return reason_report_old(float(ev.report_age[r]), ev.max_report_age_s)
     if c == _NOT_FREE:
-        why = {w: int(v[r]) for w, v in ev.why.items()}
+        why = {w: int(v[r]) for w, v in ev.why_counts().items()}
         return reason_not_free(k, vram, int(ev.candidates[r]), why)
     return reason_split(k, ev.island_counts[:, r].tolist())
 
@@ -851,15 +1031,19 @@ def evaluate(
     now: float,
     settings: FitSettings = FitSettings(),
     pod_uid: str = "",
+    reasons: bool = True,
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, Reject]]:
     """``fit()`` for every named node at once (pure): the fits with their GPUs, and the rejects.
 
     Each node gets exactly what ``fit(fleet.node(name), ...)`` gives: the same GPUs in the same
     order, the same reason, the same resolvable flag. A name the fleet does not hold is
     rejected with ``REASON_NO_REPORT`` (resolvable). Both dictionaries keep request order.
+    With ``reasons=False`` the rejects are left out (empty) when some node fits: wording a
+    reason per node is most of the cost, and a caller that only needs a node may skip it.
     """
     ev = _evaluate(fleet, names, demand, reservations, now=now, settings=settings, pod_uid=pod_uid)
-    return _fits(fleet, ev, demand.gpus), _rejects(fleet, names, ev, demand)
+    fits = _fits(fleet, ev, demand.gpus)
+    return fits, _rejects(fleet, names, ev, demand) if reasons or not fits else {}
 
 
 def decide_fleet(
@@ -872,28 +1056,77 @@ def decide_fleet(
     settings: FitSettings = FitSettings(),
     profile: Profile | None = None,
     pod_uid: str = "",
+    reasons: bool = True,
+    all_fits: bool = True,
 ) -> FleetDecision:
     """``decide()`` over the named nodes of ``fleet`` (pure): evaluate, score, choose.
 
     The chosen node, its GPUs, every score and every reject equal ``decide()``'s on the same
     nodes (``FleetDecision.decision()`` is its very ``Decision``); ties go to the name that
-    sorts first.
+    sorts first. ``reject_counts`` counts the rejected nodes by class.
+
+    Two switches leave out what a caller does not need, at thousands of nodes most of the
+    cost: ``reasons=False`` words the rejects only when no node fits (a scheduler extender
+    reports them only then), ``all_fits=False`` keeps only the chosen node in ``fits`` and
+    ``scores``. Neither changes the choice.
     """
     prof = profile or resolve_profile(demand)
     ev = _evaluate(fleet, names, demand, reservations, now=now, settings=settings, pod_uid=pod_uid)
-    fits = _fits(fleet, ev, demand.gpus)
-    rejects = _rejects(fleet, names, ev, demand)
-    fit_rows = ev.rows[ev.code[ev.rows] == _OK]
-    fit_names = list(fits)
-    spanning = frozenset(compress(fit_names, (~ev.same_island[fit_rows]).tolist()))
-    if not fit_names:
-        return FleetDecision(None, fits, {}, rejects, spanning)
+    counts = _reject_counts(names, ev)
+    fit = ev.code[ev.rows] == _OK
+    fit_rows = ev.rows if fit.all() else ev.rows[fit]
+    if not len(fit_rows):
+        return FleetDecision(None, {}, {}, _rejects(fleet, names, ev, demand), reject_counts=counts)
+    rejects = _rejects(fleet, names, ev, demand) if reasons else {}
     values = _scores(fleet, ev, demand, prof)[fit_rows]
-    scores = dict(zip(fit_names, values.tolist(), strict=True))
-    best = min(fit_names[i] for i in np.flatnonzero(values == values.max()).tolist())
+    tied = np.flatnonzero(values == values.max())
+    at = int(tied[np.argmin(fleet.name_rank[fit_rows[tied]])])  # the name that sorts first
+    best = fleet.row(int(fit_rows[at])).node.name
+    if all_fits:
+        fit_names = ev.names if fit.all() else list(compress(ev.names, fit.tolist()))
+        fits = _gpus_of(fleet, ev, demand.gpus, fit_names, fit_rows)
+        scores = dict(zip(fit_names, values.tolist(), strict=True))
+        spanning = frozenset(compress(fit_names, (~ev.same_island[fit_rows]).tolist()))
+    else:
+        fits = _gpus_of(fleet, ev, demand.gpus, [best], fit_rows[at : at + 1])
+        scores = {best: float(values[at])}
+        spanning = frozenset() if ev.same_island[fit_rows[at]] else frozenset((best,))
     return FleetDecision(
-        Fit(best, fits[best], best not in spanning), fits, scores, rejects, spanning
+        Fit(best, fits[best], best not in spanning),
+        fits,
+        scores,
+        rejects,
+        spanning,
+        reject_counts=counts,
+        reasons=reasons or not counts,
+        all_fits=all_fits or len(fit_rows) == 1,
     )
+
+
+def score_nodes(
+    fleet: Fleet,
+    names: Sequence[str],
+    demand: Demand,
+    reservations: Iterable[Reservation],
+    *,
+    now: float,
+    settings: FitSettings = FitSettings(),
+    profile: Profile | None = None,
+    pod_uid: str = "",
+) -> FloatArray:
+    """By named node, in request order: the score ``decide_fleet`` gives it, NaN where it
+    does not fit or the fleet does not hold it (pure). What a scheduler extender's prioritize
+    needs, without a fit, a reject or a dictionary entry per node."""
+    prof = profile or resolve_profile(demand)
+    ev = _evaluate(fleet, names, demand, reservations, now=now, settings=settings, pod_uid=pod_uid)
+    out = np.full(len(names), np.nan)
+    if not len(ev.rows):
+        return out
+    values = _scores(fleet, ev, demand, prof)
+    known = ev.named_rows >= 0
+    rows = ev.named_rows[known]
+    out[known] = np.where(ev.code[rows] == _OK, values[rows], np.nan)
+    return out
 
 
 def _clamp(x: FloatArray) -> FloatArray:
@@ -902,20 +1135,28 @@ def _clamp(x: FloatArray) -> FloatArray:
 
 def _scores(fleet: Fleet, ev: _Evaluation, demand: Demand, profile: Profile) -> FloatArray:
     """The profile's score by row, with the arithmetic of ``policies.score`` (same bits)."""
+    span = len(ev.code)
     chosen = ev.chosen
-    free_after = fleet.present & fleet.healthy & ~fleet.held & ~ev.hidden & ~chosen
-    free = np.where(free_after, fleet.free, 0).sum(axis=0)
-    some = fleet.total_sum > 0
-    fraction = np.zeros(fleet.capacity)
-    fraction[some] = np.maximum(0.0, np.minimum(1.0, free[some] / fleet.total_sum[some]))
+    present: BoolArray = fleet.present[:, :span]
+    healthy: BoolArray = fleet.healthy[:, :span]
+    held: BoolArray = fleet.held[:, :span]
+    free: IntArray = fleet.free[:, :span]
+    total_sum = fleet.total_sum[:span]
+    free_after = present & healthy & ~held & ~ev.hidden & ~chosen
+    free_now = np.where(free_after, free, 0).sum(axis=0)
+    some = total_sum > 0
+    fraction = np.zeros(span)
+    fraction[some] = np.maximum(0.0, np.minimum(1.0, free_now[some] / total_sum[some]))
     k = demand.gpus
     pairs = k * (k - 1) // 2
-    link_fraction = np.ones(fleet.capacity)
-    if pairs and not fleet.complete[ev.chosen.any(axis=0)].all():
-        linked = np.zeros(fleet.capacity, dtype=np.int64)
-        for a in range(fleet.width):
-            linked += chosen[a] * _count(chosen & fleet.linked[a])
-        link_fraction = (linked // 2) / pairs
+    link_fraction = np.ones(span)  # every pair of a complete row's GPUs is linked
+    partial = np.flatnonzero(~fleet.complete[:span] & chosen.any(axis=0)) if pairs else _NO_ROWS
+    if len(partial):
+        picked = chosen[:, partial].T  # row x slot
+        # Ordered pairs (a, b) of chosen GPUs joined by NVLink, per row: twice the pairs.
+        both = picked[:, :, None] & fleet.linked[partial] & picked[:, None, :]
+        linked = both.view(np.uint8).sum(axis=(1, 2), dtype=np.int64)
+        link_fraction[partial] = (linked // 2) / pairs
     loads = np.maximum(0, ev.loads).astype(np.float64)
     policy_values: dict[str, Callable[[], FloatArray]] = {
         "vram-binpack": lambda: _clamp(MAX_SCORE * (1.0 - fraction)),
@@ -924,7 +1165,7 @@ def _scores(fleet: Fleet, ev: _Evaluation, demand: Demand, profile: Profile) -> 
         "cache-affinity": lambda: np.where(fleet.cached(demand.model_id), MAX_SCORE, 0.0),
         "nvlink-quality": lambda: _clamp(MAX_SCORE * link_fraction),
     }
-    total = np.zeros(fleet.capacity)
+    total = np.zeros(span)
     for name, weight in profile.weights:
         if name not in policy_values:  # a policy registered without its fleet form
             raise NotImplementedError(f"policy {name!r} has no fleet form in placement.fleet")
@@ -933,9 +1174,21 @@ def _scores(fleet: Fleet, ev: _Evaluation, demand: Demand, profile: Profile) -> 
 
 
 __all__ = [
+    "AGENT_ERROR",
     "FLEET_POLICIES",
+    "GPUS_BUSY",
+    "GPU_PRODUCT",
+    "GPU_TOO_SMALL",
+    "LEASE_EXPIRED",
     "MAX_GPUS_PER_NODE",
+    "NO_GPUS",
+    "NO_LEASE",
+    "NO_REPORT",
+    "NVLINK_ISLAND_TOO_SMALL",
+    "NVLINK_SPLIT",
     "REASON_NO_REPORT",
+    "REJECT_CLASSES",
+    "REPORT_STALE",
     "Fleet",
     "FleetDecision",
     "FleetError",
@@ -943,5 +1196,6 @@ __all__ = [
     "FleetVerdict",
     "decide_fleet",
     "evaluate",
+    "score_nodes",
     "verdict",
 ]

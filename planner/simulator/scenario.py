@@ -61,6 +61,7 @@ import yaml
 from kubernetes.utils.quantity import parse_quantity
 
 from placement.fit import product_key
+from placement.lifecycle import EndRule
 from placement.model import FitSettings, NvlinkMode
 from placement.policies import PROFILES
 from planner.simulator.catalog import BUILTIN_TYPES, NodeType, PlanPool, islands_for
@@ -98,10 +99,10 @@ class Settings:
     reservation_end: str = "held"
 
 
-RESERVATION_ENDS = ("held", "loaded")
-"""When the extender ends a reservation whose pod the agent reports: as soon as the pod holds
-its GPUs (``held``, the extender's rule), or once it also holds the reserved memory on each
-(``loaded``)."""
+RESERVATION_ENDS = tuple(rule.value for rule in EndRule)
+"""When a Ready pod's reservation ends (``placement.lifecycle.EndRule``): once the agent reports
+the pod holding its GPUs (``held``, the extender's rule), or once it also reports the reserved
+memory in use on each (``loaded``)."""
 
 # YAML key -> (Settings field, kind)
 _SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {

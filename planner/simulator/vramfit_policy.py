@@ -11,10 +11,11 @@ the placement core's own functions, not a copy of them:
   assumed reservation from ``placement.decide.assume``;
 * bind: ``placement.fit.fit`` re-checks the node, and the reservation becomes bound with the
   GPUs it names (the kubelet gives the pod those GPUs);
-* reservation life as the extender keeps it: Ready marks it ready (no longer a load in
-  flight); it ends when the pod is gone or when the agent's report shows the pod holding as
-  many GPUs as it reserved (setting ``reservationEnd: loaded`` waits until the report also
-  shows the reserved memory in use on each, so the load counts as in flight until it is over).
+* reservation life by the extender's own rule, ``placement.lifecycle``, applied on every pod
+  event and every report: a reservation's load is in flight until its pod is Ready (again
+  after a crash); it ends when the pod is gone, or when the pod is Ready and the agent's report
+  shows it holding as many GPUs as it reserved (setting ``reservationEnd: loaded`` also waits
+  for the report to show the reserved memory in use on each).
 
 The agent polls its node every ``agentInterval`` while something there changes and publishes
 when the report differs; an unchanged report is republished after ``reportMaxAge``; the Lease
@@ -34,7 +35,6 @@ which scenario validation requires: a simulated agent never fails.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections import Counter
@@ -46,6 +46,7 @@ import simpy
 from placement.decide import assume, decide, resolve_profile
 from placement.fit import fit
 from placement.fleet import Fleet, decide_fleet
+from placement.lifecycle import GONE, EndRule, PodFacts, settle
 from placement.model import (
     CachedModel,
     Demand,
@@ -61,24 +62,20 @@ from placement.policies import DEFAULT_PROFILE, PROFILES, Profile
 from planner.simulator import agent
 from planner.simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
 from planner.simulator.scenario import Settings
-from planner.simulator.scheduling import GONE, READY, KubeFilter, Placement, Unschedulable
+from planner.simulator.scheduling import KubeFilter, Placement, Unschedulable
+
+_NOT_STARTED = frozenset({Phase.PENDING, Phase.BINDING, Phase.BOUND})
 
 
-def shows_load(node: NodeState, reservation: Reservation, rule: str = "held") -> bool:
-    """Whether the report shows the reserved pod's load, so the reservation can end (pure).
-
-    ``held``: the pod holds as many GPUs as it reserved (the extender's rule). ``loaded``: it
-    also uses at least the reserved bytes on each of them, that is, its load is over.
-    """
-    held = [g for g in node.gpus if g.holder_pod_uid == reservation.pod_uid]
-    if len(held) < max(1, len(reservation.gpu_uuids)):
-        return False
-    if rule == "held":
-        return True
-    return all(
-        sum(m.bytes for m in g.pod_memory if m.pod_uid == reservation.pod_uid)
-        >= reservation.bytes_per_gpu
-        for g in held
+def pod_facts(pod: SimPod) -> PodFacts:
+    """What the extender would read from this pod's API object (pure): its phase, its Ready
+    condition, whether it is terminating, whether it still exists."""
+    if pod.phase is Phase.GONE:
+        return GONE
+    return PodFacts(
+        phase="Pending" if pod.phase in _NOT_STARTED else "Running",
+        ready=pod.phase is Phase.READY,
+        terminating=pod.phase is Phase.TERMINATING,
     )
 
 
@@ -132,6 +129,8 @@ class VramfitExtender:
         self.peers = [agent.peers_of(node) for node in nodes]
         self.polling = [False] * n
         self.reservations: dict[str, Reservation] = {}
+        self.pods: dict[str, SimPod] = {}  # the pod of each reservation
+        self.end_rule = EndRule(settings.reservation_end)
         self.on_node: list[dict[str, None]] = [{} for _ in nodes]
         self.claimed = np.zeros(n, dtype=np.int64)
         self.key_of = np.zeros(n, dtype=np.int64)
@@ -219,9 +218,7 @@ class VramfitExtender:
         if cached != old.cached_models:
             self._cache_index(i, old.cached_models, cached)
         for uid in list(self.on_node[i]):
-            r = self.reservations[uid]
-            if shows_load(state, r, self.settings.reservation_end):
-                self._drop(uid)
+            self._settle(uid)
 
     def _refresh(self, i: int, now: float) -> None:
         """Bring node ``i``'s view up to ``now`` where a decision could tell the difference.
@@ -300,15 +297,13 @@ class VramfitExtender:
 
     def _put(self, r: Reservation) -> None:
         self.version += 1
-        old = self.reservations.get(r.pod_uid)
-        if old is not None:
-            self._drop(r.pod_uid)
+        self._unclaim(r.pod_uid)
         self.reservations[r.pod_uid] = r
         i = self.index[r.node]
         self.on_node[i][r.pod_uid] = None
         self.claimed[i] += 1
 
-    def _drop(self, uid: str) -> None:
+    def _unclaim(self, uid: str) -> None:
         r = self.reservations.pop(uid, None)
         if r is None:
             return
@@ -316,6 +311,22 @@ class VramfitExtender:
         i = self.index[r.node]
         del self.on_node[i][uid]
         self.claimed[i] -= 1
+
+    def _drop(self, uid: str) -> None:
+        self._unclaim(uid)
+        self.pods.pop(uid, None)
+
+    def _settle(self, uid: str) -> None:
+        """Apply the reservation rule to the reservation of pod ``uid``: end it, or move it
+        between bound and ready as its pod's readiness says."""
+        r = self.reservations[uid]
+        settled = settle(
+            r, pod_facts(self.pods[uid]), self.reports[self.index[r.node]], self.end_rule
+        )
+        if settled is None:
+            self._drop(uid)
+        elif settled is not r:
+            self._put(settled)
 
     # -- the scheduler's calls ----------------------------------------------------------------
 
@@ -347,6 +358,8 @@ class VramfitExtender:
             settings=self.fit_settings,
             profile=profile,
             pod_uid=pod.uid,
+            reasons=False,  # the reasons are read only when no node fits
+            all_fits=False,
         )
         return fd.chosen, dict(fd.rejects)
 
@@ -375,6 +388,7 @@ class VramfitExtender:
             reasons = Counter(r.reason for r in rejects.values())
             top = reasons.most_common(1)[0][0] if reasons else "no candidate node"
             return Unschedulable(f"vramfit: {top}")
+        self.pods[pod.uid] = pod
         self._put(
             assume(
                 chosen,
@@ -427,16 +441,11 @@ class VramfitExtender:
         return (self.version, self.filter.cache.version)
 
     def pod_event(self, pod: SimPod, event: str, now: float) -> None:
-        r = self.reservations.get(pod.uid)
-        if r is None:
-            return
-        if event == GONE:
-            self._drop(pod.uid)
-        elif event == READY and pod.phase is Phase.READY:
-            ready = dataclasses.replace(r, state=ReservationState.READY)
-            self._put(ready)
-            if shows_load(self.reports[self.index[r.node]], ready, self.settings.reservation_end):
-                self._drop(pod.uid)
+        """Any change of a pod may end its reservation or change whether its load is in
+        flight (``placement.lifecycle``, as the extender's pod watch applies it)."""
+        if pod.uid in self.reservations:
+            self.pods[pod.uid] = pod
+            self._settle(pod.uid)
 
     def _now(self) -> float:
         return float(self.env.now)

@@ -41,6 +41,7 @@ def gpu_node(
     free_gib: float | None = None,
     nvlink: str | list[list[int]] = "all",
     unhealthy: tuple[int, ...] = (),
+    mig: tuple[int, ...] = (),
     held: Mapping[int, str] | None = None,
     cached: tuple[str, ...] = (),
     observed_at: float = NOW,
@@ -69,6 +70,7 @@ def gpu_node(
                 used_bytes=gib * GIB - free if i not in held else gib * GIB,
                 healthy=i not in unhealthy,
                 unhealthy_reason="XID 79: GPU fell off the bus" if i in unhealthy else "",
+                mig_enabled=i in mig,
                 nvlink_peers=peers.get(i, frozenset()),
                 holder_pod_uid=held.get(i),
             )

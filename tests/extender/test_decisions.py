@@ -1,4 +1,4 @@
-"""Tables over the extender's pure decisions: filter, prioritize, bind's re-check, reason codes."""
+"""Tables over the extender's pure decisions: filter, prioritize, bind's re-check, reject codes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extender.decisions import (
+    REPORT_INVALID,
     FilterOutcome,
     InvalidPodError,
     Mode,
@@ -19,14 +20,13 @@ from extender.decisions import (
     passthrough,
     prioritize_nodes,
     read_demand,
-    reason_code,
     recheck,
+    to_priorities,
     to_priority,
 )
 from extender.state import ClusterState
-from placement import fit as fit_rules
 from placement.decide import assume
-from placement.fleet import REASON_NO_REPORT
+from placement.fleet import REASON_NO_REPORT, REJECT_CLASSES
 from placement.model import GIB, Demand, FitSettings, NodeState, Reject
 from tests.extender.conftest import A100, NOW, gpu_node, pod_object, report_object, synced_state
 
@@ -66,6 +66,7 @@ class FilterCase:
     passed: tuple[str, ...] = ()
     failed: dict[str, str] = field(default_factory=dict)  # node -> substring of the reason
     unresolvable: dict[str, str] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)  # rejected nodes by reason class
     names: tuple[str, ...] | None = None
     mode: Mode = Mode.DECIDE
     leases: dict[str, float] = field(default_factory=dict)
@@ -86,7 +87,7 @@ FILTER_CASES = {
         lambda: pod_object("llama-70b", gpus=2),
         Outcome.PLACED,
         passed=("h100-0",),
-        unresolvable={"a100-0": "at least 70 GiB", "a100-1": "at least 70 GiB"},
+        codes={"gpu-too-small": 2},
     ),
     "pod-without-gpus-passes-every-node": FilterCase(
         _mixed,
@@ -114,7 +115,16 @@ FILTER_CASES = {
         Outcome.PLACED,
         names=("ghost", "h100-1"),
         passed=("h100-1",),
+        codes={"no-report": 1},
+    ),
+    "node-without-report-is-the-reason-when-nothing-fits": FilterCase(
+        _mixed,
+        lambda: pod_object("p", gpus=9),
+        Outcome.UNSCHEDULABLE,
+        names=("ghost", "h100-1"),
         failed={"ghost": REASON_NO_REPORT},
+        unresolvable={"h100-1": "needs 9 GPU(s)"},
+        codes={"no-report": 1, "gpu-too-small": 1},
     ),
     "expired-lease-takes-the-node-out": FilterCase(
         _mixed,
@@ -123,14 +133,30 @@ FILTER_CASES = {
         names=("h100-0", "h100-1"),
         leases={"h100-0": NOW - 300},
         passed=("h100-1",),
+        codes={"lease-expired": 1},
+    ),
+    "expired-lease-is-the-reason-when-nothing-fits": FilterCase(
+        _mixed,
+        lambda: pod_object("p"),
+        Outcome.UNSCHEDULABLE,
+        names=("h100-0",),
+        leases={"h100-0": NOW - 300},
         failed={"h100-0": "heartbeat is 300s old"},
+        codes={"lease-expired": 1},
     ),
     "unhealthy-gpus-are-never-chosen": FilterCase(
         lambda: [gpu_node("sick", unhealthy=tuple(range(7))), gpu_node("well")],
         lambda: pod_object("p", gpus=2),
         Outcome.PLACED,
         passed=("well",),
-        failed={"sick": "7 unhealthy"},
+        codes={"gpus-busy": 1},
+    ),
+    "unhealthy-gpus-are-the-reason-when-nothing-fits": FilterCase(
+        lambda: [gpu_node("sick", unhealthy=tuple(range(7)))],
+        lambda: pod_object("p", gpus=2),
+        Outcome.UNSCHEDULABLE,
+        failed={"sick": "1 free now (7 unhealthy)"},
+        codes={"gpus-busy": 1},
     ),
     "cached-weights-win": FilterCase(
         lambda: [gpu_node("h100-0"), gpu_node("h100-1", cached=("meta-llama/Llama-3.1-70B",))],
@@ -145,13 +171,14 @@ FILTER_CASES = {
         ),
         Outcome.PLACED,
         passed=("a100-0",),
-        unresolvable={"h100-0": "no GPU of product", "h100-1": "no GPU of product"},
+        codes={"gpu-product": 2},
     ),
     "nvlink-required-on-split-islands-is-unresolvable": FilterCase(
         lambda: [gpu_node("pairs", nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]])],
         lambda: pod_object("tp4", gpus=4, annotations={"vramfit.io/nvlink": "required"}),
         Outcome.UNSCHEDULABLE,
         unresolvable={"pairs": "largest island of suitable GPUs has 2"},
+        codes={"nvlink-island-too-small": 1},
     ),
     "all-feasible-returns-every-fitting-node": FilterCase(
         _mixed,
@@ -165,6 +192,21 @@ FILTER_CASES = {
         lambda: pod_object("p"),
         Outcome.UNSCHEDULABLE,
         failed={"full": "0 free now (8 busy)"},
+        codes={"gpus-busy": 1},
+    ),
+    "mig-enabled-gpus-are-not-whole-gpus": FilterCase(
+        lambda: [gpu_node("mig", mig=tuple(range(8))), gpu_node("whole")],
+        lambda: pod_object("p", gpus=2),
+        Outcome.PLACED,
+        passed=("whole",),
+        codes={"gpus-busy": 1},
+    ),
+    "mig-enabled-is-the-reason-when-nothing-fits": FilterCase(
+        lambda: [gpu_node("mig", mig=(0, 1, 2, 3, 4, 5, 6))],
+        lambda: pod_object("p", gpus=2),
+        Outcome.UNSCHEDULABLE,
+        failed={"mig": "1 free now (7 MIG-enabled)"},
+        codes={"gpus-busy": 1},
     ),
 }
 
@@ -183,6 +225,8 @@ def test_filter(case: FilterCase) -> None:
         assert text in out.failed[node]
     for node, text in case.unresolvable.items():
         assert text in out.unresolvable[node]
+    assert out.reject_codes == case.codes
+    assert set(out.reject_codes) <= REJECT_CLASSES | {REPORT_INVALID}
 
 
 def test_invalid_report_is_a_reason_not_a_crash() -> None:
@@ -192,8 +236,25 @@ def test_invalid_report_is_a_reason_not_a_crash() -> None:
     state.apply_report("ADDED", broken)
     out = run_filter(state, pod_object("p"), ["broken", "h100-0"])
     assert out.passed == ("h100-0",)
-    assert "GPU report is invalid" in out.failed["broken"]
-    assert "totalBytes" in out.failed["broken"]
+    assert out.failed == {} and out.reject_codes == {REPORT_INVALID: 1}
+    alone = run_filter(state, pod_object("q"), ["broken"])
+    assert alone.outcome is Outcome.UNSCHEDULABLE and alone.reason == REPORT_INVALID
+    assert "GPU report is invalid" in alone.failed["broken"]
+    assert "totalBytes" in alone.failed["broken"]
+
+
+def test_reasons_are_worded_only_when_nothing_passes() -> None:
+    state = synced_state([gpu_node("h100-0"), gpu_node("a100-0", product=A100, gib=40)])
+    names = ["h100-0", "a100-0", "ghost"]
+    for mode in Mode:
+        out = run_filter(state, pod_object(f"p-{mode}"), names, mode=mode, record=False)
+        assert out.passed == ("h100-0",)
+        assert out.failed == {} and out.unresolvable == {}
+        assert out.reject_codes == {"gpu-too-small": 1, "no-report": 1}
+    none = run_filter(state, pod_object("big", gpus=9), names)
+    assert none.failed == {"ghost": REASON_NO_REPORT}
+    assert set(none.unresolvable) == {"h100-0", "a100-0"}
+    assert none.reason == "gpu-too-small"
 
 
 def test_decide_mode_spreads_concurrent_loads_and_never_reuses_a_gpu() -> None:
@@ -243,6 +304,12 @@ PRIORITY_CASES = {
 @pytest.mark.parametrize(("score", "priority"), PRIORITY_CASES.values(), ids=PRIORITY_CASES.keys())
 def test_to_priority(score: float, priority: int) -> None:
     assert to_priority(score) == priority
+    assert to_priorities([score]) == [priority]
+
+
+@given(st.lists(st.floats(allow_infinity=False) | st.sampled_from([4.5, 5.5, 9.5, 10.0])))
+def test_to_priorities_is_to_priority_array_wise(scores: list[float]) -> None:
+    assert to_priorities(scores) == [to_priority(s) for s in scores]
 
 
 def test_prioritize_scores_fits_and_zeroes_the_rest() -> None:
@@ -288,31 +355,6 @@ def test_recheck_sees_other_reservations_but_not_its_own() -> None:
         missing = recheck("nope", demand, view, pod_uid="mine", now=NOW, settings=FitSettings())
     assert isinstance(other, Reject) and "2 reserved" in other.reason
     assert isinstance(missing, Reject) and missing.reason == REASON_NO_REPORT
-
-
-REASONS = {
-    "no-gpus": fit_rules.REASON_NO_GPUS,
-    "gpu-product": fit_rules.reason_no_product({"X"}, "8x Y 80 GiB"),
-    "gpu-too-small": fit_rules.reason_too_small(2, 70 * GIB, 0, "8x A100 40 GiB"),
-    "nvlink-island-too-small": fit_rules.reason_no_island(4, 2),
-    "nvlink-split": fit_rules.reason_split(4, [2, 2]),
-    "agent-error": fit_rules.reason_agent_error("NVML unavailable"),
-    "no-lease": fit_rules.REASON_NO_LEASE,
-    "lease-expired": fit_rules.reason_lease_expired(50, 40),
-    "report-stale": fit_rules.reason_report_old(300, 120),
-    "gpus-busy": fit_rules.reason_not_free(2, 70 * GIB, 1, {"busy": 7}),
-    "no-report": REASON_NO_REPORT,
-    "report-invalid": "GPU report is invalid: NodeGPUState x: status.gpus: missing",
-}
-
-
-@pytest.mark.parametrize(("code", "reason"), REASONS.items(), ids=REASONS.keys())
-def test_reason_codes_follow_the_core_reasons(code: str, reason: str) -> None:
-    assert reason_code(reason) == code
-
-
-def test_unknown_reason_is_other() -> None:
-    assert reason_code("something new") == "other"
 
 
 @settings(max_examples=40, deadline=None)

@@ -13,6 +13,7 @@ from extender.state import LEASES, PODS, REPORTS, ClusterState, lease_times, pod
 from placement.annotation import encode_reservation
 from placement.decide import assume
 from placement.model import GIB, Demand, Fit, FitSettings, Reject, Reservation, ReservationState
+from placement.policies import loads_in_flight
 from tests.extender.conftest import (
     NOW,
     gpu_node,
@@ -109,6 +110,16 @@ LIFE_CASES: dict[str, Callable[[], LifeCase]] = {
     "ready-later-moves-to-ready": lambda: LifeCase(
         [annotated("a")], {"a": "ready"}, events=[("MODIFIED", annotated("a", ready=True))]
     ),
+    "ready-then-not-ready-is-loading-again": lambda: LifeCase(
+        [annotated("a", ready=True, phase="Running")],
+        {"a": "bound"},
+        events=[("MODIFIED", annotated("a", ready=False, phase="Running"))],
+    ),
+    "terminating-ready-pod-holds-until-gone": lambda: LifeCase(
+        [annotated("a", ready=True, phase="Running")],
+        {"a": "ready"},
+        events=[("MODIFIED", annotated("a", ready=True, phase="Running", deleting=True))],
+    ),
 }
 
 
@@ -143,6 +154,35 @@ def test_gpus_handed_to_a_loading_pod_keep_it_in_flight_until_ready() -> None:
     state.apply_report("MODIFIED", report_object(gpu_node("n0", held={0: "a", 1: "a"})))
     assert states(state) == {"a": "bound"}
     state.apply_pod("MODIFIED", annotated("a", phase="Running", ready=True))
+    assert states(state) == {}
+
+
+def test_a_ready_pod_is_no_load_in_flight() -> None:
+    state = synced_state([gpu_node("n0")], pods=[annotated("a", phase="Running")])
+    with state.locked_view(["n0"], NOW) as view:
+        assert loads_in_flight("n0", view.reservations, NOW) == 1
+    state.apply_pod("MODIFIED", annotated("a", phase="Running", ready=True))
+    with state.locked_view(["n0"], NOW) as view:
+        assert loads_in_flight("n0", view.reservations, NOW) == 0
+        assert [r.pod_uid for r in view.reservations] == ["a"]  # its GPUs are still held
+
+
+def test_assumed_reservation_follows_the_same_rule_once_its_pod_is_bound() -> None:
+    state = synced_state([gpu_node("n0")])
+    mine = assume(
+        Fit("n0", GPUS, True), Demand(gpus=2), pod_uid="a", pod_key="ns/a", now=NOW, ttl_s=30
+    )
+    state.assume(mine)
+    bound = pod_object("a", gpus=2, uid="a", node_name="n0", phase="Running")
+    state.apply_pod("MODIFIED", bound)
+    assert states(state) == {"a": "assumed"}
+    state.apply_pod("MODIFIED", pod_object("a", gpus=2, uid="a", node_name="n0", ready=True))
+    assert states(state) == {"a": "ready"}
+    state.apply_pod("MODIFIED", bound)
+    assert states(state) == {"a": "bound"}, "not Ready any more: loading again"
+    state.apply_report("MODIFIED", report_object(gpu_node("n0", held={0: "a", 1: "a"})))
+    assert states(state) == {"a": "bound"}, "held but not Ready: still in flight"
+    state.apply_pod("MODIFIED", pod_object("a", gpus=2, uid="a", node_name="n0", ready=True))
     assert states(state) == {}
 
 

@@ -2,8 +2,8 @@
 
 Test modules get them as session fixtures (``scenarios``, ``nodes``) and draw with
 ``st.data()``. The values are chosen to collide often: few products (two spellings of one),
-few memory sizes, repeated free amounts, shared pod UIDs, so ties, held GPUs, visible and
-invisible reservations and split NVLink islands all show up in small examples.
+few memory sizes, repeated free amounts, shared pod UIDs, so ties, held and MIG-enabled GPUs,
+visible and invisible reservations and split NVLink islands all show up in small examples.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def gpu_lists(draw: st.DrawFn, name: str) -> tuple[GpuState, ...]:
                 total_bytes=total,
                 free_bytes=free,
                 healthy=draw(st.sampled_from([False, *[True] * 6])),
+                mig_enabled=draw(st.sampled_from([True, *[False] * 7])),
                 nvlink_peers=frozenset(peers[u]),
                 holder_pod_uid=draw(st.sampled_from([*PODS, *[None] * 10])),
             )

@@ -38,6 +38,7 @@ def gpu(
     product: str = H100,
     healthy: bool = True,
     holder: str | None = None,
+    mig: bool = False,
 ) -> GpuState:
     """GPU ``i`` (UUID ``GPU-i``), sizes in GiB; free defaults to all of it."""
     return GpuState(
@@ -48,6 +49,7 @@ def gpu(
         free_bytes=None if free is None else int((total if free < 0 else free) * GIB),
         healthy=healthy,
         unhealthy_reason="" if healthy else "XID 79",
+        mig_enabled=mig,
         holder_pod_uid=holder,
     )
 
@@ -366,6 +368,82 @@ CASES = [
         "",
         Fit("n1", uuids(0, 1), same_island=False),
         id="mixed-40-80-small-demand-takes-the-40s",
+    ),
+    # -- MIG: a MIG-enabled GPU is not offered as a whole nvidia.com/gpu ----------------------
+    pytest.param(
+        node([gpu(0, mig=True, free=75), gpu(1)]),
+        Demand(1, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1), same_island=True),
+        id="mig-enabled-gpu-never-chosen-even-when-tightest",
+    ),
+    pytest.param(
+        node([gpu(0, mig=True), gpu(1, mig=True), gpu(2, holder="p"), gpu(3)]),
+        Demand(2),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 2 free GPU(s) with 0 B each; 1 free now (2 MIG-enabled, 1 held)",
+            resolvable=True,
+        ),
+        id="mig-enabled-counted-among-not-free",
+    ),
+    pytest.param(
+        node([gpu(0, mig=True), gpu(1, mig=True)]),
+        Demand(2, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 2 free GPU(s) with 70 GiB each; 0 free now (2 MIG-enabled)",
+            resolvable=True,
+        ),
+        id="all-mig-is-resolvable-mig-mode-can-be-turned-off",
+    ),
+    pytest.param(
+        node([gpu(0, mig=True, healthy=False), gpu(1, mig=True, holder="p")]),
+        Demand(1),
+        [reservation("q", [1])],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 1 free GPU(s) with 0 B each; 0 free now (1 MIG-enabled, 1 unhealthy)",
+            resolvable=True,
+        ),
+        id="unhealthy-first-then-mig-before-held-and-reserved",
+    ),
+    pytest.param(
+        node([gpu(0, mig=True, holder="me"), gpu(1)]),
+        Demand(2),
+        [],
+        FitSettings(),
+        "me",
+        Reject(
+            "n1",
+            "needs 2 free GPU(s) with 0 B each; 1 free now (1 MIG-enabled)",
+            resolvable=True,
+        ),
+        id="mig-gpu-held-by-own-pod-is-still-not-whole",
+    ),
+    pytest.param(
+        node([gpu(0, mig=True, total=40, product=A100_40), gpu(1, total=40, product=A100_40)]),
+        Demand(2, vram_per_gpu=70 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 2 GPU(s) with at least 70 GiB each; node has 0 "
+            "(2x NVIDIA-A100-SXM4-40GB 40 GiB)",
+            resolvable=False,
+        ),
+        id="too-small-wins-over-mig",
     ),
     # -- NVLink islands -----------------------------------------------------------------------
     pytest.param(

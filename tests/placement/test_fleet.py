@@ -24,6 +24,7 @@ from placement.model import (
     CachedModel,
     Demand,
     Fit,
+    FitSettings,
     GpuState,
     NodeState,
     NvlinkMode,
@@ -32,6 +33,8 @@ from placement.model import (
     ReservationState,
 )
 from placement.policies import POLICIES
+from tests.placement.test_fit import CASES as FIT_CASES
+from tests.placement.test_fit import NOW as FIT_NOW
 
 NOW = 50_000.0
 
@@ -295,3 +298,89 @@ def test_a_demand_of_no_gpus_fits_every_known_node() -> None:
     assert fits == {"a": (), "b": ()}
     assert rejects == {"zz": Reject("zz", REASON_NO_REPORT, True)}
     assert fit(node("b", 0), Demand(0), [], now=NOW) == Fit("b", (), True)
+
+
+@pytest.mark.parametrize(
+    ("state", "demand", "reservations", "settings", "pod_uid", "expected"), FIT_CASES
+)
+def test_every_named_fit_case_answers_the_same_through_the_fleet(
+    *,
+    state: NodeState,
+    demand: Demand,
+    reservations: list[Reservation],
+    settings: FitSettings,
+    pod_uid: str,
+    expected: Fit | Reject,
+) -> None:
+    fleet = Fleet([state], capacity=1, width=1)
+    fits, rejects = evaluate(
+        fleet, [state.name], demand, reservations, now=FIT_NOW, settings=settings, pod_uid=pod_uid
+    )
+    if isinstance(expected, Fit):
+        assert fits == {state.name: expected.gpu_uuids} and rejects == {}
+    else:
+        assert fits == {} and rejects == {state.name: expected}
+
+
+def test_mig_mode_follows_the_report() -> None:
+    mig = node("a", 2)
+    mig = dataclasses.replace(
+        mig, gpus=tuple(dataclasses.replace(g, mig_enabled=True) for g in mig.gpus)
+    )
+    fleet = Fleet([mig])
+    _, rejects = evaluate(fleet, ["a"], Demand(1), [], now=NOW)
+    assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 MIG-enabled)"
+    assert rejects["a"].resolvable
+    fleet.replace(node("a", 2))  # an administrator turned MIG mode off
+    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[0] == {"a": ("a/GPU-0",)}
+
+
+def test_lean_decision_counts_rejects_without_wording_them() -> None:
+    nodes = [node("a", held=range(8)), node("b", 2), node("c"), node("d", lease=None), node("e")]
+    fleet = Fleet(nodes)
+    names = ["a", "b", "e", "c", "d", "ghost"]
+    full = decide_fleet(fleet, names, Demand(4), [], now=NOW)
+    lean = decide_fleet(fleet, names, Demand(4), [], now=NOW, reasons=False, all_fits=False)
+    # c and e tie; the name that sorts first wins, wherever it stands in the request.
+    assert full.chosen == lean.chosen == Fit("c", tuple(f"c/GPU-{i}" for i in range(4)), True)
+    assert list(full.fits) == ["e", "c"]
+    assert full.reject_counts == lean.reject_counts
+    assert dict(lean.reject_counts) == {
+        "gpu-too-small": 1,
+        "no-lease": 1,
+        "gpus-busy": 1,
+        "no-report": 1,
+    }
+    assert set(full.rejects) == {"a", "b", "d", "ghost"} and full.reasons and full.all_fits
+    assert lean.rejects == {} and not lean.reasons and not lean.all_fits
+    assert lean.fits == {"c": full.fits["c"]} and lean.scores == {"c": full.scores["c"]}
+    # Nothing fits: the reasons are the whole answer, worded even when not asked for.
+    none = decide_fleet(fleet, names, Demand(9), [], now=NOW, reasons=False, all_fits=False)
+    assert none.chosen is None and none.reasons and set(none.rejects) == set(names)
+    assert none.decision().rejects == tuple(none.rejects.values())
+
+
+def test_rows_are_reused_lowest_first_and_requests_read_only_rows_in_use() -> None:
+    fleet = Fleet([node(f"n{i}", 1) for i in range(6)], capacity=2, width=1)
+    assert fleet.capacity == 8 and fleet.span == 6
+    for name in ("n5", "n4", "n1"):
+        fleet.remove(name)
+    assert fleet.span == 4  # n3 still holds row 3
+    fleet.replace(node("new", 1))  # takes row 1, the lowest free one
+    assert fleet.span == 4
+    fleet.remove("n3")
+    fleet.remove("n2")
+    assert fleet.span == 2
+    names = fleet.names()
+    ranks = fleet.name_rank[fleet.rows_of(names)].tolist()
+    assert [n for _, n in sorted(zip(ranks, names, strict=True))] == sorted(names) == ["n0", "new"]
+    fits, rejects = evaluate(fleet, ["n0", "new", "n3"], Demand(1), [], now=NOW)
+    assert fits == {"n0": ("n0/GPU-0",), "new": ("new/GPU-0",)}
+    assert rejects == {"n3": Reject("n3", REASON_NO_REPORT, True)}
+    for name in ("n0", "new"):
+        fleet.remove(name)
+    assert fleet.span == 0 and len(fleet) == 0
+    assert evaluate(fleet, ["n0"], Demand(1), [], now=NOW) == (
+        {},
+        {"n0": Reject("n0", REASON_NO_REPORT, True)},
+    )

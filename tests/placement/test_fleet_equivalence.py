@@ -2,23 +2,99 @@
 
 Same GPUs in the same order, same reasons, same resolvable flags, same scores bit for bit, same
 chosen node; also after rows are replaced, renewed and removed in any order, and for requests
-that name nodes in any order, or nodes the fleet does not hold.
+that name nodes in any order, or nodes the fleet does not hold. The lean forms (no reasons,
+only the chosen fit) choose the same node, and the reject counts by class agree with the
+reasons ``fit()`` words.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Protocol
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from placement.decide import decide
 from placement.fit import fit
-from placement.fleet import REASON_NO_REPORT, Fleet, decide_fleet, evaluate, verdict
-from placement.model import Demand, FitSettings, NodeState, Reject, Reservation
+from placement.fleet import (
+    REASON_NO_REPORT,
+    REJECT_CLASSES,
+    Fleet,
+    FleetDecision,
+    decide_fleet,
+    evaluate,
+    score_nodes,
+    verdict,
+)
+from placement.model import Decision, Demand, FitSettings, NodeState, Reject, Reservation
 
 SLOW = settings(deadline=None, max_examples=300)
+
+# How each of fit()'s reasons reads, by reject class: an oracle written from the reason texts,
+# independent of the result codes the fleet counts from.
+CLASS_OF_REASON = (
+    ("node reports no GPUs", "no-gpus"),
+    ("no GPU of product", "gpu-product"),
+    ("GPU(s) with at least", "gpu-too-small"),
+    ("on one NVLink island; the largest island", "nvlink-island-too-small"),
+    ("free GPUs on one NVLink island", "nvlink-split"),
+    ("node agent reports an error", "agent-error"),
+    ("no node agent heartbeat", "no-lease"),
+    ("node agent heartbeat is", "lease-expired"),
+    ("GPU report is", "report-stale"),
+    ("free now", "gpus-busy"),
+    (REASON_NO_REPORT, "no-report"),
+)
+
+
+def class_of(reason: str) -> str:
+    return next(c for needle, c in CLASS_OF_REASON if needle in reason)
+
+
+def assert_scores_agree(fleet: Fleet, names: list[str], sc: Scenario, expected: Decision) -> None:
+    """``score_nodes`` gives each named node ``decide()``'s score, NaN where it does not fit."""
+    values = score_nodes(
+        fleet,
+        names,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+    )
+    scores = dict(expected.scores)
+    assert len(values) == len(names)
+    for name, value in zip(names, values.tolist(), strict=True):
+        if name in scores:
+            assert value == scores[name]
+        else:
+            assert math.isnan(value)
+
+
+def assert_lean_forms_agree(got: FleetDecision, expected: Decision, lean: FleetDecision) -> None:
+    """``reasons=False, all_fits=False`` keeps the choice and the counts, and leaves out only
+    what it says it leaves out."""
+    counts: dict[str, int] = {}
+    for r in expected.rejects:
+        counts[class_of(r.reason)] = counts.get(class_of(r.reason), 0) + 1
+    assert dict(got.reject_counts) == dict(lean.reject_counts) == counts
+    assert set(counts) <= REJECT_CLASSES
+    assert lean.chosen == expected.chosen
+    if expected.chosen is None:
+        assert lean.decision() == expected  # nothing fits: the reasons are the answer
+        return
+    name = expected.chosen.node
+    assert lean.fits == {name: expected.chosen.gpu_uuids}
+    assert lean.scores == {name: dict(expected.scores)[name]}
+    assert lean.rejects == {}
+    assert lean.reasons is not bool(expected.rejects)
+    assert lean.all_fits is (len(expected.fits) == 1)
+    if not (lean.reasons and lean.all_fits):
+        with pytest.raises(ValueError, match="reasons=False or all_fits=False"):
+            lean.decision()
 
 
 class Scenario(Protocol):
@@ -42,6 +118,18 @@ def assert_same_as_fit(fleet: Fleet, names: list[str], sc: Scenario) -> None:
         settings=sc.settings,
         pod_uid=sc.pod_uid,
     )
+    lean_fits, lean_rejects = evaluate(
+        fleet,
+        names,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        reasons=False,
+    )
+    assert lean_fits == fits
+    assert lean_rejects == ({} if fits else rejects)
     expected_fits: dict[str, tuple[str, ...]] = {}
     expected_rejects: dict[str, Reject] = {}
     for name in names:
@@ -100,6 +188,19 @@ def test_decide_fleet_equals_decide(
         pod_uid=sc.pod_uid,
     )
     assert got.decision() == expected
+    lean = decide_fleet(
+        fleet,
+        names,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        reasons=False,
+        all_fits=False,
+    )
+    assert_lean_forms_agree(got, expected, lean)
+    assert_scores_agree(fleet, names, sc, expected)
     assert_same_as_fit(fleet, names, sc)
 
 
@@ -152,3 +253,24 @@ def test_evaluate_equals_fit_after_updates(
         pod_uid=sc.pod_uid,
     )
     assert got.decision() == expected
+    lean = decide_fleet(
+        fleet,
+        names,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        reasons=False,
+        all_fits=False,
+    )
+    assert_scores_agree(fleet, names, sc, expected)
+    missing = [n for n in names if n not in fleet]
+    counts: dict[str, int] = {"no-report": len(missing)} if missing else {}
+    for r in expected.rejects:
+        counts[class_of(r.reason)] = counts.get(class_of(r.reason), 0) + 1
+    assert lean.chosen == expected.chosen
+    assert dict(lean.reject_counts) == counts
+    if expected.chosen is None:
+        assert list(lean.rejects) == [n for n in names if n in lean.rejects]  # request order
+        assert {n for n, r in lean.rejects.items() if r.reason == REASON_NO_REPORT} >= set(missing)

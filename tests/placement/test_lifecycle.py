@@ -1,0 +1,212 @@
+"""The reservation end rule over named cases: ended or not, why, GPUs held, load in flight."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from placement.lifecycle import (
+    GONE,
+    Ended,
+    EndRule,
+    PodFacts,
+    Standing,
+    settle,
+    shows_load,
+    standing,
+)
+from placement.model import GIB, GpuState, NodeState, PodMemory, Reservation, ReservationState
+
+NOW = 1_000.0
+
+
+def reservation(
+    gpus: int = 2, state: ReservationState = ReservationState.BOUND, uid: str = "p"
+) -> Reservation:
+    return Reservation(
+        pod_uid=uid,
+        pod_key=f"ns/{uid}",
+        node="n",
+        gpu_uuids=tuple(f"GPU-{i}" for i in range(gpus)),
+        bytes_per_gpu=40 * GIB,
+        state=state,
+        created_at=NOW - 10,
+    )
+
+
+def node(held: dict[int, str] | None = None, used_gib: float = 0) -> NodeState:
+    """Four 80 GiB GPUs; ``held`` maps an index to the pod that holds it, using ``used_gib``."""
+    held = held or {}
+    return NodeState(
+        name="n",
+        gpus=tuple(
+            GpuState(
+                uuid=f"GPU-{i}",
+                index=i,
+                product="NVIDIA-H100-80GB-HBM3",
+                total_bytes=80 * GIB,
+                free_bytes=80 * GIB,
+                holder_pod_uid=held.get(i),
+                pod_memory=(PodMemory(held[i], int(used_gib * GIB)),) if i in held else (),
+            )
+            for i in range(4)
+        ),
+        observed_at=NOW,
+        lease_renewed_at=NOW,
+    )
+
+
+RUNNING = PodFacts(phase="Running")
+READY = PodFacts(phase="Running", ready=True)
+HOLDS = Standing(Ended.NO, holds_gpus=True, in_flight=False)
+LOADING = Standing(Ended.NO, holds_gpus=True, in_flight=True)
+VISIBLE = Standing(Ended.LOAD_VISIBLE, holds_gpus=False, in_flight=False)
+BOTH = {0: "p", 1: "p"}
+
+CASES = {
+    "pending-pod-holds-and-counts-as-a-load": (PodFacts(), node(), EndRule.HELD, LOADING),
+    "running-not-ready-is-loading": (RUNNING, node(), EndRule.HELD, LOADING),
+    "gpus-handed-out-but-not-ready-is-still-loading": (
+        RUNNING,
+        node(BOTH, used_gib=40),
+        EndRule.HELD,
+        LOADING,
+    ),
+    "ready-but-not-visible-holds-without-a-load": (READY, node(), EndRule.HELD, HOLDS),
+    "ready-and-only-one-of-two-gpus-visible-holds": (READY, node({0: "p"}), EndRule.HELD, HOLDS),
+    "ready-and-its-gpus-visible-ends": (READY, node(BOTH), EndRule.HELD, VISIBLE),
+    "gpus-held-by-another-pod-are-not-its-load": (
+        READY,
+        node({0: "q", 1: "q"}),
+        EndRule.HELD,
+        HOLDS,
+    ),
+    "no-report-of-the-node-ends-nothing": (READY, None, EndRule.HELD, HOLDS),
+    "loaded-rule-waits-for-the-memory": (READY, node(BOTH, used_gib=10), EndRule.LOADED, HOLDS),
+    "loaded-rule-ends-once-the-memory-is-in-use": (
+        READY,
+        node(BOTH, used_gib=40),
+        EndRule.LOADED,
+        VISIBLE,
+    ),
+    "terminating-pod-keeps-its-gpus": (
+        PodFacts(phase="Running", terminating=True),
+        node(),
+        EndRule.HELD,
+        LOADING,
+    ),
+    "terminating-ready-pod-keeps-its-gpus-until-visible": (
+        PodFacts(phase="Running", ready=True, terminating=True),
+        node(),
+        EndRule.HELD,
+        HOLDS,
+    ),
+    "deleted-pod-ends": (GONE, node(), EndRule.HELD, Standing(Ended.POD_GONE, False, False)),
+    "failed-pod-ends": (
+        PodFacts(phase="Failed"),
+        node(BOTH),
+        EndRule.HELD,
+        Standing(Ended.POD_FINISHED, False, False),
+    ),
+    "succeeded-pod-ends-even-if-it-says-ready": (
+        PodFacts(phase="Succeeded", ready=True),
+        None,
+        EndRule.HELD,
+        Standing(Ended.POD_FINISHED, False, False),
+    ),
+}
+
+
+@pytest.mark.parametrize(("pod", "state", "rule", "expected"), CASES.values(), ids=CASES.keys())
+def test_standing(
+    pod: PodFacts, state: NodeState | None, rule: EndRule, expected: Standing
+) -> None:
+    assert standing(reservation(), pod, state, rule) == expected
+
+
+SHOWS = {
+    "nothing-held": (reservation(), node(), EndRule.HELD, False),
+    "all-reserved-gpus-held": (reservation(), node(BOTH), EndRule.HELD, True),
+    "held-on-other-gpus-counts": (reservation(), node({2: "p", 3: "p"}), EndRule.HELD, True),
+    "a-reservation-of-no-gpu-needs-one-held": (reservation(0), node(), EndRule.HELD, False),
+    "a-reservation-of-no-gpu-once-one-is-held": (
+        reservation(0),
+        node({3: "p"}),
+        EndRule.HELD,
+        True,
+    ),
+    "loaded-needs-the-bytes-on-each": (reservation(), node(BOTH, 39.9), EndRule.LOADED, False),
+    "loaded-with-the-bytes": (reservation(), node(BOTH, 40), EndRule.LOADED, True),
+}
+
+
+@pytest.mark.parametrize(("r", "state", "rule", "expected"), SHOWS.values(), ids=SHOWS.keys())
+def test_shows_load(r: Reservation, state: NodeState, rule: EndRule, expected: bool) -> None:
+    assert shows_load(state, r, rule) is expected
+
+
+SETTLE = {
+    "assumed-pending-stays-assumed": (ReservationState.ASSUMED, PodFacts(), node(), "assumed"),
+    "bound-loading-stays-bound": (ReservationState.BOUND, RUNNING, node(), "bound"),
+    "bound-ready-becomes-ready": (ReservationState.BOUND, READY, node(), "ready"),
+    "assumed-ready-becomes-ready": (ReservationState.ASSUMED, READY, node(), "ready"),
+    "ready-not-ready-again-is-bound": (ReservationState.READY, RUNNING, node(), "bound"),
+    "ready-and-visible-ends": (ReservationState.READY, READY, node(BOTH), None),
+    "gone-ends": (ReservationState.ASSUMED, GONE, None, None),
+}
+
+
+@pytest.mark.parametrize(("before", "pod", "state", "after"), SETTLE.values(), ids=SETTLE.keys())
+def test_settle(
+    before: ReservationState, pod: PodFacts, state: NodeState | None, after: str | None
+) -> None:
+    r = reservation(state=before)
+    settled = settle(r, pod, state)
+    if after is None:
+        assert settled is None
+        return
+    assert settled is not None
+    assert settled.state.value == after
+    assert settled == dataclasses.replace(r, state=settled.state)  # nothing else changes
+    assert settled.in_flight() is standing(r, pod, state).in_flight
+    if settled.state is before:
+        assert settled is r
+
+
+@given(
+    exists=st.booleans(),
+    phase=st.sampled_from(["", "Pending", "Running", "Succeeded", "Failed", "Unknown"]),
+    ready=st.booleans(),
+    terminating=st.booleans(),
+    held=st.sets(st.integers(0, 3), max_size=4),
+    used=st.sampled_from([0, 20, 40, 80]),
+    rule=st.sampled_from(list(EndRule)),
+    before=st.sampled_from(list(ReservationState)),
+)
+def test_the_rule_is_consistent(
+    *,
+    exists: bool,
+    phase: str,
+    ready: bool,
+    terminating: bool,
+    held: set[int],
+    used: float,
+    rule: EndRule,
+    before: ReservationState,
+) -> None:
+    pod = PodFacts(exists=exists, phase=phase, ready=ready, terminating=terminating)
+    state = node(dict.fromkeys(held, "p"), used_gib=used)
+    s = standing(reservation(state=before), pod, state, rule)
+    assert s.holds_gpus is (s.ended is Ended.NO)  # a reservation holds exactly while it stands
+    assert not (s.in_flight and not s.holds_gpus)  # an ended reservation is no load
+    if s.holds_gpus:
+        assert s.in_flight is not ready  # Ready pods are never in flight, others always
+    if ready and exists and phase not in ("Succeeded", "Failed"):
+        assert (s.ended is Ended.LOAD_VISIBLE) is shows_load(state, reservation(), rule)
+    settled = settle(reservation(state=before), pod, state, rule)
+    assert (settled is None) is (s.ended is not Ended.NO)
+    if settled is not None:
+        assert settled.in_flight() is s.in_flight
