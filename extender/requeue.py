@@ -16,10 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from placement.report import format_time
+from placement.report import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Refusal:
     name: str
     refused_at: float
     nudged_at: float | None = None
+    wake_pending: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +50,30 @@ class RequeueSettings:
 
 def due(
     refusals: Mapping[str, Refusal], now: float, settings: RequeueSettings
-) -> tuple[list[Refusal], list[str]]:
-    """Pure: which refused pods to touch now (oldest first, rate-limited per pod, at most
-    ``max_per_round``) and which to forget because they were refused too long ago."""
+) -> tuple[list[Refusal], list[str], float | None]:
+    """Pure: which refused pods to touch now, which to forget, and when to look again.
+
+    A pod is touched when a capacity change happened since its last touch (``wake_pending``)
+    and its last touch is at least ``min_interval_s`` old; oldest refusals first, at most
+    ``max_per_round``. Pods refused longer than ``max_age_s`` ago are forgotten. The third value
+    is the earliest time a pod held back by the rate limit (or the per-round cap) becomes due.
+    """
     expired = [uid for uid, r in refusals.items() if now - r.refused_at > settings.max_age_s]
     gone = set(expired)
-    ready = sorted(
-        (
-            r
-            for uid, r in refusals.items()
-            if uid not in gone
-            and (r.nudged_at is None or now - r.nudged_at >= settings.min_interval_s)
-        ),
-        key=lambda r: (r.refused_at, r.uid),
-    )
-    return ready[: settings.max_per_round], expired
+    ready: list[Refusal] = []
+    later: list[float] = []
+    for uid, r in refusals.items():
+        if uid in gone or not r.wake_pending:
+            continue
+        at = r.nudged_at + settings.min_interval_s if r.nudged_at is not None else now
+        if at <= now:
+            ready.append(r)
+        else:
+            later.append(at)
+    ready.sort(key=lambda r: (r.refused_at, r.uid))
+    if len(ready) > settings.max_per_round:
+        later.append(now)
+    return ready[: settings.max_per_round], expired, min(later, default=None)
 
 
 def requeue_patch(now: float) -> dict[str, Any]:
@@ -96,8 +106,14 @@ class Requeuer:
             return
         with self._lock:
             old = self._refused.get(uid)
+            # A new refusal is no news of capacity: keep the pod's pending wake-up as it was.
             self._refused[uid] = Refusal(
-                uid, namespace, name, self._clock(), old.nudged_at if old else None
+                uid,
+                namespace,
+                name,
+                self._clock(),
+                old.nudged_at if old else None,
+                old.wake_pending if old else False,
             )
 
     def forget(self, uid: str) -> None:
@@ -111,14 +127,22 @@ class Requeuer:
             return len(self._refused)
 
     def capacity_changed(self) -> None:
-        """Something that may free GPUs happened; wake refused pods soon."""
+        """Something that may free GPUs happened; wake every refused pod soon (each at most once
+        per ``min_interval_s``; a pod touched just before is woken when its interval is over)."""
+        with self._lock:
+            for uid, r in self._refused.items():
+                if not r.wake_pending:
+                    self._refused[uid] = replace(r, wake_pending=True)
         self._changed.set()
 
     def run_once(self) -> int:
         """Touch every pod that is due; returns how many were touched."""
+        return self._round()[0]
+
+    def _round(self) -> tuple[int, float | None]:
         now = self._clock()
         with self._lock:
-            todo, expired = due(self._refused, now, self._s)
+            todo, expired, next_at = due(self._refused, now, self._s)
             for uid in expired:
                 del self._refused[uid]
         touched = 0
@@ -138,20 +162,23 @@ class Requeuer:
             with self._lock:
                 if r.uid in self._refused:
                     cur = self._refused[r.uid]
-                    self._refused[r.uid] = Refusal(
-                        cur.uid, cur.namespace, cur.name, cur.refused_at, now
-                    )
-        return touched
+                    self._refused[r.uid] = replace(cur, nudged_at=now, wake_pending=False)
+        return touched, next_at
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop``: wait for a change, let related changes settle, wake pods."""
+        """Loop until ``stop``: wait for a change (or for held-back pods to come due), let
+        related changes settle, wake pods."""
+        next_at: float | None = None
         while not stop.is_set():
-            if not self._changed.wait(timeout=1.0):
+            timeout = 1.0 if next_at is None else max(0.0, min(1.0, next_at - self._clock()))
+            changed = self._changed.wait(timeout=timeout)
+            due_now = next_at is not None and self._clock() >= next_at
+            if not changed and not due_now:
                 continue
-            if stop.wait(self._s.settle_s):
+            if changed and stop.wait(self._s.settle_s):
                 return
             self._changed.clear()
-            self.run_once()
+            _, next_at = self._round()
 
 
 def free_gpus(raw_report: Mapping[str, Any]) -> int:
@@ -167,6 +194,18 @@ def free_gpus(raw_report: Mapping[str, Any]) -> int:
     )
 
 
+def observed_at(raw_report: Mapping[str, Any]) -> float | None:
+    """Pure: a report's ``status.observedAt`` in epoch seconds, ``None`` when unreadable."""
+    status = raw_report.get("status")
+    stamp = status.get("observedAt") if isinstance(status, Mapping) else None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return parse_time(stamp)
+    except ValueError:
+        return None
+
+
 def _name(raw: Mapping[str, Any]) -> str:
     meta = raw.get("metadata")
     name = meta.get("name") if isinstance(meta, Mapping) else None
@@ -179,21 +218,37 @@ class CapacitySignals:
     else (memory moving during a load, routine renewals, our own annotations) is not a reason
     to wake refused pods."""
 
-    def __init__(self, lease_renewed: Callable[[Mapping[str, Any]], tuple[float | None, float]]):
+    def __init__(
+        self,
+        lease_renewed: Callable[[Mapping[str, Any]], tuple[float | None, float]],
+        *,
+        max_report_age_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._lease_times = lease_renewed
+        self._max_age = max_report_age_s
+        self._clock = clock
         self._free: dict[str, int] = {}
+        self._observed: dict[str, float] = {}
         self._renewed: dict[str, float] = {}
 
     def report(self, event: str, raw: Mapping[str, Any]) -> bool:
-        """A NodeGPUState event; true when the node now has more free GPUs than before."""
+        """A NodeGPUState event; true when the node now has more free GPUs than before, or its
+        previous report had gone stale (the extender refused the node until this one)."""
         name = _name(raw)
         if event == "DELETED":
             self._free.pop(name, None)
+            self._observed.pop(name, None)
             return False
         now_free = free_gpus(raw)
         before = self._free.get(name)
         self._free[name] = now_free
-        return before is None or now_free > before
+        was_observed = self._observed.get(name)
+        observed = observed_at(raw)
+        if observed is not None:
+            self._observed[name] = observed
+        was_stale = was_observed is not None and self._clock() - was_observed > self._max_age
+        return before is None or now_free > before or was_stale
 
     def lease(self, event: str, raw: Mapping[str, Any]) -> bool:
         """An agent Lease event; true when it was renewed after having expired (or is new)."""

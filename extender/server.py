@@ -53,7 +53,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
     metrics = ExtenderMetrics(CollectorRegistry())
     stop = stop or threading.Event()
     requeuer = Requeuer(api.patch_pod, on_nudge=lambda _uid: metrics.requeues.inc())
-    signals = CapacitySignals(lease_times)
+    signals = CapacitySignals(lease_times, max_report_age_s=settings.fit.max_report_age_s)
 
     def signalled(
         apply: Callable[[str, Mapping[str, Any]], None],

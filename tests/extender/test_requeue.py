@@ -36,6 +36,13 @@ S = RequeueSettings(settle_s=0.0, min_interval_s=5.0, max_age_s=100.0, max_per_r
             {"a": Refusal("a", "ns", "a", 0.0)}, 100.5, [], ["a"], id="refused-too-long-ago"
         ),
         pytest.param(
+            {"a": Refusal("a", "ns", "a", 0.0, wake_pending=False)},
+            10.0,
+            [],
+            [],
+            id="no-change-since-last-touch",
+        ),
+        pytest.param(
             {
                 "c": Refusal("c", "ns", "c", 3.0),
                 "a": Refusal("a", "ns", "a", 1.0),
@@ -51,7 +58,7 @@ S = RequeueSettings(settle_s=0.0, min_interval_s=5.0, max_age_s=100.0, max_per_r
 def test_due(
     refusals: dict[str, Refusal], now: float, touch: list[str], expired: list[str]
 ) -> None:
-    todo, gone = due(refusals, now, S)
+    todo, gone, _ = due(refusals, now, S)
     assert [r.uid for r in todo] == touch
     assert gone == expired
 
@@ -92,11 +99,14 @@ def test_refused_pods_are_touched_once_per_interval_and_forgotten_when_placed() 
     q = Requeuer(api.patch_pod, settings=S, clock=clock)
     q.refused("u1", "team", "llm-1")
     q.refused("u2", "team", "llm-2")
+    assert q.run_once() == 0  # refused, but nothing has changed yet
+    q.capacity_changed()
     assert q.run_once() == 2
     assert {p[1] for p in api.patches} == {"llm-1", "llm-2"}
     assert all(A_REQUEUED_AT in p[2]["metadata"]["annotations"] for p in api.patches)
     clock.now += 1
-    assert q.run_once() == 0  # rate-limited
+    q.capacity_changed()
+    assert q.run_once() == 0  # rate-limited, but the wake-up is kept
     q.forget("u1")
     clock.now += 5
     assert q.run_once() == 1
@@ -108,9 +118,10 @@ def test_a_refusal_again_keeps_the_rate_limit() -> None:
     api, clock = FakeApi(), Clock()
     q = Requeuer(api.patch_pod, settings=S, clock=clock)
     q.refused("u1", "team", "llm-1")
+    q.capacity_changed()
     assert q.run_once() == 1
-    clock.now += 1
-    q.refused("u1", "team", "llm-1")  # refused again right after the wake-up
+    clock.now += 10
+    q.refused("u1", "team", "llm-1")  # refused again: no news of capacity
     assert q.run_once() == 0
 
 
@@ -119,6 +130,7 @@ def test_deleted_pods_are_forgotten_and_failures_retried() -> None:
     q = Requeuer(api.patch_pod, settings=S, clock=clock)
     q.refused("u1", "team", "gone")
     q.refused("u2", "team", "flaky")
+    q.capacity_changed()
     assert q.run_once() == 0
     assert q.waiting() == 1  # the 404 is forgotten, the 500 kept
     api.failing.clear()
@@ -129,6 +141,7 @@ def test_pods_refused_too_long_ago_are_dropped() -> None:
     api, clock = FakeApi(), Clock()
     q = Requeuer(api.patch_pod, settings=S, clock=clock)
     q.refused("u1", "team", "old")
+    q.capacity_changed()
     clock.now += 101
     assert q.run_once() == 0
     assert q.waiting() == 0
@@ -162,8 +175,41 @@ def test_free_gpus(raw: dict[str, Any], free: int) -> None:
     assert free_gpus(raw) == free
 
 
+def test_a_change_during_the_rate_limit_wakes_the_pod_when_the_interval_ends() -> None:
+    api, clock = FakeApi(), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "llm-1")
+    q.capacity_changed()
+    assert q.run_once() == 1  # e.g. the Lease came back, but the report was still stale
+    clock.now += 1
+    q.refused("u1", "team", "llm-1")
+    q.capacity_changed()  # the fresh report arrives within the interval
+    touched, next_at = q._round()
+    assert touched == 0
+    assert next_at == clock.now - 1 + S.min_interval_s
+    clock.now += 4
+    assert q.run_once() == 1
+
+
+def _observed(name: str, at: str) -> dict[str, Any]:
+    raw = _report(name, (True, "pod-a"))
+    raw["status"]["observedAt"] = at
+    return raw
+
+
+def test_a_report_that_was_stale_signals_when_fresh_again() -> None:
+    clock = Clock()
+    clock.now = 1_767_225_900.0  # 2026-01-01T00:05:00Z
+    signals = CapacitySignals(lease_times, max_report_age_s=120.0, clock=clock)
+    assert signals.report("ADDED", _observed("n", "2026-01-01T00:04:30.000000Z"))
+    # Same free GPUs, previous report fresh: no signal.
+    assert not signals.report("MODIFIED", _observed("n", "2026-01-01T00:04:50.000000Z"))
+    clock.now += 300  # the agent stopped; its last report is now five minutes old
+    assert signals.report("MODIFIED", _observed("n", "2026-01-01T00:10:00.000000Z"))
+
+
 def test_capacity_signals_fire_only_when_capacity_may_have_grown() -> None:
-    signals = CapacitySignals(lease_times)
+    signals = CapacitySignals(lease_times, max_report_age_s=1e12)
     busy = _report("h100-0", (True, "pod-a"), (True, "pod-b"))
     freed = _report("h100-0", (True, None), (True, "pod-b"))
     assert signals.report("ADDED", busy) is True  # a node seen for the first time
