@@ -32,6 +32,7 @@ class QuantityError(ValueError):
         super().__init__(f"{where}: {value!r} is not a valid quantity ({why})")
         self.where = where
         self.value = value
+        self.why = why
 
 
 def _parse(value: object, where: str) -> Decimal:
@@ -68,6 +69,11 @@ def parse_count(value: object, where: str) -> int:
     if parsed != parsed.to_integral_value():
         raise QuantityError(where, value, "must be a whole number")
     return int(parsed)
+
+
+def parse_milli(value: object, where: str) -> int:
+    """Parse a CPU quantity ("96", "500m") as whole millicores, rounding up (pure)."""
+    return math.ceil(_parse(value, where) * 1000)
 
 
 def format_bytes(n: float) -> str:

@@ -12,15 +12,13 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.utils.quantity import parse_quantity
 
-from placement.quantity import QuantityError, parse_bytes
+from placement.quantity import QuantityError, parse_bytes, parse_milli
 from planner.diagnostics import InputError, Problem
 
 # Share of a node's CPU and memory that pods may request (kubelet system and kube reservations
@@ -173,14 +171,14 @@ class _Reader:
 
     def cpu(self, value: object, key: str) -> int | None:
         try:
-            q = parse_quantity(value)
-        except (ValueError, TypeError, ArithmeticError):
-            self.bad(key, f"{value!r} is not a valid CPU quantity")
+            milli = parse_milli(value, key)
+        except QuantityError as exc:
+            self.bad(key, f"{value!r} is not a valid CPU quantity ({exc.why})")
             return None
-        if q <= 0:
+        if milli <= 0:
             self.bad(key, f"{value!r} must be positive")
             return None
-        return int((q * 1000).to_integral_value(rounding=ROUND_CEILING))
+        return milli
 
 
 def _islands(reader: _Reader, raw: object, gpus: int) -> tuple[str, tuple[tuple[int, ...], ...]]:

@@ -12,13 +12,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING
 from typing import Any, TypedDict
 
-from kubernetes.utils.quantity import parse_quantity
-
 from placement.demand import DemandError, gpu_count
-from placement.quantity import QuantityError, parse_bytes
+from placement.quantity import QuantityError, parse_bytes, parse_milli
 from planner.diagnostics import Problem
 
 KSERVE_GROUP = "serving.kserve.io"
@@ -364,14 +361,10 @@ def _int(ctx: _Ctx, obj: Mapping[str, Any], key: str, path: str, minimum: int = 
 
 def _cpu_milli(ctx: _Ctx, value: object, path: str) -> int:
     try:
-        q = parse_quantity(value)
-    except (ValueError, TypeError, ArithmeticError):
-        ctx.add(path, f"{value!r} is not a valid CPU quantity")
+        return parse_milli(value, path)
+    except QuantityError as exc:
+        ctx.add(path, f"{value!r} is not a valid CPU quantity ({exc.why})")
         return 0
-    if q < 0:
-        ctx.add(path, f"{value!r} must not be negative")
-        return 0
-    return int((q * 1000).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _resources(

@@ -52,18 +52,17 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.utils.quantity import parse_quantity
 
 from placement.fit import product_key
 from placement.lifecycle import EndRule
 from placement.model import FitSettings, NvlinkMode
 from placement.policies import PROFILES
+from placement.quantity import QuantityError, parse_milli
 from planner.simulator.catalog import BUILTIN_TYPES, NodeType, PlanPool, islands_for
 from planner.simulator.fields import Fields, ScenarioError
 
@@ -296,15 +295,13 @@ def _cpu_milli(f: Fields, key: str, default: int) -> int:
     if value is None:
         return default
     try:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidOperation
-        cores: Decimal = parse_quantity(value)
-        if not cores.is_finite() or cores <= 0:
-            raise InvalidOperation
-    except (ValueError, InvalidOperation, ArithmeticError):
+        milli = parse_milli(value, key)
+    except QuantityError:
+        milli = 0
+    if milli <= 0:
         f.bad(key, f"expected CPU cores such as 96 or 500m, got {value!r}")
         return default
-    return math.ceil(cores * 1000)
+    return milli
 
 
 def _settings(f: Fields) -> Settings:

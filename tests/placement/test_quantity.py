@@ -11,6 +11,7 @@ from placement.quantity import (
     format_bytes,
     parse_bytes,
     parse_count,
+    parse_milli,
 )
 
 
@@ -110,3 +111,31 @@ def test_parse_count_rejects(value: object, why: str) -> None:
 )
 def test_format_bytes(n: float, text: str) -> None:
     assert format_bytes(n) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("96", 96_000, id="whole-cores"),
+        pytest.param("500m", 500, id="millicores"),
+        pytest.param("0.1", 100, id="fraction"),
+        pytest.param("1500u", 2, id="rounds-up"),
+        pytest.param(4, 4_000, id="int"),
+    ],
+)
+def test_parse_milli_accepts(value: object, expected: int) -> None:
+    assert parse_milli(value, "cpu") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("-1", id="negative"),
+        pytest.param("NaN", id="nan"),
+        pytest.param("1_000", id="underscore"),
+        pytest.param(True, id="bool"),
+    ],
+)
+def test_parse_milli_rejects_naming_where(value: object) -> None:
+    with pytest.raises(QuantityError, match=r"^spec\.cpu: "):
+        parse_milli(value, "spec.cpu")
