@@ -328,46 +328,30 @@ class ControlPlane:
         config_path = self.workdir / "schedulers" / f"{name}.yaml"
         config_path.parent.mkdir(parents=True, exist_ok=True)
         config_path.write_text(yaml.safe_dump(prepared, sort_keys=False), encoding="utf-8")
-        log_path = self.logs_dir / f"{name}.log"
-        for attempt in range(1, START_ATTEMPTS + 1):
-            (port,) = self._pick_ports(1)
-            process = ManagedProcess(
-                name,
-                [
-                    str(self.binaries.kube_scheduler),
-                    f"--config={config_path}",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={port}",
-                    f"--authorization-always-allow-paths={ALWAYS_ALLOW_PATHS}",
-                    f"--v={verbosity}",
-                ],
-                log_path,
-                detached=self.detached,
-            )
-            self._adopt(process)
-            try:
-                waited = process.wait_ready(
-                    functools.partial(http_ok, f"https://127.0.0.1:{port}/readyz", _is_ok),
-                    SCHEDULER_READY_TIMEOUT_S,
-                )
-            except ProcessExitedError as exc:
-                self._drop(process)
-                if attempt < START_ATTEMPTS and _port_clash(log_path):
-                    continue
-                raise ControlPlaneError(
-                    f"kube-scheduler {name} did not start with the configuration in "
-                    f"{config_path}: {exc}"
-                ) from None
-            except NotReadyError as exc:
-                process.stop()
-                self._drop(process)
-                raise ControlPlaneError(str(exc)) from None
-            self.timings[name] = waited
-            scheduler = SchedulerProcess(process, port, config_path, self._scheduler_stopped)
-            with self._lock:
-                self._schedulers.append(scheduler)
-            return scheduler
-        raise AssertionError("unreachable")
+        process, (port,), waited = self._start_on_free_ports(
+            name,
+            1,
+            lambda ports: [
+                str(self.binaries.kube_scheduler),
+                f"--config={config_path}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports[0]}",
+                f"--authorization-always-allow-paths={ALWAYS_ALLOW_PATHS}",
+                f"--v={verbosity}",
+            ],
+            lambda ports: f"https://127.0.0.1:{ports[0]}/readyz",
+            ready=_is_ok,
+            timeout_s=SCHEDULER_READY_TIMEOUT_S,
+            exited=lambda exc: (
+                f"kube-scheduler {name} did not start with the configuration in "
+                f"{config_path}: {exc}"
+            ),
+        )
+        self.timings[name] = waited
+        scheduler = SchedulerProcess(process, port, config_path, self._scheduler_stopped)
+        with self._lock:
+            self._schedulers.append(scheduler)
+        return scheduler
 
     def _scheduler_stopped(self, scheduler: SchedulerProcess) -> None:
         with self._lock:
@@ -473,90 +457,106 @@ class ControlPlane:
         tokens.chmod(0o600)
         return key
 
+    def _start_on_free_ports(
+        self,
+        name: str,
+        port_count: int,
+        command: Callable[[tuple[int, ...]], list[str]],
+        ready_url: Callable[[tuple[int, ...]], str],
+        *,
+        ready: Callable[[bytes], bool],
+        timeout_s: float,
+        prepare: Callable[[], None] | None = None,
+        exited: Callable[[ProcessExitedError], str] = str,
+    ) -> tuple[ManagedProcess, tuple[int, ...], float]:
+        """Start ``name`` on freshly picked loopback ports and wait until it is ready; a port
+        taken between picking and binding is retried on new ports (``START_ATTEMPTS`` times).
+        Returns the process, its ports and the seconds it took to become ready."""
+        log_path = self.logs_dir / f"{name}.log"
+        for attempt in range(1, START_ATTEMPTS + 1):
+            if prepare is not None:
+                prepare()
+            ports = tuple(self._pick_ports(port_count))
+            process = ManagedProcess(name, command(ports), log_path, detached=self.detached)
+            self._adopt(process)
+            try:
+                waited = process.wait_ready(
+                    functools.partial(http_ok, ready_url(ports), ready), timeout_s
+                )
+            except ProcessExitedError as exc:
+                self._drop(process)
+                if attempt < START_ATTEMPTS and _port_clash(log_path):
+                    continue
+                raise ControlPlaneError(exited(exc)) from None
+            except NotReadyError as exc:
+                process.stop()
+                self._drop(process)
+                raise ControlPlaneError(str(exc)) from None
+            return process, ports, waited
+        raise AssertionError("unreachable")
+
     def _start_etcd(self) -> None:
         data_dir = self.workdir / "etcd"
-        for attempt in range(1, START_ATTEMPTS + 1):
-            shutil.rmtree(data_dir, ignore_errors=True)
-            client_port, peer_port = self._pick_ports(2)
-            client_url = f"http://127.0.0.1:{client_port}"
-            peer_url = f"http://127.0.0.1:{peer_port}"
-            process = ManagedProcess(
-                "etcd",
-                [
-                    str(self.binaries.etcd),
-                    "--name=vramfit",
-                    f"--data-dir={data_dir}",
-                    f"--listen-client-urls={client_url}",
-                    f"--advertise-client-urls={client_url}",
-                    f"--listen-peer-urls={peer_url}",
-                    f"--initial-advertise-peer-urls={peer_url}",
-                    f"--initial-cluster=vramfit={peer_url}",
-                    "--unsafe-no-fsync=true",
-                    "--log-level=warn",
-                ],
-                self.logs_dir / "etcd.log",
-                detached=self.detached,
-            )
-            self._adopt(process)
-            try:
-                self.timings["etcd"] = process.wait_ready(
-                    functools.partial(http_ok, f"{client_url}/health", _etcd_healthy),
-                    ETCD_READY_TIMEOUT_S,
-                )
-            except ProcessExitedError as exc:
-                self._drop(process)
-                if attempt < START_ATTEMPTS and _port_clash(process.log_path):
-                    continue
-                raise ControlPlaneError(str(exc)) from None
-            except NotReadyError as exc:
-                raise ControlPlaneError(str(exc)) from None
-            self.etcd_port = client_port
-            return
+
+        def command(ports: tuple[int, ...]) -> list[str]:
+            client_url, peer_url = (f"http://127.0.0.1:{p}" for p in ports)
+            return [
+                str(self.binaries.etcd),
+                "--name=vramfit",
+                f"--data-dir={data_dir}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=vramfit={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ]
+
+        _, ports, self.timings["etcd"] = self._start_on_free_ports(
+            "etcd",
+            2,
+            command,
+            lambda ports: f"http://127.0.0.1:{ports[0]}/health",
+            ready=_etcd_healthy,
+            timeout_s=ETCD_READY_TIMEOUT_S,
+            prepare=lambda: shutil.rmtree(data_dir, ignore_errors=True),
+        )
+        self.etcd_port = ports[0]
 
     def _start_apiserver(self, service_account_key: Path) -> None:
-        for attempt in range(1, START_ATTEMPTS + 1):
-            (port,) = self._pick_ports(1)
-            process = ManagedProcess(
-                "kube-apiserver",
-                [
-                    str(self.binaries.kube_apiserver),
-                    f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                    "--bind-address=127.0.0.1",
-                    # Needed where the host has no default route; a loopback address is only
-                    # accepted without the endpoint reconciler (nothing here needs it).
-                    "--advertise-address=127.0.0.1",
-                    "--endpoint-reconciler-type=none",
-                    f"--secure-port={port}",
-                    f"--cert-dir={self.workdir / 'apiserver-certs'}",
-                    "--service-cluster-ip-range=10.0.0.0/24",
-                    "--authorization-mode=RBAC",
-                    f"--token-auth-file={self.workdir / 'tokens.csv'}",
-                    f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                    f"--service-account-key-file={service_account_key}",
-                    f"--service-account-signing-key-file={service_account_key}",
-                    # No controller-manager: nothing would make service-account tokens, nor
-                    # lift the not-ready taint that TaintNodesByCondition puts on new nodes.
-                    "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-                    "--allow-privileged=true",
-                ],
-                self.logs_dir / "kube-apiserver.log",
-                detached=self.detached,
-            )
-            self._adopt(process)
-            try:
-                self.timings["kube-apiserver"] = process.wait_ready(
-                    functools.partial(http_ok, f"https://127.0.0.1:{port}/readyz", _is_ok),
-                    APISERVER_READY_TIMEOUT_S,
-                )
-            except ProcessExitedError as exc:
-                self._drop(process)
-                if attempt < START_ATTEMPTS and _port_clash(process.log_path):
-                    continue
-                raise ControlPlaneError(str(exc)) from None
-            except NotReadyError as exc:
-                raise ControlPlaneError(str(exc)) from None
-            self.api_port = port
-            return
+        def command(ports: tuple[int, ...]) -> list[str]:
+            return [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                # Needed where the host has no default route; a loopback address is only
+                # accepted without the endpoint reconciler (nothing here needs it).
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--secure-port={ports[0]}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={service_account_key}",
+                f"--service-account-signing-key-file={service_account_key}",
+                # No controller-manager: nothing would make service-account tokens, nor
+                # lift the not-ready taint that TaintNodesByCondition puts on new nodes.
+                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+                "--allow-privileged=true",
+            ]
+
+        _, ports, self.timings["kube-apiserver"] = self._start_on_free_ports(
+            "kube-apiserver",
+            1,
+            command,
+            lambda ports: f"https://127.0.0.1:{ports[0]}/readyz",
+            ready=_is_ok,
+            timeout_s=APISERVER_READY_TIMEOUT_S,
+        )
+        self.api_port = ports[0]
 
     def _write_kubeconfig(self) -> None:
         document = kubeconfig_document(self.server, self.ca_file, self.token, "vramfit")
