@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +48,13 @@ class View:
 
     ``fleet`` holds the nodes with a valid report; ``invalid`` maps a requested node to the
     reason its report could not be read; a requested node in neither has no report at all.
-    ``reservations`` holds every active reservation.
+    ``reservations`` holds every reservation (a decision counts the active ones): the state
+    hands the fleet's own ``claims``, which the fleet reads from their sums.
     """
 
     fleet: Fleet
     invalid: Mapping[str, str]
-    reservations: tuple[Reservation, ...]
+    reservations: Iterable[Reservation]
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,7 +151,9 @@ class ClusterState:
         self._invalid: dict[str, str] = {}
         self._leases: dict[str, tuple[float | None, float]] = {}
         self._pods: dict[str, PodInfo] = {}
-        self._reservations: dict[str, Reservation] = {}
+        # Every reservation, kept resolved against the fleet's rows (the filter reads their
+        # sums instead of looping over them).
+        self._reservations = self.fleet.claims
         self._visible: set[str] = set()
         self._released: set[str] = set()
         self._pending: dict[str, PendingPod] = {}
@@ -193,7 +195,7 @@ class ClusterState:
 
     def _ended_by(self, name: str) -> None:
         """A new report of ``name``: end the reservations there whose load it now shows."""
-        for r in [r for r in self._reservations.values() if r.node == name]:
+        for r in self._reservations.on_node(name):
             info = self._pods.get(r.pod_uid)
             if info is not None:  # a pod not seen yet (assumed in filter) is not Ready
                 self._settle(r, info.facts)
@@ -292,15 +294,15 @@ class ClusterState:
     # ----- pods and reservations ---------------------------------------------------------------
 
     def _put(self, r: Reservation) -> None:
-        self._reservations[r.pod_uid] = r
+        self._reservations.put(r)
 
     def _end_visible(self, uid: str) -> None:
-        self._reservations.pop(uid, None)
+        self._reservations.pop(uid)
         self._visible.add(uid)
 
     def _forget_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
-        self._reservations.pop(uid, None)
+        self._reservations.pop(uid)
         self._visible.discard(uid)
         self._released.discard(uid)
         self._pending.pop(uid, None)
@@ -329,7 +331,7 @@ class ClusterState:
             elif current is not None and current.node != info.node_name:
                 # Bound somewhere else than we chose (another scheduler, or a stale
                 # annotation): what it holds there is the agent's to report.
-                self._reservations.pop(info.uid, None)
+                self._reservations.pop(info.uid)
             elif current is not None:
                 self._settle(current, info.facts)
             return
@@ -348,9 +350,11 @@ class ClusterState:
         predates them; every other reservation is rebuilt from what the list says.
         """
         with self._lock:
-            keep = {uid: r for uid, r in self._reservations.items() if r.created_at >= listed_at}
+            keep = [r for r in self._reservations if r.created_at >= listed_at]
             self._pods.clear()
-            self._reservations = dict(keep)
+            self._reservations.clear()
+            for r in keep:
+                self._reservations.put(r)
             self._visible.clear()
             released, self._released = self._released, set()
             infos = [i for i in (pod_info(raw) for raw in items) if i is not None]
@@ -375,8 +379,8 @@ class ClusterState:
         if now - self._last_purge < _PURGE_EVERY_S:
             return
         self._last_purge = now
-        for uid in [u for u, r in self._reservations.items() if not r.active(now)]:
-            del self._reservations[uid]
+        for uid in self._reservations.expired(now):
+            self._reservations.pop(uid)
         horizon = now - max(self.assumed_ttl_s, 60.0)
         for uid in [u for u, p in self._pending.items() if p.seen_at < horizon]:
             del self._pending[uid]
@@ -390,8 +394,7 @@ class ClusterState:
             invalid = (
                 {n: self._invalid[n] for n in names if n in self._invalid} if self._invalid else {}
             )
-            active = tuple(r for r in self._reservations.values() if r.active(now))
-            yield View(fleet=self.fleet, invalid=invalid, reservations=active)
+            yield View(fleet=self.fleet, invalid=invalid, reservations=self._reservations)
 
     def remember(self, pending: PendingPod) -> None:
         """Keep what filter read about a pod for its bind."""
@@ -435,7 +438,7 @@ class ClusterState:
     def release(self, uid: str) -> None:
         """Drop a reservation whose bind failed (its annotation, if written, no longer counts)."""
         with self._lock:
-            self._reservations.pop(uid, None)
+            self._reservations.pop(uid)
             self._released.add(uid)
 
     def node_lock(self, node: str) -> threading.Lock:
@@ -449,7 +452,7 @@ class ClusterState:
     def reservations_by_state(self, now: float) -> dict[str, int]:
         """Active reservations counted by state, every state present (for the metrics)."""
         with self._lock:
-            counts = Counter(r.state.value for r in self._reservations.values() if r.active(now))
+            counts = Counter(r.state.value for r in self._reservations if r.active(now))
         return {s.value: counts.get(s.value, 0) for s in ReservationState}
 
     def node_count(self) -> tuple[int, int]:

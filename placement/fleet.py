@@ -39,6 +39,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from placement.claims import Claims
 from placement.decide import resolve_profile
 from placement.fit import (
     BUSY,
@@ -232,7 +233,12 @@ class Fleet:
         self._generations = 0
         self._span = 0
         self._sorted: list[str] = []  # the names held, sorted
+        self._layout = 0  # changes whenever a node is added or removed (rows_of's memo)
+        self._last_rows: tuple[int, tuple[str, ...], RowArray] | None = None
         self._allocate(max(1, capacity), max(1, width))
+        # Reservations kept resolved against the rows: a request that passes these as its
+        # reservations reads their sums instead of looping over them.
+        self.claims = Claims(self)
         for node in nodes:
             self.replace(node)
 
@@ -344,6 +350,7 @@ class Fleet:
                 self._allocate(2 * self.capacity, self.width)
             r = heapq.heappop(self._spare)
             self._index[node.name] = r
+            self._layout += 1
             self._span = max(self._span, r + 1)
             at = bisect.bisect_left(self._sorted, node.name)
             self._sorted.insert(at, node.name)
@@ -417,6 +424,7 @@ class Fleet:
         for h in holders:
             if h is not None:
                 self._holder_rows.setdefault(h, set()).add(r)
+        self.claims.node_changed(node.name)
 
     def renew(self, name: str, renewed_at: float | None, duration_s: float) -> None:
         """Record a Lease event for ``name`` without touching its GPUs."""
@@ -440,6 +448,7 @@ class Fleet:
         r = self._index.pop(name, None)
         if r is None:
             return
+        self._layout += 1
         at = int(self.name_rank[r])
         del self._sorted[at]
         self.name_rank[self.name_rank > at] -= 1
@@ -450,6 +459,7 @@ class Fleet:
         heapq.heappush(self._spare, r)
         while self._span and self._rows[self._span - 1] is None:
             self._span -= 1
+        self.claims.node_changed(name)
 
     def _clear(self, r: int) -> None:
         for a in (self.total, self.free, self.free_key, self.uuid_rank):
@@ -493,15 +503,32 @@ class Fleet:
         """The id of a product name in ``product``; -1 when no node has had it."""
         return self._products.get(product_key(product), -1)
 
+    def row_at(self, name: str) -> int | None:
+        """The row holding ``name``, or ``None``."""
+        return self._index.get(name)
+
     def rows_of(self, names: Sequence[str]) -> RowArray:
-        """Row of each name, -1 for a name the fleet does not hold."""
+        """Row of each name, -1 for a name the fleet does not hold (read-only).
+
+        kube-scheduler names the same nodes in the same order pod after pod, so the last
+        answer is kept until a node is added or removed: comparing two tuples of names costs a
+        fraction of looking every name up.
+        """
+        key = names if isinstance(names, tuple) else tuple(names)
+        last = self._last_rows
+        if last is not None and last[0] == self._layout and last[1] == key:
+            return last[2]
         try:
-            if len(names) > 1:  # itemgetter looks every name up in one C call
-                return np.fromiter(itemgetter(*names)(self._index), np.intp, len(names))
-            return np.fromiter(map(self._index.__getitem__, names), np.intp, len(names))
+            if len(key) > 1:  # itemgetter looks every name up in one C call
+                rows = np.fromiter(itemgetter(*key)(self._index), np.intp, len(key))
+            else:
+                rows = np.fromiter(map(self._index.__getitem__, key), np.intp, len(key))
         except KeyError:
             get = self._index.get
-            return np.fromiter((get(n, -1) for n in names), np.intp, len(names))
+            rows = np.fromiter((get(n, -1) for n in key), np.intp, len(key))
+        rows.flags.writeable = False
+        self._last_rows = (self._layout, key, rows)
+        return rows
 
     def cached(self, model_id: str) -> BoolArray:
         """By row (``span`` rows): whether the node has ``model_id``'s weights on local disk."""
@@ -510,35 +537,6 @@ class Fleet:
         if model_id and rows:
             mask[list(rows)] = True
         return mask
-
-    def claims(
-        self, reservations: Iterable[Reservation], now: float, pod_uid: str
-    ) -> tuple[BoolArray, IntArray]:
-        """GPUs hidden by reservations their nodes do not show yet (``slot x row``), and the
-        loads in flight per row, over ``span`` rows: the rules of ``fit.hidden_gpus`` and
-        ``policies.loads_in_flight``. Reservations of ``pod_uid`` itself are ignored."""
-        hidden = np.zeros((self.width, self.span), dtype=np.bool_)
-        index, rows = self._index, self._rows
-        loading: list[int] = []  # a row per load in flight
-        slots: list[int] = []  # (slot, row) of each hidden GPU
-        slot_rows: list[int] = []
-        for res in reservations:
-            if res.pod_uid == pod_uid:
-                continue
-            r = index.get(res.node)
-            if r is None or (res.expires_at is not None and now >= res.expires_at):
-                continue  # not held, or not active (``Reservation.active``)
-            if res.in_flight():
-                loading.append(r)
-            row = rows[r]
-            assert row is not None  # the index names held rows only
-            for uuid in res.gpu_uuids:
-                s = row.slot.get(uuid)
-                if s is not None and row.holders[s] != res.pod_uid:
-                    slots.append(s)
-                    slot_rows.append(r)
-        hidden[slots, slot_rows] = True
-        return hidden, np.bincount(loading, minlength=self.span).astype(np.int64, copy=False)
 
     def chosen_uuids(self, chosen: BoolArray, rows: RowArray) -> list[tuple[str, ...]]:
         """The UUIDs of the ``chosen`` slots (``slot x row``) of each of ``rows``, in slot order.
@@ -645,6 +643,39 @@ def _smallest(key: IntArray, k: int) -> BoolArray:
 # -- evaluation ------------------------------------------------------------------------------
 
 
+def _claims_of(
+    fleet: Fleet, reservations: Iterable[Reservation], now: float, pod_uid: str
+) -> tuple[BoolArray, IntArray]:
+    """GPUs hidden by reservations their nodes do not show yet (``slot x row``), and the
+    loads in flight per row, over ``span`` rows: the rules of ``fit.hidden_gpus`` and
+    ``policies.loads_in_flight``. Reservations of ``pod_uid`` itself are ignored. The fleet's
+    own ``claims`` give the same arrays from their sums, without this loop."""
+    if reservations is fleet.claims:
+        return fleet.claims.resolve(now, pod_uid)
+    hidden = np.zeros((fleet.width, fleet.span), dtype=np.bool_)
+    index, rows = fleet._index, fleet._rows
+    loading: list[int] = []  # a row per load in flight
+    slots: list[int] = []  # (slot, row) of each hidden GPU
+    slot_rows: list[int] = []
+    for res in reservations:
+        if res.pod_uid == pod_uid:
+            continue
+        r = index.get(res.node)
+        if r is None or (res.expires_at is not None and now >= res.expires_at):
+            continue  # not held, or not active (``Reservation.active``)
+        if res.in_flight():
+            loading.append(r)
+        row = rows[r]
+        assert row is not None  # the index names held rows only
+        for uuid in res.gpu_uuids:
+            s = row.slot.get(uuid)
+            if s is not None and row.holders[s] != res.pod_uid:
+                slots.append(s)
+                slot_rows.append(r)
+    hidden[slots, slot_rows] = True
+    return hidden, np.bincount(loading, minlength=fleet.span).astype(np.int64, copy=False)
+
+
 @dataclass(slots=True)
 class _Evaluation:
     """One request over the rows in use (``Fleet.span``); ``rows`` are the named nodes' rows."""
@@ -695,7 +726,7 @@ def _evaluate(
     else:
         rows = all_rows[found]
         known = list(compress(names, found.tolist()))
-    hidden, loads = fleet.claims(reservations, now, pod_uid)
+    hidden, loads = _claims_of(fleet, reservations, now, pod_uid)
     k = demand.gpus
     width, span = fleet.width, fleet.span
     code = np.zeros(span, dtype=np.int64)

@@ -1,0 +1,194 @@
+"""Reservations resolved against a fleet's rows once, and kept current, for the hot path.
+
+A filter request needs two things from the reservations: the GPUs they hide (promised to a pod
+the node does not show as holding them yet) and the loads in flight on each node. Resolving
+each reservation's UUIDs to array slots on every request costs a Python loop over all of them,
+and a burst of scale-ups holds hundreds at once. ``Claims`` resolves a reservation when it is
+put, and again only when its node's row changes (the fleet tells it), and keeps the sums as
+arrays: per GPU, how many reservations hide it; per node, how many loads are in flight. A
+request then reads the sums and subtracts the few reservations that do not count for it: the
+pod's own, and those expired since the last purge.
+
+The rules are ``fit.hidden_gpus`` and ``policies.loads_in_flight``, the same as the fleet's
+plain loop over a list of reservations; a hypothesis test keeps the two equal under any order
+of puts, drops, reports and removals. Pure: no clock (``now`` is an argument), not locked (the
+fleet's owner serializes updates and reads, as for the fleet itself).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from placement.model import Reservation
+
+if TYPE_CHECKING:
+    from placement.fleet import Fleet
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+CountArray = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True, slots=True)
+class _Share:
+    """What one reservation adds to the sums: the slots it hides on its row, and whether its
+    load counts as in flight there."""
+
+    row: int
+    slots: tuple[int, ...]
+    loading: bool
+
+
+class Claims:
+    """The reservations a fleet's requests count, keyed by pod UID, with their sums.
+
+    Iterating yields the reservations (active or not: readers check ``active(now)``), so a
+    ``Claims`` is also what ``fit()`` and the fleet's functions take as ``reservations``; the
+    fleet's own ``claims`` is read from its sums instead of looped over.
+    """
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+        self._by_uid: dict[str, Reservation] = {}
+        self._by_node: dict[str, set[str]] = {}
+        self._shares: dict[str, _Share] = {}  # only reservations whose node the fleet holds
+        self._hidden: CountArray = np.zeros((fleet.width, fleet.capacity), dtype=np.int32)
+        self._loads: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        # Reservations that expire, sorted by expiry: those at or before ``now`` are the only
+        # ones a request must take out of the sums.
+        self._expiry: list[float] = []
+        self._expiring: list[str] = []
+
+    # -- the mapping ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Reservation]:
+        return iter(self._by_uid.values())
+
+    def __len__(self) -> int:
+        return len(self._by_uid)
+
+    def __contains__(self, pod_uid: object) -> bool:
+        return pod_uid in self._by_uid
+
+    def get(self, pod_uid: str) -> Reservation | None:
+        """The pod's reservation, or ``None``."""
+        return self._by_uid.get(pod_uid)
+
+    def on_node(self, node: str) -> list[Reservation]:
+        """The reservations on ``node``."""
+        return [self._by_uid[u] for u in self._by_node.get(node, ())]
+
+    def put(self, r: Reservation) -> None:
+        """Add ``r``, replacing the pod's previous reservation."""
+        self.pop(r.pod_uid)
+        self._by_uid[r.pod_uid] = r
+        self._by_node.setdefault(r.node, set()).add(r.pod_uid)
+        if r.expires_at is not None:
+            at = bisect.bisect_right(self._expiry, r.expires_at)
+            self._expiry.insert(at, r.expires_at)
+            self._expiring.insert(at, r.pod_uid)
+        self._share(r)
+
+    def pop(self, pod_uid: str) -> Reservation | None:
+        """Remove the pod's reservation and return it (``None`` when it has none)."""
+        r = self._by_uid.pop(pod_uid, None)
+        if r is None:
+            return None
+        uids = self._by_node[r.node]
+        uids.discard(pod_uid)
+        if not uids:
+            del self._by_node[r.node]
+        if r.expires_at is not None:
+            # Equal expiries sit side by side; search from the first of them.
+            start = bisect.bisect_left(self._expiry, r.expires_at)
+            try:
+                at = self._expiring.index(pod_uid, start)
+            except ValueError:  # an expiry that does not sort (NaN): anywhere
+                at = self._expiring.index(pod_uid)
+            del self._expiry[at], self._expiring[at]
+        self._unshare(pod_uid)
+        return r
+
+    def clear(self) -> None:
+        """Remove every reservation."""
+        for uid in list(self._by_uid):
+            self.pop(uid)
+
+    def expired(self, now: float) -> list[str]:
+        """The pods whose reservations are no longer active at ``now``, soonest expired first."""
+        return self._expiring[: bisect.bisect_right(self._expiry, now)]
+
+    # -- the sums -----------------------------------------------------------------------------
+
+    def _fit_shape(self) -> None:
+        """Grow the sums with the fleet (rows and slots keep their places when it grows)."""
+        shape = (self._fleet.width, self._fleet.capacity)
+        if self._hidden.shape != shape:
+            hidden = np.zeros(shape, dtype=np.int32)
+            old_w, old_c = self._hidden.shape
+            hidden[:old_w, :old_c] = self._hidden
+            loads = np.zeros(shape[1], dtype=np.int64)
+            loads[:old_c] = self._loads
+            self._hidden, self._loads = hidden, loads
+
+    def _share(self, r: Reservation) -> None:
+        """Resolve ``r`` against its node's row and add it to the sums."""
+        row_at = self._fleet.row_at(r.node)
+        if row_at is None:
+            return  # not held: it counts nowhere until its node is reported
+        self._fit_shape()
+        row = self._fleet.row(row_at)
+        slots: set[int] = set()
+        for uuid in r.gpu_uuids:
+            s = row.slot.get(uuid)
+            if s is not None and row.holders[s] != r.pod_uid:
+                slots.add(s)
+        share = _Share(row_at, tuple(sorted(slots)), r.in_flight())
+        self._shares[r.pod_uid] = share
+        self._add(self._hidden, self._loads, share, 1)
+
+    def _unshare(self, pod_uid: str) -> None:
+        share = self._shares.pop(pod_uid, None)
+        if share is not None:
+            self._add(self._hidden, self._loads, share, -1)
+
+    @staticmethod
+    def _add(hidden: CountArray, loads: IntArray, share: _Share, sign: int) -> None:
+        if share.slots:
+            hidden[list(share.slots), share.row] += sign
+        if share.loading:
+            loads[share.row] += sign
+
+    def node_changed(self, node: str) -> None:
+        """The fleet replaced or removed ``node``'s row: resolve its reservations again."""
+        uids = self._by_node.get(node)
+        if not uids:
+            return
+        for uid in uids:
+            self._unshare(uid)
+        for uid in uids:
+            self._share(self._by_uid[uid])
+
+    def resolve(self, now: float, pod_uid: str) -> tuple[BoolArray, IntArray]:
+        """``slot x span``: the GPUs hidden by active reservations other than ``pod_uid``'s;
+        ``span``: the loads in flight per row. The fleet's plain loop gives the same arrays."""
+        self._fit_shape()
+        span = self._fleet.span
+        left_out = [u for u in self.expired(now) if u in self._shares]
+        if pod_uid in self._shares and pod_uid not in left_out:
+            left_out.append(pod_uid)
+        if not left_out:
+            return self._hidden[:, :span] > 0, self._loads[:span].copy()
+        hidden, loads = self._hidden[:, :span].copy(), self._loads[:span].copy()
+        for uid in left_out:
+            self._add(hidden, loads, self._shares[uid], -1)
+        return hidden > 0, loads
+
+
+__all__ = ["Claims"]
