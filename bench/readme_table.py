@@ -20,7 +20,9 @@ def _load(name: str) -> Any:
 
 def _extender(d: Any) -> list[str]:
     rows = [
-        "**Extender** (`bench/bench_extender.py`): latency over HTTP on loopback, nodes of 8 GPUs "
+        "**Extender** (`bench/bench_extender.py`): latency over HTTP on loopback, nodes of 8 GPUs, "
+        "every node named in each request; each filter records a reservation, so the last "
+        f"requests count {d['latency'][0].get('reservations_at_end', 'hundreds')} of them "
         f"(target: filter p99 under {d['targets']['filter_p99_ms_at_5000']} ms at 5,000 nodes).",
         "",
         "| nodes | filter p50 | filter p99 | prioritize p50 | prioritize p99 | bytes per filter |",
