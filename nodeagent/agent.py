@@ -24,7 +24,7 @@ from nodeagent.metrics import AgentCollector, make_registry
 from nodeagent.modelcache import ModelCacheScanner
 from nodeagent.nvml import NvmlBackend, NvmlRestartRequiredError
 from nodeagent.pods import NodePods
-from nodeagent.publish import Publisher
+from nodeagent.publish import Publisher, PublishStats
 from nodeagent.sampler import Backend, HolderSource, Sample, Sampler
 from nodeagent.server import AgentServer
 from placement.model import CachedModel
@@ -42,6 +42,37 @@ class _Parts:
     kubelet_run: Callable[[threading.Event], None] | None
     xid_events: Callable[[], int]
     client: KubeClient | None = None
+
+
+def readiness(
+    backend_ready: bool,
+    backend_error: str,
+    stats: PublishStats | None,
+    lease_duration_s: float,
+    now: float,
+) -> tuple[bool, str]:
+    """Pure: whether the agent is ready, and why not.
+
+    Ready means the GPUs are readable and, for an agent that publishes (``stats``), that the
+    status was written at least once and the Lease was renewed within its duration. An agent
+    that cannot reach the API server stops being ready once its Lease lapses: by then the
+    extender has taken the node out, and the pod's condition says why.
+    """
+    if not backend_ready:
+        return False, backend_error or "GPU backend not ready"
+    if stats is None:
+        return True, "ok"
+    if stats.last_status_write_at is None:
+        return False, f"not published yet: {stats.last_error or 'no status written yet'}"
+    renewed = stats.last_lease_renew_at
+    if renewed is None or now - renewed > lease_duration_s:
+        since = "never renewed" if renewed is None else f"not renewed for {now - renewed:.0f}s"
+        why = stats.last_error or "no API error recorded"
+        return False, (
+            f"agent Lease {since} (duration {lease_duration_s:.0f}s), so schedulers using "
+            f"vramfit keep this node out: {why}"
+        )
+    return True, "ok"
 
 
 class Agent:
@@ -84,14 +115,16 @@ class Agent:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
-        """Readiness: GPUs readable and the state published at least once."""
+        """Readiness: see ``readiness``."""
         backend = self.sampler.backend
-        if not backend.ready:
-            return False, backend.error or "GPU backend not ready"
-        if self.publisher is not None and self.publisher.stats.last_status_write_at is None:
-            why = self.publisher.stats.last_error or "no status written yet"
-            return False, f"not published yet: {why}"
-        return True, "ok"
+        publisher = self.publisher
+        return readiness(
+            backend.ready,
+            backend.error,
+            publisher.stats if publisher is not None else None,
+            publisher.lease_duration_s if publisher is not None else 0.0,
+            self._clock(),
+        )
 
     def run(self, stop: threading.Event) -> int:
         """Start every thread and poll until ``stop``; ``EXIT_RESTART`` when NVML needs it."""

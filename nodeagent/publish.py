@@ -117,6 +117,11 @@ class Publisher:
         self._lease_due = 0.0
         self.stats = PublishStats()
 
+    @property
+    def lease_duration_s(self) -> float:
+        """How long the Lease this publisher renews counts as alive."""
+        return float(self._s.lease_duration_s)
+
     def offer(self, state: NodeState, status: StatusJSON) -> None:
         """Hand over the latest state (from the poll loop; never blocks on the API)."""
         with self._lock:

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from nodeagent.agent import Agent, build_agent
+from nodeagent.agent import Agent, build_agent, readiness
 from nodeagent.config import argument_parser, settings_from_args
 from nodeagent.pods import trim_pod
+from nodeagent.publish import PublishStats
 from nodeagent.server import AgentServer
 
 
@@ -103,3 +104,32 @@ def test_nvml_missing_means_not_ready_and_backend_down() -> None:
         assert code == 200 and 'vramfit_agent_backend_up{node="gpu-1"} 0.0' in body
     finally:
         server.stop()
+
+
+def stats(written: float | None, renewed: float | None, error: str = "") -> PublishStats:
+    return PublishStats(last_status_write_at=written, last_lease_renew_at=renewed, last_error=error)
+
+
+READINESS = {
+    # name: (backend ready, backend error, stats, now) -> (ready, reason starts with)
+    "backend-down": ((False, "NVML unavailable: x", stats(1.0, 1.0), 2.0), (False, "NVML unavailable")),
+    "backend-down-no-reason": ((False, "", None, 2.0), (False, "GPU backend not ready")),
+    "no-publisher": ((True, "", None, 2.0), (True, "ok")),
+    "never-written": ((True, "", stats(None, None, "connection refused"), 2.0),
+                      (False, "not published yet: connection refused")),
+    "fresh": ((True, "", stats(100.0, 100.0), 139.0), (True, "ok")),
+    "lease-exactly-at-duration": ((True, "", stats(100.0, 100.0), 140.0), (True, "ok")),
+    "lease-lapsed-in-an-outage": ((True, "", stats(100.0, 100.0, "503 Service Unavailable"), 141.0),
+                                  (False, "agent Lease not renewed for 41s (duration 40s)")),
+    "lease-never-renewed": ((True, "", stats(100.0, None), 101.0), (False, "agent Lease never renewed")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(READINESS), ids=list(READINESS))
+def test_readiness(case: str) -> None:
+    (backend_ready, backend_error, st, now), (ready, reason) = READINESS[case]
+    got_ready, why = readiness(backend_ready, backend_error, st, 40.0, now)
+    assert got_ready is ready
+    assert why.startswith(reason), why
+    if case == "lease-lapsed-in-an-outage":
+        assert why.endswith("503 Service Unavailable")
