@@ -35,11 +35,11 @@ from extender.requeue import Requeuer
 from extender.state import ClusterState, PendingPod
 from extender.wire import (
     ExtenderArgs,
-    HostPriorityJSON,
     WireError,
     decode_binding_args,
     decode_extender_args,
     encode,
+    encode_priorities,
     error_filter_result,
     filter_result,
 )
@@ -155,7 +155,7 @@ class Handlers:
         except InvalidPodError:
             demand = None
         if demand is None or self.state.unsynced():
-            scores = [(n, 0) for n in args.node_names]
+            scores = [0] * len(args.node_names)
             outcome = "passthrough" if demand is None else "error"
         else:
             now = self.clock()
@@ -171,8 +171,9 @@ class Handlers:
                 )
             outcome = "scored"
         self.metrics.decisions.labels("prioritize", outcome, "").inc()
-        result: list[HostPriorityJSON] = [{"Host": n, "Score": s} for n, s in scores]
-        return _json(result)
+        return Response(
+            encode_priorities(args.node_names, scores), status=200, mimetype="application/json"
+        )
 
     def bind(self, body: bytes) -> Response:
         args = decode_binding_args(body)

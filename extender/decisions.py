@@ -176,10 +176,9 @@ def filter_nodes(
     if invalid:
         codes[REPORT_INVALID] = len(invalid)
     if decision.chosen is None:
-        failed: dict[str, str] = dict(invalid)
-        unresolvable: dict[str, str] = {}
-        for reject in decision.rejects.values():
-            (failed if reject.resolvable else unresolvable)[reject.node] = reject.reason
+        failed, unresolvable = decision.split_rejects()
+        if invalid:
+            failed = invalid | failed
         top = max(codes, key=lambda c: (codes[c], c)) if codes else "no-candidates"
         return FilterOutcome(
             Outcome.UNSCHEDULABLE,
@@ -225,14 +224,14 @@ def prioritize_nodes(
     now: float,
     policy: str,
     settings: FitSettings,
-) -> list[tuple[str, int]]:
-    """Pure: a 0..10 priority for every candidate, the same scores filter decides with.
+) -> list[int]:
+    """Pure: a 0..10 priority for each candidate, in request order: the scores filter decides with.
 
     Nodes that do not fit (and every node, for a pod without GPU demand) score 0, so
     prioritize never overrides what filter said.
     """
     if demand is None:
-        return [(n, 0) for n in names]
+        return [0] * len(names)
     scores = score_nodes(
         view.fleet,
         names,
@@ -243,7 +242,7 @@ def prioritize_nodes(
         profile=resolve_profile(demand, policy),
         pod_uid=pod_uid,
     )
-    return list(zip(names, to_priorities(scores), strict=True))  # NaN (no fit): 0
+    return to_priorities(scores)  # NaN (no fit): 0
 
 
 def recheck(

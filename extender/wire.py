@@ -9,7 +9,8 @@ filter sits on the scheduler's critical path, one pod at a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
@@ -303,3 +304,36 @@ def error_filter_result(args: ExtenderArgs | None, message: str) -> ExtenderFilt
 def encode(value: object) -> bytes:
     """Serialize a reply."""
     return orjson.dumps(value)
+
+
+# Characters a JSON string must escape: a name without any is written as it is.
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+_BETWEEN = [f'","Score":{s}}},{{"Host":"' for s in range(MAX_EXTENDER_PRIORITY + 1)]
+_LAST = [f'","Score":{s}}}]' for s in range(MAX_EXTENDER_PRIORITY + 1)]
+
+
+def encode_priorities(names: Sequence[str], scores: Sequence[int]) -> bytes:
+    """Serialize a prioritize reply: ``[{"Host": name, "Score": score}, ...]``.
+
+    The same bytes as ``encode`` of the list of ``HostPriorityJSON``, without a dictionary per
+    node: at thousands of nodes those are most of prioritize's time and keep the garbage
+    collector busy. Names that need escaping, and scores outside 0..10, take the plain path.
+    """
+    if len(names) != len(scores):
+        raise ValueError(f"{len(names)} names but {len(scores)} scores")
+    top = MAX_EXTENDER_PRIORITY
+    if (
+        not names
+        or _NEEDS_ESCAPE.search("".join(names))
+        or min(scores) < MIN_EXTENDER_PRIORITY
+        or max(scores) > top
+    ):
+        hosts: list[HostPriorityJSON] = [
+            {"Host": n, "Score": s} for n, s in zip(names, scores, strict=True)
+        ]
+        return orjson.dumps(hosts)
+    parts: list[str] = [""] * (2 * len(names))
+    parts[0::2] = names
+    parts[1::2] = [_BETWEEN[s] for s in scores]
+    parts[-1] = _LAST[scores[-1]]
+    return ('[{"Host":"' + "".join(parts)).encode()

@@ -581,20 +581,38 @@ class FleetDecision:
 
     ``spanning`` names the fits whose GPUs are not all on one NVLink island. ``reject_counts``
     counts the named nodes that do not fit by reject class (``REJECT_CLASSES``), always.
-    ``rejects`` holds each of them with its reason, unless the caller asked for no reasons
-    while some node fits: then ``reasons`` is false and ``rejects`` is empty. ``fits`` and
-    ``scores`` hold every node that fits, unless the caller asked for the chosen one only:
-    then ``all_fits`` is false.
+    ``rejected`` names each of them, in request order, beside its reason and resolvable flag,
+    unless the caller asked for no reasons while some node fits: then ``reasons`` is false and
+    all three are empty. They are kept as plain strings and flags rather than a ``Reject`` per
+    node: at thousands of nodes, objects per node are most of the cost and feed the cyclic
+    garbage collector (``rejects`` builds them on request). ``fits`` and ``scores`` hold every
+    node that fits, unless the caller asked for the chosen one only: then ``all_fits`` is
+    false.
     """
 
     chosen: Fit | None
     fits: dict[str, tuple[str, ...]]
     scores: dict[str, float]
-    rejects: dict[str, Reject]
+    rejected: tuple[str, ...] = ()
+    reject_reasons: tuple[str, ...] = ()
+    reject_resolvable: tuple[bool, ...] = ()
     spanning: frozenset[str] = frozenset()
     reject_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
     reasons: bool = True
     all_fits: bool = True
+
+    @property
+    def rejects(self) -> dict[str, Reject]:
+        """Each node that does not fit with its ``Reject``, in request order."""
+        rejected = self.rejected
+        made = map(Reject, rejected, self.reject_reasons, self.reject_resolvable)
+        return dict(zip(rejected, made, strict=True))
+
+    def split_rejects(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The reasons of the nodes that cannot take the pod now (``failed``) and of those that
+        never could (``unresolvable``), each in request order: what a scheduler extender's
+        filter reports."""
+        return _split(self.rejected, self.reject_reasons, self.reject_resolvable)
 
     def decision(self) -> Decision:
         """The same result as a ``Decision``, equal to what ``decide()`` returns.
@@ -613,6 +631,17 @@ class FleetDecision:
             fits=tuple(Fit(n, g, n not in self.spanning) for n, g in self.fits.items()),
             rejects=tuple(self.rejects.values()),
         )
+
+
+def _split(
+    rejected: Sequence[str], texts: Sequence[str], resolvable: Sequence[bool]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Reasons by node, split into resolvable and unresolvable, in request order."""
+    hard = [not r for r in resolvable]
+    return (
+        dict(zip(compress(rejected, resolvable), compress(texts, resolvable), strict=True)),
+        dict(zip(compress(rejected, hard), compress(texts, hard), strict=True)),
+    )
 
 
 # -- array helpers ---------------------------------------------------------------------------
@@ -1044,12 +1073,9 @@ def verdict(
     """``evaluate()``'s answer as reason strings (pure): the same fits, the same reasons, the
     same resolvable flags, for a response that carries text, at a fraction of the cost."""
     ev = _evaluate(fleet, names, demand, reservations, now=now, settings=settings, pod_uid=pod_uid)
-    rejected, texts, resolvable = _reasons(fleet, names, ev, demand)
-    hard = [not r for r in resolvable]
+    failed, unresolvable = _split(*_reasons(fleet, names, ev, demand))
     return FleetVerdict(
-        fits=_fits(fleet, ev, demand.gpus),
-        failed=dict(zip(compress(rejected, resolvable), compress(texts, resolvable), strict=True)),
-        unresolvable=dict(zip(compress(rejected, hard), compress(texts, hard), strict=True)),
+        fits=_fits(fleet, ev, demand.gpus), failed=failed, unresolvable=unresolvable
     )
 
 
@@ -1107,8 +1133,11 @@ def decide_fleet(
     fit = ev.code[ev.rows] == _OK
     fit_rows = ev.rows if fit.all() else ev.rows[fit]
     if not len(fit_rows):
-        return FleetDecision(None, {}, {}, _rejects(fleet, names, ev, demand), reject_counts=counts)
-    rejects = _rejects(fleet, names, ev, demand) if reasons else {}
+        rejected, texts, resolvable = _reasons(fleet, names, ev, demand)
+        return FleetDecision(
+            None, {}, {}, tuple(rejected), tuple(texts), tuple(resolvable), reject_counts=counts
+        )
+    rejected, texts, resolvable = _reasons(fleet, names, ev, demand) if reasons else ([], [], [])
     values = _scores(fleet, ev, demand, prof)[fit_rows]
     tied = np.flatnonzero(values == values.max())
     at = int(tied[np.argmin(fleet.name_rank[fit_rows[tied]])])  # the name that sorts first
@@ -1126,7 +1155,9 @@ def decide_fleet(
         Fit(best, fits[best], best not in spanning),
         fits,
         scores,
-        rejects,
+        tuple(rejected),
+        tuple(texts),
+        tuple(resolvable),
         spanning,
         reject_counts=counts,
         reasons=reasons or not counts,

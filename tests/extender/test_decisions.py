@@ -324,8 +324,12 @@ def test_prioritize_scores_fits_and_zeroes_the_rest() -> None:
     names = ["cold", "warm", "small", "ghost"]
     with state.locked_view(names, NOW) as view:
         scores = dict(
-            prioritize_nodes(
-                demand, "uid", names, view, now=NOW, policy="binpack", settings=FitSettings()
+            zip(
+                names,
+                prioritize_nodes(
+                    demand, "uid", names, view, now=NOW, policy="binpack", settings=FitSettings()
+                ),
+                strict=True,
             )
         )
     assert scores["small"] == scores["ghost"] == 0
@@ -338,7 +342,7 @@ def test_prioritize_without_demand_is_all_zero() -> None:
     with state.locked_view(["a"], NOW) as view:
         assert prioritize_nodes(
             None, "u", ["a"], view, now=NOW, policy="binpack", settings=FitSettings()
-        ) == [("a", 0)]
+        ) == [0]
 
 
 def test_recheck_sees_other_reservations_but_not_its_own() -> None:
