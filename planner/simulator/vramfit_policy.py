@@ -128,7 +128,6 @@ class VramfitExtender:
         self.lease_phase = [rng.uniform(0.0, settings.lease_interval_s) for _ in nodes]
         self.peers = [agent.peers_of(node) for node in nodes]
         self.polling = [False] * n
-        self.reservations: dict[str, Reservation] = {}
         self.pods: dict[str, SimPod] = {}  # the pod of each reservation
         self.end_rule = EndRule(settings.reservation_end)
         self.on_node: list[dict[str, None]] = [{} for _ in nodes]
@@ -141,6 +140,8 @@ class VramfitExtender:
         self.cached_masks: dict[str, np.ndarray] = {}
         self.lease_seen = np.zeros(n, dtype=np.float64)
         self.fleet = Fleet(capacity=max(1, n), width=max((x.type.gpus for x in nodes), default=1))
+        # The reservations, kept resolved against the fleet's rows as the extender keeps them.
+        self.reservations = self.fleet.claims
         self.reports: list[NodeState] = []
         for node in nodes:
             gpus = agent.read_gpus(node, self.peers[node.idx])
@@ -298,13 +299,13 @@ class VramfitExtender:
     def _put(self, r: Reservation) -> None:
         self.version += 1
         self._unclaim(r.pod_uid)
-        self.reservations[r.pod_uid] = r
+        self.reservations.put(r)
         i = self.index[r.node]
         self.on_node[i][r.pod_uid] = None
         self.claimed[i] += 1
 
     def _unclaim(self, uid: str) -> None:
-        r = self.reservations.pop(uid, None)
+        r = self.reservations.pop(uid)
         if r is None:
             return
         self.version += 1
@@ -319,7 +320,8 @@ class VramfitExtender:
     def _settle(self, uid: str) -> None:
         """Apply the reservation rule to the reservation of pod ``uid``: end it, or move it
         between bound and ready as its pod's readiness says."""
-        r = self.reservations[uid]
+        r = self.reservations.get(uid)
+        assert r is not None  # called for pods with a reservation only
         settled = settle(
             r, pod_facts(self.pods[uid]), self.reports[self.index[r.node]], self.end_rule
         )
@@ -336,13 +338,13 @@ class VramfitExtender:
     def _decide(
         self, names: list[str], demand: Demand, pod: SimPod, now: float
     ) -> tuple[Fit | None, dict[str, Reject]]:
-        reservations = tuple(self.reservations.values())
+        reservations = self.reservations
         profile = self._profile(demand)
         if self.reference:
             d = decide(
                 [self.fleet.node(n) for n in names],
                 demand,
-                reservations,
+                tuple(reservations),
                 now=now,
                 settings=self.fit_settings,
                 profile=profile,
@@ -409,7 +411,7 @@ class VramfitExtender:
         result = fit(
             self.fleet.node(self.nodes[i].name),
             demand,
-            tuple(self.reservations.values()),
+            self.reservations.on_node(self.nodes[i].name),
             now=now,
             settings=self.fit_settings,
             pod_uid=pod.uid,
