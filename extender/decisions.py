@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from placement.claims import Claims
 from placement.decide import UnknownProfileError, resolve_profile
 from placement.demand import DemandError, demand_from_pod
 from placement.fit import fit
@@ -258,10 +259,13 @@ def recheck(
     if node_name not in view.fleet:
         reason = view.invalid.get(node_name, REASON_NO_REPORT)
         return Reject(node_name, reason, resolvable=True)
+    reservations = view.reservations
+    if isinstance(reservations, Claims):  # only this node's count: the rest are skipped anyway
+        reservations = reservations.on_node(node_name)
     return fit(
         view.fleet.node(node_name),
         demand,
-        view.reservations,
+        reservations,
         now=now,
         settings=settings,
         pod_uid=pod_uid,
