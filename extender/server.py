@@ -9,6 +9,7 @@ behind in the master.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -126,6 +127,10 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "vramfit-extender",
             "limit_request_line": 8190,
         }
+        if os.path.isdir("/dev/shm"):
+            # The worker's heartbeat touches a file on every turn of its loop; on a disk-backed
+            # filesystem (a container's overlay) that can stall the loop between requests.
+            options["worker_tmp_dir"] = "/dev/shm"
         if s.tls_cert and s.tls_key:
             options["certfile"] = s.tls_cert
             options["keyfile"] = s.tls_key
