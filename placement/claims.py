@@ -59,6 +59,7 @@ class Claims:
         self._by_node: dict[str, set[str]] = {}
         self._shares: dict[str, _Share] = {}  # only reservations whose node the fleet holds
         self._hidden: CountArray = np.zeros((fleet.width, fleet.capacity), dtype=np.int32)
+        self._hidden_any: BoolArray = np.zeros((fleet.width, fleet.capacity), dtype=np.bool_)
         self._loads: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         # Reservations that expire, sorted by expiry: those at or before ``now`` are the only
         # ones a request must take out of the sums.
@@ -135,7 +136,7 @@ class Claims:
             hidden[:old_w, :old_c] = self._hidden
             loads = np.zeros(shape[1], dtype=np.int64)
             loads[:old_c] = self._loads
-            self._hidden, self._loads = hidden, loads
+            self._hidden, self._loads, self._hidden_any = hidden, loads, hidden > 0
 
     def _share(self, r: Reservation) -> None:
         """Resolve ``r`` against its node's row and add it to the sums."""
@@ -152,11 +153,19 @@ class Claims:
         share = _Share(row_at, tuple(sorted(slots)), r.in_flight())
         self._shares[r.pod_uid] = share
         self._add(self._hidden, self._loads, share, 1)
+        self._mark(share)
+
+    def _mark(self, share: _Share) -> None:
+        """Keep ``_hidden_any`` (any reservation hides the GPU) equal to ``_hidden > 0``."""
+        if share.slots:
+            at = (list(share.slots), share.row)
+            self._hidden_any[at] = self._hidden[at] > 0
 
     def _unshare(self, pod_uid: str) -> None:
         share = self._shares.pop(pod_uid, None)
         if share is not None:
             self._add(self._hidden, self._loads, share, -1)
+            self._mark(share)
 
     @staticmethod
     def _add(hidden: CountArray, loads: IntArray, share: _Share, sign: int) -> None:
@@ -177,14 +186,18 @@ class Claims:
 
     def resolve(self, now: float, pod_uid: str) -> tuple[BoolArray, IntArray]:
         """``slot x span``: the GPUs hidden by active reservations other than ``pod_uid``'s;
-        ``span``: the loads in flight per row. The fleet's plain loop gives the same arrays."""
+        ``span``: the loads in flight per row. The fleet's plain loop gives the same arrays.
+        Both may be read-only views of the sums, valid until the claims or the fleet change."""
         self._fit_shape()
         span = self._fleet.span
         left_out = [u for u in self.expired(now) if u in self._shares]
         if pod_uid in self._shares and pod_uid not in left_out:
             left_out.append(pod_uid)
-        if not left_out:
-            return self._hidden[:, :span] > 0, self._loads[:span].copy()
+        if not left_out:  # the sums as they are: read-only views, no copy
+            hidden_view, loads_view = self._hidden_any[:, :span], self._loads[:span]
+            hidden_view.flags.writeable = False
+            loads_view.flags.writeable = False
+            return hidden_view, loads_view
         hidden, loads = self._hidden[:, :span].copy(), self._loads[:span].copy()
         for uid in left_out:
             self._add(hidden, loads, self._shares[uid], -1)
