@@ -9,15 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import combinations
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from placement.model import NodeState
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def _networkx() -> Any:
+    """networkx, imported on first use: the node agent imports the core for its pod and
+    quantity rules but never builds a graph, and networkx is about 20 MB of its memory."""
+    import networkx  # noqa: PLC0415 (first use only, see above)
+
+    return networkx
 
 
 def nvlink_graph(node: NodeState) -> nx.Graph:
     """Undirected graph of the node's GPUs (by UUID) with an edge per NVLink connection (pure)."""
-    g = nx.Graph()
+    g: nx.Graph = _networkx().Graph()
     uuids = {gpu.uuid for gpu in node.gpus}
     g.add_nodes_from(sorted(uuids))
     for gpu in node.gpus:
@@ -29,7 +39,7 @@ def nvlink_graph(node: NodeState) -> nx.Graph:
 
 def islands(node: NodeState) -> list[frozenset[str]]:
     """The node's NVLink islands, largest first, ties by smallest GPU UUID (pure)."""
-    comps = [frozenset(c) for c in nx.connected_components(nvlink_graph(node))]
+    comps = [frozenset(c) for c in _networkx().connected_components(nvlink_graph(node))]
     return sorted(comps, key=lambda c: (-len(c), min(c)))
 
 
