@@ -29,8 +29,8 @@ class WriteReason(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ChangeSettings:
-    """``memory_threshold_bytes``: a move of free, used or a pod's bytes on any GPU that
-    counts; ``min_interval_s``: the least time between writes caused by memory alone;
+    """``memory_threshold_bytes``: a move of free, used or a pod's bytes on any GPU (or MIG
+    device) that counts; ``min_interval_s``: the least time between writes caused by memory alone;
     ``max_age_s``: the longest time between writes."""
 
     memory_threshold_bytes: int = 512 * MIB
@@ -61,6 +61,17 @@ def structure(node: NodeState) -> tuple[object, ...]:
                 g.free_bytes is None,
                 g.used_bytes is None,
                 tuple(p.pod_uid for p in g.pod_memory),
+                tuple(
+                    (
+                        m.uuid,
+                        m.gpu_instance_id,
+                        m.compute_instance_id,
+                        m.total_bytes,
+                        m.free_bytes is None,
+                        m.used_bytes is None,
+                    )
+                    for m in g.mig_devices
+                ),
             )
             for g in node.gpus
         ),
@@ -68,8 +79,8 @@ def structure(node: NodeState) -> tuple[object, ...]:
 
 
 def memory_moved(old: NodeState, new: NodeState) -> int:
-    """The largest move, in bytes, of any GPU's free or used memory or any pod's bytes
-    between two states of the same structure (pure)."""
+    """The largest move, in bytes, of any GPU's or MIG device's free or used memory or any
+    pod's bytes between two states of the same structure (pure)."""
     moved = 0
     for a, b in zip(old.gpus, new.gpus, strict=True):
         for x, y in ((a.free_bytes, b.free_bytes), (a.used_bytes, b.used_bytes)):
@@ -77,6 +88,10 @@ def memory_moved(old: NodeState, new: NodeState) -> int:
                 moved = max(moved, abs(x - y))
         for pa, pb in zip(a.pod_memory, b.pod_memory, strict=True):
             moved = max(moved, abs(pa.bytes - pb.bytes))
+        for ma, mb in zip(a.mig_devices, b.mig_devices, strict=True):
+            for x, y in ((ma.free_bytes, mb.free_bytes), (ma.used_bytes, mb.used_bytes)):
+                if x is not None and y is not None:
+                    moved = max(moved, abs(x - y))
     return moved
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from nodeagent.reading import GpuReading, NodeReading, ProcessUse
-from placement.model import CachedModel, GpuState, NodeState, PodMemory
+from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
 from placement.report import StatusJSON, encode_status
 
 
@@ -69,6 +69,17 @@ def gpu_state(g: GpuReading, a: Attribution) -> GpuState:
         pod_memory=_pod_memory(procs, a.pod_of_pid),
         pci_bus_id=g.pci_bus_id,
         numa_node=g.numa_node,
+        mig_devices=tuple(
+            MigDevice(
+                uuid=m.uuid,
+                gpu_instance_id=m.gpu_instance_id,
+                compute_instance_id=m.compute_instance_id,
+                total_bytes=m.total_bytes,
+                free_bytes=m.free_bytes if m.total_bytes is not None else None,
+                used_bytes=m.used_bytes if m.total_bytes is not None else None,
+            )
+            for m in g.mig_devices
+        ),
     )
 
 

@@ -38,6 +38,20 @@ class PodMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class MigDevice:
+    """One MIG device (a GPU instance with its compute instance) of a GPU in MIG mode, with
+    its own memory. Published for people and tools to see; vramfit places whole GPUs only, so a
+    GPU in MIG mode is never a candidate whatever its devices hold."""
+
+    uuid: str
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+    used_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GpuState:
     """One physical GPU (or MIG device) as the node agent last saw it.
 
@@ -59,6 +73,7 @@ class GpuState:
     pod_memory: tuple[PodMemory, ...] = ()
     pci_bus_id: str = ""
     numa_node: int | None = None
+    mig_devices: tuple[MigDevice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

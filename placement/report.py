@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
-from placement.model import CachedModel, GpuState, NodeState, PodMemory
+from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
 
 GROUP = "vramfit.io"
 VERSION = "v1alpha1"
@@ -36,6 +36,13 @@ class PodMemoryJSON(TypedDict):
     bytes: int
 
 
+class MigDeviceJSON(TypedDict):
+    uuid: str
+    gpuInstanceId: NotRequired[int | None]
+    computeInstanceId: NotRequired[int | None]
+    memory: NotRequired[MemoryJSON]
+
+
 class GpuJSON(TypedDict):
     uuid: str
     index: int
@@ -44,6 +51,7 @@ class GpuJSON(TypedDict):
     healthy: bool
     unhealthyReason: NotRequired[str]
     migEnabled: NotRequired[bool]
+    migDevices: NotRequired[list[MigDeviceJSON]]
     nvlinkPeers: NotRequired[list[str]]
     holderPodUID: NotRequired[str | None]
     pods: NotRequired[list[PodMemoryJSON]]
@@ -123,6 +131,8 @@ def encode_status(node: NodeState, *, driver_version: str = "") -> StatusJSON:
             "pciBusId": g.pci_bus_id,
             "numaNode": g.numa_node,
         }
+        if g.mig_devices:
+            gj["migDevices"] = [_encode_mig(m) for m in g.mig_devices]
         gpus.append(gj)
     status: StatusJSON = {
         "observedAt": format_time(node.observed_at),
@@ -139,6 +149,21 @@ def encode_status(node: NodeState, *, driver_version: str = "") -> StatusJSON:
     if driver_version:
         status["driverVersion"] = driver_version
     return status
+
+
+def _encode_mig(m: MigDevice) -> MigDeviceJSON:
+    mj: MigDeviceJSON = {
+        "uuid": m.uuid,
+        "gpuInstanceId": m.gpu_instance_id,
+        "computeInstanceId": m.compute_instance_id,
+    }
+    if m.total_bytes is not None:
+        mj["memory"] = {
+            "totalBytes": m.total_bytes,
+            "freeBytes": m.free_bytes,
+            "usedBytes": m.used_bytes,
+        }
+    return mj
 
 
 class _Reader:
@@ -177,6 +202,48 @@ class _Reader:
             self.problems.append(f"{path}.{key}: {value} is out of range 0..{MAX_REPORT_BYTES}")
             return None
         return value
+
+    def instance_id(self, obj: Mapping[str, Any], key: str, path: str) -> int | None:
+        """An optional MIG instance id: an integer >= 0."""
+        value: int | None = self.get(obj, key, int, path, optional=True)
+        if value is not None and value < 0:
+            self.problems.append(f"{path}.{key}: {value} must not be negative")
+            return None
+        return value
+
+    def mig_devices(self, gj: Mapping[str, Any], path: str) -> tuple[MigDevice, ...]:
+        """A GPU's MIG devices; UUIDs must be present and must not repeat."""
+        devices: list[MigDevice] = []
+        seen: dict[str, int] = {}
+        for j, mj in enumerate(self.get(gj, "migDevices", list, path, optional=True, default=[])):
+            p = f"{path}.migDevices[{j}]"
+            if not isinstance(mj, Mapping):
+                self.problems.append(f"{p}: expected an object")
+                continue
+            uuid = self.get(mj, "uuid", str, p, default="")
+            if "uuid" in mj and mj["uuid"] == "":
+                self.problems.append(f"{p}.uuid: must not be empty")
+            elif uuid in seen:
+                self.problems.append(f"{p}.uuid: {uuid!r} repeats {path}.migDevices[{seen[uuid]}]")
+            elif uuid:
+                seen[uuid] = j
+            mem = self.get(mj, "memory", Mapping, p, optional=True)
+            total = free = used = None
+            if mem is not None:
+                total = self.size(mem, "totalBytes", f"{p}.memory")
+                free = self.size(mem, "freeBytes", f"{p}.memory", optional=True)
+                used = self.size(mem, "usedBytes", f"{p}.memory", optional=True)
+            devices.append(
+                MigDevice(
+                    uuid=uuid,
+                    gpu_instance_id=self.instance_id(mj, "gpuInstanceId", p),
+                    compute_instance_id=self.instance_id(mj, "computeInstanceId", p),
+                    total_bytes=total,
+                    free_bytes=free,
+                    used_bytes=used,
+                )
+            )
+        return tuple(devices)
 
     def rate(self, obj: Mapping[str, Any], key: str, path: str) -> float | None:
         """An optional bandwidth: a finite, non-negative number."""
@@ -277,6 +344,7 @@ def decode_status(
                 pod_memory=tuple(pods),
                 pci_bus_id=r.get(gj, "pciBusId", str, p, optional=True, default=""),
                 numa_node=r.get(gj, "numaNode", int, p, optional=True),
+                mig_devices=r.mig_devices(gj, p),
             )
         )
     cached: list[CachedModel] = []

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeagent.change import ChangeSettings, WriteReason, memory_moved, structure, write_reason
-from placement.model import CachedModel, GpuState, NodeState, PodMemory
+from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
 
 GIB = 1024**3
 S = ChangeSettings(memory_threshold_bytes=GIB // 2, min_interval_s=5.0, max_age_s=60.0)
@@ -100,3 +100,32 @@ def test_memory_only_writes_are_at_least_min_interval_apart(free: list[int]) -> 
 def test_structure_ignores_amounts_and_memory_moved_measures_them() -> None:
     assert structure(node(1)) == structure(node(2))
     assert memory_moved(node(10 * GIB), node(7 * GIB)) == 3 * GIB
+
+
+MIG_A = MigDevice("MIG-1", 1, 0, 20 * GIB, 10 * GIB, 10 * GIB)
+MIG_BASE = node(mig_enabled=True, mig_devices=(MIG_A,))
+
+
+def mig(**device: object) -> NodeState:
+    changed = dataclasses.replace(MIG_A, **device)  # type: ignore[arg-type]
+    return node(mig_enabled=True, mig_devices=(changed,))
+
+
+@pytest.mark.parametrize(
+    ("new", "dt", "reason"),
+    [
+        pytest.param(mig(), 1.0, None, id="nothing-changed"),
+        pytest.param(mig(free_bytes=9 * GIB, used_bytes=11 * GIB), 10.0, WriteReason.MEMORY,
+                     id="mig-memory-moved"),
+        pytest.param(mig(free_bytes=9 * GIB), 2.0, None, id="mig-memory-moved-too-soon"),
+        pytest.param(mig(free_bytes=None), 0.1, WriteReason.CHANGED, id="mig-reading-lost"),
+        pytest.param(mig(uuid="MIG-2", gpu_instance_id=2), 0.1, WriteReason.CHANGED,
+                     id="mig-reconfigured"),
+        pytest.param(node(mig_enabled=True, mig_devices=(MIG_A, dataclasses.replace(MIG_A, uuid="MIG-2"))),
+                     0.1, WriteReason.CHANGED, id="mig-device-added"),
+    ],
+)  # fmt: skip
+def test_write_reason_with_mig_devices(
+    new: NodeState, dt: float, reason: WriteReason | None
+) -> None:
+    assert write_reason(MIG_BASE, 100.0, new, 100.0 + dt, S) is reason

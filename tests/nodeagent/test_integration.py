@@ -28,7 +28,8 @@ from nodeagent.agent import Agent, build_agent, kube_client
 from nodeagent.config import argument_parser, settings_from_args
 from nodeagent.kube import MERGE_PATCH, ApiError, Credentials, KubeClient
 from nodeagent.publish import Publisher, PublishSettings
-from placement.report import decode_status, parse_time
+from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
+from placement.report import decode_status, encode_status, parse_time
 
 pytestmark = pytest.mark.integration
 
@@ -363,3 +364,47 @@ def test_a_token_bound_to_no_node_writes_nothing(
     with as_agent(agent_api, request.status.token) as api, pytest.raises(ApiError) as err:
         api.request("POST", "/apis/vramfit.io/v1alpha1/nodegpustates", nodegpustate(node))
     assert err.value.status == 403 and "no node-name claim" in err.value.message
+
+
+def test_every_field_of_the_report_survives_the_api_server(
+    custom: k8s.CustomObjectsApi, make_gpu_nodes: MakeGpuNodes
+) -> None:
+    """A report with every field set (MIG devices, pods, peers, bandwidths, nulls) reads back
+    from the API server as written: the CRD's structural schema prunes none of it."""
+    (node,) = make_gpu_nodes(1, gpus=2)
+    state = NodeState(
+        name=node,
+        gpus=(
+            GpuState(
+                uuid="GPU-aaa", index=0, product="NVIDIA-H100-80GB-HBM3",
+                total_bytes=80 * GIB, free_bytes=10 * GIB, used_bytes=70 * GIB,
+                nvlink_peers=frozenset({"GPU-bbb"}), holder_pod_uid="pod-1",
+                pod_memory=(PodMemory("pod-1", 69 * GIB), PodMemory("pod-2", GIB)),
+                pci_bus_id="00000000:18:00.0", numa_node=0,
+            ),
+            GpuState(
+                uuid="GPU-bbb", index=1, product="NVIDIA-A100-SXM4-40GB",
+                total_bytes=40 * GIB, free_bytes=None, used_bytes=None, healthy=False,
+                unhealthy_reason="XID 79: GPU has fallen off the bus", mig_enabled=True,
+                nvlink_peers=frozenset({"GPU-aaa"}),
+                mig_devices=(
+                    MigDevice("MIG-1111", 1, 0, 20 * GIB, 5 * GIB, 15 * GIB),
+                    MigDevice("MIG-2222", 2, None),
+                ),
+            ),
+        ),
+        observed_at=1_700_000_000.123456,
+        lease_renewed_at=None,
+        cached_models=(CachedModel("meta-llama/Llama-3.1-70B-Instruct", 141 * GIB),),
+        local_disk_bytes_per_s=2.0 * GIB,
+        remote_bytes_per_s=None,
+    )  # fmt: skip
+    group, version, plural = "vramfit.io", "v1alpha1", "nodegpustates"
+    custom.create_cluster_custom_object(group, version, plural, nodegpustate(node))
+    obj = custom.get_cluster_custom_object(group, version, plural, node)
+    obj["status"] = dict(encode_status(state, driver_version="550.54"))
+    custom.replace_cluster_custom_object_status(group, version, plural, node, obj)
+    back = custom.get_cluster_custom_object_status(group, version, plural, node)["status"]
+    assert back["gpus"][1]["migDevices"][0]["memory"]["freeBytes"] == 5 * GIB
+    assert back["driverVersion"] == "550.54"
+    assert decode_status(node, back, lease_renewed_at=None) == state

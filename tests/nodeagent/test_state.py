@@ -8,7 +8,7 @@ import pytest
 
 from nodeagent.reading import GpuReading, MigReading, NodeReading, ProcessUse
 from nodeagent.state import Attribution, build_node_state, status_of
-from placement.model import PodMemory
+from placement.model import MigDevice, PodMemory
 from placement.report import decode_status
 
 GIB = 1024**3
@@ -106,3 +106,27 @@ def test_nvml_error_is_published_as_agent_error() -> None:
         status["nvmlAvailable"] is False
         and status.get("error") == "NVML unavailable: Driver Not Loaded"
     )
+
+
+def test_mig_devices_are_published_with_their_own_memory() -> None:
+    g = gpu(
+        "GPU-a",
+        mig_enabled=True,
+        mig_devices=(
+            MigReading("MIG-1", 1, 0, 10 * GIB, 4 * GIB, 6 * GIB),
+            MigReading("MIG-2", 2, None, None, 3 * GIB, None),  # memory unreadable
+        ),
+    )
+    reading = NodeReading((g,), observed_at=5.0)
+    state = build_node_state("n1", reading, Attribution())
+    assert state.gpus[0].mig_devices == (
+        MigDevice("MIG-1", 1, 0, 10 * GIB, 4 * GIB, 6 * GIB),
+        MigDevice("MIG-2", 2, None),
+    )
+    status = status_of(state, reading)
+    assert status["gpus"][0]["migDevices"][1] == {
+        "uuid": "MIG-2",
+        "gpuInstanceId": 2,
+        "computeInstanceId": None,
+    }
+    assert decode_status("n1", status, lease_renewed_at=None).gpus == state.gpus

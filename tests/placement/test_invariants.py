@@ -17,6 +17,7 @@ from placement.model import (
     Fit,
     FitSettings,
     GpuState,
+    MigDevice,
     NodeState,
     NvlinkMode,
     PodMemory,
@@ -161,6 +162,28 @@ SIZE = st.integers(0, MAX_REPORT_BYTES)
 
 
 @st.composite
+def mig_devices(draw: st.DrawFn) -> tuple[MigDevice, ...]:
+    """0..3 MIG devices with distinct UUIDs; memory read, or none of it (total unread)."""
+    uuids = draw(st.lists(TEXT.filter(bool), max_size=3, unique=True))
+    devices = []
+    for u in uuids:
+        instance = st.none() | st.integers(0, 7)
+        total = draw(st.none() | SIZE)
+        read = total is not None
+        devices.append(
+            MigDevice(
+                uuid=u,
+                gpu_instance_id=draw(instance),
+                compute_instance_id=draw(instance),
+                total_bytes=total,
+                free_bytes=draw(st.none() | SIZE) if read else None,
+                used_bytes=draw(st.none() | SIZE) if read else None,
+            )
+        )
+    return tuple(devices)
+
+
+@st.composite
 def reported_nodes(draw: st.DrawFn) -> NodeState:
     """Any node a report can carry: distinct UUIDs and indices, every optional field."""
     n = draw(st.integers(0, 6))
@@ -184,6 +207,7 @@ def reported_nodes(draw: st.DrawFn) -> NodeState:
             pod_memory=tuple(draw(st.lists(st.builds(PodMemory, TEXT, SIZE), max_size=3))),
             pci_bus_id=draw(TEXT),
             numa_node=draw(st.none() | st.integers(0, 7)),
+            mig_devices=draw(mig_devices()),
         )
         for u, i in zip(uuids, indices, strict=True)
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from placement.model import GIB, CachedModel, GpuState, NodeState, PodMemory
+from placement.model import GIB, CachedModel, GpuState, MigDevice, NodeState, PodMemory
 from placement.report import (
     MAX_REPORT_BYTES,
     ReportError,
@@ -49,6 +49,17 @@ NODE = NodeState(
             unhealthy_reason="XID 79: GPU has fallen off the bus",
             mig_enabled=True,
             nvlink_peers=frozenset({"GPU-aaa"}),
+            mig_devices=(
+                MigDevice(
+                    uuid="MIG-1111",
+                    gpu_instance_id=1,
+                    compute_instance_id=0,
+                    total_bytes=20 * GIB,
+                    free_bytes=5 * GIB,
+                    used_bytes=15 * GIB,
+                ),
+                MigDevice(uuid="MIG-2222", gpu_instance_id=2, compute_instance_id=None),
+            ),
         ),
     ),
     observed_at=OBSERVED,
@@ -210,6 +221,51 @@ BAD_FIELDS = [
         set_path("gpus[0].pods[0].bytes", -5),
         "status.gpus[0].pods[0].bytes: -5 is out of range",
         id="pod-bytes-negative",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices", {"uuid": "MIG-1"}),
+        "status.gpus[1].migDevices: expected list, got dict",
+        id="mig-devices-type",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0]", "MIG-1111"),
+        "status.gpus[1].migDevices[0]: expected an object",
+        id="mig-device-type",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[1].uuid", "MIG-1111"),
+        "status.gpus[1].migDevices[1].uuid: 'MIG-1111' repeats status.gpus[1].migDevices[0]",
+        id="mig-dup-uuid",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0].uuid", ""),
+        "status.gpus[1].migDevices[0].uuid: must not be empty",
+        id="mig-empty-uuid",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0].uuid", DELETE),
+        "status.gpus[1].migDevices[0].uuid: missing",
+        id="mig-uuid-missing",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0].gpuInstanceId", -1),
+        "status.gpus[1].migDevices[0].gpuInstanceId: -1 must not be negative",
+        id="mig-negative-instance",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0].computeInstanceId", "0"),
+        "status.gpus[1].migDevices[0].computeInstanceId: expected int, got str",
+        id="mig-instance-type",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0].memory.totalBytes", DELETE),
+        "status.gpus[1].migDevices[0].memory.totalBytes: missing",
+        id="mig-total-missing",
+    ),
+    pytest.param(
+        set_path("gpus[1].migDevices[0].memory.freeBytes", MAX_REPORT_BYTES + 1),
+        f"status.gpus[1].migDevices[0].memory.freeBytes: {MAX_REPORT_BYTES + 1} is out of range",
+        id="mig-free-too-large",
     ),
     pytest.param(
         set_path("cachedModels[0].bytes", True),
