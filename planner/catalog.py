@@ -8,6 +8,7 @@ pure and reports every problem at once; ``load_catalog`` is the thin file-readin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping
@@ -362,6 +363,20 @@ def parse_catalog(raw: Any, where: str) -> Catalog:
     if problems:
         raise InputError(problems)
     return Catalog(tuple(pools), where)
+
+
+def keep_existing(catalog: Catalog) -> Catalog:
+    """The catalog with each pool's existing nodes kept: ``minNodes`` raised to
+    ``existingNodes`` (pure). A plan over it grows pools but never shrinks one."""
+    return dataclasses.replace(
+        catalog,
+        pools=tuple(
+            dataclasses.replace(p, min_nodes=max(p.min_nodes, p.existing_nodes))
+            if p.max_nodes is None or p.max_nodes >= p.existing_nodes
+            else dataclasses.replace(p, min_nodes=max(p.min_nodes, p.max_nodes))
+            for p in catalog.pools
+        ),
+    )
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

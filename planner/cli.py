@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from placement.quantity import QuantityError, parse_bytes
-from planner.catalog import load_catalog
+from planner.catalog import keep_existing, load_catalog
 from planner.demand import SCENARIOS, DemandSettings, Scenario, component_demand
 from planner.diagnostics import InputError, Problem
 from planner.frame import frame_all
@@ -75,6 +75,11 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         "--catalog",
         type=Path,
         help="node-pool catalog YAML (default: the shipped AWS/GCP/Azure catalog)",
+    )
+    src.add_argument(
+        "--keep-existing",
+        action="store_true",
+        help="keep every pool's existingNodes (plan growth only, never remove a node)",
     )
     src.add_argument(
         "--models", type=Path, help="model catalog YAML (default: the shipped catalog)"
@@ -223,6 +228,8 @@ def run_plan(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -
     headroom, mode, budget, scenarios, primary, options = parsed
     try:
         catalog = load_catalog(args.catalog)
+        if args.keep_existing:
+            catalog = keep_existing(catalog)
         models = load_model_catalog(args.models)
         traffic = load_traffic(args.traffic)
         if budget is not None:

@@ -73,6 +73,11 @@ class PoolUse:
         """Nodes times the price per node-hour."""
         return self.nodes * self.pool.cost_per_hour
 
+    @property
+    def change(self) -> int:
+        """Nodes to add (positive) or remove (negative) from the pool's existing nodes."""
+        return self.nodes - self.pool.existing_nodes
+
 
 @dataclass(frozen=True, slots=True)
 class Unplaceable:
@@ -216,7 +221,12 @@ def place_on_node(name: str, pool: PoolType, pods: list[Unit]) -> tuple[list[Pla
 
 
 def _pool_uses(catalog: Catalog, counts: Counter[str]) -> tuple[PoolUse, ...]:
-    return tuple(PoolUse(p, counts[p.name]) for p in catalog.pools if counts[p.name] > 0)
+    """The pools a plan uses, and those it empties of their existing nodes."""
+    return tuple(
+        PoolUse(p, counts[p.name])
+        for p in catalog.pools
+        if counts[p.name] > 0 or p.existing_nodes > 0
+    )
 
 
 def unplaceable_reason(demand: ComponentDemand) -> str:

@@ -65,7 +65,7 @@ SCENARIO_HEADER = [
     "gap",
     "status",
 ]
-POOL_HEADER = ["pool", "GPU", "GPUs/node", "VRAM/GPU", "nodes", "existing", "cost"]
+POOL_HEADER = ["pool", "GPU", "GPUs/node", "VRAM/GPU", "nodes", "existing", "change", "cost"]
 SERVICE_HEADER = [
     "InferenceService",
     "GPUs",
@@ -89,6 +89,7 @@ def pool_rows(pools: list[Mapping[str, Any]]) -> list[list[str]]:
             size(p["vram_per_gpu_bytes"]),
             str(p["nodes"]),
             str(p["existing_nodes"]),
+            f"{p['change_nodes']:+d}" if p["change_nodes"] else "0",
             money(p["cost_per_hour"], "/h"),
         ]
         for p in pools

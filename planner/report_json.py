@@ -29,6 +29,7 @@ class PoolJSON(TypedDict):
     vram_per_gpu_bytes: int
     nodes: int
     existing_nodes: int
+    change_nodes: int
     cost_per_hour: float
 
 
@@ -148,6 +149,7 @@ def _pools(uses: Sequence[PoolUse]) -> list[PoolJSON]:
             vram_per_gpu_bytes=u.pool.vram_per_gpu,
             nodes=u.nodes,
             existing_nodes=u.pool.existing_nodes,
+            change_nodes=u.change,
             cost_per_hour=_r(u.cost_per_hour),
         )
         for u in uses
