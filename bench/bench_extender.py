@@ -5,7 +5,8 @@
    10,000 nodes of 8 GPUs, fed through the same state calls the watches use. The client sends
    every node name, as kube-scheduler does with ``percentageOfNodesToScore: 100``. Target: p99
    under 5 ms at 5,000 nodes. Then a pod no node can take, whose filter words a reason for
-   every node (``FailedNodes``), as for the pods a burst leaves over.
+   every node (``FailedNodes``), as for the pods a burst leaves over. Once more at 5,000 nodes
+   while the agents' watch events arrive at their real rate (``Churn``).
 2. Throughput: the real kube-scheduler on the local control plane, 1,000 fake GPU nodes and
    500 GPU pods, scheduled once by the default scheduler and once by the ``vramfit`` profile
    through the extender, in one run. Target: at least half the throughput without it.
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +52,7 @@ from placement.report import LEASE_PREFIX, encode_status, format_time
 RESULTS = Path(__file__).parent / "results" / "extender.json"
 SIZES = (1_000, 5_000, 10_000)
 REQUESTS = 400
+CHURN_NODES = 5_000
 WARMUP = 40
 MODELS = ("meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-8B-Instruct")
 
@@ -57,10 +60,15 @@ MODELS = ("meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-8B-Instruct
 # ----- a synthetic fleet, fed as the watches feed it ----------------------------------------
 
 
+def node_name(i: int) -> str:
+    """The name of the synthetic fleet's node ``i``: every fourth is an A100 node."""
+    return f"{'h100' if i % 4 != 3 else 'a100'}-{i:05d}"
+
+
 def synthetic_node(i: int, rng: random.Random, now: float) -> NodeState:
     """One of a mixed fleet: 3/4 H100 80 GB (NVLink all), 1/4 A100 40 GB (NVLink pairs)."""
     h100 = i % 4 != 3
-    name = f"{'h100' if h100 else 'a100'}-{i:05d}"
+    name = node_name(i)
     gib = 80 if h100 else 40
     uuids = [f"GPU-{name}-{g}" for g in range(8)]
     groups = [list(range(8))] if h100 else [[0, 1], [2, 3], [4, 5], [6, 7]]
@@ -119,20 +127,73 @@ class _NoBindAPI:
     get_pod = patch_pod = bind_pod = _refuse
 
 
-def synthetic_app(nodes: int) -> Callable[[], Flask]:
+REPORTS_PER_NODE_S = 1 / 60
+"""Status writes per node per second of an agent at steady state (one per maximum age)."""
+LEASES_PER_NODE_S = 1 / 10
+"""Lease renewals per node per second (every 10 s)."""
+
+
+class Churn:
+    """The watch events a fleet of agents makes, at their real rate, applied as the extender's
+    watches apply them: decoded from JSON, then ``apply_report`` / ``apply_lease`` under the
+    state's lock, beside the requests being measured."""
+
+    def __init__(self, state: ClusterState, nodes: int, seed: int = 11) -> None:
+        self.state = state
+        self.nodes = nodes
+        rng = random.Random(seed)
+        now = time.time()
+        # New reports of random nodes (their GPUs and holders change); stamped fresh on use.
+        self.reports = [
+            orjson.dumps({"metadata": {"name": n.name}, "status": dict(encode_status(n))})
+            for n in (synthetic_node(rng.randrange(nodes), rng, now) for _ in range(500))
+        ]
+        self.names = [node_name(i) for i in range(nodes)]
+        self.applied = {"reports": 0, "leases": 0}
+
+    def run(self, stop: threading.Event) -> None:
+        started = time.monotonic()
+        reports_per_s = self.nodes * REPORTS_PER_NODE_S
+        leases_per_s = self.nodes * LEASES_PER_NODE_S
+        while not stop.wait(0.01):
+            elapsed = time.monotonic() - started
+            while self.applied["reports"] < elapsed * reports_per_s:
+                raw = orjson.loads(self.reports[self.applied["reports"] % len(self.reports)])
+                raw["status"]["observedAt"] = format_time(time.time())
+                self.state.apply_report("MODIFIED", raw)
+                self.applied["reports"] += 1
+            while self.applied["leases"] < elapsed * leases_per_s:
+                name = self.names[self.applied["leases"] % self.nodes]
+                event = orjson.dumps(
+                    {
+                        "metadata": {"name": f"{LEASE_PREFIX}{name}"},
+                        "spec": {
+                            "renewTime": format_time(time.time()),
+                            "leaseDurationSeconds": 3600,
+                        },
+                    }
+                )
+                self.state.apply_lease("MODIFIED", orjson.loads(event))
+                self.applied["leases"] += 1
+
+
+def synthetic_app(nodes: int, *, churn: bool = False) -> Callable[[], Flask]:
     def factory() -> Flask:
         settings = Settings()
         state, _ = synthetic_state(nodes, time.time())
         metrics = ExtenderMetrics(CollectorRegistry())
+        if churn:
+            stop = threading.Event()  # the worker's daemon thread ends with the process
+            threading.Thread(target=Churn(state, nodes).run, args=(stop,), daemon=True).start()
         return create_app(settings, state, Binder(state, _NoBindAPI(), settings), metrics)
 
     return factory
 
 
-def serve(nodes: int, port: int) -> None:
+def serve(nodes: int, port: int, *, churn: bool = False) -> None:
     """Run the real server stack over a synthetic fleet (a child process of the benchmark)."""
     settings = Settings(port=port, threads=4, log_level="warning")
-    ExtenderServer(settings, synthetic_app(nodes)).run()
+    ExtenderServer(settings, synthetic_app(nodes, churn=churn)).run()
 
 
 # ----- the latency client ------------------------------------------------------------------
@@ -217,16 +278,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def measure_latency(nodes: int, requests: int = REQUESTS) -> dict[str, Any]:
-    """p50/p99 of filter and prioritize at ``nodes`` nodes over HTTP on loopback."""
+def measure_latency(nodes: int, requests: int = REQUESTS, *, churn: bool = False) -> dict[str, Any]:
+    """p50/p99 of filter and prioritize at ``nodes`` nodes over HTTP on loopback; with
+    ``churn``, while the agents' watch events arrive at their real rate."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_extender", "serve", str(nodes), str(port)],
+        [sys.executable, "-m", "bench.bench_extender", "serve", str(nodes), str(port)]
+        + (["--churn"] if churn else []),
         cwd=Path(__file__).resolve().parent.parent,
     )
     try:
         _wait_ready(port, proc)
-        names = [f"{'h100' if i % 4 != 3 else 'a100'}-{i:05d}" for i in range(nodes)]
+        names = [node_name(i) for i in range(nodes)]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         headers = {"Content-Type": "application/json"}
         times: dict[str, list[float]] = {"filter": [], "prioritize": []}
@@ -343,18 +406,26 @@ def main(argv: list[str] | None = None) -> int:
     srv = sub.add_parser("serve", help="(internal) serve a synthetic fleet")
     srv.add_argument("nodes", type=int)
     srv.add_argument("port", type=int)
+    srv.add_argument("--churn", action="store_true", help="apply agents' watch events too")
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-churn", action="store_true")
     args = parser.parse_args([] if argv is None else argv)
     if args.command == "serve":
-        serve(args.nodes, args.port)
+        serve(args.nodes, args.port, churn=args.churn)
         return 0
     latency = [measure_latency(int(n), args.requests) for n in args.sizes.split(",")]
+    churn = None
+    if not args.skip_churn:
+        churn = measure_latency(CHURN_NODES, args.requests, churn=True)
+        churn["reports_per_s"] = round(CHURN_NODES * REPORTS_PER_NODE_S, 1)
+        churn["leases_per_s"] = round(CHURN_NODES * LEASES_PER_NODE_S, 1)
     throughput = None if args.skip_throughput else measure_throughput()
     result = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "latency": latency,
+        "latency_with_churn": churn,
         "throughput": throughput,
         "targets": {"filter_p99_ms_at_5000": 5.0, "throughput_ratio": 0.5},
     }

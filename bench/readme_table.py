@@ -41,6 +41,17 @@ def _extender(d: Any) -> list[str]:
         "*refused*: a pod no node can take (8 GPUs of 79 GiB), so the filter words a reason "
         "for every node.",
     ]
+    c = d.get("latency_with_churn")
+    if c:
+        rows += [
+            "",
+            f"With the agents' watch events arriving at their real rate at {c['nodes']:,} nodes "
+            f"({c['reports_per_s']:g} status updates and {c['leases_per_s']:g} Lease renewals "
+            f"per second, applied as the watches apply them): filter {c['filter_p50_ms']:.1f} / "
+            f"{c['filter_p99_ms']:.1f} ms (p50 / p99), refused {c['refused_p50_ms']:.1f} / "
+            f"{c['refused_p99_ms']:.1f} ms, prioritize {c['prioritize_p50_ms']:.1f} / "
+            f"{c['prioritize_p99_ms']:.1f} ms.",
+        ]
     t = d["throughput"]
     rows += [
         "",
