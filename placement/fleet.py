@@ -17,9 +17,13 @@ Reasons are worded per distinct reason, not per node, and only on request: a sch
 extender reports them only when no node fits, so ``decide_fleet(..., reasons=False)`` leaves
 them out otherwise and still counts the rejected nodes by class (``REJECT_CLASSES``).
 
+Reservations are read from the fleet's own ``claims`` (``placement.claims``: kept resolved
+against the rows) when a caller passes those, else looped over; both give the same arrays.
+
 Pure: no I/O, no clock; ``now`` is an argument. A ``Fleet`` is mutable (rows change as reports
 arrive) and not locked: a caller that updates it from one thread while another evaluates must
-serialize the two. Evaluating changes nothing but a cache of UUID tuples. Byte counts are exact
+serialize the two. Evaluating changes nothing but caches (UUID tuples, the rows of the last
+names asked for). Byte counts are exact
 in float64 (a node's total at most 2**53 bytes, as in reports), which lets the scores match bit
 for bit.
 """
