@@ -368,15 +368,12 @@ def parse_catalog(raw: Any, where: str) -> Catalog:
 def keep_existing(catalog: Catalog) -> Catalog:
     """The catalog with each pool's existing nodes kept: ``minNodes`` raised to
     ``existingNodes`` (pure). A plan over it grows pools but never shrinks one."""
-    return dataclasses.replace(
-        catalog,
-        pools=tuple(
-            dataclasses.replace(p, min_nodes=max(p.min_nodes, p.existing_nodes))
-            if p.max_nodes is None or p.max_nodes >= p.existing_nodes
-            else dataclasses.replace(p, min_nodes=max(p.min_nodes, p.max_nodes))
-            for p in catalog.pools
-        ),
-    )
+
+    def kept(p: PoolType) -> PoolType:
+        existing = p.existing_nodes if p.max_nodes is None else min(p.existing_nodes, p.max_nodes)
+        return dataclasses.replace(p, min_nodes=max(p.min_nodes, existing))
+
+    return dataclasses.replace(catalog, pools=tuple(kept(p) for p in catalog.pools))
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
