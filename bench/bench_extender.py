@@ -3,8 +3,9 @@
 1. Latency: filter and prioritize over HTTP on loopback against the real server stack
    (gunicorn gthread, one worker, the Flask app, the fleet arrays) holding 1,000, 5,000 and
    10,000 nodes of 8 GPUs, fed through the same state calls the watches use. The client sends
-   every node name, as kube-scheduler does with ``percentageOfNodesToScore: 100``. Target: p99
-   under 5 ms at 5,000 nodes. Then a pod no node can take, whose filter words a reason for
+   every node name, as kube-scheduler does with ``percentageOfNodesToScore: 100``, in three
+   rounds of 400 pods; p99 is the median of the rounds' p99. Target: p99 under 5 ms at 5,000
+   nodes. Then a pod no node can take, whose filter words a reason for
    every node (``FailedNodes``), as for the pods a burst leaves over. Once more at 5,000 nodes
    while the agents' watch events arrive at their real rate (``Churn``).
 2. Throughput: the real kube-scheduler on the local control plane, 1,000 fake GPU nodes and
@@ -52,6 +53,7 @@ from placement.report import LEASE_PREFIX, encode_status, format_time
 RESULTS = Path(__file__).parent / "results" / "extender.json"
 SIZES = (1_000, 5_000, 10_000)
 REQUESTS = 400
+ROUNDS = 3
 CHURN_NODES = 5_000
 WARMUP = 40
 MODELS = ("meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-8B-Instruct")
@@ -278,6 +280,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def summary(name: str, ms: list[float]) -> dict[str, Any]:
+    """p50 and mean over every sample; p99 as the median of the p99 of each of ``ROUNDS``
+    consecutive rounds (each round's p99 is kept too), so a few seconds of a noisy neighbour on
+    a shared machine move one round, not the figure."""
+    size = len(ms) // ROUNDS
+    rounds = [percentile(ms[k * size : (k + 1) * size], 99) for k in range(ROUNDS)]
+    return {
+        f"{name}_p50_ms": round(percentile(ms, 50), 3),
+        f"{name}_p99_ms": round(statistics.median(rounds), 3),
+        f"{name}_mean_ms": round(statistics.fmean(ms), 3),
+        f"{name}_p99_rounds_ms": [round(r, 3) for r in rounds],
+    }
+
+
 def measure_latency(nodes: int, requests: int = REQUESTS, *, churn: bool = False) -> dict[str, Any]:
     """p50/p99 of filter and prioritize at ``nodes`` nodes over HTTP on loopback; with
     ``churn``, while the agents' watch events arrive at their real rate."""
@@ -296,7 +312,7 @@ def measure_latency(nodes: int, requests: int = REQUESTS, *, churn: bool = False
         sizes: dict[str, list[int]] = {"filter": [], "prioritize": []}
         placed = 0
         held = 0  # reservations the server holds: every placing filter records one (30 s TTL)
-        for i in range(WARMUP + requests):
+        for i in range(WARMUP + ROUNDS * requests):
             body = orjson.dumps(pod_body(i, names))
             for verb in ("filter", "prioritize"):
                 started = time.perf_counter()
@@ -315,7 +331,7 @@ def measure_latency(nodes: int, requests: int = REQUESTS, *, churn: bool = False
         # Warm up until no node is left for the big pod: the few nodes of a large synthetic
         # fleet that could take one are each held by one of the warm-up pods.
         refused: list[float] = []
-        for i in range(WARMUP + requests // 4):
+        for i in range(WARMUP + ROUNDS * requests // 4):
             body = orjson.dumps(refused_body(i, names))
             started = time.perf_counter()
             conn.request("POST", "/scheduler/filter", body=body, headers=headers)
@@ -329,7 +345,7 @@ def measure_latency(nodes: int, requests: int = REQUESTS, *, churn: bool = False
                 raise RuntimeError(f"the refused pod was placed: {data[:200]!r}")
             if i >= WARMUP // 4 and not placed_big:
                 refused.append(elapsed * 1000)
-            if len(refused) == requests // 4:
+            if len(refused) == ROUNDS * (requests // 4):
                 break
         conn.close()
         return {
@@ -338,19 +354,12 @@ def measure_latency(nodes: int, requests: int = REQUESTS, *, churn: bool = False
             "requests": requests,
             "placed": placed,
             "reservations_at_end": held,
-            **{
-                f"{verb}_{k}_ms": round(v, 3)
-                for verb, ms in times.items()
-                for k, v in (
-                    ("p50", percentile(ms, 50)),
-                    ("p99", percentile(ms, 99)),
-                    ("mean", statistics.fmean(ms)),
-                )
-            },
+            "rounds": ROUNDS,
+            **summary("filter", times["filter"]),
+            **summary("prioritize", times["prioritize"]),
             "filter_bytes_per_call": round(statistics.fmean(sizes["filter"])),
             "refused_requests": len(refused),
-            "refused_p50_ms": round(percentile(refused, 50), 3),
-            "refused_p99_ms": round(percentile(refused, 99), 3),
+            **summary("refused", refused),
         }
     finally:
         proc.terminate()
