@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from placement.quantity import format_bytes
@@ -65,7 +65,6 @@ SCENARIO_HEADER = [
     "gap",
     "status",
 ]
-POOL_HEADER = ["pool", "GPU", "GPUs/node", "VRAM/GPU", "nodes", "existing", "change", "cost"]
 SERVICE_HEADER = [
     "InferenceService",
     "GPUs",
@@ -79,21 +78,28 @@ SERVICE_HEADER = [
 ]
 
 
-def pool_rows(pools: list[Mapping[str, Any]]) -> list[list[str]]:
-    """One row per pool of a plan."""
-    return [
-        [
+def pool_table(pools: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per pool of a plan. The existing and change columns appear only when
+    some pool has existing nodes: without any, the change is just the node count."""
+    existing = any(p["existing_nodes"] for p in pools)
+    header = ["pool", "GPU", "GPUs/node", "VRAM/GPU", "nodes"]
+    header += ["existing", "change", "cost"] if existing else ["cost"]
+    rows = []
+    for p in pools:
+        row = [
             p["name"],
             p["gpu_product"],
             str(p["gpus_per_node"]),
             size(p["vram_per_gpu_bytes"]),
             str(p["nodes"]),
-            str(p["existing_nodes"]),
-            f"{p['change_nodes']:+d}" if p["change_nodes"] else "0",
-            money(p["cost_per_hour"], "/h"),
         ]
-        for p in pools
-    ]
+        if existing:
+            row += [
+                str(p["existing_nodes"]),
+                f"{p['change_nodes']:+d}" if p["change_nodes"] else "0",
+            ]
+        rows.append([*row, money(p["cost_per_hour"], "/h")])
+    return header, rows
 
 
 def service_rows(services: list[Mapping[str, Any]]) -> list[list[str]]:

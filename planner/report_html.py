@@ -9,12 +9,11 @@ from html import escape
 from typing import Any
 
 from planner.presentation import (
-    POOL_HEADER,
     SCENARIO_HEADER,
     SERVICE_HEADER,
     money,
     percent,
-    pool_rows,
+    pool_table,
     scenario_rows,
     service_rows,
 )
@@ -154,9 +153,9 @@ def render_html(report: Mapping[str, Any]) -> str:
         _table(SCENARIO_HEADER, scenario_rows(report)),
         charts[1],
         f"<h2>Node pools ({escape(main)})</h2>",
-        _table(POOL_HEADER, pool_rows(report["pools"])),
+        _table(*pool_table(report["pools"])),
         f"<h2>First-fit decreasing baseline ({escape(main)})</h2>",
-        _table(POOL_HEADER, pool_rows(report["ffd"]["pools"])),
+        _table(*pool_table(report["ffd"]["pools"])),
         "<h2>VRAM use per node</h2>",
         charts[2],
         "<h2>Decision frame per InferenceService</h2>",

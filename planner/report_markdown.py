@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from planner.presentation import (
-    POOL_HEADER,
     SCENARIO_HEADER,
     SERVICE_HEADER,
     money,
     percent,
-    pool_rows,
+    pool_table,
     scenario_rows,
     service_rows,
 )
@@ -46,11 +45,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"## Node pools ({main})",
         "",
-        *_table(POOL_HEADER, pool_rows(report["pools"])),
+        *_table(*pool_table(report["pools"])),
         "",
         f"## First-fit decreasing baseline ({main})",
         "",
-        *_table(POOL_HEADER, pool_rows(report["ffd"]["pools"])),
+        *_table(*pool_table(report["ffd"]["pools"])),
         "",
         "## Decision frame per InferenceService",
         "",

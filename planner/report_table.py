@@ -10,10 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from planner.presentation import (
-    POOL_HEADER,
     SCENARIO_HEADER,
     SERVICE_HEADER,
-    pool_rows,
+    pool_table,
     scenario_rows,
     service_rows,
 )
@@ -33,11 +32,10 @@ def renderable(report: Mapping[str, Any]) -> Group:
     main = report["scenario"]
     parts: list[Any] = [
         _table("Cost per scenario (per hour)", SCENARIO_HEADER, scenario_rows(report)),
-        _table(f"Node pools for {main}", POOL_HEADER, pool_rows(report["pools"])),
+        _table(f"Node pools for {main}", *pool_table(report["pools"])),
         _table(
             f"First-fit decreasing for {main} (what cluster-autoscaler/Karpenter would buy)",
-            POOL_HEADER,
-            pool_rows(report["ffd"]["pools"]),
+            *pool_table(report["ffd"]["pools"]),
         ),
         _table(
             "Decision frame per InferenceService", SERVICE_HEADER, service_rows(report["services"])

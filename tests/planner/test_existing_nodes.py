@@ -15,6 +15,7 @@ import yaml
 
 from planner.catalog import Catalog, keep_existing, parse_catalog
 from planner.cli import EXIT_OK, main
+from planner.presentation import pool_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARGS = ["--time-limit", "2", "--workers", "1", "--scenarios", "peak", "-o", "json"]
@@ -102,3 +103,50 @@ def test_keep_existing_raises_min_nodes(case: str) -> None:
     (p,) = keep_existing(catalog).pools
     assert p.min_nodes == kept
     assert dataclasses.replace(p, min_nodes=min_nodes) == catalog.pools[0]
+
+
+def pool_json(nodes: int, existing: int) -> dict[str, Any]:
+    return {
+        "name": "p",
+        "gpu_product": "NVIDIA-L4",
+        "gpus_per_node": 1,
+        "vram_per_gpu_bytes": 24 * 1024**3,
+        "nodes": nodes,
+        "existing_nodes": existing,
+        "change_nodes": nodes - existing,
+        "cost_per_hour": float(nodes),
+    }
+
+
+TABLES = {
+    # name: pools -> (header has existing/change, change cells)
+    "no-existing-nodes-no-columns": ([pool_json(2, 0)], (False, [])),
+    "growth": ([pool_json(3, 1), pool_json(1, 0)], (True, ["+2", "+1"])),
+    "shrink-and-keep": ([pool_json(0, 3), pool_json(2, 2)], (True, ["-3", "0"])),
+}
+
+
+@pytest.mark.parametrize("case", list(TABLES), ids=list(TABLES))
+def test_pool_table_shows_changes_only_with_existing_nodes(case: str) -> None:
+    pools, (shown, changes) = TABLES[case]
+    header, rows = pool_table(pools)
+    assert ("change" in header) is shown and ("existing" in header) is shown
+    if shown:
+        at = header.index("change")
+        assert [r[at] for r in rows] == changes
+    assert all(len(r) == len(header) for r in rows)
+
+
+def test_markdown_report_shows_the_change(tmp_path: Path) -> None:
+    pools = catalog_file(
+        tmp_path,
+        pool("big", 8, "80Gi", 30.0, existingNodes=3),
+        pool("small", 1, "24Gi", 1.0),
+    )
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        args = ["--from", str(FIXTURES / "hf_isvc.yaml"), "--catalog", str(pools)]
+        rc = main([*args, "--time-limit", "2", "--scenarios", "peak", "-o", "markdown"])
+    assert rc == EXIT_OK
+    text = buf.getvalue()
+    assert "| change |" in text and "| -3 |" in text and "| +1 |" in text
