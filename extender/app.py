@@ -263,7 +263,7 @@ def create_app(
         valid, invalid = state.node_count()
         metrics.nodes.labels("valid").set(valid)
         metrics.nodes.labels("invalid").set(invalid)
-        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

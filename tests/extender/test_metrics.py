@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.extender.conftest import A100, build_extender, gpu_node, pod_object, synced_state
 
@@ -32,7 +33,7 @@ def scrape_after_traffic() -> str:
     ext.client.post("/scheduler/filter", data=b"{")
     resp = ext.client.get("/metrics")
     assert resp.status_code == 200
-    assert resp.mimetype == "text/plain"
+    assert resp.headers["Content-Type"] == CONTENT_TYPE_LATEST
     text: str = resp.data.decode()
     return text
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.extender.conftest import pod_object
 
@@ -134,8 +135,13 @@ def test_chunked_body_over_the_limit_is_413(plain: http.client.HTTPConnection) -
 def test_metrics_over_http_with_the_promtool_content_type(
     plain: http.client.HTTPConnection,
 ) -> None:
-    status, body = request(plain, "GET", "/metrics")
-    assert status == 200
+    plain.request("GET", "/metrics")
+    resp = plain.getresponse()
+    body = resp.read()
+    assert resp.status == 200
+    # Exactly Prometheus' own media type: a second charset parameter makes Go's
+    # mime.ParseMediaType (and so a Prometheus scrape) refuse the reply.
+    assert resp.getheader("Content-Type") == CONTENT_TYPE_LATEST
     assert b"vramfit_extender_ready 0.0" in body
 
 
