@@ -29,7 +29,9 @@ class QuantityError(ValueError):
     """A quantity that is not valid; the message names where it came from."""
 
     def __init__(self, where: str, value: object, why: str) -> None:
-        super().__init__(f"{where}: {value!r} is not a valid quantity ({why})")
+        self.detail = f"{value!r} is not a valid quantity ({why})"
+        """The message without ``where``, for a reader that names the place itself."""
+        super().__init__(f"{where}: {self.detail}")
         self.where = where
         self.value = value
         self.why = why

@@ -167,7 +167,7 @@ class _Reader:
         try:
             return parse_bytes(raw[key], key)
         except QuantityError as exc:
-            self.bad(key, str(exc).split(": ", 1)[-1])
+            self.bad(key, exc.detail)
             return None
 
     def cpu(self, value: object, key: str) -> int | None:

@@ -26,3 +26,13 @@ class InputError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class FieldError(ValueError):
+    """One bad value: the message names ``where``, and ``detail`` says what is wrong without it
+    (for a reader that records ``Problem(where, detail)`` itself)."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+        self.detail = detail

@@ -393,7 +393,7 @@ def _resources(
             try:
                 mem += parse_bytes(raw, f"{path}.resources.{kind}.memory")
             except QuantityError as exc:
-                ctx.add(f"{path}.resources.{kind}.memory", str(exc).split(": ", 1)[-1])
+                ctx.add(f"{path}.resources.{kind}.memory", exc.detail)
     gpus = 0
     try:
         gpus = gpu_count({"spec": {"containers": [c for _, c in containers]}})
@@ -729,7 +729,7 @@ def parse_local_model_cache(
         try:
             size = parse_bytes(spec["modelSize"], "spec.modelSize")
         except QuantityError as exc:
-            ctx.add("spec.modelSize", str(exc).split(": ", 1)[-1])
+            ctx.add("spec.modelSize", exc.detail)
     groups = spec.get("nodeGroups") or []
     if not isinstance(groups, list):
         ctx.add("spec.nodeGroups", "expected a list")

@@ -8,6 +8,7 @@ comes from.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from placement.quantity import QuantityError, parse_bytes
-from planner.diagnostics import InputError, Problem
+from planner.diagnostics import FieldError, InputError, Problem
 
 DEFAULT_COLD_START_BUDGET_S = 60.0
 TIERS = ("cache", "pvc", "s3", "gs", "hf", "oci", "http")
@@ -63,22 +64,49 @@ class Traffic:
         return self.profiles.get(key, Profile())
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_seconds(value: object) -> float:
+    """Seconds from a number or a string such as ``90s``, ``15m``, ``1h30m``, ``250ms`` (pure).
+
+    Raises ``ValueError`` with what was expected (and no place: see ``parse_duration``).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos = 0
+        seconds = 0.0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            pos = m.end()
+        if pos != len(text) or not text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"expected a duration such as 90s, 15m, 1h30m or a number of seconds, "
+                    f"got {value!r}"
+                ) from None
+    else:
+        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a finite, non-negative duration, got {value!r}")
+    return seconds
 
 
 def parse_duration(value: object, where: str) -> float:
-    """Seconds from a number or a string such as ``90s``, ``2m``, ``1h``. Pure."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{where}: must not be negative, got {value}")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"{where}: {value!r} is not a duration such as 90s, 2m or 1h")
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
-    return float(m.group(1)) * scale
+    """``duration_seconds`` of a value read at ``where``; raises ``FieldError``. Pure."""
+    try:
+        return duration_seconds(value)
+    except ValueError as exc:
+        raise FieldError(where, str(exc)) from None
 
 
 def _tiers(
@@ -104,7 +132,7 @@ def _tiers(
         try:
             bw = parse_bytes(value, at)
         except QuantityError as exc:
-            problems.append(Problem(at, str(exc).split(": ", 1)[-1]))
+            problems.append(Problem(at, exc.detail))
             continue
         if bw <= 0:
             problems.append(Problem(at, "bandwidth must be positive"))
@@ -154,8 +182,8 @@ def parse_traffic(raw: Any, where: str, base: Traffic) -> Traffic:
                 idle_default = _fraction(v, at)
             else:
                 problems.append(Problem(at, "unknown field"))
-        except ValueError as exc:
-            problems.append(Problem(at, str(exc).split(": ", 1)[-1]))
+        except FieldError as exc:
+            problems.append(Problem(at, exc.detail))
     if "storage" in raw:
         tiers = _tiers(raw["storage"], f"{where}: storage", problems, tiers)
     profiles: dict[str, Profile] = dict(base.profiles)
@@ -186,7 +214,7 @@ def parse_traffic(raw: Any, where: str, base: Traffic) -> Traffic:
                             for x in v
                         )
                     ):
-                        raise ValueError(f"{fat}: expected 24 non-negative numbers (one per hour)")
+                        raise FieldError(fat, "expected 24 non-negative numbers (one per hour)")
                     prof = replace(prof, hourly_requests=tuple(float(x) for x in v))
                 elif k == "idleFraction":
                     prof = replace(prof, idle_fraction=_fraction(v, fat))
@@ -194,8 +222,8 @@ def parse_traffic(raw: Any, where: str, base: Traffic) -> Traffic:
                     prof = replace(prof, cold_start_budget_s=parse_duration(v, fat))
                 else:
                     problems.append(Problem(fat, "unknown field"))
-            except ValueError as exc:
-                problems.append(Problem(fat, str(exc).split(": ", 1)[-1]))
+            except FieldError as exc:
+                problems.append(Problem(fat, exc.detail))
         profiles[str(key)] = prof
     if problems:
         raise InputError(problems)
@@ -204,7 +232,7 @@ def parse_traffic(raw: Any, where: str, base: Traffic) -> Traffic:
 
 def _fraction(v: object, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-        raise ValueError(f"{where}: expected a number from 0 to 1, got {v!r}")
+        raise FieldError(where, f"expected a number from 0 to 1, got {v!r}")
     return float(v)
 
 

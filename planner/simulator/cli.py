@@ -17,10 +17,11 @@ from rich.console import Console
 
 from planner.simulator.catalog import BUILTIN_TYPES, load_plan
 from planner.simulator.engine import POLICIES, simulate
-from planner.simulator.fields import ScenarioError, parse_duration
+from planner.simulator.fields import ScenarioError
 from planner.simulator.metrics import summarize
 from planner.simulator.render import console_for, print_table, to_html, to_json
 from planner.simulator.scenario import BUILTINS, builtin_scenario, resolve_scenario
+from planner.traffic import duration_seconds
 
 PROG = "vramfit-plan simulate"
 
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             scenario = scenario.with_plan(load_plan(args.plan))
         if args.duration is not None:
             try:
-                seconds = parse_duration(args.duration)
+                seconds = duration_seconds(args.duration)
             except ValueError as exc:
                 raise ScenarioError("--duration", [str(exc)]) from None
             if seconds <= 0:

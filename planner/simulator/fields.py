@@ -9,16 +9,13 @@ unknown field. Pure: no I/O.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from placement.quantity import QuantityError, parse_bytes
+from planner.traffic import duration_seconds
 
 T = TypeVar("T")
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ScenarioError(ValueError):
@@ -28,39 +25,6 @@ class ScenarioError(ValueError):
         self.source = source
         self.problems = tuple(problems)
         super().__init__(f"{source}:\n" + "\n".join(f"  {p}" for p in problems))
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string such as ``90s``, ``15m``, ``1h30m``, ``250ms`` (pure).
-
-    Raises ``ValueError`` with what was expected.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        pos = 0
-        seconds = 0.0
-        for m in _DURATION_PART.finditer(text):
-            if m.start() != pos:
-                break
-            seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            pos = m.end()
-        if pos != len(text) or not text:
-            try:
-                seconds = float(text)
-            except ValueError:
-                raise ValueError(
-                    f"expected a duration such as 90s, 15m, 1h30m or a number of seconds, "
-                    f"got {value!r}"
-                ) from None
-    else:
-        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected a finite, non-negative duration, got {value!r}")
-    return seconds
 
 
 class Fields:
@@ -176,7 +140,7 @@ class Fields:
                 self.bad(key, "missing (required)")
             return default
         try:
-            seconds = parse_duration(value)
+            seconds = duration_seconds(value)
         except ValueError as exc:
             self.bad(key, str(exc))
             return default

@@ -8,7 +8,7 @@ import pytest
 from placement.model import GIB
 from planner.catalog import Catalog
 from planner.demand import DemandSettings, component_demand
-from planner.diagnostics import Problem
+from planner.diagnostics import InputError, Problem
 from planner.frame import Recommendation, ServiceFrame, frame_service
 from planner.kserve import LocalModelCache, parse_inference_service
 from planner.models import Headroom, ModelCatalog, lookup, size_model, vram_per_gpu
@@ -96,10 +96,27 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text, "x") == seconds
 
 
-@pytest.mark.parametrize("text", ["soon", "-5s", True, "5 days"])
+@pytest.mark.parametrize("text", ["soon", "-5s", True, "5 days", float("nan"), float("inf")])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match=r"^x: "):
         parse_duration(text, "x")
+
+
+def test_traffic_file_errors_name_each_field_once(traffic: Traffic) -> None:
+    raw = {
+        "defaults": {"coldStartBudget": "zz"},
+        "storage": {"s3": "abc"},
+        "services": {"a/b": {"idleFraction": 3}},
+    }
+    with pytest.raises(InputError) as err:
+        parse_traffic(raw, "f.yaml", traffic)
+    assert [str(p) for p in err.value.problems] == [
+        "f.yaml: defaults.coldStartBudget: expected a duration such as 90s, 15m, 1h30m or a "
+        "number of seconds, got 'zz'",
+        "f.yaml: storage.s3: 'abc' is not a valid quantity (expected a Kubernetes quantity such "
+        "as 70Gi, 80G or 1.5e9)",
+        "f.yaml: services[a/b].idleFraction: expected a number from 0 to 1, got 3",
+    ]
 
 
 def _frame(

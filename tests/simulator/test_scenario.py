@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from planner.simulator.catalog import BUILTIN_TYPES, load_plan, pools_from_plan
-from planner.simulator.fields import ScenarioError, parse_duration
+from planner.simulator.fields import ScenarioError
 from planner.simulator.scenario import (
     BUILTINS,
     builtin_scenario,
     resolve_scenario,
     scenario_from_text,
 )
+from planner.traffic import duration_seconds
 
 GIB = 1024**3
 
@@ -200,13 +201,13 @@ def test_all_problems_are_reported_at_once() -> None:
     ],
 )
 def test_durations(value: object, seconds: float) -> None:
-    assert parse_duration(value) == seconds
+    assert duration_seconds(value) == seconds
 
 
 @pytest.mark.parametrize("value", ["", "1 hour", "-5s", True, None, "1h foo", float("inf")])
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError, match="duration"):
-        parse_duration(value)
+        duration_seconds(value)
 
 
 def test_missing_scenario_file(tmp_path: Path) -> None:
