@@ -375,10 +375,9 @@ def test_recheck_sees_other_reservations_but_not_its_own() -> None:
     pods=st.lists(
         st.tuples(st.integers(1, 4), st.sampled_from([10, 30, 39, 70])), min_size=1, max_size=25
     ),
-    mode=st.sampled_from([Mode.DECIDE, Mode.ALL_FEASIBLE]),
 )
 def test_sequential_decisions_never_overcommit_a_gpu(
-    nodes: list[tuple[int, int, set[int]]], pods: list[tuple[int, int]], mode: Mode
+    nodes: list[tuple[int, int, set[int]]], pods: list[tuple[int, int]]
 ) -> None:
     fleet = [
         gpu_node(f"n{i}", gpus=g, gib=gib, unhealthy=tuple(u))

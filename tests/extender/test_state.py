@@ -241,6 +241,9 @@ def test_lease_events_move_the_node_in_and_out() -> None:
     with state.locked_view(["n0"], NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at is None
     state.apply_lease("ADDED", lease_object("unrelated-lease", NOW) | {"metadata": {"name": "x"}})
+    with state.locked_view(["n0"], NOW) as view:  # a Lease of no agent changes nothing
+        assert view.fleet.names() == ["n0"]
+        assert view.fleet.node("n0").lease_renewed_at is None
 
 
 def test_report_deleted_and_relisted() -> None:

@@ -7,6 +7,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
@@ -15,11 +16,12 @@ from nodeagent.config import argument_parser, settings_from_args
 from nodeagent.pods import trim_pod
 from nodeagent.publish import PublishStats
 from nodeagent.server import AgentServer
+from tests.nodeagent.test_nvml import LIBRARY_NOT_FOUND, FakeNvml
 
 
-def agent(*argv: str) -> Agent:
+def agent(*argv: str, nvml_module: ModuleType | None = None) -> Agent:
     settings = settings_from_args(argument_parser().parse_args(["--listen", "127.0.0.1:0", *argv]))
-    return build_agent(settings, client=None)
+    return build_agent(settings, client=None, nvml_module=nvml_module)
 
 
 @pytest.fixture
@@ -88,8 +90,13 @@ def test_probes(served: tuple[Agent, str]) -> None:
 
 
 def test_nvml_missing_means_not_ready_and_backend_down() -> None:
-    """The real pynvml module on a machine without the NVIDIA driver: NVML fails at start."""
-    a = agent("--backend", "nvml", "--node-name", "gpu-1", "--pod-resources-socket", "")
+    """NVML failing at start (no driver library), whatever machine the test runs on."""
+    fake = FakeNvml([])
+    fake.init_error = LIBRARY_NOT_FOUND
+    a = agent(
+        "--backend", "nvml", "--node-name", "gpu-1", "--pod-resources-socket", "",
+        nvml_module=fake.module,
+    )  # fmt: skip
     server = AgentServer("127.0.0.1", 0, a.registry, live=a.live, ready=a.ready)
     server.start()
     try:
