@@ -186,7 +186,11 @@ def main() -> int:
     console = Console(width=120)
     console.print(table)
     console.print(summary)
-    return 0 if summary["never_above_ffd"] and summary["fit_errors"] == 0 else 1
+    met = all(
+        summary[k]
+        for k in ("never_above_ffd", "target_200_within_30s", "target_200_gap_below_2pct")
+    )
+    return 0 if met and summary["fit_errors"] == 0 else 1
 
 
 if __name__ == "__main__":
