@@ -103,7 +103,7 @@ class Handlers:
         now = self.clock()
         self.state.remember(PendingPod(ref.uid, ref.key, ref.resource_version, demand, now))
         decide_mode = self.settings.mode is Mode.DECIDE
-        with self.state.locked_view(args.node_names, now) as view:
+        with self.state.locked_view(now) as view:
             out = filter_nodes(
                 demand,
                 ref.uid,
@@ -145,7 +145,7 @@ class Handlers:
         if out.passed:
             # kube-scheduler reads the reasons only when no node passes (for the pod's event
             # and for preemption); at thousands of nodes they are most of the reply's bytes.
-            return _json(filter_result(args, list(out.passed), {}, {}))
+            return _json(filter_result(args, out.passed, {}, {}))
         return _json(filter_result(args, [], out.failed, out.unresolvable))
 
     def prioritize(self, body: bytes) -> Response:
@@ -159,7 +159,7 @@ class Handlers:
             outcome = "passthrough" if demand is None else "error"
         else:
             now = self.clock()
-            with self.state.locked_view(args.node_names, now) as view:
+            with self.state.locked_view(now) as view:
                 scores = prioritize_nodes(
                     demand,
                     args.ref.uid,

@@ -22,8 +22,9 @@ from extender.kubeapi import KubeError, PodAPI
 from extender.state import ClusterState, PendingPod, pod_info
 from extender.wire import BindingArgs
 from placement.annotation import encode_reservation
+from placement.decide import assume
 from placement.demand import A_RESERVATION
-from placement.model import Reject, Reservation, ReservationState
+from placement.model import Reject, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Binder:
         demand = pending.demand
         assert demand is not None
         now = self.clock()
-        with self.state.locked_view([args.node], now) as view:
+        with self.state.locked_view(now) as view:
             result = recheck(
                 args.node, demand, view, pod_uid=args.pod_uid, now=now, settings=self.settings.fit
             )
@@ -121,16 +122,13 @@ class Binder:
                 return _fail(
                     "no-fit", f"node {args.node} can no longer take pod {args.key}: {result.reason}"
                 )
-            reservation = Reservation(
+            reservation = assume(
+                result,
+                demand,
                 pod_uid=args.pod_uid,
                 pod_key=args.key,
-                node=args.node,
-                gpu_uuids=result.gpu_uuids,
-                bytes_per_gpu=demand.vram_per_gpu,
-                state=ReservationState.ASSUMED,
-                created_at=now,
-                model_id=demand.model_id,
-                expires_at=now + self.settings.assumed_ttl_s,
+                now=now,
+                ttl_s=self.settings.assumed_ttl_s,
             )
             self.state.assume(reservation)
         written = self._write_annotation(args, pending.resource_version, reservation)

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from placement.claims import Claims
 from placement.decide import UnknownProfileError, resolve_profile
 from placement.demand import DemandError, demand_from_pod
 from placement.fit import fit
 from placement.fleet import REASON_NO_REPORT, Fleet, FleetDecision, decide_fleet, score_nodes
-from placement.model import Demand, Fit, FitSettings, Reject, Reservation
+from placement.model import Demand, Fit, FitSettings, Reject
 
 
 class Mode(enum.StrEnum):
@@ -47,15 +46,13 @@ class Outcome(enum.StrEnum):
 class View:
     """What one decision reads: valid only while the state's lock is held.
 
-    ``fleet`` holds the nodes with a valid report; ``invalid`` maps a requested node to the
-    reason its report could not be read; a requested node in neither has no report at all.
-    ``reservations`` holds every reservation (a decision counts the active ones): the state
-    hands the fleet's own ``claims``, which the fleet reads from their sums.
+    ``fleet`` holds the nodes with a valid report, and in its ``claims`` every reservation (a
+    decision counts the active ones, read from their sums); ``invalid`` maps a node to the
+    reason its report could not be read; a node in neither has no report at all.
     """
 
     fleet: Fleet
     invalid: Mapping[str, str]
-    reservations: Iterable[Reservation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +67,6 @@ class FilterOutcome:
     passed: tuple[str, ...]
     failed: Mapping[str, str]
     unresolvable: Mapping[str, str]
-    demand: Demand | None = None
     chosen: Fit | None = None
     reason: str = ""
     reject_codes: Mapping[str, int] = field(default_factory=dict)
@@ -98,7 +94,7 @@ def _evaluate(
         view.fleet,
         names,
         demand,
-        view.reservations,
+        view.fleet.claims,
         now=now,
         settings=settings,
         profile=resolve_profile(demand, policy),
@@ -186,7 +182,6 @@ def filter_nodes(
             (),
             failed,
             unresolvable,
-            demand=demand,
             reason=top,
             reject_codes=codes,
         )
@@ -194,11 +189,9 @@ def filter_nodes(
         passed: tuple[str, ...] = (decision.chosen.node,)
         outcome = Outcome.PLACED
     else:
-        passed = tuple(n for n in names if n in decision.fits)
+        passed = tuple(decision.fits)  # the fits keep request order
         outcome = Outcome.FEASIBLE
-    return FilterOutcome(
-        outcome, passed, {}, {}, demand=demand, chosen=decision.chosen, reject_codes=codes
-    )
+    return FilterOutcome(outcome, passed, {}, {}, chosen=decision.chosen, reject_codes=codes)
 
 
 def to_priority(score: float) -> int:
@@ -217,7 +210,7 @@ def to_priorities(scores: Sequence[float] | npt.NDArray[np.float64]) -> list[int
 
 
 def prioritize_nodes(
-    demand: Demand | None,
+    demand: Demand,
     pod_uid: str,
     names: Sequence[str],
     view: View,
@@ -228,16 +221,14 @@ def prioritize_nodes(
 ) -> list[int]:
     """Pure: a 0..10 priority for each candidate, in request order: the scores filter decides with.
 
-    Nodes that do not fit (and every node, for a pod without GPU demand) score 0, so
-    prioritize never overrides what filter said.
+    Nodes that do not fit score 0, so prioritize never overrides what filter said (a pod
+    without GPU demand never gets here: it scores 0 everywhere).
     """
-    if demand is None:
-        return [0] * len(names)
     scores = score_nodes(
         view.fleet,
         names,
         demand,
-        view.reservations,
+        view.fleet.claims,
         now=now,
         settings=settings,
         profile=resolve_profile(demand, policy),
@@ -259,13 +250,10 @@ def recheck(
     if node_name not in view.fleet:
         reason = view.invalid.get(node_name, REASON_NO_REPORT)
         return Reject(node_name, reason, resolvable=True)
-    reservations = view.reservations
-    if isinstance(reservations, Claims):  # only this node's count: the rest are skipped anyway
-        reservations = reservations.on_node(node_name)
     return fit(
         view.fleet.node(node_name),
         demand,
-        reservations,
+        view.fleet.claims.on_node(node_name),  # the others are on other nodes: fit skips them
         now=now,
         settings=settings,
         pod_uid=pod_uid,

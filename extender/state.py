@@ -27,14 +27,14 @@ import dataclasses
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from extender.decisions import View
 from placement.annotation import AnnotationError, decode_reservation, reservation_of
-from placement.demand import DemandError, demand_from_pod, gpu_count
+from placement.demand import DemandError, demand_from_pod
 from placement.fleet import Fleet, FleetError
 from placement.lifecycle import FINISHED_PHASES, PodFacts, settle
 from placement.model import Demand, NodeState, Reservation, ReservationState
@@ -98,7 +98,7 @@ def pod_info(raw: Mapping[str, Any]) -> PodInfo | None:
     status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
     assert isinstance(spec, Mapping) and isinstance(status, Mapping)
     try:
-        demand = demand_from_pod(raw) if gpu_count(raw) else None
+        demand = demand_from_pod(raw)  # None for a pod without GPUs
     except DemandError:
         demand = None
     ready = False
@@ -166,10 +166,6 @@ class ClusterState:
     def mark_synced(self, resource: str) -> None:
         with self._lock:
             self._synced.add(resource)
-
-    def mark_unsynced(self, resource: str) -> None:
-        with self._lock:
-            self._synced.discard(resource)
 
     def unsynced(self) -> list[str]:
         """Watched resources whose first full list has not been applied yet."""
@@ -386,15 +382,12 @@ class ClusterState:
             del self._pending[uid]
 
     @contextmanager
-    def locked_view(self, names: Sequence[str], now: float) -> Iterator[View]:
-        """The view for a decision about ``names``; the state stays locked inside the block,
-        so the decision can record its reservation (``assume``) before anything changes."""
+    def locked_view(self, now: float) -> Iterator[View]:
+        """The view for a decision; the state stays locked inside the block, so the decision
+        can record its reservation (``assume``) before anything changes."""
         with self._lock:
             self._purge(now)
-            invalid = (
-                {n: self._invalid[n] for n in names if n in self._invalid} if self._invalid else {}
-            )
-            yield View(fleet=self.fleet, invalid=invalid, reservations=self._reservations)
+            yield View(fleet=self.fleet, invalid=self._invalid)
 
     def remember(self, pending: PendingPod) -> None:
         """Keep what filter read about a pod for its bind."""
@@ -413,10 +406,6 @@ class ClusterState:
                     uid, info.key, info.resource_version, info.demand, p.seen_at if p else 0.0
                 )
             return p
-
-    def reservation(self, uid: str) -> Reservation | None:
-        with self._lock:
-            return self._reservations.get(uid)
 
     def assume(self, r: Reservation) -> None:
         """Record a reservation this process decided (replacing the pod's previous one)."""

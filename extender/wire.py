@@ -33,14 +33,6 @@ class NodeListJSON(TypedDict):
     items: list[dict[str, Any]]
 
 
-class ExtenderArgsJSON(TypedDict):
-    """``ExtenderArgs``: the filter and prioritize request."""
-
-    Pod: dict[str, Any]
-    Nodes: NotRequired[NodeListJSON | None]
-    NodeNames: NotRequired[list[str] | None]
-
-
 class ExtenderFilterResultJSON(TypedDict):
     """``ExtenderFilterResult``: ``NodeNames`` when node-cache capable, ``Nodes`` otherwise."""
 
@@ -56,17 +48,6 @@ class HostPriorityJSON(TypedDict):
 
     Host: str
     Score: int
-
-
-class ExtenderBindingArgsJSON(TypedDict):
-    PodName: str
-    PodNamespace: str
-    PodUID: str
-    Node: str
-
-
-class ExtenderBindingResultJSON(TypedDict):
-    Error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +241,7 @@ def decode_binding_args(body: bytes) -> BindingArgs:
 
 def filter_result(
     args: ExtenderArgs,
-    passed: list[str],
+    passed: Sequence[str],
     failed: Mapping[str, str],
     unresolvable: Mapping[str, str],
     error: str = "",

@@ -49,7 +49,7 @@ def run_filter(
         return invalid_pod(names, str(exc))
     if demand is None:
         return passthrough(names)
-    with state.locked_view(names, now) as view:
+    with state.locked_view(now) as view:
         out = filter_nodes(
             demand, uid, names, view, now=now, mode=mode, policy=policy, settings=FitSettings()
         )
@@ -321,8 +321,9 @@ def test_prioritize_scores_fits_and_zeroes_the_rest() -> None:
         ]
     )
     demand = read_demand(pod_object("p", annotations={"vramfit.io/model": "m"}), "binpack")
+    assert demand is not None
     names = ["cold", "warm", "small", "ghost"]
-    with state.locked_view(names, NOW) as view:
+    with state.locked_view(NOW) as view:
         scores = dict(
             zip(
                 names,
@@ -337,20 +338,12 @@ def test_prioritize_scores_fits_and_zeroes_the_rest() -> None:
     assert all(0 <= s <= 10 for s in scores.values())
 
 
-def test_prioritize_without_demand_is_all_zero() -> None:
-    state = synced_state([gpu_node("a")])
-    with state.locked_view(["a"], NOW) as view:
-        assert prioritize_nodes(
-            None, "u", ["a"], view, now=NOW, policy="binpack", settings=FitSettings()
-        ) == [0]
-
-
 def test_recheck_sees_other_reservations_but_not_its_own() -> None:
     state = synced_state([gpu_node("one", gpus=2)])
     out = run_filter(state, pod_object("mine", gpus=2, uid="mine"), ["one"])
     assert out.chosen is not None
     demand = Demand(gpus=2, vram_per_gpu=70 * GIB)
-    with state.locked_view(["one"], NOW) as view:
+    with state.locked_view(NOW) as view:
         assert not isinstance(
             recheck("one", demand, view, pod_uid="mine", now=NOW, settings=FitSettings()),
             Reject,

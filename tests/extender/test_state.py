@@ -57,8 +57,8 @@ def annotated(
 
 
 def states(state: ClusterState) -> dict[str, str]:
-    with state.locked_view([], NOW) as view:
-        return {r.pod_uid: r.state.value for r in view.reservations}
+    with state.locked_view(NOW) as view:
+        return {r.pod_uid: r.state.value for r in view.fleet.claims}
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,12 @@ def test_gpus_handed_to_a_loading_pod_keep_it_in_flight_until_ready() -> None:
 
 def test_a_ready_pod_is_no_load_in_flight() -> None:
     state = synced_state([gpu_node("n0")], pods=[annotated("a", phase="Running")])
-    with state.locked_view(["n0"], NOW) as view:
-        assert loads_in_flight("n0", view.reservations, NOW) == 1
+    with state.locked_view(NOW) as view:
+        assert loads_in_flight("n0", view.fleet.claims, NOW) == 1
     state.apply_pod("MODIFIED", annotated("a", phase="Running", ready=True))
-    with state.locked_view(["n0"], NOW) as view:
-        assert loads_in_flight("n0", view.reservations, NOW) == 0
-        assert [r.pod_uid for r in view.reservations] == ["a"]  # its GPUs are still held
+    with state.locked_view(NOW) as view:
+        assert loads_in_flight("n0", view.fleet.claims, NOW) == 0
+        assert [r.pod_uid for r in view.fleet.claims] == ["a"]  # its GPUs are still held
 
 
 def test_assumed_reservation_follows_the_same_rule_once_its_pod_is_bound() -> None:
@@ -189,7 +189,7 @@ def test_assumed_reservation_follows_the_same_rule_once_its_pod_is_bound() -> No
 def test_reservation_hides_gpus_until_visible() -> None:
     state = synced_state([gpu_node("n0", gpus=2)], pods=[annotated("a")])
     demand = Demand(gpus=1, vram_per_gpu=GIB)
-    with state.locked_view(["n0"], NOW) as view:
+    with state.locked_view(NOW) as view:
         other = recheck("n0", demand, view, pod_uid="b", now=NOW, settings=FitSettings())
         own = recheck("n0", demand, view, pod_uid="a", now=NOW, settings=FitSettings())
     assert isinstance(other, Reject) and "2 reserved" in other.reason
@@ -232,16 +232,16 @@ def test_readiness_waits_for_every_first_list() -> None:
 
 def test_lease_events_move_the_node_in_and_out() -> None:
     state = synced_state([gpu_node("n0")], lease_at=NOW - 100)
-    with state.locked_view(["n0"], NOW) as view:
+    with state.locked_view(NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at == NOW - 100
     state.apply_lease("MODIFIED", lease_object("n0", NOW))
-    with state.locked_view(["n0"], NOW) as view:
+    with state.locked_view(NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at == NOW
     state.apply_lease("DELETED", lease_object("n0", NOW))
-    with state.locked_view(["n0"], NOW) as view:
+    with state.locked_view(NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at is None
     state.apply_lease("ADDED", lease_object("unrelated-lease", NOW) | {"metadata": {"name": "x"}})
-    with state.locked_view(["n0"], NOW) as view:  # a Lease of no agent changes nothing
+    with state.locked_view(NOW) as view:  # a Lease of no agent changes nothing
         assert view.fleet.names() == ["n0"]
         assert view.fleet.node("n0").lease_renewed_at is None
 
@@ -251,14 +251,14 @@ def test_report_deleted_and_relisted() -> None:
     state.apply_report("DELETED", report_object(gpu_node("n0")))
     assert state.node_count() == (1, 0)
     state.replace_reports([report_object(gpu_node("n2"))])
-    with state.locked_view([], NOW) as view:
+    with state.locked_view(NOW) as view:
         assert view.fleet.names() == ["n2"]
 
 
 def test_report_without_status_is_a_reason() -> None:
     state = synced_state([])
     state.apply_report("ADDED", {"metadata": {"name": "new"}})
-    with state.locked_view(["new"], NOW) as view:
+    with state.locked_view(NOW) as view:
         assert "no status yet" in view.invalid["new"]
 
 
