@@ -215,9 +215,12 @@ def _nvml(
 ) -> _Parts:
     nvml = module if module is not None else importlib.import_module("pynvml")
     backend = NvmlBackend(nvml, settings=settings.nvml, clock=clock)
-    pods = NodePods(client, settings.node_name) if client is not None else None
+    # The node's pod watch serves only to name the pods that pod-resources reports: without
+    # that socket, holders come from process cgroups and no watch is opened.
+    pods = None
     holders: HolderSource | None = None
-    if settings.pod_resources_socket is not None and pods is not None:
+    if settings.pod_resources_socket is not None and client is not None:
+        pods = NodePods(client, settings.node_name)
         from nodeagent.holders import PodResourcesHolders  # noqa: PLC0415 - loads gRPC
         from nodeagent.podresources.client import PodResourcesClient  # noqa: PLC0415
 

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from nodeagent.change import WriteReason
 from nodeagent.publish import PublishStats
 from nodeagent.sampler import Sample
 
@@ -191,8 +192,8 @@ class AgentCollector(Collector):
             "NodeGPUState status writes, by why they were made",
             labels=["node", "reason"],
         )
-        for reason in ("first", "changed", "memory", "max-age"):
-            writes.add_metric([n, reason], st.status_writes.get(reason, 0))
+        for reason in WriteReason:
+            writes.add_metric([n, reason.value], st.status_writes.get(reason.value, 0))
         yield writes
         renewals = CounterMetricFamily(
             "vramfit_agent_lease_renewals", "Lease renewals", labels=["node"]

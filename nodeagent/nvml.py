@@ -24,6 +24,7 @@ from typing import Any
 
 from nodeagent.health import (
     DEFAULT_IGNORED_XIDS,
+    NVML_ERROR_FUNCTION_NOT_FOUND,
     NVML_ERROR_LIB_RM_VERSION_MISMATCH,
     NVML_ERROR_TIMEOUT,
     NVML_ERROR_UNKNOWN,
@@ -184,13 +185,17 @@ class NvmlBackend:
         except AttributeError as exc:  # a symbol this nvidia-ml-py release does not have
             if hasattr(self._nvml, name):
                 raise
-            raise NvmlCallError(name, 13, "function not found in this nvidia-ml-py") from exc
+            raise NvmlCallError(
+                name, NVML_ERROR_FUNCTION_NOT_FOUND, "function not found in this nvidia-ml-py"
+            ) from exc
         except Exception as exc:
             # nvidia-ml-py raises this when an unversioned wrapper's newest variant is missing
             # from an older driver: the function is not there, an older variant may be.
             mismatch = getattr(self._nvml, "NVMLLibraryMismatchError", None)
             if mismatch is not None and isinstance(exc, mismatch):
-                raise NvmlCallError(name, 13, "this driver lacks the newest variant") from None
+                raise NvmlCallError(
+                    name, NVML_ERROR_FUNCTION_NOT_FOUND, "this driver lacks the newest variant"
+                ) from None
             raise
 
     def _teardown(self) -> None:

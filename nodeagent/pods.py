@@ -133,7 +133,6 @@ class NodePods:
         self._pods: dict[str, PodInfo] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.synced = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pods-{node}", daemon=True)
 
     def start(self) -> None:
@@ -178,7 +177,6 @@ class NodePods:
                         pods[info.uid] = info
                 with self._lock:
                     self._pods = pods
-                self.synced.set()
                 self._changed()
                 rv = str((listing.get("metadata") or {}).get("resourceVersion", ""))
                 self._backoff.reset()

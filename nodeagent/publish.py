@@ -28,15 +28,8 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "vramfit-system"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vramfit-agent"}
-STATUS_KEYS = (
-    "observedAt",
-    "nvmlAvailable",
-    "error",
-    "driverVersion",
-    "gpus",
-    "cachedModels",
-    "bandwidth",
-)
+STATUS_KEYS = tuple(StatusJSON.__annotations__)
+"""Every key a status may carry: a patch sets those the new status leaves out to null."""
 
 
 @dataclass(frozen=True, slots=True)

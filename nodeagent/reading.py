@@ -60,6 +60,10 @@ class GpuReading:
     """Set by backends that assign GPUs themselves (the simulated kubelet); NVML leaves it unset
     and the kubelet's pod-resources API says who holds the GPU."""
 
+    def all_processes(self) -> list[ProcessUse]:
+        """The processes on the GPU itself and on each of its MIG devices."""
+        return list(self.processes) + [p for m in self.mig_devices for p in m.processes]
+
 
 @dataclass(frozen=True, slots=True)
 class NodeReading:

@@ -80,7 +80,7 @@ class Sampler:
             pids: dict[int, str] = {}
             if self._pod_of_pid is not None:
                 for g in reading.gpus:
-                    for p in list(g.processes) + [p for m in g.mig_devices for p in m.processes]:
+                    for p in g.all_processes():
                         if p.pid is not None and p.pid not in pids:
                             uid = self._pod_of_pid(p.pid)
                             if uid is not None:

@@ -53,7 +53,7 @@ def _holder(g: GpuReading, procs: list[ProcessUse], a: Attribution) -> str | Non
 
 def gpu_state(g: GpuReading, a: Attribution) -> GpuState:
     """One GPU's published state (pure)."""
-    procs = list(g.processes) + [p for m in g.mig_devices for p in m.processes]
+    procs = g.all_processes()
     return GpuState(
         uuid=g.uuid,
         index=g.index,
