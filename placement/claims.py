@@ -144,12 +144,7 @@ class Claims:
         if row_at is None:
             return  # not held: it counts nowhere until its node is reported
         self._fit_shape()
-        row = self._fleet.row(row_at)
-        slots: set[int] = set()
-        for uuid in r.gpu_uuids:
-            s = row.slot.get(uuid)
-            if s is not None and row.holders[s] != r.pod_uid:
-                slots.add(s)
+        slots = self._fleet.row(row_at).hidden_by(r)
         share = _Share(row_at, tuple(sorted(slots)), r.in_flight())
         self._shares[r.pod_uid] = share
         self._add(self._hidden, self._loads, share, 1)

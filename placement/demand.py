@@ -25,10 +25,6 @@ A_GPU_PRODUCT = "vramfit.io/gpu-product"
 A_POLICY = "vramfit.io/policy"
 A_RESERVATION = "vramfit.io/reservation"
 
-KNOWN_ANNOTATIONS = frozenset(
-    {A_VRAM_PER_GPU, A_MODEL, A_MODEL_SIZE, A_NVLINK, A_GPU_PRODUCT, A_POLICY, A_RESERVATION}
-)
-
 _NVLINK_WORDS = {
     "required": NvlinkMode.REQUIRED,
     "true": NvlinkMode.REQUIRED,

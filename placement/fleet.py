@@ -89,10 +89,6 @@ ObjectArray = npt.NDArray[np.object_]
 REASON_NO_REPORT = "no GPU report from the vramfit node agent for this node"
 """Why a node the fleet does not hold is rejected (resolvable: its agent may yet report)."""
 
-FLEET_POLICIES = frozenset(
-    {"vram-binpack", "vram-spread", "in-flight-penalty", "cache-affinity", "nvlink-quality"}
-)
-"""The policies ``decide_fleet`` computes array-wise; a test keeps it equal to ``POLICIES``."""
 
 MAX_GPUS_PER_NODE = 512
 """The most GPUs (or MIG devices) a node may have: keeps every sort key inside an int64."""
@@ -165,6 +161,15 @@ class FleetRow:
     island_of: tuple[int, ...]  # by slot
     linked: BoolArray  # slot x slot, NVLink adjacency
 
+    def hidden_by(self, r: Reservation) -> set[int]:
+        """The slots of ``r``'s GPUs that the node does not show held by ``r``'s pod yet: the
+        rule of ``fit.hidden_gpus`` for one reservation on this node."""
+        return {
+            s
+            for uuid in r.gpu_uuids
+            if (s := self.slot.get(uuid)) is not None and self.holders[s] != r.pod_uid
+        }
+
 
 def _validate(node: NodeState) -> list[str]:
     """What in ``node`` the arrays could not hold exactly."""
@@ -216,7 +221,7 @@ class Fleet:
     """Every node's GPU state as arrays, updated one node at a time.
 
     Per GPU (``slot x row``): total and free bytes, whether free is known, healthy, in MIG
-    mode, held by a pod, present, product id, NVLink island id and island membership, UUID
+    mode, held by a pod, present, product id, NVLink island id, UUID
     rank; NVLink adjacency is ``row x slot x slot``. Per node (``row``): GPU count, lease
     renewed at (and whether seen), lease duration, observed at, agent error, described-GPUs id,
     name rank; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
@@ -260,7 +265,6 @@ class Fleet:
             return new
 
         g = (width, capacity)
-        gg = (width, width, capacity)
         self.total: IntArray = grow("total", g, 0, np.int64)
         self.free: IntArray = grow("free", g, 0, np.int64)
         # free * _SLOT_RADIX + slot: the "tightest GPU" sort key, distinct within a row.
@@ -276,9 +280,7 @@ class Fleet:
         self.product: IntArray = grow("product", g, -1, np.int64)
         self.island: IntArray = grow("island", g, -1, np.int64)
         self.uuid_rank: IntArray = grow("uuid_rank", g, 0, np.int64)
-        self.uuid: ObjectArray = grow("uuid", g, None, object)
         self.uuid_1: ObjectArray = grow("uuid_1", g, None, object)  # (uuid,) tuples
-        self.in_island: BoolArray = grow("in_island", gg, False, np.bool_)  # island x slot x row
         # row x slot x slot: a row's adjacency is one block, gathered fast for a few rows
         self.linked: BoolArray = grow("linked", (capacity, width, width), False, np.bool_)
         self.gpu_count: IntArray = grow("gpu_count", (capacity,), 0, np.int64)
@@ -398,10 +400,8 @@ class Fleet:
         self.product[:n, r] = [self._product_id(g.product) for g in gpus]
         self.island[:n, r] = island_of
         self.uuid_rank[:n, r] = rank
-        for s, (u, i) in enumerate(zip(uuids, island_of, strict=True)):
-            self.uuid[s, r] = u
+        for s, u in enumerate(uuids):
             self.uuid_1[s, r] = (u,)
-            self.in_island[i, s, r] = True
         self.linked[r, :n, :n] = linked
         self.gpu_count[r] = n
         self.island_count[r] = len(set(island_of))
@@ -472,9 +472,7 @@ class Fleet:
             b[:, r] = False
         self.product[:, r] = -1
         self.island[:, r] = -1
-        self.uuid[:, r] = None
         self.uuid_1[:, r] = None
-        self.in_island[:, :, r] = False
         self.linked[r] = False
 
     def _set_lease(self, r: int, renewed_at: float | None, duration_s: float) -> None:
@@ -694,17 +692,15 @@ def _claims_of(
         if res.pod_uid == pod_uid:
             continue
         r = index.get(res.node)
-        if r is None or (res.expires_at is not None and now >= res.expires_at):
-            continue  # not held, or not active (``Reservation.active``)
+        if r is None or not res.active(now):
+            continue
         if res.in_flight():
             loading.append(r)
         row = rows[r]
         assert row is not None  # the index names held rows only
-        for uuid in res.gpu_uuids:
-            s = row.slot.get(uuid)
-            if s is not None and row.holders[s] != res.pod_uid:
-                slots.append(s)
-                slot_rows.append(r)
+        hidden_slots = row.hidden_by(res)
+        slots.extend(hidden_slots)
+        slot_rows.extend([r] * len(hidden_slots))
     hidden[slots, slot_rows] = True
     return hidden, np.bincount(loading, minlength=fleet.span).astype(np.int64, copy=False)
 
@@ -794,7 +790,6 @@ def _evaluate(
     mig: BoolArray = fleet.mig[:, :span]
     held_any: BoolArray = fleet.held[:, :span]
     present: BoolArray = fleet.present[:, :span]
-    in_island: BoolArray = fleet.in_island[:, :, :span]
     error, island_count = fleet.error[:span], fleet.island_count[:span]
 
     def mark(condition: BoolArray, result: int) -> None:
@@ -819,7 +814,7 @@ def _evaluate(
     if nvlink is NvlinkMode.REQUIRED:
         best = np.zeros(span, dtype=np.int64)
         for i in range(int(island_count.max(initial=0))):
-            best = np.maximum(best, _count(large & in_island[i]))
+            best = np.maximum(best, _count(large & (fleet.island[:, :span] == i)))
         ev.best_island = best
         mark(best < k, _NO_ISLAND)
     mark(error, _AGENT_ERROR)
@@ -1241,7 +1236,6 @@ def _scores(fleet: Fleet, ev: _Evaluation, demand: Demand, profile: Profile) -> 
 
 __all__ = [
     "AGENT_ERROR",
-    "FLEET_POLICIES",
     "GPUS_BUSY",
     "GPU_PRODUCT",
     "GPU_TOO_SMALL",
