@@ -130,14 +130,12 @@ class VramfitExtender:
         self.polling = [False] * n
         self.pods: dict[str, SimPod] = {}  # the pod of each reservation
         self.end_rule = EndRule(settings.reservation_end)
-        self.on_node: list[dict[str, None]] = [{} for _ in nodes]
         self.claimed = np.zeros(n, dtype=np.int64)
         self.key_of = np.zeros(n, dtype=np.int64)
         self._key_ids: dict[Hashable, int] = {}
         self._key_refs: dict[int, int] = {}
         self._id_keys: dict[int, Hashable] = {}
         self._next_key = 0
-        self.cached_masks: dict[str, np.ndarray] = {}
         self.lease_seen = np.zeros(n, dtype=np.float64)
         self.fleet = Fleet(capacity=max(1, n), width=max((x.type.gpus for x in nodes), default=1))
         # The reservations, kept resolved against the fleet's rows as the extender keeps them.
@@ -149,7 +147,6 @@ class VramfitExtender:
             self.reports.append(state)
             self.fleet.replace(state)
             self.key_of[node.idx] = self._intern(self._key(node, state))
-            self._cache_index(node.idx, (), state.cached_models)
         self.decisions = 0
         self.candidates_evaluated = 0
         self.version = 0
@@ -211,15 +208,12 @@ class VramfitExtender:
     ) -> None:
         i = node.idx
         self.version += 1
-        old = self.reports[i]
         state = self._state(node, gpus, cached, observed_at=now, now=now)
         self.reports[i] = state
         self.fleet.replace(state)
         self._rekey(i, self._key(node, state))
-        if cached != old.cached_models:
-            self._cache_index(i, old.cached_models, cached)
-        for uid in list(self.on_node[i]):
-            self._settle(uid)
+        for r in self.reservations.on_node(node.name):
+            self._settle(r.pod_uid)
 
     def _refresh(self, i: int, now: float) -> None:
         """Bring node ``i``'s view up to ``now`` where a decision could tell the difference.
@@ -268,24 +262,14 @@ class VramfitExtender:
             del self._key_ids[self._id_keys.pop(old)]
             del self._key_refs[old]
 
-    def _cache_index(
-        self, i: int, old: tuple[CachedModel, ...], new: tuple[CachedModel, ...]
-    ) -> None:
-        for m in old:
-            self.cached_masks[m.model_id][i] = False
-        for m in new:
-            mask = self.cached_masks.get(m.model_id)
-            if mask is None:
-                mask = self.cached_masks[m.model_id] = np.zeros(len(self.nodes), dtype=np.bool_)
-            mask[i] = True
-
     def representatives(self, feasible: np.ndarray, model_id: str) -> list[int]:
         """The nodes a decision must look at: every node with a reservation, and the first
         node by name of each class of interchangeable nodes (see the module docstring)."""
         claimed = self.claimed > 0
         plain = feasible & ~claimed
         chosen: list[np.ndarray] = [np.flatnonzero(feasible & claimed)]
-        cached = self.cached_masks.get(model_id) if model_id else None
+        # The fleet's rows are the node indices: it is filled in index order, never shrinks.
+        cached = self.fleet.cached(model_id) if model_id else None
         groups = [plain] if cached is None else [plain & ~cached, plain & cached]
         for group in groups:
             idx = np.flatnonzero(group)
@@ -301,7 +285,6 @@ class VramfitExtender:
         self._unclaim(r.pod_uid)
         self.reservations.put(r)
         i = self.index[r.node]
-        self.on_node[i][r.pod_uid] = None
         self.claimed[i] += 1
 
     def _unclaim(self, uid: str) -> None:
@@ -310,7 +293,6 @@ class VramfitExtender:
             return
         self.version += 1
         i = self.index[r.node]
-        del self.on_node[i][uid]
         self.claimed[i] -= 1
 
     def _drop(self, uid: str) -> None:
