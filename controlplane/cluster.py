@@ -39,9 +39,10 @@ from controlplane.manifests import (
     server_side_apply,
     yaml_files,
 )
-from controlplane.nodes import GPU_RESOURCE, GpuNode, NodeSpecError, create_nodes, validate_nodes
+from controlplane.nodes import GpuNode, NodeSpecError, create_nodes, validate_nodes
 from controlplane.nodespec import SpecError, gpu_node, load_nodes
 from controlplane.processes import free_ports, http_ok, runs_executable, stop_pids
+from placement.demand import GPU_RESOURCE
 from placement.report import GROUP, LEASE_PREFIX, PLURAL, VERSION
 
 DEFAULT_DIR: Final = REPO_ROOT / ".cluster"

@@ -489,7 +489,6 @@ class ControlPlane:
                     continue
                 raise ControlPlaneError(exited(exc)) from None
             except NotReadyError as exc:
-                process.stop()
                 self._drop(process)
                 raise ControlPlaneError(str(exc)) from None
             return process, ports, waited

@@ -18,9 +18,9 @@ from typing import Any, Final
 
 from kubernetes import client as k8s_client
 
+from placement.demand import GPU_RESOURCE
 from placement.quantity import QuantityError, format_bytes, parse_bytes
 
-GPU_RESOURCE: Final = "nvidia.com/gpu"
 PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
 MEMORY_LABEL: Final = "nvidia.com/gpu.memory"
 COUNT_LABEL: Final = "nvidia.com/gpu.count"

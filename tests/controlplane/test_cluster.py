@@ -22,8 +22,9 @@ from controlplane.cluster import (
 )
 from controlplane.harness import stop_order
 from controlplane.manifests import Document
-from controlplane.nodes import GPU_RESOURCE, MEMORY_LABEL, PRODUCT_LABEL
+from controlplane.nodes import MEMORY_LABEL, PRODUCT_LABEL
 from controlplane.processes import runs_executable
+from placement.demand import GPU_RESOURCE
 
 SPEC = """nodes:
 - namePrefix: h100-

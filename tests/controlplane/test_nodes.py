@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from controlplane.nodes import (
     COUNT_LABEL,
-    GPU_RESOURCE,
     MEMORY_LABEL,
     MIB,
     PRODUCT_LABEL,
@@ -22,6 +21,7 @@ from controlplane.nodes import (
     validate_nodes,
 )
 from controlplane.nodespec import SpecError, gpu_node, load_nodes
+from placement.demand import GPU_RESOURCE
 
 GIB = 1024 * MIB
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -11,8 +11,9 @@ import pytest
 from kubernetes import client as k8s_client
 
 from controlplane.cluster import extender_scheduler_config
-from controlplane.nodes import COUNT_LABEL, GPU_RESOURCE, MEMORY_LABEL, PRODUCT_LABEL
+from controlplane.nodes import COUNT_LABEL, MEMORY_LABEL, PRODUCT_LABEL
 from controlplane.pytest_plugin import MakeGpuNodes, StartScheduler
+from placement.demand import GPU_RESOURCE
 
 pytestmark = pytest.mark.integration
 
