@@ -389,10 +389,14 @@ def test_70b_pods_land_only_on_80gb_gpus_unlike_the_default_scheduler(
     cluster.core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
     wait_for("the pods to go", lambda: not cluster.pods(namespace))
     cluster.wait_idle()
+    # The default scheduler counts GPUs only and packs these pods onto a few nodes it picks at
+    # random, so 12 of them may all land on H100s by chance. One pod more than the H100 nodes
+    # hold (33 pods of 2 GPUs, 64 H100 GPUs) leaves it no such luck: it must use an A100 node.
+    count = len(pool.h100) * 8 // 2 + 1
     cluster.create(
-        namespace, [gpu_pod(f"df-{i}", scheduler="default-scheduler") for i in range(12)]
+        namespace, [gpu_pod(f"df-{i}", scheduler="default-scheduler") for i in range(count)]
     )
-    wait_for("12 default pods bound", lambda: len(cluster.bound(namespace)) == 12)
+    wait_for(f"{count} default pods bound", lambda: len(cluster.bound(namespace)) == count)
     on_small = [p for p in cluster.bound(namespace) if p["spec"]["nodeName"] in pool.a100]
     assert on_small, "the default scheduler was expected to put some 70 GiB pods on A100 40 GB"
 
