@@ -353,8 +353,11 @@ def _simulator_cli() -> Any:
     return importlib.import_module("planner.simulator.cli")
 
 
-def build_parser(simulator: Callable[[], Any] = _simulator_cli) -> argparse.ArgumentParser:
-    """The argument parser; the simulator's options are added only when it is installed."""
+def build_parser(
+    simulator: Callable[[], Any] | None = _simulator_cli,
+) -> argparse.ArgumentParser:
+    """The argument parser. ``simulator`` loads the simulator's CLI module for its options;
+    ``None`` (a plan run, which never parses ``simulate``) leaves the simulator unloaded."""
     parser = argparse.ArgumentParser(
         prog="vramfit-plan",
         description="Size GPU node pools across every InferenceService, price scale-to-zero, and "
@@ -365,11 +368,8 @@ def build_parser(simulator: Callable[[], Any] = _simulator_cli) -> argparse.Argu
     sub = parser.add_subparsers(dest="command")
     add_plan_arguments(sub.add_parser("plan", help="plan node pools (default)"))
     sim = sub.add_parser("simulate", help="replay a scale-up burst per placement policy")
-    try:
+    if simulator is not None:
         module = simulator()
-    except ModuleNotFoundError:
-        sim.set_defaults(simulator_missing=True)
-    else:
         module.add_arguments(sim)
         sim.set_defaults(simulator_run=module.run)
     return parser
@@ -381,15 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args_list or args_list[0] not in ("plan", "simulate", "-h", "--help"):
         args_list.insert(0, "plan")
     wants_sim = args_list[0] == "simulate"
-    parser = build_parser(_simulator_cli if wants_sim else _no_simulator)
+    parser = build_parser(_simulator_cli if wants_sim else None)
     args = parser.parse_args(args_list)
     if args.command == "simulate":
-        if getattr(args, "simulator_missing", False):
-            sys.stderr.write("error: the burst simulator (planner.simulator) is not installed\n")
-            return EXIT_USAGE
         return int(args.simulator_run(args))
     return run_plan(args)
-
-
-def _no_simulator() -> Any:
-    raise ModuleNotFoundError("planner.simulator.cli")

@@ -190,6 +190,7 @@ def place_on_node(name: str, pool: PoolType, pods: list[Unit]) -> tuple[list[Pla
     placed: list[Placed] = []
     errors: list[str] = []
     order = sorted(pods, key=lambda u: (not u.needs_island, -u.gpus, u.uid))
+    index = {g.uuid: g.index for g in node.gpus}
     for u in order:
         demand = Demand(
             gpus=u.gpus,
@@ -215,7 +216,6 @@ def place_on_node(name: str, pool: PoolType, pods: list[Unit]) -> tuple[list[Pla
                 model_id=u.model_id,
             )
         )
-        index = {g.uuid: g.index for g in node.gpus}
         placed.append(Placed(u, name, pool.name, tuple(sorted(index[g] for g in result.gpu_uuids))))
     return placed, errors
 

@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from planner.demand import Scenario
 from planner.frame import ServiceFrame
-from planner.plan import Plan, PoolUse, ScenarioPlan
+from planner.plan import MICRO, Plan, PoolUse, ScenarioPlan
 from planner.sources import Inputs
 
 REPORT_VERSION = 1
@@ -208,8 +208,8 @@ def scenario_json(sp: ScenarioPlan) -> ScenarioJSON:
         stats=StatsJSON(
             status=s.status,
             bound_source=s.bound_source,
-            lp_bound_cost_per_hour=None if s.lp_bound is None else _r(s.lp_bound / 1e6),
-            simple_bound_cost_per_hour=_r(s.simple_bound / 1e6),
+            lp_bound_cost_per_hour=None if s.lp_bound is None else _r(s.lp_bound / MICRO),
+            simple_bound_cost_per_hour=_r(s.simple_bound / MICRO),
             lp_converged=s.lp_converged,
             columns=s.columns,
             iterations=s.iterations,
