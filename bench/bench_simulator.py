@@ -19,9 +19,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from planner.simulator.engine import POLICIES, Engine, compile_traffic
-from planner.simulator.metrics import summarize
-from planner.simulator.scenario import builtin_scenario
+from simulator.engine import POLICIES, Engine, compile_traffic
+from simulator.metrics import summarize
+from simulator.scenario import builtin_scenario
 
 RESULTS = Path(__file__).parent / "results" / "simulator.json"
 DAY_TARGET_S = 60.0

@@ -87,3 +87,40 @@ def format_bytes(n: float) -> str:
             return f"{v:.0f} {unit}" if unit in ("B", "KiB") or v == int(v) else f"{v:.1f} {unit}"
         v /= 1024
     raise AssertionError("unreachable")
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_seconds(value: object) -> float:
+    """Seconds from a number or a string such as ``90s``, ``15m``, ``1h30m``, ``250ms`` (pure).
+
+    Raises ``ValueError`` with what was expected (and no place: see ``parse_duration``).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos = 0
+        seconds = 0.0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            pos = m.end()
+        if pos != len(text) or not text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"expected a duration such as 90s, 15m, 1h30m or a number of seconds, "
+                    f"got {value!r}"
+                ) from None
+    else:
+        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a finite, non-negative duration, got {value!r}")
+    return seconds

@@ -10,7 +10,6 @@ placement core's fit check (a bug: the report says which).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -350,7 +349,10 @@ def _warnings(inputs: Inputs, demands: list[Any]) -> list[str]:
 
 
 def _simulator_cli() -> Any:
-    return importlib.import_module("planner.simulator.cli")
+    """The simulator's CLI module, imported only for ``simulate`` (it pulls in simpy)."""
+    import simulator.cli  # noqa: PLC0415 - lazy: a plan run never loads the simulator
+
+    return simulator.cli
 
 
 def build_parser(

@@ -42,7 +42,7 @@ def main() -> int:
         )
     elif rc != EXIT_OK:
         return rc
-    from planner.simulator import demo_main  # noqa: PLC0415 (simpy only when the demo gets here)
+    from simulator import demo_main  # noqa: PLC0415 (simpy only when the demo gets here)
 
     console.rule("Morning burst: placement policies compared")
     return demo_main()

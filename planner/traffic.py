@@ -8,8 +8,6 @@ comes from.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -18,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from placement.quantity import QuantityError, parse_bytes
+from placement.quantity import QuantityError, duration_seconds, parse_bytes
 from planner.diagnostics import FieldError, InputError, Problem
 
 DEFAULT_COLD_START_BUDGET_S = 60.0
@@ -62,43 +60,6 @@ class Traffic:
     def profile(self, key: str) -> Profile:
         """The profile of ``namespace/name`` (an empty one when the file does not list it)."""
         return self.profiles.get(key, Profile())
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def duration_seconds(value: object) -> float:
-    """Seconds from a number or a string such as ``90s``, ``15m``, ``1h30m``, ``250ms`` (pure).
-
-    Raises ``ValueError`` with what was expected (and no place: see ``parse_duration``).
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        pos = 0
-        seconds = 0.0
-        for m in _DURATION_PART.finditer(text):
-            if m.start() != pos:
-                break
-            seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            pos = m.end()
-        if pos != len(text) or not text:
-            try:
-                seconds = float(text)
-            except ValueError:
-                raise ValueError(
-                    f"expected a duration such as 90s, 15m, 1h30m or a number of seconds, "
-                    f"got {value!r}"
-                ) from None
-    else:
-        raise ValueError(f"expected a duration such as 90s, 15m or 2h, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected a finite, non-negative duration, got {value!r}")
-    return seconds
 
 
 def parse_duration(value: object, where: str) -> float:

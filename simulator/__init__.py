@@ -7,10 +7,10 @@ seed, and reports failed loads, pending pods, cold starts, concurrent loads and 
 
 from __future__ import annotations
 
-from planner.simulator.engine import POLICIES, simulate
-from planner.simulator.metrics import summarize
-from planner.simulator.render import console_for, print_table
-from planner.simulator.scenario import builtin_scenario
+from simulator.engine import POLICIES, simulate
+from simulator.metrics import summarize
+from simulator.render import console_for, print_table
+from simulator.scenario import builtin_scenario
 
 
 def demo_main() -> int:

@@ -11,7 +11,7 @@ the previous one, so GPU memory in the report lags a load by up to one poll inte
 from __future__ import annotations
 
 from placement.model import CachedModel, GpuState, NodeState, PodMemory
-from planner.simulator.cluster import Node
+from simulator.cluster import Node
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 

@@ -25,7 +25,7 @@ from typing import Any, NotRequired, TypedDict
 
 from placement.fit import product_key
 from placement.model import GIB
-from planner.simulator.fields import ScenarioError
+from simulator.fields import ScenarioError
 
 MIB = 1024**2
 

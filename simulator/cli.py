@@ -15,13 +15,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from planner.simulator.catalog import BUILTIN_TYPES, load_plan
-from planner.simulator.engine import POLICIES, simulate
-from planner.simulator.fields import ScenarioError
-from planner.simulator.metrics import summarize
-from planner.simulator.render import console_for, print_table, to_html, to_json
-from planner.simulator.scenario import BUILTINS, builtin_scenario, resolve_scenario
-from planner.traffic import duration_seconds
+from placement.quantity import duration_seconds
+from simulator.catalog import BUILTIN_TYPES, load_plan
+from simulator.engine import POLICIES, simulate
+from simulator.fields import ScenarioError
+from simulator.metrics import summarize
+from simulator.render import console_for, print_table, to_html, to_json
+from simulator.scenario import BUILTINS, builtin_scenario, resolve_scenario
 
 PROG = "vramfit-plan simulate"
 

@@ -16,9 +16,9 @@ import numpy.typing as npt
 import simpy
 
 from placement.model import Demand, Reservation
-from planner.simulator.bandwidth import SharedLink, Transfer
-from planner.simulator.catalog import NodeType
-from planner.simulator.scenario import Service
+from simulator.bandwidth import SharedLink, Transfer
+from simulator.catalog import NodeType
+from simulator.scenario import Service
 
 
 class Phase(enum.Enum):

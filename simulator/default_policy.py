@@ -36,8 +36,8 @@ import random
 
 import numpy as np
 
-from planner.simulator.cluster import Node, SchedulerCache, SimPod
-from planner.simulator.scheduling import DELETED, KubeFilter, Placement, Unschedulable
+from simulator.cluster import Node, SchedulerCache, SimPod
+from simulator.scheduling import DELETED, KubeFilter, Placement, Unschedulable
 
 MAX_NODE_SCORE = 100
 MIN_FEASIBLE_NODES = 100

@@ -46,7 +46,7 @@ from placement.demand import (
     demand_from_pod,
 )
 from placement.model import Demand
-from planner.simulator.cluster import (
+from simulator.cluster import (
     Node,
     Phase,
     SchedulerCache,
@@ -54,10 +54,10 @@ from planner.simulator.cluster import (
     SimPod,
     SimulationError,
 )
-from planner.simulator.default_policy import DefaultScheduler, device_plugin_gpus
-from planner.simulator.metrics import ColdStart, PodRecord, RunResult
-from planner.simulator.scenario import Scenario, Service
-from planner.simulator.scheduling import (
+from simulator.default_policy import DefaultScheduler, device_plugin_gpus
+from simulator.metrics import ColdStart, PodRecord, RunResult
+from simulator.scenario import Scenario, Service
+from simulator.scheduling import (
     BOUND,
     DELETED,
     GONE,
@@ -66,8 +66,8 @@ from planner.simulator.scheduling import (
     Placement,
     Policy,
 )
-from planner.simulator.traffic import ServicePlan, compile_service
-from planner.simulator.vramfit_policy import VramfitExtender
+from simulator.traffic import ServicePlan, compile_service
+from simulator.vramfit_policy import VramfitExtender
 
 POLICIES = ("default", "vramfit", "vramfit-binpack", "vramfit-spread")
 """Policies a run can use: kube-scheduler alone, and vramfit (pods' own profile, or forced)."""

@@ -12,8 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from placement.quantity import QuantityError, parse_bytes
-from planner.traffic import duration_seconds
+from placement.quantity import QuantityError, duration_seconds, parse_bytes
 
 T = TypeVar("T")
 

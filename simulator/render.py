@@ -17,9 +17,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from planner.simulator.metrics import PolicySummary
-from planner.simulator.scenario import Scenario
-from planner.simulator.svg import Line, ecdf, step_chart
+from simulator.metrics import PolicySummary
+from simulator.scenario import Scenario
+from simulator.svg import Line, ecdf, step_chart
 
 
 class ColdStartJSON(TypedDict):

@@ -63,8 +63,8 @@ from placement.lifecycle import EndRule
 from placement.model import FitSettings, NvlinkMode
 from placement.policies import PROFILES
 from placement.quantity import QuantityError, parse_milli
-from planner.simulator.catalog import BUILTIN_TYPES, NodeType, PlanPool, islands_for
-from planner.simulator.fields import Fields, ScenarioError
+from simulator.catalog import BUILTIN_TYPES, NodeType, PlanPool, islands_for
+from simulator.fields import Fields, ScenarioError
 
 PATTERNS = ("burst", "onoff", "diurnal", "constant")
 BUILTINS = ("morning-burst", "steady-diurnal", "cache-warm-fleet", "fleet-day")
@@ -628,7 +628,7 @@ def builtin_scenario(name: str) -> Scenario:
         raise ScenarioError(
             name, [f"no built-in scenario {name!r}; built-in: {', '.join(BUILTINS)}"]
         )
-    text = resources.files("planner.simulator.scenarios").joinpath(f"{name}.yaml").read_text()
+    text = resources.files("simulator.scenarios").joinpath(f"{name}.yaml").read_text()
     return scenario_from_text(text, f"built-in scenario {name}")
 
 

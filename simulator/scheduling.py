@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from placement.fit import product_key
-from planner.simulator.cluster import Node, SchedulerCache, SimPod
+from simulator.cluster import Node, SchedulerCache, SimPod
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -59,10 +59,10 @@ from placement.model import (
     ReservationState,
 )
 from placement.policies import DEFAULT_PROFILE, PROFILES, Profile
-from planner.simulator import agent
-from planner.simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
-from planner.simulator.scenario import Settings
-from planner.simulator.scheduling import KubeFilter, Placement, Unschedulable
+from simulator import agent
+from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
+from simulator.scenario import Settings
+from simulator.scheduling import KubeFilter, Placement, Unschedulable
 
 _NOT_STARTED = frozenset({Phase.PENDING, Phase.BINDING, Phase.BOUND})
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import simpy
 
-from planner.simulator.bandwidth import SharedLink, Transfer
+from simulator.bandwidth import SharedLink, Transfer
 
 GIB = 1024**3
 

@@ -8,10 +8,10 @@ import pytest
 import simpy
 
 from placement.model import Demand
-from planner.simulator.catalog import BUILTIN_TYPES, islands_for
-from planner.simulator.cluster import Node, ServiceState, SimPod
-from planner.simulator.default_policy import device_plugin_gpus, nodes_to_find
-from planner.simulator.scenario import Service, Traffic
+from simulator.catalog import BUILTIN_TYPES, islands_for
+from simulator.cluster import Node, ServiceState, SimPod
+from simulator.default_policy import device_plugin_gpus, nodes_to_find
+from simulator.scenario import Service, Traffic
 
 
 @pytest.mark.parametrize(

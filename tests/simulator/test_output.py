@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from planner.simulator import demo_main
-from planner.simulator.cli import add_arguments, run
-from planner.simulator.engine import POLICIES, simulate
-from planner.simulator.metrics import PolicySummary, downsample, percentile, summarize
-from planner.simulator.render import print_table, to_html, to_json
-from planner.simulator.scenario import Scenario, builtin_scenario
+from simulator import demo_main
+from simulator.cli import add_arguments, run
+from simulator.engine import POLICIES, simulate
+from simulator.metrics import PolicySummary, downsample, percentile, summarize
+from simulator.render import print_table, to_html, to_json
+from simulator.scenario import Scenario, builtin_scenario
 
 
 @pytest.fixture(scope="module")

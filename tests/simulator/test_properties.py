@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement.model import NvlinkMode
-from planner.simulator.catalog import NodeType
-from planner.simulator.engine import POLICIES, Engine
-from planner.simulator.scenario import OutOfBand, Pool, Scenario, Service, Settings, Traffic
+from simulator.catalog import NodeType
+from simulator.engine import POLICIES, Engine
+from simulator.scenario import OutOfBand, Pool, Scenario, Service, Settings, Traffic
 
 GIB = 1024**3
 MIB = 1024**2

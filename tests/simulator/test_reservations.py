@@ -12,10 +12,10 @@ import pytest
 
 from placement.lifecycle import GONE, PodFacts
 from placement.model import Demand
-from planner.simulator.cluster import Phase, ServiceState, SimPod
-from planner.simulator.engine import Engine
-from planner.simulator.scenario import Service, Traffic
-from planner.simulator.vramfit_policy import pod_facts
+from simulator.cluster import Phase, ServiceState, SimPod
+from simulator.engine import Engine
+from simulator.scenario import Service, Traffic
+from simulator.vramfit_policy import pod_facts
 from tests.simulator.test_tiny_scenarios import NODE, tiny
 
 TWO_NODES = tiny(

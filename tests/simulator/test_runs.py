@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from planner.simulator.engine import POLICIES, Engine, simulate
-from planner.simulator.metrics import PolicySummary, RunResult, summarize
-from planner.simulator.scenario import builtin_scenario
+from simulator.engine import POLICIES, Engine, simulate
+from simulator.metrics import PolicySummary, RunResult, summarize
+from simulator.scenario import builtin_scenario
 
 
 def comparable(run: RunResult) -> RunResult:
@@ -63,8 +63,8 @@ def test_every_policy_sees_the_same_traffic(burst: dict[str, PolicySummary]) -> 
 
 PRINT_RUNS = """
 import dataclasses, json, sys
-from planner.simulator.engine import POLICIES, simulate
-from planner.simulator.scenario import builtin_scenario
+from simulator.engine import POLICIES, simulate
+from simulator.scenario import builtin_scenario
 runs = simulate(builtin_scenario(sys.argv[1]), POLICIES, seed=5)
 print(json.dumps([dataclasses.asdict(dataclasses.replace(r, wall_s=0.0)) for r in runs]))
 """

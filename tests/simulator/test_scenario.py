@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from planner.simulator.catalog import BUILTIN_TYPES, load_plan, pools_from_plan
-from planner.simulator.fields import ScenarioError
-from planner.simulator.scenario import (
+from placement.quantity import duration_seconds
+from simulator.catalog import BUILTIN_TYPES, load_plan, pools_from_plan
+from simulator.fields import ScenarioError
+from simulator.scenario import (
     BUILTINS,
     builtin_scenario,
     resolve_scenario,
     scenario_from_text,
 )
-from planner.traffic import duration_seconds
 
 GIB = 1024**3
 

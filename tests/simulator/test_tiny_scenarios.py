@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from planner.simulator.engine import Engine, simulate
-from planner.simulator.metrics import RunResult, summarize
-from planner.simulator.scenario import Scenario, scenario_from_text
+from simulator.engine import Engine, simulate
+from simulator.metrics import RunResult, summarize
+from simulator.scenario import Scenario, scenario_from_text
 
 ZERO_DELAYS = """
 settings:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.simulator.scenario import Service, Settings, Traffic
-from planner.simulator.traffic import compile_service
+from simulator.scenario import Service, Settings, Traffic
+from simulator.traffic import compile_service
 
 GIB = 1024**3
 
