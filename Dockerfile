@@ -10,6 +10,7 @@ COPY placement ./placement
 COPY extender ./extender
 COPY nodeagent ./nodeagent
 COPY planner ./planner
+COPY simulator ./simulator
 COPY controlplane ./controlplane
 RUN python -m venv /opt/vramfit \
     && /opt/vramfit/bin/pip install --no-cache-dir --upgrade pip \
