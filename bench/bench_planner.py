@@ -19,14 +19,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from planner.catalog import Catalog, load_catalog
-from planner.demand import DemandSettings, Scenario, component_demand
 from planner.diagnostics import Problem
-from planner.kserve import parse_inference_service
-from planner.models import load_model_catalog
+from planner.inputs.catalog import Catalog, load_catalog
+from planner.inputs.kserve import parse_inference_service
+from planner.inputs.models import load_model_catalog
+from planner.inputs.traffic import load_traffic
+from planner.packing.demand import DemandSettings, Scenario, component_demand
+from planner.packing.solve import SolveOptions
 from planner.plan import plan_scenario
-from planner.solve import SolveOptions
-from planner.traffic import load_traffic
 
 SIZES = (50, 200, 1000)
 POOLS = (

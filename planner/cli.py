@@ -20,20 +20,20 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from placement.quantity import QuantityError, parse_bytes
-from planner.catalog import keep_existing, load_catalog
-from planner.demand import SCENARIOS, DemandSettings, Scenario, component_demand
 from planner.diagnostics import InputError, Problem
 from planner.frame import frame_all
-from planner.kserve import normalize_deployment_mode
-from planner.models import Headroom, load_model_catalog
+from planner.inputs.catalog import keep_existing, load_catalog
+from planner.inputs.kserve import normalize_deployment_mode
+from planner.inputs.models import Headroom, load_model_catalog
+from planner.inputs.sources import Inputs, kube_client, read_cluster, read_files
+from planner.inputs.traffic import load_traffic, parse_duration
+from planner.packing.demand import SCENARIOS, DemandSettings, Scenario, component_demand
+from planner.packing.solve import SolveOptions
 from planner.plan import plan_all
-from planner.report_html import render_html
-from planner.report_json import build_report, render_json
-from planner.report_markdown import render_markdown
-from planner.report_table import print_report
-from planner.solve import SolveOptions
-from planner.sources import Inputs, kube_client, read_cluster, read_files
-from planner.traffic import load_traffic, parse_duration
+from planner.reports.document import build_report, render_json
+from planner.reports.html_page import render_html
+from planner.reports.markdown import render_markdown
+from planner.reports.terminal import print_report
 
 EXIT_OK = 0
 EXIT_INPUT = 1

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from placement.demand import A_MODEL, A_MODEL_SIZE, A_NVLINK, A_VRAM_PER_GPU
 from placement.model import NvlinkMode
-from planner.catalog import Catalog
-from planner.demand import ComponentDemand, Scenario
-from planner.kserve import LocalModelCache
+from planner.inputs.catalog import Catalog
+from planner.inputs.kserve import LocalModelCache
+from planner.inputs.traffic import Traffic
+from planner.packing.demand import ComponentDemand, Scenario
 from planner.plan import Plan
-from planner.traffic import Traffic
 
 HOURS_PER_DAY = 24.0
 

@@ -22,10 +22,10 @@ from placement.model import (
     Reservation,
     ReservationState,
 )
-from planner.catalog import Catalog, PoolType
-from planner.demand import SCENARIOS, ComponentDemand, Scenario, Unit, item_types, units
-from planner.packing import BinType, Packing, Problem
-from planner.solve import Solution, SolveOptions, SolveStats, solve
+from planner.inputs.catalog import Catalog, PoolType
+from planner.packing.demand import SCENARIOS, ComponentDemand, Scenario, Unit, item_types, units
+from planner.packing.problem import BinType, Packing, Problem
+from planner.packing.solve import Solution, SolveOptions, SolveStats, solve
 
 MICRO = 1_000_000
 

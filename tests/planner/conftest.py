@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from planner.catalog import Catalog, load_catalog
-from planner.models import ModelCatalog, load_model_catalog
-from planner.traffic import Traffic, load_traffic
+from planner.inputs.catalog import Catalog, load_catalog
+from planner.inputs.models import ModelCatalog, load_model_catalog
+from planner.inputs.traffic import Traffic, load_traffic
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -17,8 +17,8 @@ import yaml
 
 from placement.fit import fit
 from placement.model import Demand, NvlinkMode, Reject
-from planner.catalog import Catalog
 from planner.cli import EXIT_INPUT, EXIT_OK, EXIT_UNPLACEABLE, EXIT_USAGE, build_parser, main
+from planner.inputs.catalog import Catalog
 from planner.plan import node_state
 
 FLEET = Path(str(resources.files("planner.data").joinpath("fleet")))

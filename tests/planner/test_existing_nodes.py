@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from planner.catalog import Catalog, keep_existing, parse_catalog
 from planner.cli import EXIT_OK, main
-from planner.presentation import pool_table
+from planner.inputs.catalog import Catalog, keep_existing, parse_catalog
+from planner.reports.presentation import pool_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARGS = ["--time-limit", "2", "--workers", "1", "--scenarios", "peak", "-o", "json"]

@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from placement.model import GIB, NvlinkMode
-from planner.catalog import Catalog
-from planner.demand import DemandSettings, Scenario, component_demand
 from planner.diagnostics import InputError, Problem
-from planner.kserve import parse_inference_service
-from planner.models import ModelCatalog
-from planner.sources import read_files
-from planner.traffic import Traffic
+from planner.inputs.catalog import Catalog
+from planner.inputs.kserve import parse_inference_service
+from planner.inputs.models import ModelCatalog
+from planner.inputs.sources import read_files
+from planner.inputs.traffic import Traffic
+from planner.packing.demand import DemandSettings, Scenario, component_demand
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

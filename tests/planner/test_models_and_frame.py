@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 
 from placement.model import GIB
-from planner.catalog import Catalog
-from planner.demand import DemandSettings, component_demand
 from planner.diagnostics import InputError, Problem
 from planner.frame import Recommendation, ServiceFrame, frame_service
-from planner.kserve import LocalModelCache, parse_inference_service
-from planner.models import Headroom, ModelCatalog, lookup, size_model, vram_per_gpu
+from planner.inputs.catalog import Catalog
+from planner.inputs.kserve import LocalModelCache, parse_inference_service
+from planner.inputs.models import Headroom, ModelCatalog, lookup, size_model, vram_per_gpu
+from planner.inputs.traffic import Traffic, parse_duration, parse_traffic
+from planner.packing.demand import DemandSettings, component_demand
+from planner.packing.solve import SolveOptions
 from planner.plan import Plan
-from planner.solve import SolveOptions
-from planner.traffic import Traffic, parse_duration, parse_traffic
 
 LOOKUPS = [
     pytest.param(

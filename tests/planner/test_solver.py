@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.bounds import l2_bins
-from planner.ffd import first_fit_decreasing
-from planner.packing import BinType, ItemType, Problem, node_fits, validate
-from planner.solve import SolveOptions, solve
+from planner.packing.bounds import l2_bins
+from planner.packing.ffd import first_fit_decreasing
+from planner.packing.problem import BinType, ItemType, Problem, node_fits, validate
+from planner.packing.solve import SolveOptions, solve
 
 FAST = SolveOptions(time_limit_s=5.0, workers=1)
 

@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from planner.demand import Scenario
 from planner.frame import ServiceFrame
+from planner.inputs.sources import Inputs
+from planner.packing.demand import Scenario
 from planner.plan import MICRO, Plan, PoolUse, ScenarioPlan
-from planner.sources import Inputs
 
 REPORT_VERSION = 1
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from planner.presentation import (
+from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
     money,
@@ -17,7 +17,7 @@ from planner.presentation import (
     scenario_rows,
     service_rows,
 )
-from planner.svg import Series, bar_chart, hbar_chart
+from planner.reports.svg import Series, bar_chart, hbar_chart
 
 GIB = 1024**3
 

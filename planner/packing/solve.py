@@ -23,9 +23,9 @@ from typing import Any
 from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
-from planner.bounds import simple_bound
-from planner.ffd import first_fit_decreasing
-from planner.packing import (
+from planner.packing.bounds import simple_bound
+from planner.packing.ffd import first_fit_decreasing
+from planner.packing.problem import (
     BinType,
     ItemType,
     Node,

@@ -22,7 +22,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from planner.diagnostics import InputError, Problem
-from planner.kserve import (
+from planner.inputs.kserve import (
     CONFIGMAP_NAME,
     ISVC_PLURAL,
     ISVC_VERSION,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from planner.presentation import (
+from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
     money,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from planner.packing import BinType, ItemType, Node, Packing, Problem, eligible
+from planner.packing.problem import BinType, ItemType, Node, Packing, Problem, eligible
 
 
 @dataclass

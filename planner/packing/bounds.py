@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from planner.packing import Problem, eligible
+from planner.packing.problem import Problem, eligible
 
 
 def gpu_bound(problem: Problem) -> float:

@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from planner.presentation import (
+from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
     pool_table,

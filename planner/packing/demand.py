@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, replace
 from placement.demand import A_GPU_PRODUCT, A_NVLINK
 from placement.model import NvlinkMode
 from placement.quantity import format_bytes
-from planner.catalog import Catalog, PoolType
 from planner.diagnostics import Problem
-from planner.kserve import Component, InferenceService, Placement
-from planner.models import Headroom, ModelCatalog, Sizing, size_model
-from planner.packing import ItemType
-from planner.traffic import Traffic
+from planner.inputs.catalog import Catalog, PoolType
+from planner.inputs.kserve import Component, InferenceService, Placement
+from planner.inputs.models import Headroom, ModelCatalog, Sizing, size_model
+from planner.inputs.traffic import Traffic
+from planner.packing.problem import ItemType
 
 
 class Scenario(enum.StrEnum):
