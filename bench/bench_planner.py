@@ -24,7 +24,7 @@ from planner.inputs.catalog import Catalog, load_catalog
 from planner.inputs.kserve import parse_inference_service
 from planner.inputs.models import load_model_catalog
 from planner.inputs.traffic import load_traffic
-from planner.packing.demand import DemandSettings, Scenario, component_demand
+from planner.packing.units import DemandSettings, Scenario, component_demand
 from planner.packing.solve import SolveOptions
 from planner.plan import plan_scenario
 

@@ -20,7 +20,7 @@ from placement.model import NvlinkMode
 from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import LocalModelCache
 from planner.inputs.traffic import Traffic
-from planner.packing.demand import ComponentDemand, Scenario
+from planner.packing.units import ComponentDemand, Scenario
 from planner.plan import Plan
 
 HOURS_PER_DAY = 24.0

@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from planner.frame import ServiceFrame
 from planner.inputs.sources import Inputs
-from planner.packing.demand import Scenario
+from planner.packing.units import Scenario
 from planner.plan import MICRO, Plan, PoolUse, ScenarioPlan
 
 REPORT_VERSION = 1

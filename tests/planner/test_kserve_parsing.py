@@ -16,7 +16,7 @@ from planner.inputs.kserve import parse_inference_service
 from planner.inputs.models import ModelCatalog
 from planner.inputs.sources import read_files
 from planner.inputs.traffic import Traffic
-from planner.packing.demand import DemandSettings, Scenario, component_demand
+from planner.packing.units import DemandSettings, Scenario, component_demand
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

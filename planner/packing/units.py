@@ -1,9 +1,10 @@
-"""From InferenceServices to the pods each scenario must place (the planner's units).
+"""The planner's units: from InferenceService components to the pods each scenario places.
 
-A component (predictor, transformer or explainer that asks for GPUs) becomes a
-``ComponentDemand``: GPUs and VRAM per pod, pods per replica (a multi-node tensor/pipeline
-parallel group), CPU and memory, the NVLink rule, the node pools it may use (GPU product,
-nodeSelector, node affinity, tolerations, VRAM, NVLink) and its replicas in each scenario:
+Not the core's ``placement.demand`` (what one live pod asks of a node): this is what a whole
+component needs in the plan. A component (predictor, transformer or explainer that asks for
+GPUs) becomes a ``ComponentDemand``: GPUs and VRAM per pod, pods per replica (a multi-node
+tensor/pipeline parallel group), CPU and memory, the NVLink rule, the node pools it may use
+(see ``eligibility``) and its replicas in each scenario:
 
 - ``min``: the replicas that are always on (``minReplicas``, 1 when left out, as KServe writes);
 - ``peak``: ``maxReplicas`` (or the traffic profile's peak when the scale metric is rps);
@@ -11,7 +12,9 @@ nodeSelector, node affinity, tolerations, VRAM, NVLink) and its replicas in each
 - ``cold-burst``: the always-on replicas plus one replica of every scale-to-zero component,
   all starting at once.
 
-Pure: it works on parsed values and the catalog, and does no I/O.
+``units`` expands a component into one ``Unit`` per pod of a scenario, and ``item_types``
+groups identical units into the packing problem's item types. Pure: it works on parsed values
+and the catalog, and does no I/O.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from dataclasses import dataclass, field, replace
 
 from placement.demand import A_GPU_PRODUCT, A_NVLINK
 from placement.model import NvlinkMode
-from placement.quantity import format_bytes
 from planner.diagnostics import Problem
-from planner.inputs.catalog import Catalog, PoolType
-from planner.inputs.kserve import Component, InferenceService, Placement
+from planner.inputs.catalog import Catalog
+from planner.inputs.kserve import Component, InferenceService
 from planner.inputs.models import Headroom, ModelCatalog, Sizing, size_model
 from planner.inputs.traffic import Traffic
+from planner.packing.eligibility import placement_rejection, pool_rejection
 from planner.packing.problem import ItemType
 
 
@@ -122,83 +125,6 @@ class Unit:
     def needs_island(self) -> bool:
         """Whether its GPUs must share one NVLink island."""
         return self.nvlink is NvlinkMode.REQUIRED and self.gpus > 1
-
-
-def _matches(req_key: str, op: str, values: tuple[str, ...], labels: Mapping[str, str]) -> bool:
-    have = labels.get(req_key)
-    if op == "In":
-        return have is not None and have in values
-    if op == "NotIn":
-        return have is None or have not in values
-    if op == "Exists":
-        return have is not None
-    if op == "DoesNotExist":
-        return have is None
-    if have is None or not values:
-        return False
-    try:
-        return float(have) > float(values[0]) if op == "Gt" else float(have) < float(values[0])
-    except ValueError:
-        return False
-
-
-def placement_rejection(placement: Placement, pool: PoolType) -> str | None:
-    """Why nodeSelector, node affinity or taints keep the pods off ``pool`` (``None``: they
-    allow it). Pure."""
-    labels = dict(pool.labels)
-    for k, v in placement.node_selector:
-        if labels.get(k) != v:
-            return f"nodeSelector {k}={v} (pool has {k}={labels.get(k, '<unset>')})"
-    if placement.affinity_terms and not any(
-        all(_matches(r.key, r.operator, r.values, labels) for r in term)
-        for term in placement.affinity_terms
-    ):
-        return "required node affinity matches no label of the pool"
-    for taint in pool.taints:
-        if taint.effect == "PreferNoSchedule":
-            continue
-        tolerated = any(
-            (t.key == taint.key or (t.key == "" and t.operator == "Exists"))
-            and (t.operator == "Exists" or t.value == taint.value)
-            and (t.effect in ("", taint.effect))
-            for t in placement.tolerations
-        )
-        if not tolerated:
-            return f"taint {taint.key}={taint.value}:{taint.effect} is not tolerated"
-    return None
-
-
-def pool_rejection(
-    pool: PoolType,
-    *,
-    gpus: int,
-    vram_per_gpu: int | None,
-    nvlink: NvlinkMode,
-    products: frozenset[str],
-    cpu_milli: int,
-    memory_bytes: int,
-    placement: Placement,
-) -> str | None:
-    """Why one pod of this shape can never run on a node of ``pool`` (``None``: it can). Pure."""
-    if products and pool.gpu_product not in products:
-        return f"GPU product {pool.gpu_product} is not in {', '.join(sorted(products))}"
-    pinned = placement_rejection(placement, pool)
-    if pinned:
-        return pinned
-    if gpus > pool.gpus:
-        return f"needs {gpus} GPUs per pod, node has {pool.gpus}"
-    if vram_per_gpu is not None and vram_per_gpu > pool.vram_per_gpu:
-        return (
-            f"needs {format_bytes(vram_per_gpu)} per GPU, {pool.gpu_product} has "
-            f"{format_bytes(pool.vram_per_gpu)}"
-        )
-    if nvlink is NvlinkMode.REQUIRED and gpus > 1 and pool.largest_island < gpus:
-        return f"needs {gpus} GPUs on one NVLink island, largest island has {pool.largest_island}"
-    if cpu_milli > pool.cpu_milli:
-        return f"needs {cpu_milli / 1000:g} CPU, node allows {pool.cpu_milli / 1000:g}"
-    if memory_bytes > pool.memory_bytes:
-        return f"needs {format_bytes(memory_bytes)} memory, node allows {format_bytes(pool.memory_bytes)}"
-    return None
 
 
 def _peak_from_traffic(comp: Component, traffic: Traffic, key: str) -> int | None:
