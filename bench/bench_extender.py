@@ -48,7 +48,7 @@ from extender.metrics import ExtenderMetrics
 from extender.server import ExtenderServer
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from placement.model import GIB, CachedModel, GpuState, NodeState
-from placement.report import LEASE_PREFIX, encode_status, format_time
+from placement.nodegpustate import LEASE_PREFIX, encode_status, format_time
 
 RESULTS = Path(__file__).parent / "results" / "extender.json"
 SIZES = (1_000, 5_000, 10_000)

@@ -27,7 +27,7 @@ from controlplane.harness import ControlPlane
 from controlplane.nodes import GpuNode, create_nodes
 from controlplane.processes import free_ports, http_ok
 from placement.model import GIB, CachedModel, GpuState, NodeState
-from placement.report import GROUP, LEASE_PREFIX, PLURAL, VERSION, encode_status, format_time
+from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION, encode_status, format_time
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

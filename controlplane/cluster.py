@@ -43,7 +43,7 @@ from controlplane.nodes import GpuNode, NodeSpecError, create_nodes, validate_no
 from controlplane.nodespec import SpecError, gpu_node, load_nodes
 from controlplane.processes import free_ports, http_ok, runs_executable, stop_pids
 from placement.demand import GPU_RESOURCE
-from placement.report import GROUP, LEASE_PREFIX, PLURAL, VERSION
+from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION
 
 DEFAULT_DIR: Final = REPO_ROOT / ".cluster"
 DEPLOY_DIR: Final = REPO_ROOT / "deploy"

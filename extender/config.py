@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from extender.decisions import Mode
 from placement.model import FitSettings, NvlinkMode
+from placement.nodegpustate import LEASE_PREFIX
 from placement.policies import PROFILES
-from placement.report import LEASE_PREFIX
 
 AGENT_NAMESPACE = "vramfit-system"
 

@@ -38,7 +38,7 @@ from placement.demand import DemandError, demand_from_pod
 from placement.fleet import Fleet, FleetError
 from placement.lifecycle import FINISHED_PHASES, PodFacts, settle
 from placement.model import Demand, NodeState, Reservation, ReservationState
-from placement.report import LEASE_PREFIX, ReportError, decode_status, parse_time
+from placement.nodegpustate import LEASE_PREFIX, ReportError, decode_status, parse_time
 
 log = logging.getLogger(__name__)
 

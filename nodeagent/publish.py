@@ -22,7 +22,15 @@ from nodeagent.change import ChangeSettings, WriteReason, write_reason
 from nodeagent.kube import MERGE_PATCH, ApiError, KubeClient
 from nodeagent.retry import Backoff
 from placement.model import NodeState
-from placement.report import GROUP, KIND, LEASE_PREFIX, PLURAL, VERSION, StatusJSON, format_time
+from placement.nodegpustate import (
+    GROUP,
+    KIND,
+    LEASE_PREFIX,
+    PLURAL,
+    VERSION,
+    StatusJSON,
+    format_time,
+)
 
 log = logging.getLogger(__name__)
 

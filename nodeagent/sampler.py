@@ -15,7 +15,7 @@ from typing import Protocol
 from nodeagent.reading import NodeReading
 from nodeagent.state import Attribution, build_node_state, status_of
 from placement.model import CachedModel, NodeState
-from placement.report import StatusJSON
+from placement.nodegpustate import StatusJSON
 
 
 class Backend(Protocol):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from nodeagent.reading import GpuReading, NodeReading, ProcessUse
 from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
-from placement.report import StatusJSON, encode_status
+from placement.nodegpustate import StatusJSON, encode_status
 
 
 @dataclass(frozen=True, slots=True)

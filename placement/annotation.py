@@ -14,7 +14,7 @@ from typing import Any
 
 from placement.demand import A_RESERVATION
 from placement.model import Reservation, ReservationState
-from placement.report import format_time, parse_time
+from placement.nodegpustate import format_time, parse_time
 
 FORMAT_VERSION = 1
 

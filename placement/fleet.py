@@ -76,8 +76,8 @@ from placement.model import (
     Reject,
     Reservation,
 )
+from placement.nodegpustate import MAX_REPORT_BYTES
 from placement.policies import MAX_SCORE, Profile
-from placement.report import MAX_REPORT_BYTES
 from placement.topology import islands, nvlink_graph
 
 BoolArray = npt.NDArray[np.bool_]

@@ -1,8 +1,9 @@
-"""The NodeGPUState report: the wire shape the node agent writes and the extender reads.
+"""The NodeGPUState codec: the wire shape the node agent writes and the extender reads.
 
-One cluster-scoped ``NodeGPUState`` object (group ``vramfit.io``) per node carries this in its
-``status``. Both directions live here, pure, so the agent and the extender cannot drift apart;
-``decode_status`` reports every malformed field by its path.
+One cluster-scoped ``NodeGPUState`` object (group ``vramfit.io``) per node carries a report of
+the node's GPUs in its ``status``. Both directions live here, pure, so the agent and the
+extender cannot drift apart: ``encode_status`` turns a ``NodeState`` into that status, and
+``decode_status`` turns it back, reporting every malformed field by its path.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from extender.kubeapi import KubeError
 from extender.metrics import ExtenderMetrics
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from placement.model import GIB, CachedModel, GpuState, NodeState
-from placement.report import LEASE_PREFIX, encode_status, format_time
+from placement.nodegpustate import LEASE_PREFIX, encode_status, format_time
 
 NOW = 1_800_000_000.0
 H100 = "NVIDIA-H100-80GB-HBM3"

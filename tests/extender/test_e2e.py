@@ -31,7 +31,7 @@ from controlplane.nodes import GpuNode, create_nodes, delete_nodes
 from controlplane.processes import ManagedProcess, free_ports, http_ok
 from placement.annotation import decode_reservation
 from placement.model import GIB, GpuState, NodeState
-from placement.report import GROUP, LEASE_PREFIX, PLURAL, VERSION, encode_status, format_time
+from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION, encode_status, format_time
 
 pytestmark = pytest.mark.integration
 

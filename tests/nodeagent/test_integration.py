@@ -29,7 +29,7 @@ from nodeagent.config import argument_parser, settings_from_args
 from nodeagent.kube import MERGE_PATCH, ApiError, Credentials, KubeClient
 from nodeagent.publish import Publisher, PublishSettings
 from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
-from placement.report import decode_status, encode_status, parse_time
+from placement.nodegpustate import decode_status, encode_status, parse_time
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nodeagent.publish import lease_path, object_path, status_patch
 from nodeagent.retry import Backoff
-from placement.report import StatusJSON
+from placement.nodegpustate import StatusJSON
 
 
 def test_status_patch_clears_what_the_new_status_leaves_out() -> None:

@@ -9,7 +9,7 @@ import pytest
 from nodeagent.reading import GpuReading, MigReading, NodeReading, ProcessUse
 from nodeagent.state import Attribution, build_node_state, status_of
 from placement.model import MigDevice, PodMemory
-from placement.report import decode_status
+from placement.nodegpustate import decode_status
 
 GIB = 1024**3
 

@@ -25,8 +25,8 @@ from placement.model import (
     Reservation,
     ReservationState,
 )
+from placement.nodegpustate import MAX_REPORT_BYTES, decode_status, encode_status
 from placement.policies import MAX_SCORE, POLICIES, PROFILES, ScoreInput, score
-from placement.report import MAX_REPORT_BYTES, decode_status, encode_status
 from placement.topology import islands
 
 

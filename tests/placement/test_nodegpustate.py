@@ -1,4 +1,4 @@
-"""The NodeGPUState report: encode/decode round trip, and decode errors that list every field."""
+"""The NodeGPUState codec: encode/decode round trip, and decode errors that list every field."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from placement.model import GIB, CachedModel, GpuState, MigDevice, NodeState, PodMemory
-from placement.report import (
+from placement.nodegpustate import (
     MAX_REPORT_BYTES,
     ReportError,
     decode_status,
