@@ -1,0 +1,208 @@
+"""Column generation: the LP relaxation of the configuration model, its lower bound, and a
+rounding of it by diving.
+
+The master LP (GLOP) covers every item type's demand with node configurations at least cost;
+pricing adds configurations that improve it until none does, and the LP optimum is then a
+lower bound on every plan (Farley's ratio bound before it converges). Diving fixes the columns
+the LP uses whole, lowers the demand and repeats, for an integer plan to hint CP-SAT with.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ortools.linear_solver import pywraplp
+
+from planner.packing.configurations import Column, trim
+from planner.packing.pricing import EPS, exact_column, greedy_column
+from planner.packing.problem import Packing, Problem
+
+Progress = Callable[[str], None]
+
+
+class Master:
+    """The LP relaxation of the configuration model, grown one column at a time (GLOP).
+
+    Demands and node limits can be lowered to a residual while diving.
+    """
+
+    def __init__(self, problem: Problem, penalty: float) -> None:
+        self.p = problem
+        self.lp = pywraplp.Solver.CreateSolver("GLOP")
+        inf = self.lp.infinity()
+        self.cover: list[Any] = []
+        self.slacks: list[Any] = []
+        self.vars: list[Any] = []
+        self.obj = self.lp.Objective()
+        for i, it in enumerate(problem.items):
+            c = self.lp.Constraint(float(it.count), inf, f"cover{i}")
+            s = self.lp.NumVar(0.0, inf, f"slack{i}")
+            c.SetCoefficient(s, 1.0)
+            self.obj.SetCoefficient(s, penalty)
+            self.slacks.append(s)
+            self.cover.append(c)
+        self.upper: dict[int, Any] = {}
+        self.lower: dict[int, Any] = {}
+        for t, b in enumerate(problem.bins):
+            if b.max_nodes is not None:
+                self.upper[t] = self.lp.Constraint(0.0, float(b.max_nodes), f"max{t}")
+            if b.min_nodes > 0:
+                self.lower[t] = self.lp.Constraint(float(b.min_nodes), inf, f"min{t}")
+        self.obj.SetMinimization()
+        self.columns: list[Column] = []
+        self.known: set[Column] = set()
+
+    def add(self, col: Column) -> bool:
+        """Add ``col`` as a new LP variable; false when the master has it already."""
+        if col in self.known:
+            return False
+        t, items = col
+        self.known.add(col)
+        self.columns.append(col)
+        v = self.lp.NumVar(0.0, self.lp.infinity(), f"x{len(self.columns)}")
+        self.vars.append(v)
+        self.obj.SetCoefficient(v, float(self.p.bins[t].cost))
+        for i, n in items:
+            self.cover[i].SetCoefficient(v, float(n))
+        for cons in (self.upper.get(t), self.lower.get(t)):
+            if cons is not None:
+                cons.SetCoefficient(v, 1.0)
+        return True
+
+    def residual(self, counts: list[int], used: Counter[int]) -> None:
+        """Ask only for ``counts`` more items, with ``used`` nodes of each type already taken."""
+        inf = self.lp.infinity()
+        for i, c in enumerate(self.cover):
+            c.SetBounds(float(counts[i]), inf)
+        for t, c in self.upper.items():
+            c.SetBounds(0.0, float(max(0, (self.p.bins[t].max_nodes or 0) - used[t])))
+        for t, c in self.lower.items():
+            c.SetBounds(float(max(0, self.p.bins[t].min_nodes - used[t])), inf)
+
+    def solve(self) -> tuple[float, list[float], list[float]]:
+        """Solve the LP: its value, the dual of each item's cover, and of each node limit."""
+        status = self.lp.Solve()
+        if status != pywraplp.Solver.OPTIMAL:
+            raise RuntimeError(f"LP master did not solve (status {status})")
+        duals = [c.dual_value() for c in self.cover]
+        lam = [0.0] * len(self.p.bins)
+        for t, c in self.upper.items():
+            lam[t] += c.dual_value()
+        for t, c in self.lower.items():
+            lam[t] += c.dual_value()
+        return float(self.obj.Value()), duals, lam
+
+    def values(self) -> list[float]:
+        """Value of each column in the last LP solution."""
+        return [v.solution_value() for v in self.vars]
+
+    def slack_total(self) -> float:
+        """Items the last LP solution left uncovered."""
+        return float(sum(s.solution_value() for s in self.slacks))
+
+
+@dataclass
+class Generation:
+    """Outcome of one run of column generation."""
+
+    lp_value: float
+    bound: float | None
+    converged: bool
+    iterations: int
+
+
+def generate(
+    master: Master,
+    problem: Problem,
+    counts: list[int],
+    *,
+    deadline: float,
+    max_iterations: int,
+    progress: Progress | None,
+    cost_scale: float,
+) -> Generation:
+    """Add improving columns until none prices out, the deadline, or ``max_iterations``."""
+    bound: float | None = None
+    lp_value = math.inf
+    for iteration in range(1, max_iterations + 1):
+        lp_value, duals, lam = master.solve()
+        if progress is not None and iteration % 10 == 1:
+            progress(
+                f"column generation: LP ${lp_value / cost_scale:,.2f}/h, "
+                f"{len(master.columns)} columns"
+            )
+        added = 0
+        for t, b in enumerate(problem.bins):
+            value, col = greedy_column(problem, t, duals, counts)
+            if col is not None and b.cost - value - lam[t] < -EPS * b.cost:
+                added += master.add(col)
+        if not added:
+            ratio = 1.0
+            for t, b in enumerate(problem.bins):
+                left = max(0.05, deadline - time.monotonic())
+                upper, col = exact_column(problem, t, duals, counts, min(left, 2.0))
+                ratio = max(ratio, (upper + lam[t]) / b.cost)
+                if col is not None:
+                    value = sum(duals[i] * n for i, n in col[1])
+                    if b.cost - value - lam[t] < -EPS * b.cost:
+                        added += master.add(col)
+            candidate = lp_value / ratio
+            bound = candidate if bound is None else max(bound, candidate)
+            if not added:
+                return Generation(lp_value, bound, True, iteration)
+        if time.monotonic() > deadline:
+            return Generation(lp_value, bound, False, iteration)
+    return Generation(lp_value, bound, False, max_iterations)
+
+
+def dive(
+    master: Master,
+    problem: Problem,
+    deadline: float,
+    progress: Progress | None,
+    cost_scale: float,
+) -> Packing | None:
+    """Round the LP by diving: fix the columns the LP already uses whole (or the largest one),
+    lower the demand, generate columns for the rest, repeat. ``None`` if it runs out of time or
+    the rest cannot be covered."""
+    counts = [it.count for it in problem.items]
+    used: Counter[int] = Counter()
+    fixed: list[Column] = []
+    try:
+        while sum(counts) > 0:
+            if time.monotonic() > deadline:
+                return None
+            master.residual(counts, used)
+            generate(
+                master,
+                problem,
+                counts,
+                deadline=deadline,
+                max_iterations=25,
+                progress=None,
+                cost_scale=cost_scale,
+            )
+            if master.slack_total() > 1e-6:
+                return None
+            values = master.values()
+            chosen = [(k, math.floor(v + 1e-6)) for k, v in enumerate(values) if v >= 1 - 1e-6]
+            if not chosen:
+                k = max(range(len(values)), key=lambda j: (values[j], -j))
+                chosen = [(k, 1)]
+            for k, n in chosen:
+                t, items = master.columns[k]
+                for _ in range(n):
+                    fixed.append((t, items))
+                    used[t] += 1
+                    for i, a in items:
+                        counts[i] = max(0, counts[i] - a)
+    finally:
+        master.residual([it.count for it in problem.items], Counter())
+    if progress is not None:
+        progress(f"diving: {len(fixed)} nodes")
+    return trim(problem, [(t, Counter(dict(items))) for t, items in fixed])
