@@ -45,6 +45,7 @@ from extender.bind import Binder
 from extender.config import Settings
 from extender.kubeapi import KubeError
 from extender.metrics import ExtenderMetrics
+from extender.objects import read_lease, read_leases, read_report, read_reports
 from extender.server import ExtenderServer
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from placement.model import GIB, CachedModel, GpuState, NodeState
@@ -106,16 +107,18 @@ def synthetic_state(nodes: int, now: float, seed: int = 7) -> tuple[ClusterState
     fleet = [synthetic_node(i, rng, now) for i in range(nodes)]
     state = ClusterState(assumed_ttl_s=30.0)
     state.replace_leases(
-        [
+        read_leases(
             {
                 "metadata": {"name": f"{LEASE_PREFIX}{n.name}"},
                 "spec": {"renewTime": format_time(now), "leaseDurationSeconds": 3600},
             }
             for n in fleet
-        ]
+        )
     )
     state.replace_reports(
-        [{"metadata": {"name": n.name}, "status": dict(encode_status(n))} for n in fleet]
+        read_reports(
+            {"metadata": {"name": n.name}, "status": dict(encode_status(n))} for n in fleet
+        )
     )
     state.replace_pods([], listed_at=now)
     for resource in (REPORTS, LEASES, PODS):
@@ -140,8 +143,8 @@ LEASES_PER_NODE_S = 1 / 10
 
 class Churn:
     """The watch events a fleet of agents makes, at their real rate, applied as the extender's
-    watches apply them: decoded from JSON, then ``apply_report`` / ``apply_lease`` under the
-    state's lock, beside the requests being measured."""
+    watches apply them: decoded from JSON, read into reports and Leases, then ``apply_report`` /
+    ``apply_lease`` under the state's lock, beside the requests being measured."""
 
     def __init__(self, state: ClusterState, nodes: int, seed: int = 11) -> None:
         self.state = state
@@ -165,7 +168,9 @@ class Churn:
             while self.applied["reports"] < elapsed * reports_per_s:
                 raw = orjson.loads(self.reports[self.applied["reports"] % len(self.reports)])
                 raw["status"]["observedAt"] = format_time(time.time())
-                self.state.apply_report("MODIFIED", raw)
+                report = read_report(raw)
+                assert report is not None
+                self.state.apply_report("MODIFIED", report)
                 self.applied["reports"] += 1
             while self.applied["leases"] < elapsed * leases_per_s:
                 name = self.names[self.applied["leases"] % self.nodes]
@@ -178,7 +183,9 @@ class Churn:
                         },
                     }
                 )
-                self.state.apply_lease("MODIFIED", orjson.loads(event))
+                lease = read_lease(orjson.loads(event))
+                assert lease is not None
+                self.state.apply_lease("MODIFIED", lease)
                 self.applied["leases"] += 1
 
 

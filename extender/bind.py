@@ -19,11 +19,12 @@ from typing import Any
 from extender.config import Settings
 from extender.decisions import recheck
 from extender.kubeapi import KubeError, PodAPI
-from extender.state import ClusterState, PendingPod, pod_info
+from extender.objects import read_pod
+from extender.state import ClusterState, PendingPod
 from extender.wire import BindingArgs
 from placement.annotation import encode_reservation
-from placement.decide import assume
 from placement.demand import A_RESERVATION
+from placement.lifecycle import assume
 from placement.model import Reject, Reservation
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Binder:
         except KubeError as exc:
             code = "pod-gone" if exc.status == 404 else "api-error"
             return None, _fail(code, f"cannot read pod {args.key}: {exc}")
-        info = pod_info(raw)
+        info = read_pod(raw)
         if info is None or info.uid != args.pod_uid:
             return None, _fail(
                 "uid-mismatch",
@@ -163,7 +164,7 @@ class Binder:
                 return _fail(code, f"cannot record the reservation on pod {args.key}: {exc}")
         # The pod changed since we read it: re-read, and retry only if it is the same unbound pod.
         try:
-            fresh = pod_info(self.api.get_pod(args.pod_namespace, args.pod_name))
+            fresh = read_pod(self.api.get_pod(args.pod_namespace, args.pod_name))
         except KubeError as exc:
             return _fail("patch-failed", f"cannot re-read pod {args.key}: {exc}")
         if fresh is None or fresh.uid != args.pod_uid:
@@ -185,7 +186,7 @@ class Binder:
         except KubeError as exc:
             if exc.status == 409:
                 try:
-                    fresh = pod_info(self.api.get_pod(args.pod_namespace, args.pod_name))
+                    fresh = read_pod(self.api.get_pod(args.pod_namespace, args.pod_name))
                 except KubeError:
                     fresh = None
                 if fresh is not None and fresh.uid == args.pod_uid and fresh.node_name:

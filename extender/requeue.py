@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from placement.nodegpustate import format_time, parse_time
+from extender.objects import AgentLease, NodeReport, PodInfo
+from placement.nodegpustate import format_time
 
 log = logging.getLogger(__name__)
 
@@ -181,37 +182,6 @@ class Requeuer:
             _, next_at = self._round()
 
 
-def free_gpus(raw_report: Mapping[str, Any]) -> int:
-    """Pure: GPUs a NodeGPUState reports healthy and held by no pod (0 for a malformed one)."""
-    status = raw_report.get("status")
-    gpus = status.get("gpus") if isinstance(status, Mapping) else None
-    if not isinstance(gpus, list):
-        return 0
-    return sum(
-        1
-        for g in gpus
-        if isinstance(g, Mapping) and g.get("healthy") is True and not g.get("holderPodUID")
-    )
-
-
-def observed_at(raw_report: Mapping[str, Any]) -> float | None:
-    """Pure: a report's ``status.observedAt`` in epoch seconds, ``None`` when unreadable."""
-    status = raw_report.get("status")
-    stamp = status.get("observedAt") if isinstance(status, Mapping) else None
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return parse_time(stamp)
-    except ValueError:
-        return None
-
-
-def _name(raw: Mapping[str, Any]) -> str:
-    meta = raw.get("metadata")
-    name = meta.get("name") if isinstance(meta, Mapping) else None
-    return name if isinstance(name, str) else ""
-
-
 class CapacitySignals:
     """Tells, from watch events, whether capacity may have grown: a report with more free GPUs
     than the last one, an agent Lease renewed after it had lapsed, a pod deleted. Everything
@@ -220,50 +190,46 @@ class CapacitySignals:
 
     def __init__(
         self,
-        lease_renewed: Callable[[Mapping[str, Any]], tuple[float | None, float]],
         *,
         max_report_age_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._lease_times = lease_renewed
         self._max_age = max_report_age_s
         self._clock = clock
         self._free: dict[str, int] = {}
         self._observed: dict[str, float] = {}
         self._renewed: dict[str, float] = {}
 
-    def report(self, event: str, raw: Mapping[str, Any]) -> bool:
+    def report(self, event: str, report: NodeReport) -> bool:
         """A NodeGPUState event; true when the node now has more free GPUs than before, or its
         previous report had gone stale (the extender refused the node until this one)."""
-        name = _name(raw)
+        name = report.name
         if event == "DELETED":
             self._free.pop(name, None)
             self._observed.pop(name, None)
             return False
-        now_free = free_gpus(raw)
+        now_free = report.free_gpus
         before = self._free.get(name)
         self._free[name] = now_free
         was_observed = self._observed.get(name)
-        observed = observed_at(raw)
+        observed = report.observed_at
         if observed is not None:
             self._observed[name] = observed
         was_stale = was_observed is not None and self._clock() - was_observed > self._max_age
         return before is None or now_free > before or was_stale
 
-    def lease(self, event: str, raw: Mapping[str, Any]) -> bool:
+    def lease(self, event: str, lease: AgentLease) -> bool:
         """An agent Lease event; true when it was renewed after having expired (or is new)."""
-        name = _name(raw)
         if event == "DELETED":
-            self._renewed.pop(name, None)
+            self._renewed.pop(lease.node, None)
             return False
-        renewed, duration = self._lease_times(raw)
-        if renewed is None:
+        if lease.renewed_at is None:
             return False
-        before = self._renewed.get(name)
-        self._renewed[name] = renewed
-        return before is None or renewed - before > duration
+        before = self._renewed.get(lease.node)
+        self._renewed[lease.node] = lease.renewed_at
+        return before is None or lease.renewed_at - before > lease.duration_s
 
     @staticmethod
-    def pod(event: str, raw: Mapping[str, Any]) -> bool:
+    def pod(event: str, _pod: PodInfo) -> bool:
         """A pod event; true when a pod is gone (its GPUs come free)."""
         return event == "DELETED"

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
@@ -25,12 +25,15 @@ from extender.bind import Binder
 from extender.config import Settings
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
+from extender.objects import read_lease, read_pod, read_report
 from extender.requeue import CapacitySignals, Requeuer
-from extender.state import LEASES, PODS, REPORTS, ClusterState, lease_times
+from extender.state import LEASES, PODS, REPORTS, ClusterState
 from extender.watch import Watcher, WatchTarget
 from placement.nodegpustate import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def api_client(settings: Settings) -> k8s.ApiClient:
@@ -47,44 +50,69 @@ def api_client(settings: Settings) -> k8s.ApiClient:
     return k8s.ApiClient(configuration)
 
 
+def _target(
+    resource: str,
+    path: str,
+    *,
+    read: Callable[[Mapping[str, Any]], T | None],
+    replace: Callable[[list[T], float], None],
+    apply: Callable[[str, T], None],
+    grew: Callable[[str, T], bool],
+    on_growth: Callable[[], None],
+) -> WatchTarget:
+    """A watched collection whose objects are read once, here, into the values ``replace``
+    and ``apply`` take; ``on_growth`` runs after an event that may have freed capacity."""
+
+    def replace_raw(items: list[Mapping[str, Any]], listed_at: float) -> None:
+        replace([v for v in map(read, items) if v is not None], listed_at)
+
+    def apply_raw(event: str, raw: Mapping[str, Any]) -> None:
+        value = read(raw)
+        if value is None:
+            return
+        apply(event, value)
+        if grew(event, value):
+            on_growth()
+
+    return WatchTarget(resource, path, replace_raw, apply_raw)
+
+
 def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
     """The running extender: API client, state, watches (started here), binder and app."""
     api = KubeAPI(api_client(settings), timeout_s=settings.api_timeout_s)
-    state = ClusterState(assumed_ttl_s=settings.assumed_ttl_s, lease_prefix=settings.lease_prefix)
+    state = ClusterState(assumed_ttl_s=settings.assumed_ttl_s)
     metrics = ExtenderMetrics(CollectorRegistry())
     stop = stop or threading.Event()
     requeuer = Requeuer(api.patch_pod, on_nudge=lambda _uid: metrics.requeues.inc())
-    signals = CapacitySignals(lease_times, max_report_age_s=settings.fit.max_report_age_s)
-
-    def signalled(
-        apply: Callable[[str, Mapping[str, Any]], None],
-        grew: Callable[[str, Mapping[str, Any]], bool],
-    ) -> Callable[[str, Mapping[str, Any]], None]:
-        def on_event(event: str, raw: Mapping[str, Any]) -> None:
-            apply(event, raw)
-            if grew(event, raw):
-                requeuer.capacity_changed()
-
-        return on_event
-
+    signals = CapacitySignals(max_report_age_s=settings.fit.max_report_age_s)
+    prefix = settings.lease_prefix
     targets = (
-        WatchTarget(
+        _target(
             REPORTS,
             f"/apis/{GROUP}/{VERSION}/{PLURAL}",
-            lambda items, _at: state.replace_reports(items),
-            signalled(state.apply_report, signals.report),
+            read=read_report,
+            replace=lambda reports, _at: state.replace_reports(reports),
+            apply=state.apply_report,
+            grew=signals.report,
+            on_growth=requeuer.capacity_changed,
         ),
-        WatchTarget(
+        _target(
             LEASES,
             f"/apis/coordination.k8s.io/v1/namespaces/{settings.agent_namespace}/leases",
-            lambda items, _at: state.replace_leases(items),
-            signalled(state.apply_lease, signals.lease),
+            read=lambda raw: read_lease(raw, prefix),
+            replace=lambda leases, _at: state.replace_leases(leases),
+            apply=state.apply_lease,
+            grew=signals.lease,
+            on_growth=requeuer.capacity_changed,
         ),
-        WatchTarget(
+        _target(
             PODS,
             "/api/v1/pods",
-            lambda items, at: state.replace_pods(items, listed_at=at),
-            signalled(state.apply_pod, signals.pod),
+            read=read_pod,
+            replace=lambda pods, at: state.replace_pods(pods, listed_at=at),
+            apply=state.apply_pod,
+            grew=signals.pod,
+            on_growth=requeuer.capacity_changed,
         ),
     )
     threading.Thread(target=requeuer.run, args=(stop,), name="requeue", daemon=True).start()

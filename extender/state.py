@@ -27,18 +27,16 @@ import dataclasses
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from extender.decisions import View
-from placement.annotation import AnnotationError, decode_reservation, reservation_of
-from placement.demand import DemandError, demand_from_pod
+from extender.objects import DEFAULT_LEASE_DURATION_S, AgentLease, NodeReport, PodInfo
+from placement.annotation import AnnotationError, decode_reservation
 from placement.fleet import Fleet, FleetError
 from placement.lifecycle import FINISHED_PHASES, PodFacts, settle
 from placement.model import Demand, NodeState, Reservation, ReservationState
-from placement.nodegpustate import LEASE_PREFIX, ReportError, decode_status, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +45,6 @@ REPORTS = "nodegpustates"
 LEASES = "leases"
 RESOURCES = (PODS, REPORTS, LEASES)
 _PURGE_EVERY_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class PodInfo:
-    """The few facts about a pod that reservations depend on, read from its raw JSON."""
-
-    uid: str
-    name: str
-    namespace: str
-    resource_version: str
-    node_name: str
-    phase: str
-    ready: bool
-    terminating: bool
-    demand: Demand | None
-    annotation: str | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def facts(self) -> PodFacts:
-        """What the reservation rule reads about this pod."""
-        return PodFacts(phase=self.phase, ready=self.ready, terminating=self.terminating)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,63 +58,11 @@ class PendingPod:
     seen_at: float
 
 
-def pod_info(raw: Mapping[str, Any]) -> PodInfo | None:
-    """Pure: the reservation-relevant facts of a raw pod, or ``None`` if it has no identity.
-
-    A pod whose GPU demand cannot be read keeps ``demand=None``; its reservation annotation
-    still counts, since GPUs promised to it are promised whatever its annotations say.
-    """
-    meta = raw.get("metadata")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("uid"), str):
-        return None
-    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
-    status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
-    assert isinstance(spec, Mapping) and isinstance(status, Mapping)
-    try:
-        demand = demand_from_pod(raw)  # None for a pod without GPUs
-    except DemandError:
-        demand = None
-    ready = False
-    conditions = status.get("conditions")
-    if isinstance(conditions, list):
-        for c in conditions:
-            if isinstance(c, Mapping) and c.get("type") == "Ready":
-                ready = c.get("status") == "True"
-    return PodInfo(
-        uid=meta["uid"],
-        name=str(meta.get("name", "")),
-        namespace=str(meta.get("namespace", "default")),
-        resource_version=str(meta.get("resourceVersion", "")),
-        node_name=str(spec.get("nodeName") or ""),
-        phase=str(status.get("phase") or ""),
-        ready=ready,
-        terminating=meta.get("deletionTimestamp") is not None,
-        demand=demand,
-        annotation=reservation_of(raw),
-    )
-
-
-def lease_times(raw: Mapping[str, Any]) -> tuple[float | None, float]:
-    """Pure: (last renewal in epoch seconds or ``None``, duration) of a raw Lease."""
-    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
-    assert isinstance(spec, Mapping)
-    duration = spec.get("leaseDurationSeconds")
-    dur = float(duration) if isinstance(duration, int | float) and duration > 0 else 40.0
-    stamp = spec.get("renewTime") or spec.get("acquireTime")
-    if not isinstance(stamp, str):
-        return None, dur
-    try:
-        return parse_time(stamp), dur
-    except ValueError:
-        return None, dur
-
-
 class ClusterState:
     """The view shared by the watch threads and the request threads of one extender process."""
 
-    def __init__(self, *, assumed_ttl_s: float, lease_prefix: str = LEASE_PREFIX) -> None:
+    def __init__(self, *, assumed_ttl_s: float) -> None:
         self.assumed_ttl_s = assumed_ttl_s
-        self.lease_prefix = lease_prefix
         # One lock for everything: watch events, and a decision from the moment it reads the
         # view until it records its reservation, so two decisions never take the same GPU.
         self._lock = threading.RLock()
@@ -149,7 +70,7 @@ class ClusterState:
         # lock); reports that cannot be read are kept as reasons instead.
         self.fleet = Fleet(capacity=1024)
         self._invalid: dict[str, str] = {}
-        self._leases: dict[str, tuple[float | None, float]] = {}
+        self._leases: dict[str, AgentLease] = {}
         self._pods: dict[str, PodInfo] = {}
         # Every reservation, kept resolved against the fleet's rows (the filter reads their
         # sums instead of looping over them).
@@ -196,24 +117,23 @@ class ClusterState:
             if info is not None:  # a pod not seen yet (assumed in filter) is not Ready
                 self._settle(r, info.facts)
 
-    def _set_report(self, raw: Mapping[str, Any]) -> None:
-        meta = raw.get("metadata")
-        name = meta.get("name") if isinstance(meta, Mapping) else None
-        if not isinstance(name, str) or not name:
-            log.warning("ignoring a NodeGPUState without metadata.name")
-            return
-        status = raw.get("status")
-        problem = ""
-        if not isinstance(status, Mapping):
-            problem = "GPU report is invalid: NodeGPUState has no status yet"
-        else:
-            renewed, duration = self._leases.get(name, (None, 40.0))
+    def _lease(self, node: str) -> tuple[float | None, float]:
+        """(last renewal, duration) of ``node``'s agent Lease; never renewed without one."""
+        lease = self._leases.get(node)
+        if lease is None:
+            return None, DEFAULT_LEASE_DURATION_S
+        return lease.renewed_at, lease.duration_s
+
+    def _set_report(self, report: NodeReport) -> None:
+        name, problem = report.name, report.problem
+        if report.node is not None:
+            renewed, duration = self._lease(name)
+            node = dataclasses.replace(
+                report.node, lease_renewed_at=renewed, lease_duration_s=duration
+            )
             try:
-                node = decode_status(
-                    name, status, lease_renewed_at=renewed, lease_duration_s=duration
-                )
                 self.fleet.replace(node)
-            except (ReportError, FleetError) as exc:
+            except FleetError as exc:
                 problem = f"GPU report is invalid: {exc}"
                 log.warning("%s", exc)
         if problem:
@@ -223,69 +143,46 @@ class ClusterState:
         self._invalid.pop(name, None)
         self._ended_by(name)
 
-    def _drop_report(self, raw: Mapping[str, Any]) -> None:
-        meta = raw.get("metadata")
-        name = meta.get("name") if isinstance(meta, Mapping) else None
-        if isinstance(name, str):
-            self.fleet.remove(name)
-            self._invalid.pop(name, None)
-
-    def replace_reports(self, items: Iterable[Mapping[str, Any]]) -> None:
-        """A full list of NodeGPUState objects (first list, or relist after a lost watch)."""
+    def replace_reports(self, reports: Iterable[NodeReport]) -> None:
+        """A full list of NodeGPUState reports (first list, or relist after a lost watch)."""
         with self._lock:
-            items = list(items)
-            listed = {
-                m.get("name") for m in (i.get("metadata") for i in items) if isinstance(m, Mapping)
-            }
+            reports = list(reports)
+            listed = {r.name for r in reports}
             for name in self.fleet.names():
                 if name not in listed:
                     self.fleet.remove(name)
             self._invalid.clear()
-            for raw in items:
-                self._set_report(raw)
+            for report in reports:
+                self._set_report(report)
 
-    def apply_report(self, event: str, raw: Mapping[str, Any]) -> None:
+    def apply_report(self, event: str, report: NodeReport) -> None:
         """One NodeGPUState watch event."""
         with self._lock:
             if event == "DELETED":
-                self._drop_report(raw)
+                self.fleet.remove(report.name)
+                self._invalid.pop(report.name, None)
             else:
-                self._set_report(raw)
+                self._set_report(report)
 
     def _renew(self, node: str) -> None:
         if node in self.fleet:
-            renewed, duration = self._leases.get(node, (None, 40.0))
-            self.fleet.renew(node, renewed, duration)
+            self.fleet.renew(node, *self._lease(node))
 
-    def _lease_node(self, raw: Mapping[str, Any]) -> str | None:
-        meta = raw.get("metadata")
-        name = meta.get("name") if isinstance(meta, Mapping) else None
-        if not isinstance(name, str) or not name.startswith(self.lease_prefix):
-            return None
-        return name[len(self.lease_prefix) :] or None
-
-    def replace_leases(self, items: Iterable[Mapping[str, Any]]) -> None:
+    def replace_leases(self, leases: Iterable[AgentLease]) -> None:
         """A full list of agent Leases."""
         with self._lock:
-            self._leases.clear()
-            for raw in items:
-                node = self._lease_node(raw)
-                if node is not None:
-                    self._leases[node] = lease_times(raw)
+            self._leases = {lease.node: lease for lease in leases}
             for node in self.fleet.names():
                 self._renew(node)
 
-    def apply_lease(self, event: str, raw: Mapping[str, Any]) -> None:
-        """One Lease watch event."""
-        node = self._lease_node(raw)
-        if node is None:
-            return
+    def apply_lease(self, event: str, lease: AgentLease) -> None:
+        """One agent Lease watch event."""
         with self._lock:
             if event == "DELETED":
-                self._leases.pop(node, None)
+                self._leases.pop(lease.node, None)
             else:
-                self._leases[node] = lease_times(raw)
-            self._renew(node)
+                self._leases[lease.node] = lease
+            self._renew(lease.node)
 
     # ----- pods and reservations ---------------------------------------------------------------
 
@@ -339,7 +236,7 @@ class ClusterState:
                 dataclasses.replace(durable, state=ReservationState.ASSUMED, expires_at=expires)
             )
 
-    def replace_pods(self, items: Iterable[Mapping[str, Any]], *, listed_at: float) -> None:
+    def replace_pods(self, pods: Iterable[PodInfo], *, listed_at: float) -> None:
         """A full list of pods: rebuild every reservation from their annotations.
 
         Reservations this process made after ``listed_at`` survive a relist whose result
@@ -353,16 +250,13 @@ class ClusterState:
                 self._reservations.put(r)
             self._visible.clear()
             released, self._released = self._released, set()
-            infos = [i for i in (pod_info(raw) for raw in items) if i is not None]
+            infos = list(pods)
             self._released = released & {i.uid for i in infos}
             for info in infos:
                 self._reconcile_pod(info)
 
-    def apply_pod(self, event: str, raw: Mapping[str, Any]) -> None:
+    def apply_pod(self, event: str, info: PodInfo) -> None:
         """One Pod watch event."""
-        info = pod_info(raw)
-        if info is None:
-            return
         with self._lock:
             if event == "DELETED":
                 self._forget_pod(info.uid)

@@ -23,6 +23,17 @@ from extender.config import Settings
 from extender.decisions import Mode
 from extender.kubeapi import KubeError
 from extender.metrics import ExtenderMetrics
+from extender.objects import (
+    AgentLease,
+    NodeReport,
+    PodInfo,
+    read_lease,
+    read_leases,
+    read_pod,
+    read_pods,
+    read_report,
+    read_reports,
+)
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from placement.model import GIB, CachedModel, GpuState, NodeState
 from placement.nodegpustate import LEASE_PREFIX, encode_status, format_time
@@ -106,6 +117,27 @@ def lease_object(node: str, renewed_at: float, duration: int = 40) -> dict[str, 
     }
 
 
+def report_of(raw: Mapping[str, Any]) -> NodeReport:
+    """The report the watch reads from a raw NodeGPUState (which must name its node)."""
+    report = read_report(raw)
+    assert report is not None, raw
+    return report
+
+
+def lease_of(raw: Mapping[str, Any]) -> AgentLease:
+    """The agent Lease the watch reads from a raw Lease (which must be an agent's)."""
+    lease = read_lease(raw)
+    assert lease is not None, raw
+    return lease
+
+
+def pod_of(raw: Mapping[str, Any]) -> PodInfo:
+    """The pod facts the watch reads from a raw pod (which must have a UID)."""
+    info = read_pod(raw)
+    assert info is not None, raw
+    return info
+
+
 _uids = itertools.count(1)
 
 
@@ -170,9 +202,9 @@ def synced_state(
     """A state fed as its watches would feed it on start: reports, Leases, then pods."""
     state = ClusterState(assumed_ttl_s=ttl)
     lease_times = {n.name: lease_at for n in nodes} | dict(leases or {})
-    state.replace_leases([lease_object(n, t) for n, t in lease_times.items()])
-    state.replace_reports([report_object(n) for n in nodes])
-    state.replace_pods(pods or [], listed_at=NOW - 60)
+    state.replace_leases(read_leases([lease_object(n, t) for n, t in lease_times.items()]))
+    state.replace_reports(read_reports([report_object(n) for n in nodes]))
+    state.replace_pods(read_pods(pods or []), listed_at=NOW - 60)
     for resource in (REPORTS, LEASES, PODS):
         state.mark_synced(resource)
     return state

@@ -24,7 +24,9 @@ from tests.extender.conftest import (
     build_extender,
     gpu_node,
     pod_object,
+    pod_of,
     report_object,
+    report_of,
     synced_state,
 )
 
@@ -106,7 +108,7 @@ def test_refused_binding_releases_and_removes_the_annotation() -> None:
     assert held(ext) == {}
     assert "vramfit.io/reservation" not in pod["metadata"]["annotations"]
     # The annotation's own watch event must not bring the reservation back.
-    ext.state.apply_pod("MODIFIED", pod | {"metadata": pod["metadata"]})
+    ext.state.apply_pod("MODIFIED", pod_of(pod | {"metadata": pod["metadata"]}))
     assert held(ext) == {}
     assert_unlocked(ext, "n0")
 
@@ -130,7 +132,7 @@ def test_binding_already_done_to_the_same_node_succeeds() -> None:
 def test_recheck_refuses_a_node_that_filled_up_since_filter() -> None:
     ext, _, args = setup()
     full = gpu_node("n0", held={i: f"intruder-{i}" for i in range(8)})
-    ext.state.apply_report("MODIFIED", report_object(full))
+    ext.state.apply_report("MODIFIED", report_of(report_object(full)))
     error = bind(ext, args)
     assert "node n0 can no longer take pod serving/p" in error
     assert "8 held" in error

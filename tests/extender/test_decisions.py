@@ -25,10 +25,18 @@ from extender.decisions import (
     to_priority,
 )
 from extender.state import ClusterState
-from placement.decide import assume
 from placement.fleet import REASON_NO_REPORT, REJECT_CLASSES
+from placement.lifecycle import assume
 from placement.model import GIB, Demand, FitSettings, NodeState, Reject
-from tests.extender.conftest import A100, NOW, gpu_node, pod_object, report_object, synced_state
+from tests.extender.conftest import (
+    A100,
+    NOW,
+    gpu_node,
+    pod_object,
+    report_object,
+    report_of,
+    synced_state,
+)
 
 
 def run_filter(
@@ -233,7 +241,7 @@ def test_invalid_report_is_a_reason_not_a_crash() -> None:
     state = synced_state([gpu_node("h100-0")])
     broken = report_object(gpu_node("broken"))
     broken["status"]["gpus"][0]["memory"]["totalBytes"] = "80Gi"
-    state.apply_report("ADDED", broken)
+    state.apply_report("ADDED", report_of(broken))
     out = run_filter(state, pod_object("p"), ["broken", "h100-0"])
     assert out.passed == ("h100-0",)
     assert out.failed == {} and out.reject_codes == {REPORT_INVALID: 1}

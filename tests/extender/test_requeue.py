@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from extender.objects import AgentLease, NodeReport
 from extender.requeue import (
     A_REQUEUED_AT,
     CapacitySignals,
@@ -14,9 +15,9 @@ from extender.requeue import (
     Requeuer,
     RequeueSettings,
     due,
-    free_gpus,
 )
-from extender.state import lease_times
+from placement.nodegpustate import parse_time
+from tests.extender.conftest import NOW, gpu_node, pod_object, pod_of
 
 S = RequeueSettings(settle_s=0.0, min_interval_s=5.0, max_age_s=100.0, max_per_round=2)
 
@@ -147,32 +148,15 @@ def test_pods_refused_too_long_ago_are_dropped() -> None:
     assert q.waiting() == 0
 
 
-def _report(name: str, *gpus: tuple[bool, str | None]) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "status": {"gpus": [{"healthy": h, "holderPodUID": holder} for h, holder in gpus]},
-    }
+def _report(name: str, *holders: str | None, observed_at: float = NOW) -> NodeReport:
+    """A report of ``name`` whose GPUs are held by ``holders`` (``None``: free)."""
+    held = {i: h for i, h in enumerate(holders) if h is not None}
+    node = gpu_node(name, gpus=len(holders), held=held, observed_at=observed_at)
+    return NodeReport(name, node=node)
 
 
-def _lease(name: str, renewed: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "spec": {"renewTime": renewed, "leaseDurationSeconds": 40},
-    }
-
-
-@pytest.mark.parametrize(
-    ("raw", "free"),
-    [
-        pytest.param(_report("n", (True, None), (True, None)), 2, id="two-free"),
-        pytest.param(_report("n", (True, "pod-a"), (True, None)), 1, id="one-held"),
-        pytest.param(_report("n", (False, None)), 0, id="unhealthy"),
-        pytest.param({"metadata": {"name": "n"}}, 0, id="no-status"),
-        pytest.param({"status": {"gpus": "broken"}}, 0, id="malformed"),
-    ],
-)
-def test_free_gpus(raw: dict[str, Any], free: int) -> None:
-    assert free_gpus(raw) == free
+def _lease(node: str, renewed: str) -> AgentLease:
+    return AgentLease(node, parse_time(renewed), 40.0)
 
 
 def test_a_change_during_the_rate_limit_wakes_the_pod_when_the_interval_ends() -> None:
@@ -191,16 +175,14 @@ def test_a_change_during_the_rate_limit_wakes_the_pod_when_the_interval_ends() -
     assert q.run_once() == 1
 
 
-def _observed(name: str, at: str) -> dict[str, Any]:
-    raw = _report(name, (True, "pod-a"))
-    raw["status"]["observedAt"] = at
-    return raw
+def _observed(name: str, at: str) -> NodeReport:
+    return _report(name, "pod-a", observed_at=parse_time(at))
 
 
 def test_a_report_that_was_stale_signals_when_fresh_again() -> None:
     clock = Clock()
     clock.now = 1_767_225_900.0  # 2026-01-01T00:05:00Z
-    signals = CapacitySignals(lease_times, max_report_age_s=120.0, clock=clock)
+    signals = CapacitySignals(max_report_age_s=120.0, clock=clock)
     assert signals.report("ADDED", _observed("n", "2026-01-01T00:04:30.000000Z"))
     # Same free GPUs, previous report fresh: no signal.
     assert not signals.report("MODIFIED", _observed("n", "2026-01-01T00:04:50.000000Z"))
@@ -209,20 +191,21 @@ def test_a_report_that_was_stale_signals_when_fresh_again() -> None:
 
 
 def test_capacity_signals_fire_only_when_capacity_may_have_grown() -> None:
-    signals = CapacitySignals(lease_times, max_report_age_s=1e12)
-    busy = _report("h100-0", (True, "pod-a"), (True, "pod-b"))
-    freed = _report("h100-0", (True, None), (True, "pod-b"))
+    signals = CapacitySignals(max_report_age_s=1e12)
+    busy = _report("h100-0", "pod-a", "pod-b")
+    freed = _report("h100-0", None, "pod-b")
     assert signals.report("ADDED", busy) is True  # a node seen for the first time
     assert signals.report("MODIFIED", busy) is False  # memory moved, nothing freed
     assert signals.report("MODIFIED", freed) is True
     assert signals.report("MODIFIED", busy) is False  # taken again
     assert signals.report("DELETED", busy) is False
 
-    assert signals.lease("ADDED", _lease("vramfit-agent-h100-0", "2026-01-01T00:00:00.000000Z"))
-    routine = _lease("vramfit-agent-h100-0", "2026-01-01T00:00:10.000000Z")
+    assert signals.lease("ADDED", _lease("h100-0", "2026-01-01T00:00:00.000000Z"))
+    routine = _lease("h100-0", "2026-01-01T00:00:10.000000Z")
     assert signals.lease("MODIFIED", routine) is False
-    back = _lease("vramfit-agent-h100-0", "2026-01-01T00:05:00.000000Z")
+    back = _lease("h100-0", "2026-01-01T00:05:00.000000Z")
     assert signals.lease("MODIFIED", back) is True  # renewed after it had lapsed
 
-    assert CapacitySignals.pod("DELETED", {}) is True
-    assert CapacitySignals.pod("MODIFIED", {}) is False
+    gone = pod_of(pod_object("p", uid="p"))
+    assert CapacitySignals.pod("DELETED", gone) is True
+    assert CapacitySignals.pod("MODIFIED", gone) is False

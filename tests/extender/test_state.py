@@ -9,17 +9,20 @@ from typing import Any
 import pytest
 
 from extender.decisions import recheck
-from extender.state import LEASES, PODS, REPORTS, ClusterState, lease_times, pod_info
+from extender.state import LEASES, PODS, REPORTS, ClusterState
 from placement.annotation import encode_reservation
-from placement.decide import assume
+from placement.lifecycle import assume
 from placement.model import GIB, Demand, Fit, FitSettings, Reject, Reservation, ReservationState
 from placement.policies import loads_in_flight
 from tests.extender.conftest import (
     NOW,
     gpu_node,
     lease_object,
+    lease_of,
     pod_object,
+    pod_of,
     report_object,
+    report_of,
     synced_state,
 )
 
@@ -128,16 +131,16 @@ def test_reservation_life(make: Callable[[], LifeCase]) -> None:
     case = make()
     state = synced_state([gpu_node("n0")], pods=case.pods)
     for event, raw in case.events:
-        state.apply_pod(event, raw)
+        state.apply_pod(event, pod_of(raw))
     assert states(state) == case.expect
 
 
 def test_agent_report_of_the_load_ends_the_reservation_for_good() -> None:
     state = synced_state([gpu_node("n0")], pods=[annotated("a", ready=True, phase="Running")])
     assert states(state) == {"a": "ready"}
-    state.apply_report("MODIFIED", report_object(gpu_node("n0", held={0: "a", 1: "a"})))
+    state.apply_report("MODIFIED", report_of(report_object(gpu_node("n0", held={0: "a", 1: "a"}))))
     assert states(state) == {}
-    state.apply_pod("MODIFIED", annotated("a", ready=True, phase="Running"))
+    state.apply_pod("MODIFIED", pod_of(annotated("a", ready=True, phase="Running")))
     assert states(state) == {}, "a later pod event must not bring the reservation back"
 
 
@@ -151,9 +154,9 @@ def test_load_already_visible_at_rebuild_holds_nothing_extra() -> None:
 
 def test_gpus_handed_to_a_loading_pod_keep_it_in_flight_until_ready() -> None:
     state = synced_state([gpu_node("n0")], pods=[annotated("a", phase="Running")])
-    state.apply_report("MODIFIED", report_object(gpu_node("n0", held={0: "a", 1: "a"})))
+    state.apply_report("MODIFIED", report_of(report_object(gpu_node("n0", held={0: "a", 1: "a"}))))
     assert states(state) == {"a": "bound"}
-    state.apply_pod("MODIFIED", annotated("a", phase="Running", ready=True))
+    state.apply_pod("MODIFIED", pod_of(annotated("a", phase="Running", ready=True)))
     assert states(state) == {}
 
 
@@ -161,7 +164,7 @@ def test_a_ready_pod_is_no_load_in_flight() -> None:
     state = synced_state([gpu_node("n0")], pods=[annotated("a", phase="Running")])
     with state.locked_view(NOW) as view:
         assert loads_in_flight("n0", view.fleet.claims, NOW) == 1
-    state.apply_pod("MODIFIED", annotated("a", phase="Running", ready=True))
+    state.apply_pod("MODIFIED", pod_of(annotated("a", phase="Running", ready=True)))
     with state.locked_view(NOW) as view:
         assert loads_in_flight("n0", view.fleet.claims, NOW) == 0
         assert [r.pod_uid for r in view.fleet.claims] == ["a"]  # its GPUs are still held
@@ -174,15 +177,19 @@ def test_assumed_reservation_follows_the_same_rule_once_its_pod_is_bound() -> No
     )
     state.assume(mine)
     bound = pod_object("a", gpus=2, uid="a", node_name="n0", phase="Running")
-    state.apply_pod("MODIFIED", bound)
+    state.apply_pod("MODIFIED", pod_of(bound))
     assert states(state) == {"a": "assumed"}
-    state.apply_pod("MODIFIED", pod_object("a", gpus=2, uid="a", node_name="n0", ready=True))
+    state.apply_pod(
+        "MODIFIED", pod_of(pod_object("a", gpus=2, uid="a", node_name="n0", ready=True))
+    )
     assert states(state) == {"a": "ready"}
-    state.apply_pod("MODIFIED", bound)
+    state.apply_pod("MODIFIED", pod_of(bound))
     assert states(state) == {"a": "bound"}, "not Ready any more: loading again"
-    state.apply_report("MODIFIED", report_object(gpu_node("n0", held={0: "a", 1: "a"})))
+    state.apply_report("MODIFIED", report_of(report_object(gpu_node("n0", held={0: "a", 1: "a"}))))
     assert states(state) == {"a": "bound"}, "held but not Ready: still in flight"
-    state.apply_pod("MODIFIED", pod_object("a", gpus=2, uid="a", node_name="n0", ready=True))
+    state.apply_pod(
+        "MODIFIED", pod_of(pod_object("a", gpus=2, uid="a", node_name="n0", ready=True))
+    )
     assert states(state) == {}
 
 
@@ -216,7 +223,7 @@ def test_relist_rebuilds_but_keeps_fresh_assumptions() -> None:
 def test_released_bind_is_not_resurrected_by_its_annotation_event() -> None:
     state = synced_state([gpu_node("n0")])
     state.release("a")
-    state.apply_pod("MODIFIED", annotated("a", bound_to=None))
+    state.apply_pod("MODIFIED", pod_of(annotated("a", bound_to=None)))
     assert states(state) == {}
 
 
@@ -234,52 +241,29 @@ def test_lease_events_move_the_node_in_and_out() -> None:
     state = synced_state([gpu_node("n0")], lease_at=NOW - 100)
     with state.locked_view(NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at == NOW - 100
-    state.apply_lease("MODIFIED", lease_object("n0", NOW))
+    state.apply_lease("MODIFIED", lease_of(lease_object("n0", NOW)))
     with state.locked_view(NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at == NOW
-    state.apply_lease("DELETED", lease_object("n0", NOW))
+    state.apply_lease("DELETED", lease_of(lease_object("n0", NOW)))
     with state.locked_view(NOW) as view:
         assert view.fleet.node("n0").lease_renewed_at is None
-    state.apply_lease("ADDED", lease_object("unrelated-lease", NOW) | {"metadata": {"name": "x"}})
-    with state.locked_view(NOW) as view:  # a Lease of no agent changes nothing
+    state.apply_lease("ADDED", lease_of(lease_object("n1", NOW)))
+    with state.locked_view(NOW) as view:  # a Lease of a node without a report adds no node
         assert view.fleet.names() == ["n0"]
         assert view.fleet.node("n0").lease_renewed_at is None
 
 
 def test_report_deleted_and_relisted() -> None:
     state = synced_state([gpu_node("n0"), gpu_node("n1")])
-    state.apply_report("DELETED", report_object(gpu_node("n0")))
+    state.apply_report("DELETED", report_of(report_object(gpu_node("n0"))))
     assert state.node_count() == (1, 0)
-    state.replace_reports([report_object(gpu_node("n2"))])
+    state.replace_reports([report_of(report_object(gpu_node("n2")))])
     with state.locked_view(NOW) as view:
         assert view.fleet.names() == ["n2"]
 
 
 def test_report_without_status_is_a_reason() -> None:
     state = synced_state([])
-    state.apply_report("ADDED", {"metadata": {"name": "new"}})
+    state.apply_report("ADDED", report_of({"metadata": {"name": "new"}}))
     with state.locked_view(NOW) as view:
         assert "no status yet" in view.invalid["new"]
-
-
-LEASE_CASES = {
-    "renewed": ({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, (1800000000.0, 40.0)),
-    "acquired-only": (
-        {"spec": {"acquireTime": "2027-01-15T08:00:00Z", "leaseDurationSeconds": 15}},
-        (1800000000.0, 15.0),
-    ),
-    "never-renewed": ({"spec": {}}, (None, 40.0)),
-    "garbage-time": ({"spec": {"renewTime": "yesterday"}}, (None, 40.0)),
-    "no-spec": ({}, (None, 40.0)),
-}
-
-
-@pytest.mark.parametrize(("raw", "expect"), LEASE_CASES.values(), ids=LEASE_CASES.keys())
-def test_lease_times(raw: dict[str, Any], expect: tuple[float | None, float]) -> None:
-    assert lease_times(raw) == expect
-
-
-def test_pod_info_tolerates_odd_pods() -> None:
-    assert pod_info({"metadata": {}}) is None
-    info = pod_info(pod_object("p", vram="lots", uid="u"))
-    assert info is not None and info.demand is None

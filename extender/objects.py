@@ -1,0 +1,192 @@
+"""The watched Kubernetes objects (Pods, agent Leases, NodeGPUState reports), read at the edge.
+
+The watches deliver raw JSON; everything past this module works on the typed values read here,
+so the cluster state and the requeue signals never look inside an API object. Each reader is
+pure and tolerant: an object without the identity it needs reads as ``None``, and a report whose
+status cannot be decoded reads as a ``NodeReport`` that carries the reason instead of a node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from placement.annotation import reservation_of
+from placement.demand import DemandError, demand_from_pod
+from placement.lifecycle import PodFacts
+from placement.model import Demand, NodeState
+from placement.nodegpustate import LEASE_PREFIX, ReportError, decode_status, parse_time
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_DURATION_S = 40.0
+"""The duration assumed for a Lease that states none (the agent's own default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """The few facts about a pod that reservations depend on, read from its raw JSON."""
+
+    uid: str
+    name: str
+    namespace: str
+    resource_version: str
+    node_name: str
+    phase: str
+    ready: bool
+    terminating: bool
+    demand: Demand | None
+    annotation: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def facts(self) -> PodFacts:
+        """What the reservation rule reads about this pod."""
+        return PodFacts(phase=self.phase, ready=self.ready, terminating=self.terminating)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLease:
+    """A node agent's Lease: the node it speaks for, and when it last renewed."""
+
+    node: str
+    renewed_at: float | None
+    duration_s: float = DEFAULT_LEASE_DURATION_S
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """A NodeGPUState object: its node, decoded, or the reason it cannot be used.
+
+    ``node`` carries no Lease facts (those arrive on their own watch); exactly one of ``node``
+    and ``problem`` is set.
+    """
+
+    name: str
+    node: NodeState | None = None
+    problem: str = ""
+
+    @property
+    def free_gpus(self) -> int:
+        """GPUs reported healthy and held by no pod (none for a report that cannot be used)."""
+        if self.node is None:
+            return 0
+        return sum(1 for g in self.node.gpus if g.healthy and g.holder_pod_uid is None)
+
+    @property
+    def observed_at(self) -> float | None:
+        """When the agent read the node, or ``None`` for a report that cannot be used."""
+        return None if self.node is None else self.node.observed_at
+
+
+def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _name(raw: Mapping[str, Any]) -> str:
+    name = _mapping(raw, "metadata").get("name")
+    return name if isinstance(name, str) else ""
+
+
+def _ready(status: Mapping[str, Any]) -> bool:
+    """Whether the pod's Ready condition is true (the last one listed, if it repeats)."""
+    ready = False
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        for c in conditions:
+            if isinstance(c, Mapping) and c.get("type") == "Ready":
+                ready = c.get("status") == "True"
+    return ready
+
+
+def read_pod(raw: Mapping[str, Any]) -> PodInfo | None:
+    """Pure: the reservation-relevant facts of a raw pod, or ``None`` if it has no identity.
+
+    A pod whose GPU demand cannot be read keeps ``demand=None``; its reservation annotation
+    still counts, since GPUs promised to it are promised whatever its annotations say.
+    """
+    meta = raw.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("uid"), str):
+        return None
+    spec = _mapping(raw, "spec")
+    status = _mapping(raw, "status")
+    try:
+        demand = demand_from_pod(raw)  # None for a pod without GPUs
+    except DemandError:
+        demand = None
+    return PodInfo(
+        uid=meta["uid"],
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "default")),
+        resource_version=str(meta.get("resourceVersion", "")),
+        node_name=str(spec.get("nodeName") or ""),
+        phase=str(status.get("phase") or ""),
+        ready=_ready(status),
+        terminating=meta.get("deletionTimestamp") is not None,
+        demand=demand,
+        annotation=reservation_of(raw),
+    )
+
+
+def lease_times(raw: Mapping[str, Any]) -> tuple[float | None, float]:
+    """Pure: (last renewal in epoch seconds or ``None``, duration) of a raw Lease."""
+    spec = _mapping(raw, "spec")
+    duration = spec.get("leaseDurationSeconds")
+    dur = (
+        float(duration)
+        if isinstance(duration, int | float) and duration > 0
+        else DEFAULT_LEASE_DURATION_S
+    )
+    stamp = spec.get("renewTime") or spec.get("acquireTime")
+    if not isinstance(stamp, str):
+        return None, dur
+    try:
+        return parse_time(stamp), dur
+    except ValueError:
+        return None, dur
+
+
+def read_lease(raw: Mapping[str, Any], prefix: str = LEASE_PREFIX) -> AgentLease | None:
+    """Pure: the agent Lease in ``raw``, or ``None`` for a Lease of something else."""
+    name = _name(raw)
+    if not name.startswith(prefix) or not name[len(prefix) :]:
+        return None
+    renewed, duration = lease_times(raw)
+    return AgentLease(name[len(prefix) :], renewed, duration)
+
+
+def read_report(raw: Mapping[str, Any]) -> NodeReport | None:
+    """The report in a raw NodeGPUState, or ``None`` (logged) when it names no node."""
+    name = _name(raw)
+    if not name:
+        log.warning("ignoring a NodeGPUState without metadata.name")
+        return None
+    status = raw.get("status")
+    if not isinstance(status, Mapping):
+        return NodeReport(name, problem="GPU report is invalid: NodeGPUState has no status yet")
+    try:
+        return NodeReport(name, node=decode_status(name, status, lease_renewed_at=None))
+    except ReportError as exc:
+        log.warning("%s", exc)
+        return NodeReport(name, problem=f"GPU report is invalid: {exc}")
+
+
+def read_pods(items: Iterable[Mapping[str, Any]]) -> list[PodInfo]:
+    """The pods of a list that have an identity."""
+    return [p for p in map(read_pod, items) if p is not None]
+
+
+def read_leases(items: Iterable[Mapping[str, Any]], prefix: str = LEASE_PREFIX) -> list[AgentLease]:
+    """The agent Leases of a list."""
+    return [a for a in (read_lease(i, prefix) for i in items) if a is not None]
+
+
+def read_reports(items: Iterable[Mapping[str, Any]]) -> list[NodeReport]:
+    """The reports of a list that name their node."""
+    return [r for r in map(read_report, items) if r is not None]
