@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from placement.model import NvlinkMode
 from placement.quantity import format_bytes
 from planner.inputs.catalog import PoolType
-from planner.inputs.kserve import Placement
+from planner.inputs.pod_spec import Placement
 
 
 def _matches(req_key: str, op: str, values: tuple[str, ...], labels: Mapping[str, str]) -> bool:

@@ -28,7 +28,8 @@ from placement.demand import A_GPU_PRODUCT, A_NVLINK
 from placement.model import NvlinkMode
 from planner.diagnostics import Problem
 from planner.inputs.catalog import Catalog
-from planner.inputs.kserve import Component, InferenceService
+from planner.inputs.component import Component
+from planner.inputs.kserve import InferenceService
 from planner.inputs.models import Headroom, ModelCatalog, Sizing, size_model
 from planner.inputs.traffic import Traffic
 from planner.packing.eligibility import placement_rejection, pool_rejection
