@@ -43,7 +43,7 @@ from extender.wire import (
     error_filter_result,
     filter_result,
 )
-from placement.decide import assume
+from placement.lifecycle import assume
 
 log = logging.getLogger(__name__)
 

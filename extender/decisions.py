@@ -3,7 +3,7 @@
 The HTTP handlers decode a request, take a ``View`` from the state, call one function here and
 encode what it returns. Nothing here reads a clock, a lock or the network, so every rule is a
 table test away. Placement itself is the shared core's: ``placement.fleet.decide_fleet``, the
-vectorized form of ``placement.decide`` (kept equal to it by the core's own tests), so the
+vectorized form of ``placement.reference.decide`` (held equal to it by the core's tests), so the
 simulator and the planner place pods exactly as the extender does.
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from placement.decide import UnknownProfileError, resolve_profile
 from placement.demand import DemandError, demand_from_pod
 from placement.fit import fit
 from placement.fleet import REASON_NO_REPORT, Fleet, FleetDecision, decide_fleet, score_nodes
 from placement.model import Demand, Fit, FitSettings, Reject
+from placement.policies import UnknownProfileError, resolve_profile
 
 
 class Mode(enum.StrEnum):

@@ -44,7 +44,6 @@ import numpy as np
 import numpy.typing as npt
 
 from placement.claims import Claims
-from placement.decide import resolve_profile
 from placement.fit import (
     BUSY,
     HELD,
@@ -77,7 +76,7 @@ from placement.model import (
     Reservation,
 )
 from placement.nodegpustate import MAX_REPORT_BYTES
-from placement.policies import MAX_SCORE, Profile
+from placement.policies import MAX_SCORE, Profile, resolve_profile
 from placement.topology import islands, nvlink_graph
 
 BoolArray = npt.NDArray[np.bool_]

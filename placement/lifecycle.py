@@ -1,4 +1,8 @@
-"""When a reservation ends, and whether its pod's load is still in flight: one rule, shared.
+"""When a reservation begins and ends, and whether its pod's load is still in flight: one rule.
+
+A reservation begins *assumed* (``assume``): the filter records it for the node it returns,
+with a short expiry, so the next pod's filter does not hand out the same GPUs before the
+binding writes it down.
 
 A reservation covers two windows. It holds GPUs while the node agent does not show the pod
 holding them yet (NVML and the kubelet's pod-resources API lag a pod by seconds to tens of
@@ -28,7 +32,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
-from placement.model import NodeState, Reservation, ReservationState
+from placement.model import Demand, Fit, NodeState, Reservation, ReservationState
 
 FINISHED_PHASES = frozenset({"Failed", "Succeeded"})
 """Pod phases after which no container of the pod runs again."""
@@ -139,3 +143,26 @@ def settle(
     if state is reservation.state:
         return reservation
     return dataclasses.replace(reservation, state=state)
+
+
+def assume(
+    chosen: Fit,
+    demand: Demand,
+    *,
+    pod_uid: str,
+    pod_key: str,
+    now: float,
+    ttl_s: float,
+) -> Reservation:
+    """The short-lived reservation the filter records for the node it returns (pure)."""
+    return Reservation(
+        pod_uid=pod_uid,
+        pod_key=pod_key,
+        node=chosen.node,
+        gpu_uuids=chosen.gpu_uuids,
+        bytes_per_gpu=demand.vram_per_gpu,
+        state=ReservationState.ASSUMED,
+        created_at=now,
+        model_id=demand.model_id,
+        expires_at=now + ttl_s,
+    )

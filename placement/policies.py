@@ -1,7 +1,8 @@
 """Scoring policies: named, documented, pure functions that rate a feasible node 0..10.
 
 A profile combines policies with weights; the extender, the simulator and the planner pick a
-profile by name (``binpack``, ``spread``) and a pod may override it with an annotation.
+profile by name (``binpack``, ``spread``) and a pod may override it with an annotation
+(``resolve_profile``).
 """
 
 from __future__ import annotations
@@ -158,6 +159,20 @@ PROFILES: Mapping[str, Profile] = {
     )
 }
 DEFAULT_PROFILE = "binpack"
+
+
+class UnknownProfileError(ValueError):
+    """A policy profile name that is not registered."""
+
+
+def resolve_profile(demand: Demand, default: str = DEFAULT_PROFILE) -> Profile:
+    """The pod's own profile (annotation) if it names one, else ``default`` (pure)."""
+    name = demand.policy or default
+    if name not in PROFILES:
+        raise UnknownProfileError(
+            f"unknown placement policy {name!r}; known: {', '.join(sorted(PROFILES))}"
+        )
+    return PROFILES[name]
 
 
 def loads_in_flight(node: str, reservations: Iterable[Reservation], now: float) -> int:

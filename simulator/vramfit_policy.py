@@ -8,7 +8,7 @@ the placement core's own functions, not a copy of them:
 * filter: ``placement.fleet.decide_fleet`` over the nodes that passed kube-scheduler's own
   filters, against the extender's view (a ``placement.fleet.Fleet`` holding the last report of
   each node's agent and its Lease) and the reservations in flight; the chosen node gets an
-  assumed reservation from ``placement.decide.assume``;
+  assumed reservation from ``placement.lifecycle.assume``;
 * bind: ``placement.fit.fit`` re-checks the node, and the reservation becomes bound with the
   GPUs it names (the kubelet gives the pod those GPUs);
 * reservation life by the extender's own rule, ``placement.lifecycle``, applied on every pod
@@ -43,10 +43,9 @@ from collections.abc import Callable, Hashable
 import numpy as np
 import simpy
 
-from placement.decide import assume, decide, resolve_profile
 from placement.fit import fit
 from placement.fleet import Fleet, decide_fleet
-from placement.lifecycle import GONE, EndRule, PodFacts, settle
+from placement.lifecycle import GONE, EndRule, PodFacts, assume, settle
 from placement.model import (
     CachedModel,
     Demand,
@@ -58,7 +57,8 @@ from placement.model import (
     Reservation,
     ReservationState,
 )
-from placement.policies import DEFAULT_PROFILE, PROFILES, Profile
+from placement.policies import DEFAULT_PROFILE, PROFILES, Profile, resolve_profile
+from placement.reference import decide
 from simulator import agent
 from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
 from simulator.scenario import Settings

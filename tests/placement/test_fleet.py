@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from placement.decide import decide
 from placement.fit import fit
 from placement.fleet import (
     MAX_GPUS_PER_NODE,
@@ -32,6 +31,7 @@ from placement.model import (
     ReservationState,
 )
 from placement.policies import POLICIES, Profile
+from placement.reference import decide
 from tests.placement.test_fit import CASES as FIT_CASES
 from tests.placement.test_fit import NOW as FIT_NOW
 

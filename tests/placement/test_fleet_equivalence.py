@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement.decide import decide
 from placement.fit import fit
 from placement.fleet import (
     REASON_NO_REPORT,
@@ -30,6 +29,7 @@ from placement.fleet import (
     verdict,
 )
 from placement.model import Decision, Demand, FitSettings, NodeState, Reject, Reservation
+from placement.reference import decide
 
 SLOW = settings(deadline=None, max_examples=300)
 

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from placement.annotation import decode_reservation, encode_reservation
-from placement.decide import decide
 from placement.fit import effective_nvlink, fit, hidden_gpus, product_key
 from placement.model import (
     CachedModel,
@@ -27,6 +26,7 @@ from placement.model import (
 )
 from placement.nodegpustate import MAX_REPORT_BYTES, decode_status, encode_status
 from placement.policies import MAX_SCORE, POLICIES, PROFILES, ScoreInput, score
+from placement.reference import decide
 from placement.topology import islands
 
 

@@ -1,7 +1,14 @@
-"""``decide()``: evaluate every candidate node, score the feasible ones, pick the best.
+"""``decide()``: the readable reference for placing one pod. Fit every node, score, choose.
 
-This is what the extender's filter does and what the simulator calls, so both place pods the
-same way. Ties go to the node name that sorts first, which keeps decisions reproducible.
+This is the definition, written for reading: one node at a time, with ``fit()`` and
+``policies.score()``. The extender does not call it; it calls the vectorized form over its
+whole fleet, ``placement.fleet.decide_fleet``, which must give exactly this answer (the same
+chosen node and GPUs, every score bit for bit, every reject). A hypothesis test on random
+fleets holds the fast path to this reference: ``tests/placement/test_fleet_equivalence.py``.
+The simulator calls it when asked to check itself against the reference. Change a rule here
+and in ``fit()`` first; the fleet follows.
+
+Ties go to the node name that sorts first, which keeps decisions reproducible.
 """
 
 from __future__ import annotations
@@ -9,38 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from placement.fit import fit, hidden_gpus
-from placement.model import (
-    Decision,
-    Demand,
-    Fit,
-    FitSettings,
-    NodeState,
-    Reject,
-    Reservation,
-    ReservationState,
-)
-from placement.policies import (
-    DEFAULT_PROFILE,
-    PROFILES,
-    Profile,
-    ScoreInput,
-    loads_in_flight,
-    score,
-)
-
-
-class UnknownProfileError(ValueError):
-    """A policy profile name that is not registered."""
-
-
-def resolve_profile(demand: Demand, default: str = DEFAULT_PROFILE) -> Profile:
-    """The pod's own profile (annotation) if it names one, else ``default`` (pure)."""
-    name = demand.policy or default
-    if name not in PROFILES:
-        raise UnknownProfileError(
-            f"unknown placement policy {name!r}; known: {', '.join(sorted(PROFILES))}"
-        )
-    return PROFILES[name]
+from placement.model import Decision, Demand, Fit, FitSettings, NodeState, Reject, Reservation
+from placement.policies import Profile, ScoreInput, loads_in_flight, resolve_profile, score
 
 
 def decide(
@@ -88,27 +65,4 @@ def decide(
         scores=tuple(scores),
         fits=tuple(fits),
         rejects=tuple(rejects),
-    )
-
-
-def assume(
-    chosen: Fit,
-    demand: Demand,
-    *,
-    pod_uid: str,
-    pod_key: str,
-    now: float,
-    ttl_s: float,
-) -> Reservation:
-    """The short-lived reservation the filter records for the node it returns (pure)."""
-    return Reservation(
-        pod_uid=pod_uid,
-        pod_key=pod_key,
-        node=chosen.node,
-        gpu_uuids=chosen.gpu_uuids,
-        bytes_per_gpu=demand.vram_per_gpu,
-        state=ReservationState.ASSUMED,
-        created_at=now,
-        model_id=demand.model_id,
-        expires_at=now + ttl_s,
     )

@@ -1,4 +1,4 @@
-"""``decide()``: every node fitted and scored, the best chosen, ties to the first name."""
+"""The reference ``decide()``: every node fitted and scored, the best chosen, ties to the first name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from placement.decide import UnknownProfileError, assume, decide, resolve_profile
+from placement.lifecycle import assume
 from placement.model import (
     GIB,
     CachedModel,
@@ -18,7 +18,8 @@ from placement.model import (
     Reservation,
     ReservationState,
 )
-from placement.policies import PROFILES, Profile
+from placement.policies import PROFILES, Profile, UnknownProfileError, resolve_profile
+from placement.reference import decide
 
 NOW = 7_000.0
 
