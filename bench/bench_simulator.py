@@ -21,7 +21,7 @@ from rich.table import Table
 
 from simulator.engine import POLICIES, Engine, compile_traffic
 from simulator.metrics import summarize
-from simulator.scenario import builtin_scenario
+from simulator.scenario_files import builtin_scenario
 
 RESULTS = Path(__file__).parent / "results" / "simulator.json"
 DAY_TARGET_S = 60.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from simulator.engine import POLICIES, simulate
 from simulator.metrics import summarize
 from simulator.render import console_for, print_table
-from simulator.scenario import builtin_scenario
+from simulator.scenario_files import builtin_scenario
 
 
 def demo_main() -> int:

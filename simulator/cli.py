@@ -21,7 +21,7 @@ from simulator.engine import POLICIES, simulate
 from simulator.fields import ScenarioError
 from simulator.metrics import summarize
 from simulator.render import console_for, print_table, to_html, to_json
-from simulator.scenario import BUILTINS, builtin_scenario, resolve_scenario
+from simulator.scenario_files import BUILTINS, builtin_scenario, resolve_scenario
 
 PROG = "vramfit-plan simulate"
 

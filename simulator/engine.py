@@ -1,4 +1,4 @@
-"""The discrete-event run: autoscaler, scheduler queue, kubelet and model loads on simpy's clock.
+"""The discrete-event run: autoscaler, scheduler queue and kubelet on simpy's clock.
 
 One ``Engine`` replays one scenario under one policy. The pieces, in the order a pod meets them:
 
@@ -10,16 +10,7 @@ One ``Engine`` replays one scenario under one policy. The pieces, in the order a
   a placed pod is assumed at once and bound ``bindLatency`` later. A retry when nothing the
   policy reads has changed since the pod's last failure fails again without recomputing
   (``repeat_unchanged=True`` recomputes it, for tests that prove it changes nothing);
-* kubelet: admits the pod (allocates its GPUs) after ``admissionDelay``, starts its container
-  ``containerStart`` later, and the model server loads the weights from the node's disk when
-  the model is cached there, else from remote storage, sharing that link with the node's other
-  loads (``bandwidth``); then KV-cache allocation and warm-up (``initTime``), then Ready;
-* out of memory: the GPU memory a load needs is checked against what is really free on each of
-  its GPUs (total, less driver and out-of-band memory). Weights that do not fit crash the
-  server when the load reaches the free memory; weights that fit with a KV cache that does not
-  crash it when the load completes. The kubelet restarts it after CrashLoopBackOff (10 s,
-  doubling to 5 min) and the load starts again, on the same GPUs;
-* deletion: the pod terminates for ``terminationGrace`` and keeps its GPUs until gone.
+* kubelet (``kubelet``): admission, the model load, out-of-memory crashes, Ready, deletion.
 
 Deterministic for a seed: every random draw comes from a generator keyed by the seed and what
 it is for, and simpy runs simultaneous events in the order they were scheduled.
@@ -30,42 +21,20 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import simpy
 
-from placement.demand import (
-    A_GPU_PRODUCT,
-    A_MODEL,
-    A_MODEL_SIZE,
-    A_NVLINK,
-    A_POLICY,
-    A_VRAM_PER_GPU,
-    GPU_RESOURCE,
-    demand_from_pod,
-)
-from placement.model import Demand
-from simulator.cluster import (
-    Node,
-    Phase,
-    SchedulerCache,
-    ServiceState,
-    SimPod,
-    SimulationError,
-)
-from simulator.default_policy import DefaultScheduler, device_plugin_gpus
-from simulator.metrics import ColdStart, PodRecord, RunResult
-from simulator.scenario import Scenario, Service
-from simulator.scheduling import (
-    BOUND,
-    DELETED,
-    GONE,
-    READY,
-    UPDATED,
-    Placement,
-    Policy,
-)
+from simulator.clock import Clock, CountingEnvironment
+from simulator.cluster import Node, Phase, SchedulerCache, ServiceState, SimPod
+from simulator.default_policy import DefaultScheduler
+from simulator.kubelet import Kubelet
+from simulator.metrics import PodRecord, RunResult
+from simulator.pods import service_demand
+from simulator.scenario import Scenario
+from simulator.scheduling import BOUND, Placement, Policy
+from simulator.tally import Tally
 from simulator.traffic import ServicePlan, compile_service
 from simulator.vramfit_policy import VramfitExtender
 
@@ -74,58 +43,6 @@ POLICIES = ("default", "vramfit", "vramfit-binpack", "vramfit-spread")
 
 _FORCED = {"vramfit": None, "vramfit-binpack": "binpack", "vramfit-spread": "spread"}
 _FLUSH_EVERY_S = 30.0
-
-
-class CountingEnvironment(simpy.Environment):
-    """A simpy environment that counts the events it processes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.processed = 0
-
-    def step(self) -> None:
-        self.processed += 1
-        super().step()
-
-
-def pod_json(service: Service) -> dict[str, Any]:
-    """The predictor pod KServe would create for ``service``, with vramfit's annotations."""
-    annotations = {
-        A_VRAM_PER_GPU: str(service.vram_per_gpu),
-        A_MODEL: service.model_id,
-        A_MODEL_SIZE: str(service.model_bytes),
-        A_NVLINK: service.nvlink.value,
-    }
-    if service.products:
-        annotations[A_GPU_PRODUCT] = ",".join(service.products)
-    if service.policy:
-        annotations[A_POLICY] = service.policy
-    return {
-        "metadata": {"name": service.name, "namespace": "serving", "annotations": annotations},
-        "spec": {
-            "containers": [
-                {
-                    "name": "kserve-container",
-                    "resources": {
-                        "requests": {
-                            GPU_RESOURCE: str(service.gpus),
-                            "cpu": f"{service.cpu_milli}m",
-                            "memory": str(service.memory_bytes),
-                        },
-                        "limits": {GPU_RESOURCE: str(service.gpus)},
-                    },
-                }
-            ]
-        },
-    }
-
-
-def service_demand(service: Service) -> Demand:
-    """The demand the extender reads from the service's pod."""
-    demand = demand_from_pod(pod_json(service))
-    if demand is None:
-        raise SimulationError(f"service {service.name}: its pod asks for no GPU")
-    return demand
 
 
 def compile_traffic(scenario: Scenario, seed: int) -> tuple[ServicePlan, ...]:
@@ -156,6 +73,7 @@ class Engine:
         self.seed = seed
         self.plans = plans if plans is not None else compile_traffic(scenario, seed)
         self.env = CountingEnvironment()
+        self.clock = Clock(self.env)
         self.nodes = self._build_nodes()
         self.cache = SchedulerCache(self.nodes)
         self.policy: Policy
@@ -188,14 +106,16 @@ class Engine:
         self.unschedulable: dict[str, SimPod] = {}
         self._wake: simpy.Event | None = None
         self._flushing = False
-        self.cold_starts: list[ColdStart] = []
-        self.loads_started = 0
-        self.out_of_memory = 0
-        self.overcommitted = 0
-        self.overcommitted_pods = 0
-        self.conflicts = 0
-        self.in_flight = 0
-        self.series: list[tuple[float, int]] = [(0.0, 0)]
+        self.tally = Tally()
+        self.kubelet = Kubelet(
+            self.clock,
+            self.settings,
+            self.policy,
+            self.cache,
+            self.tally,
+            requeue=self._event,
+            forget_pending=self._forget_pending,
+        )
 
     def _build_nodes(self) -> list[Node]:
         entries = []
@@ -220,32 +140,9 @@ class Engine:
             by_name[oob.node].gpus[oob.gpu].reserved += oob.bytes
         return nodes
 
-    # -- plumbing ------------------------------------------------------------------------------
-
     @property
     def now(self) -> float:
-        return float(self.env.now)
-
-    def _after(self, delay: float, fn: Callable[[], None]) -> None:
-        event = self.env.timeout(delay)
-        event.callbacks.append(lambda _e: fn())
-
-    def _after_pod(self, pod: SimPod, delay: float, fn: Callable[[SimPod], None]) -> None:
-        generation = pod.generation
-
-        def fire(_e: simpy.Event) -> None:
-            if pod.generation == generation:
-                fn(pod)
-
-        self.env.timeout(delay).callbacks.append(fire)
-
-    def _loads(self, delta: int) -> None:
-        self.in_flight += delta
-        now = self.now
-        if self.series[-1][0] == now:
-            self.series[-1] = (now, self.in_flight)
-        else:
-            self.series.append((now, self.in_flight))
+        return self.clock.now
 
     # -- autoscaler ----------------------------------------------------------------------------
 
@@ -257,19 +154,12 @@ class Engine:
             if t > self.now:
                 yield self.env.timeout(t - self.now)
             if t in cold:
-                self._close_cold_start(svc, completed=False)
+                self.tally.close_cold_start(svc, self.now, completed=False)
                 svc.episode_start = self.now
             svc.target = target
             if target == 0:
-                self._close_cold_start(svc, completed=False)
+                self.tally.close_cold_start(svc, self.now, completed=False)
             self._reconcile(svc)
-
-    def _close_cold_start(self, svc: ServiceState, *, completed: bool) -> None:
-        if svc.episode_start is not None:
-            self.cold_starts.append(
-                ColdStart(svc.spec.name, svc.episode_start, self.now, completed)
-            )
-            svc.episode_start = None
 
     def _reconcile(self, svc: ServiceState) -> None:
         live = [p for p in svc.pods if not p.deleted]
@@ -288,7 +178,7 @@ class Engine:
             }
             victims = sorted(live, key=lambda p: (order[p.phase], -p.created_at, p.uid))
             for pod in victims[: len(live) - svc.target]:
-                self._delete(pod)
+                self.kubelet.delete(pod)
 
     def _create(self, svc: ServiceState) -> None:
         svc.created += 1
@@ -335,7 +225,7 @@ class Engine:
             pod.phase = Phase.BINDING
             pod.node = self.nodes[result.node]
             self.cache.assume(result.node, pod)
-            self._after_pod(pod, self.settings.bind_latency_s, lambda p: self._bind(p, result))
+            self.clock.after_pod(pod, self.settings.bind_latency_s, lambda p: self._bind(p, result))
         else:
             pod.failed_at_version = version
             self._unschedulable(pod, result.reason)
@@ -352,7 +242,7 @@ class Engine:
         self.unschedulable[pod.uid] = pod
         if not self._flushing:
             self._flushing = True
-            self._after(_FLUSH_EVERY_S, self._flush)
+            self.clock.after(_FLUSH_EVERY_S, self._flush)
 
     def _flush(self) -> None:
         """Move pods unschedulable for longer than ``unschedulableTimeout`` back to the queue."""
@@ -361,7 +251,7 @@ class Engine:
             if pod.unschedulable_since is not None and self.now - pod.unschedulable_since >= limit:
                 self._requeue(pod)
         if self.unschedulable:
-            self._after(_FLUSH_EVERY_S, self._flush)
+            self.clock.after(_FLUSH_EVERY_S, self._flush)
         else:
             self._flushing = False
 
@@ -371,7 +261,11 @@ class Engine:
         if self.now >= pod.backoff_until:
             self._enqueue(pod)
         else:
-            self._after_pod(pod, pod.backoff_until - self.now, self._enqueue)
+            self.clock.after_pod(pod, pod.backoff_until - self.now, self._enqueue)
+
+    def _forget_pending(self, pod: SimPod) -> None:
+        """A pod deleted before it was bound no longer waits."""
+        self.unschedulable.pop(pod.uid, None)
 
     def _event(self, kind: str) -> None:
         """A pod event: requeue waiting pods if the policy's queueing hint says so."""
@@ -394,151 +288,7 @@ class Engine:
         pod.chosen_gpus = result.gpu_uuids
         self.policy.pod_event(pod, BOUND, self.now)
         self._event(BOUND)
-        self._after_pod(pod, self.settings.admission_delay_s, self._admit)
-
-    # -- kubelet -------------------------------------------------------------------------------
-
-    def _admit(self, pod: SimPod) -> None:
-        node = pod.node
-        assert node is not None
-        count = pod.service.spec.gpus
-        indices: tuple[int, ...]
-        if pod.chosen_gpus:
-            by_uuid = {g.uuid: g for g in node.gpus}
-            gpus = [by_uuid[u] for u in pod.chosen_gpus]
-            if any(g.holder is not None for g in gpus):
-                self.conflicts += 1
-                indices = self._device_plugin(node, count)
-            else:
-                indices = tuple(g.index for g in gpus)
-        else:
-            indices = self._device_plugin(node, count)
-        for i in indices:
-            if node.gpus[i].holder is not None:
-                raise SimulationError(f"GPU {node.gpus[i].uuid} handed to two pods")
-            node.gpus[i].holder = pod
-        pod.gpus = indices
-        self.policy.node_changed(node, self.now)
-        self._after_pod(pod, self.settings.container_start_s, self._start_load)
-
-    def _device_plugin(self, node: Node, count: int) -> tuple[int, ...]:
-        try:
-            return device_plugin_gpus(node, count)
-        except ValueError as exc:
-            raise SimulationError(f"admission: {exc}") from None
-
-    def _start_load(self, pod: SimPod) -> None:
-        node = pod.node
-        assert node is not None
-        spec = pod.service.spec
-        link = node.disk if spec.model_id in node.cached else node.remote
-        room = min(node.gpus[i].total - node.gpus[i].reserved for i in pod.gpus)
-        size = float(spec.model_bytes)
-        pod.oom_stage = ""
-        if spec.vram_per_gpu > room:
-            self.overcommitted += 1
-            if not pod.overcommitted:
-                pod.overcommitted = True
-                self.overcommitted_pods += 1
-            if spec.weights_per_gpu > room:
-                pod.oom_stage = "load"
-                size = spec.model_bytes * room / spec.weights_per_gpu
-            else:
-                pod.oom_stage = "init"
-        pod.phase = Phase.LOADING
-        pod.link = link
-        generation = pod.generation
-
-        def done() -> None:
-            if pod.generation == generation:
-                self._loaded(pod)
-
-        pod.transfer = link.start(size, done)
-        self.loads_started += 1
-        node.loads += 1
-        node.peak_loads = max(node.peak_loads, node.loads)
-        node.loading.add(pod)
-        self._loads(+1)
-        self.policy.node_changed(node, self.now)
-
-    def _end_load(self, pod: SimPod) -> None:
-        node = pod.node
-        assert node is not None
-        node.loads -= 1
-        node.loading.discard(pod)
-        self._loads(-1)
-
-    def _loaded(self, pod: SimPod) -> None:
-        node = pod.node
-        assert node is not None
-        spec = pod.service.spec
-        self._end_load(pod)
-        from_remote = pod.link is node.remote
-        pod.transfer = None
-        if pod.oom_stage:
-            s = self.settings
-            self.out_of_memory += 1
-            pod.restarts += 1
-            pod.phase = Phase.CRASHED
-            self.policy.node_changed(node, self.now)
-            self.policy.pod_event(pod, UPDATED, self.now)
-            self._event(UPDATED)
-            backoff = min(s.crash_backoff_max_s, s.crash_backoff_s * 2 ** min(pod.restarts - 1, 40))
-            self._after_pod(pod, backoff + s.container_start_s, self._start_load)
-            return
-        if from_remote and self.settings.cache_on_load and spec.model_id not in node.cached:
-            node.cached[spec.model_id] = spec.model_bytes
-        pod.phase = Phase.INITIALIZING
-        self.policy.node_changed(node, self.now)
-        self._after_pod(pod, spec.init_s, self._ready)
-
-    def _ready(self, pod: SimPod) -> None:
-        pod.phase = Phase.READY
-        pod.ready_at = self.now
-        self._close_cold_start(pod.service, completed=True)
-        self.policy.pod_event(pod, READY, self.now)
-        self._event(UPDATED)
-
-    def _delete(self, pod: SimPod) -> None:
-        pod.deleted = True
-        pod.generation += 1
-        if pod.phase is Phase.PENDING:
-            self.unschedulable.pop(pod.uid, None)
-            self._gone(pod)
-            return
-        node = pod.node
-        assert node is not None
-        if pod.phase is Phase.BINDING:
-            self.cache.forget(node.idx, pod, terminated=False)
-            self._gone(pod)
-            return
-        pod.frozen_bytes = pod.gpu_bytes()
-        if pod.phase is Phase.LOADING and pod.transfer is not None and pod.link is not None:
-            pod.link.cancel(pod.transfer)
-            pod.transfer = None
-            self._end_load(pod)
-        pod.phase = Phase.TERMINATING
-        pod.terminating_at = self.now
-        self.cache.terminating(node.idx, pod)
-        self.policy.pod_event(pod, UPDATED, self.now)
-        self._event(UPDATED)
-        self._after(self.settings.termination_grace_s, lambda: self._terminated(pod))
-
-    def _terminated(self, pod: SimPod) -> None:
-        node = pod.node
-        assert node is not None
-        for i in pod.gpus:
-            node.gpus[i].holder = None
-        self.cache.forget(node.idx, pod, terminated=True)
-        self.policy.node_changed(node, self.now)
-        self._gone(pod)
-        self._event(DELETED)
-
-    def _gone(self, pod: SimPod) -> None:
-        pod.phase = Phase.GONE
-        pod.gone_at = self.now
-        self.policy.pod_event(pod, GONE, self.now)
-        pod.service.pods.remove(pod)
+        self.clock.after_pod(pod, self.settings.admission_delay_s, self.kubelet.admit)
 
     # -- run -----------------------------------------------------------------------------------
 
@@ -552,7 +302,7 @@ class Engine:
         self.env.run(until=end)
         wall = time.perf_counter() - started
         for svc in self.services:
-            self._close_cold_start(svc, completed=False)
+            self.tally.close_cold_start(svc, self.now, completed=False)
         records = tuple(
             PodRecord(
                 uid=p.uid,
@@ -572,20 +322,21 @@ class Engine:
         )
         fleet_gpus = sum(n.type.gpus for n in self.nodes)
         fleet_cost = sum(n.type.price_per_hour for n in self.nodes) * end / 3600.0
+        t = self.tally
         return RunResult(
             policy=self.policy_name,
             scenario=self.scenario.name,
             seed=self.seed,
             duration_s=end,
             pods=records,
-            cold_starts=tuple(self.cold_starts),
-            loads_started=self.loads_started,
-            out_of_memory=self.out_of_memory,
-            overcommitted_loads=self.overcommitted,
-            overcommitted_pods=self.overcommitted_pods,
-            admission_conflicts=self.conflicts,
+            cold_starts=tuple(t.cold_starts),
+            loads_started=t.loads_started,
+            out_of_memory=t.out_of_memory,
+            overcommitted_loads=t.overcommitted,
+            overcommitted_pods=t.overcommitted_pods,
+            admission_conflicts=t.conflicts,
             node_peaks=tuple((n.name, n.peak_loads) for n in self.nodes if n.peak_loads),
-            loads_series=tuple(self.series),
+            loads_series=tuple(t.series),
             fleet_gpus=fleet_gpus,
             fleet_cost=fleet_cost,
             events=self.env.processed,

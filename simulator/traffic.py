@@ -24,7 +24,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from simulator.scenario import Service, Settings
+from simulator.scenario import Service
+from simulator.settings import Settings
 
 DENSE = 30.0
 """Rate x idle window above which requests are continuous (no idle gap is possible)."""

@@ -61,8 +61,8 @@ from placement.policies import DEFAULT_PROFILE, PROFILES, Profile, resolve_profi
 from placement.reference import decide
 from simulator import agent
 from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
-from simulator.scenario import Settings
 from simulator.scheduling import KubeFilter, Placement, Unschedulable
+from simulator.settings import Settings
 
 _NOT_STARTED = frozenset({Phase.PENDING, Phase.BINDING, Phase.BOUND})
 

@@ -16,7 +16,8 @@ from simulator.cli import add_arguments, run
 from simulator.engine import POLICIES, simulate
 from simulator.metrics import PolicySummary, downsample, percentile, summarize
 from simulator.render import print_table, to_html, to_json
-from simulator.scenario import Scenario, builtin_scenario
+from simulator.scenario import Scenario
+from simulator.scenario_files import builtin_scenario
 
 
 @pytest.fixture(scope="module")

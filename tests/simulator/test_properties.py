@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from placement.model import NvlinkMode
 from simulator.catalog import NodeType
 from simulator.engine import POLICIES, Engine
-from simulator.scenario import OutOfBand, Pool, Scenario, Service, Settings, Traffic
+from simulator.scenario import OutOfBand, Pool, Scenario, Service, Traffic
+from simulator.settings import Settings
 
 GIB = 1024**3
 MIB = 1024**2

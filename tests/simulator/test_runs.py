@@ -11,7 +11,7 @@ import pytest
 
 from simulator.engine import POLICIES, Engine, simulate
 from simulator.metrics import PolicySummary, RunResult, summarize
-from simulator.scenario import builtin_scenario
+from simulator.scenario_files import builtin_scenario
 
 
 def comparable(run: RunResult) -> RunResult:
@@ -64,7 +64,7 @@ def test_every_policy_sees_the_same_traffic(burst: dict[str, PolicySummary]) -> 
 PRINT_RUNS = """
 import dataclasses, json, sys
 from simulator.engine import POLICIES, simulate
-from simulator.scenario import builtin_scenario
+from simulator.scenario_files import builtin_scenario
 runs = simulate(builtin_scenario(sys.argv[1]), POLICIES, seed=5)
 print(json.dumps([dataclasses.asdict(dataclasses.replace(r, wall_s=0.0)) for r in runs]))
 """

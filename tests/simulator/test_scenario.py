@@ -11,7 +11,7 @@ import pytest
 from placement.quantity import duration_seconds
 from simulator.catalog import BUILTIN_TYPES, load_plan, pools_from_plan
 from simulator.fields import ScenarioError
-from simulator.scenario import (
+from simulator.scenario_files import (
     BUILTINS,
     builtin_scenario,
     resolve_scenario,

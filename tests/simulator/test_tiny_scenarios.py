@@ -10,7 +10,8 @@ import pytest
 
 from simulator.engine import Engine, simulate
 from simulator.metrics import RunResult, summarize
-from simulator.scenario import Scenario, scenario_from_text
+from simulator.scenario import Scenario
+from simulator.scenario_files import scenario_from_text
 
 ZERO_DELAYS = """
 settings:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.scenario import Service, Settings, Traffic
+from simulator.scenario import Service, Traffic
+from simulator.settings import Settings
 from simulator.traffic import compile_service
 
 GIB = 1024**3

@@ -1,0 +1,397 @@
+"""Scenario documents: a raw YAML scenario validated and read into ``Scenario`` (pure).
+
+A scenario is a YAML document (a file, or one of the built-ins ``scenario_files`` ships) read
+into the frozen dataclasses of ``scenario``. Every field is validated at once and every problem
+names its path, such as ``services[2].traffic.rate: expected a number > 0.0, got -1``. Times are durations (``90s``,
+``15m``, ``2h``), sizes are Kubernetes quantities (``131Gi``), bandwidths are bytes per second
+as quantities (``2Gi``). The shape::
+
+    name: morning-burst            # default: the file name
+    description: ...
+    seed: 7                        # default seed (the CLI's --seed wins)
+    duration: 30m                  # required
+    settings: {...}                # see Settings and SETTINGS_KEYS (agentInterval, ...)
+    pools:                         # node names are <pool>-<index>
+      - name: a100-80
+        type: a100-80gb-8          # built-in node type; or give product, gpus,
+        nodes: 3                   #   memoryPerGpu and pricePerHour; any field overrides:
+        # product, gpus, memoryPerGpu, nvlink (all | none | [[0,1],[2,3]]), cpu, memory,
+        # localDiskBandwidth, remoteBandwidth, reservedPerGpu, pricePerHour
+        cachedModels: [{model: org/name, nodes: 1}]   # nodes: how many hold it (default all)
+    outOfBand: [{node: a100-80-1, gpu: 3, memory: 22Gi}]   # memory used outside Kubernetes
+    services:
+      - name: chat
+        count: 1                   # > 1: chat-0, chat-1, ... each with its own traffic
+        model: meta-llama/Llama-3.1-70B-Instruct
+        modelSize: 131Gi           # bytes of weights
+        gpus: 2                    # per replica (tensor parallel)
+        vramPerGpu: 80Gi           # default modelSize / gpus x (1 + kvHeadroom)
+        kvHeadroom: 0.2
+        nvlink: preferred          # required | preferred | none
+        gpuProduct: [NVIDIA-A100-SXM4-80GB]   # node selector and vramfit.io/gpu-product
+        policy: spread             # vramfit.io/policy annotation
+        initTime: 30s              # after the weights are in: KV cache, warm-up, Ready
+        minReplicas: 0
+        maxReplicas: 4
+        scaleToZeroAfter: 5m
+        capacity: 1                # requests per second one replica serves
+        cpu: 16                    # requests (default 8 cores and 64Gi per GPU)
+        memory: 128Gi
+        traffic:                   # requests per second over time
+          pattern: burst           # burst | onoff | diurnal | constant
+          rate: 3
+          start: [0s, 60s]         # burst: when (a window draws uniformly), duration
+          duration: 25m
+          # onoff: onMean, offMean; diurnal: trough, period (24h), peakAt (14h)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from placement.fit import product_key
+from placement.model import NvlinkMode
+from placement.policies import PROFILES
+from placement.quantity import QuantityError, parse_milli
+from simulator.catalog import BUILTIN_TYPES, NodeType, islands_for
+from simulator.fields import Fields, ScenarioError
+from simulator.scenario import PATTERNS, OutOfBand, Pool, Scenario, Service, Traffic
+from simulator.settings import SETTINGS_KEYS, Settings, read_settings
+
+_TOP = (
+    "name",
+    "description",
+    "seed",
+    "duration",
+    "settings",
+    "pools",
+    "outOfBand",
+    "services",
+)
+_POOL = (
+    "name",
+    "type",
+    "nodes",
+    "product",
+    "gpus",
+    "memoryPerGpu",
+    "nvlink",
+    "cpu",
+    "memory",
+    "localDiskBandwidth",
+    "remoteBandwidth",
+    "reservedPerGpu",
+    "pricePerHour",
+    "cachedModels",
+)
+_SERVICE = (
+    "name",
+    "count",
+    "model",
+    "modelSize",
+    "gpus",
+    "vramPerGpu",
+    "kvHeadroom",
+    "nvlink",
+    "gpuProduct",
+    "initTime",
+    "minReplicas",
+    "maxReplicas",
+    "scaleToZeroAfter",
+    "capacity",
+    "cpu",
+    "memory",
+    "policy",
+    "traffic",
+)
+_TRAFFIC = (
+    "pattern",
+    "rate",
+    "trough",
+    "start",
+    "duration",
+    "onMean",
+    "offMean",
+    "period",
+    "peakAt",
+)
+
+
+def _cpu_milli(f: Fields, key: str, default: int) -> int:
+    value = f.get(key)
+    if value is None:
+        return default
+    try:
+        milli = parse_milli(value, key)
+    except QuantityError:
+        milli = 0
+    if milli <= 0:
+        f.bad(key, f"expected CPU cores such as 96 or 500m, got {value!r}")
+        return default
+    return milli
+
+
+def _nvlink_islands(f: Fields, gpus: int, default: tuple[tuple[int, ...], ...]) -> Any:
+    value = f.get("nvlink")
+    if value is None:
+        return default if sum(len(i) for i in default) == gpus else islands_for("all", gpus)
+    if value in ("all", "none"):
+        return islands_for(str(value), gpus)
+    if isinstance(value, Mapping) and set(value) == {"islands"}:
+        value = value["islands"]
+    if (
+        isinstance(value, list)
+        and all(isinstance(i, list) and i for i in value)
+        and all(isinstance(g, int) and not isinstance(g, bool) for i in value for g in i)
+    ):
+        flat = sorted(g for i in value for g in i)
+        if flat != list(range(gpus)):
+            f.bad("nvlink", f"islands must name each GPU 0..{gpus - 1} exactly once, got {value}")
+            return islands_for("none", gpus)
+        return tuple(tuple(sorted(i)) for i in value)
+    f.bad("nvlink", f"expected all, none or a list of islands such as [[0,1],[2,3]], got {value!r}")
+    return islands_for("none", gpus)
+
+
+def _pool(raw: object, path: str, problems: list[str]) -> Pool | None:
+    f = Fields(raw, path, problems, _POOL)
+    name = f.text("name", required=True)
+    base: NodeType | None = None
+    type_name = f.text("type")
+    if type_name:
+        base = BUILTIN_TYPES.get(type_name)
+        if base is None:
+            f.bad("type", f"unknown node type {type_name!r}; known: {', '.join(BUILTIN_TYPES)}")
+    elif not all(f.has(k) for k in ("product", "gpus", "memoryPerGpu", "pricePerHour")):
+        f.bad(
+            "type",
+            "missing: name a built-in node type, or give product, gpus, memoryPerGpu and "
+            f"pricePerHour (built-in types: {', '.join(BUILTIN_TYPES)})",
+        )
+    nodes = f.integer("nodes", 0, required=True)
+    gpus = f.integer("gpus", base.gpus if base else 1, minimum=1, maximum=64)
+    vram = f.size("memoryPerGpu", base.vram_per_gpu if base else 0, positive=True)
+    default_islands = base.islands if base else islands_for("all", gpus)
+    scale = gpus / base.gpus if base else 1.0
+    node_type = NodeType(
+        name=type_name or name,
+        gpu_product=f.text("product", base.gpu_product if base else ""),
+        gpus=gpus,
+        vram_per_gpu=vram,
+        islands=_nvlink_islands(f, gpus, default_islands),
+        cpu_milli=_cpu_milli(f, "cpu", int(base.cpu_milli * scale) if base else gpus * 12000),
+        memory_bytes=f.size(
+            "memory", int(base.memory_bytes * scale) if base else gpus * 128 * 1024**3
+        ),
+        local_disk_bytes_per_s=f.rate(
+            "localDiskBandwidth", base.local_disk_bytes_per_s if base else 2.0 * 1024**3
+        ),
+        remote_bytes_per_s=f.rate(
+            "remoteBandwidth", base.remote_bytes_per_s if base else 1.25 * 1024**3
+        ),
+        reserved_per_gpu=f.size("reservedPerGpu", base.reserved_per_gpu if base else 0),
+        price_per_hour=f.number("pricePerHour", base.price_per_hour * scale if base else 0.0),
+    )
+    if node_type.reserved_per_gpu >= node_type.vram_per_gpu > 0:
+        f.bad("reservedPerGpu", "must be below memoryPerGpu")
+    cached: list[tuple[str, int | None]] = []
+    for j, entry in enumerate(f.items("cachedModels")):
+        c = Fields(entry, f"{path}.cachedModels[{j}]", problems, ("model", "nodes"))
+        model = c.text("model", required=True)
+        count = c.integer("nodes", -1) if c.has("nodes") else -1
+        if count > nodes:
+            c.bad("nodes", f"the pool has only {nodes} nodes")
+        if model:
+            cached.append((model, None if count < 0 else count))
+    if not name:
+        return None
+    return Pool(name, node_type, nodes, tuple(cached))
+
+
+def _traffic(f: Fields, duration: float) -> Traffic:
+    pattern = f.choice("pattern", PATTERNS, "")
+    if not pattern:
+        if not f.has("pattern"):
+            f.bad("pattern", f"missing (required): one of {', '.join(PATTERNS)}")
+        return Traffic("constant", 0.0)
+    rate = f.number("rate", 1.0, exclusive_minimum=True, required=True)
+    start = (0.0, 0.0)
+    if f.has("start"):
+        raw = f.get("start")
+        if isinstance(raw, list):
+            if len(raw) != 2:
+                f.bad("start", f"expected a duration or a window [from, to], got {raw!r}")
+            else:
+                w = Fields(
+                    {"from": raw[0], "to": raw[1]}, f.where("start"), f.problems, ("from", "to")
+                )
+                lo, hi = w.duration("from", 0.0), w.duration("to", 0.0)
+                if hi < lo:
+                    f.bad("start", f"window ends before it starts: {raw!r}")
+                else:
+                    start = (lo, hi)
+        else:
+            t = f.duration("start", 0.0)
+            start = (t, t)
+    if start[0] >= duration > 0:
+        f.bad("start", "starts after the scenario ends")
+    traffic = Traffic(
+        pattern=pattern,
+        rate=rate,
+        trough=f.number("trough", 0.0),
+        start=start,
+        duration_s=f.duration("duration", 0.0, positive=True) if f.has("duration") else None,
+        on_mean_s=f.duration("onMean", 600.0, positive=True),
+        off_mean_s=f.duration("offMean", 1800.0, positive=True),
+        period_s=f.duration("period", 86400.0, positive=True),
+        peak_at_s=f.duration("peakAt", 50400.0),
+    )
+    used = {
+        "burst": {"start", "duration"},
+        "onoff": {"onMean", "offMean"},
+        "diurnal": {"trough", "period", "peakAt"},
+        "constant": set(),
+    }[pattern]
+    for key in ("trough", "start", "duration", "onMean", "offMean", "period", "peakAt"):
+        if f.has(key) and key not in used:
+            f.bad(key, f"does not apply to pattern {pattern!r}")
+    if pattern == "diurnal" and traffic.trough > rate:
+        f.bad("trough", f"must not exceed rate (the peak), {rate}")
+    return traffic
+
+
+def _services(
+    raw: object, path: str, problems: list[str], settings: Settings, duration: float
+) -> list[Service]:
+    f = Fields(raw, path, problems, _SERVICE)
+    name = f.text("name", required=True)
+    count = f.integer("count", 1, minimum=1, maximum=100_000)
+    model = f.text("model", required=True)
+    size = f.size("modelSize", 0, positive=True, required=True)
+    gpus = f.integer("gpus", 1, minimum=1, maximum=64)
+    headroom = f.number("kvHeadroom", settings.kv_headroom, maximum=10.0)
+    default_vram = math.ceil(size / gpus * (1.0 + headroom)) if size else 0
+    vram = f.size("vramPerGpu", default_vram, positive=True)
+    if size and vram < math.ceil(size / gpus):
+        f.bad("vramPerGpu", "is below the model's weights per GPU (modelSize / gpus)")
+    nvlink_raw = f.choice("nvlink", ("required", "preferred", "none"), "preferred")
+    policy = f.text("policy")
+    if policy and policy not in PROFILES:
+        f.bad("policy", f"unknown placement policy {policy!r}; known: {', '.join(PROFILES)}")
+    min_r = f.integer("minReplicas", 0)
+    max_r = f.integer("maxReplicas", max(1, min_r, 4), minimum=1)
+    if min_r > max_r:
+        f.bad("minReplicas", f"{min_r} is above maxReplicas {max_r}")
+    traffic = _traffic(f.child("traffic", _TRAFFIC, required=True), duration)
+    base = Service(
+        name=name or "<unnamed>",
+        model_id=model,
+        model_bytes=size,
+        gpus=gpus,
+        vram_per_gpu=vram,
+        traffic=traffic,
+        nvlink=NvlinkMode(nvlink_raw),
+        products=f.strings("gpuProduct"),
+        init_s=f.duration("initTime", 20.0),
+        min_replicas=min_r,
+        max_replicas=max_r,
+        scale_to_zero_after_s=f.duration(
+            "scaleToZeroAfter", settings.scale_to_zero_after_s, positive=True
+        ),
+        capacity=f.number("capacity", 1.0, exclusive_minimum=True),
+        cpu_milli=_cpu_milli(f, "cpu", 8000 * gpus),
+        memory_bytes=f.size("memory", 64 * 1024**3 * gpus),
+        policy=policy,
+    )
+    if count == 1:
+        return [base]
+    width = len(str(count - 1))
+    return [dataclasses.replace(base, name=f"{base.name}-{i:0{width}d}") for i in range(count)]
+
+
+def parse_scenario(raw: object, source: str) -> Scenario:
+    """Validate a raw scenario document (pure); raises ``ScenarioError`` listing every problem."""
+    problems: list[str] = []
+    f = Fields(raw, "", problems, _TOP)
+    name = f.text("name", default=Path(source).stem)
+    duration = f.duration("duration", 3600.0, positive=True, required=True)
+    settings = read_settings(f.child("settings", SETTINGS_KEYS))
+    pools: list[Pool] = []
+    for i, entry in enumerate(f.items("pools", required=True)):
+        p = _pool(entry, f"pools[{i}]", problems)
+        if p is not None:
+            if any(q.name == p.name for q in pools):
+                problems.append(f"pools[{i}].name: {p.name!r} repeats an earlier pool")
+            pools.append(p)
+    if f.has("pools") and not pools and not any(p.startswith("pools") for p in problems):
+        f.bad("pools", "lists no pool")
+    services: list[Service] = []
+    for i, entry in enumerate(f.items("services", required=True)):
+        for s in _services(entry, f"services[{i}]", problems, settings, duration):
+            if any(t.name == s.name for t in services):
+                problems.append(f"services[{i}].name: {s.name!r} repeats an earlier service")
+            services.append(s)
+            _check_service(s, pools, f"services[{i}]", problems)
+    node_names = {n: p for p in pools for n in p.node_names()}
+    oob: list[OutOfBand] = []
+    for i, entry in enumerate(f.items("outOfBand")):
+        o = Fields(entry, f"outOfBand[{i}]", problems, ("node", "gpu", "memory"))
+        node = o.text("node", required=True)
+        gpu = o.integer("gpu", 0, required=True)
+        size = o.size("memory", 0, positive=True, required=True)
+        pool = node_names.get(node)
+        if node and pool is None:
+            o.bad("node", f"no node {node!r} in the pools (names are <pool>-<index>)")
+        elif pool is not None:
+            if gpu >= pool.node_type.gpus:
+                o.bad("gpu", f"node {node} has GPUs 0..{pool.node_type.gpus - 1}")
+            elif size + pool.node_type.reserved_per_gpu > pool.node_type.vram_per_gpu:
+                o.bad("memory", "is more than the GPU holds")
+        oob.append(OutOfBand(node, gpu, size))
+    sizes = {s.model_id: s.model_bytes for s in services}
+    for i, p in enumerate(pools):
+        for model, _ in p.cached:
+            if model not in sizes:
+                problems.append(
+                    f"pools[{i}].cachedModels: model {model!r} is served by no service, so its "
+                    "size is unknown"
+                )
+    seed = f.integer("seed", 1)
+    if problems:
+        raise ScenarioError(source, problems)
+    return Scenario(
+        name=name,
+        description=f.text("description"),
+        duration_s=duration,
+        seed=seed,
+        settings=settings,
+        pools=tuple(pools),
+        services=tuple(services),
+        out_of_band=tuple(oob),
+        model_sizes=tuple(sorted(sizes.items())),
+    )
+
+
+def _check_service(s: Service, pools: list[Pool], path: str, problems: list[str]) -> None:
+    """Mistakes that would leave a service pending for a reason no policy can change."""
+    if not pools:
+        return
+    if s.products:
+        wanted = {product_key(p) for p in s.products}
+        matching = [p for p in pools if product_key(p.node_type.gpu_product) in wanted]
+        if not matching:
+            have = sorted({p.node_type.gpu_product for p in pools})
+            problems.append(
+                f"{path}.gpuProduct: {', '.join(s.products)} matches no pool (pools have "
+                f"{', '.join(have)})"
+            )
+            return
+    else:
+        matching = pools
+    largest = max(p.node_type.gpus for p in matching)
+    if s.gpus > largest:
+        problems.append(f"{path}.gpus: {s.gpus} is more than any node has ({largest})")

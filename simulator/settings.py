@@ -1,0 +1,112 @@
+"""The simulated control plane's timings and knobs, and how a scenario's ``settings:`` sets them.
+
+Every part of a run (the agent, the extender, the scheduler queue, the kubelet, the autoscaler)
+reads its timings from one ``Settings`` value. The dataclass states each default once; the
+scenario reader and the command line take them from here. ``read_settings`` is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from placement.lifecycle import EndRule
+from placement.model import FitSettings
+from simulator.fields import Fields
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Timings and knobs of the simulated control plane, kubelet, agent and autoscaler."""
+
+    agent_interval_s: float = 10.0
+    report_max_age_s: float = 60.0
+    lease_interval_s: float = 10.0
+    lease_duration_s: float = 40.0
+    scheduling_cycle_s: float = 0.01
+    bind_latency_s: float = 0.05
+    admission_delay_s: float = 1.0
+    container_start_s: float = 4.0
+    termination_grace_s: float = 5.0
+    reservation_ttl_s: float = 30.0
+    crash_backoff_s: float = 10.0
+    crash_backoff_max_s: float = 300.0
+    pod_backoff_s: float = 1.0
+    pod_backoff_max_s: float = 10.0
+    unschedulable_timeout_s: float = 300.0
+    scale_down_delay_s: float = 60.0
+    scale_to_zero_after_s: float = 300.0
+    kv_headroom: float = 0.2
+    cache_on_load: bool = False
+    nodes_to_score_percent: int = 0
+    traffic_step_s: float = 60.0
+    reservation_end: str = "held"
+
+
+RESERVATION_ENDS = tuple(rule.value for rule in EndRule)
+"""When a Ready pod's reservation ends (``placement.lifecycle.EndRule``): once the agent reports
+the pod holding its GPUs (``held``, the extender's rule), or once it also reports the reserved
+memory in use on each (``loaded``)."""
+
+SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {
+    "agentInterval": ("agent_interval_s", "positive-duration"),
+    "reportMaxAge": ("report_max_age_s", "positive-duration"),
+    "leaseInterval": ("lease_interval_s", "positive-duration"),
+    "leaseDuration": ("lease_duration_s", "positive-duration"),
+    "schedulingCycle": ("scheduling_cycle_s", "duration"),
+    "bindLatency": ("bind_latency_s", "duration"),
+    "admissionDelay": ("admission_delay_s", "duration"),
+    "containerStart": ("container_start_s", "duration"),
+    "terminationGrace": ("termination_grace_s", "duration"),
+    "reservationTtl": ("reservation_ttl_s", "positive-duration"),
+    "crashBackoff": ("crash_backoff_s", "duration"),
+    "crashBackoffMax": ("crash_backoff_max_s", "duration"),
+    "podBackoff": ("pod_backoff_s", "duration"),
+    "podBackoffMax": ("pod_backoff_max_s", "duration"),
+    "unschedulableTimeout": ("unschedulable_timeout_s", "positive-duration"),
+    "scaleDownDelay": ("scale_down_delay_s", "duration"),
+    "scaleToZeroAfter": ("scale_to_zero_after_s", "positive-duration"),
+    "kvHeadroom": ("kv_headroom", "fraction"),
+    "cacheOnLoad": ("cache_on_load", "flag"),
+    "percentageOfNodesToScore": ("nodes_to_score_percent", "percent"),
+    "trafficStep": ("traffic_step_s", "positive-duration"),
+    "reservationEnd": ("reservation_end", "reservation-end"),
+}
+"""YAML key under ``settings:`` -> (``Settings`` field, kind of value)."""
+
+
+def read_settings(f: Fields) -> Settings:
+    """The ``settings:`` mapping read into ``Settings``; problems are recorded in ``f``."""
+    values: dict[str, Any] = {}
+    for key, (attr, kind) in SETTINGS_KEYS.items():
+        if not f.has(key):
+            continue
+        default = getattr(Settings(), attr)
+        if kind == "duration":
+            values[attr] = f.duration(key, default)
+        elif kind == "positive-duration":
+            values[attr] = f.duration(key, default, positive=True)
+        elif kind == "fraction":
+            values[attr] = f.number(key, default, maximum=10.0)
+        elif kind == "flag":
+            values[attr] = f.flag(key, default)
+        elif kind == "reservation-end":
+            values[attr] = f.choice(key, RESERVATION_ENDS, default)
+        else:
+            values[attr] = f.integer(key, default, maximum=100)
+    s = Settings(**values)
+    if s.crash_backoff_max_s < s.crash_backoff_s:
+        f.bad("crashBackoffMax", "must not be below crashBackoff")
+    if s.pod_backoff_max_s < s.pod_backoff_s:
+        f.bad("podBackoffMax", "must not be below podBackoff")
+    limit = FitSettings().max_report_age_s
+    if s.report_max_age_s >= limit:
+        f.bad("reportMaxAge", f"must be below {limit:.0f}s, the report age the extender accepts")
+    if s.agent_interval_s >= limit:
+        f.bad("agentInterval", f"must be below {limit:.0f}s, the report age the extender accepts")
+    if s.bind_latency_s >= s.reservation_ttl_s:
+        f.bad("bindLatency", "must be below reservationTtl, or assumed reservations expire unbound")
+    if s.lease_interval_s >= s.lease_duration_s:
+        f.bad("leaseInterval", "must be below leaseDuration, or every Lease expires")
+    return s
