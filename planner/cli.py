@@ -27,10 +27,11 @@ from planner.inputs.kserve import normalize_deployment_mode
 from planner.inputs.models import Headroom, load_model_catalog
 from planner.inputs.sources import Inputs, kube_client, read_cluster, read_files
 from planner.inputs.traffic import load_traffic, parse_duration
-from planner.packing.units import SCENARIOS, DemandSettings, Scenario, component_demand
 from planner.packing.solve import SolveOptions
+from planner.packing.units import SCENARIOS, DemandSettings, Scenario, component_demand
 from planner.plan import plan_all
-from planner.reports.document import build_report, render_json
+from planner.reports.build import build_report
+from planner.reports.document import render_json
 from planner.reports.html_page import render_html
 from planner.reports.markdown import render_markdown
 from planner.reports.terminal import print_report

@@ -49,8 +49,8 @@ class ServiceFrame:
     vram_per_gpu_bytes: int | None
     min_replicas: int
     peak_replicas: int
-    tier: str
-    load_bytes_per_s: float
+    storage_tier: str
+    load_bytes_per_second: float
     cold_start_seconds: float | None
     cached_cold_start_seconds: float | None
     cold_start_budget_seconds: float
@@ -201,8 +201,8 @@ def frame_service(
         vram_per_gpu_bytes=main.vram_per_gpu,
         min_replicas=main.min_replicas,
         peak_replicas=main.replicas[Scenario.PEAK],
-        tier=tier,
-        load_bytes_per_s=bandwidth,
+        storage_tier=tier,
+        load_bytes_per_second=bandwidth,
         cold_start_seconds=cold,
         cached_cold_start_seconds=cached,
         cold_start_budget_seconds=budget,

@@ -1,21 +1,16 @@
-"""The plan as JSON: the one document every other report renders from.
+"""The report document: every field of the plan report, typed, in the shape of its JSON.
 
-Top-level fields describe the primary scenario (``pools``, ``cost_per_hour``,
-``lower_bound_cost_per_hour``, ``gap``, ``ffd``, ``placements``, ``unplaceable``); ``scenarios``
-holds the same for each scenario, and ``services`` the decision frame per InferenceService.
-Pure: ``build_report`` only reshapes values.
+``Report`` is the one document every renderer takes (terminal table, Markdown, HTML) and the
+JSON report writes as it is. Top-level fields describe the primary scenario (``pools``,
+``cost_per_hour``, ``lower_bound_cost_per_hour``, ``gap``, ``ffd``, ``placements``,
+``unplaceable``); ``scenarios`` holds the same for each scenario, and ``services`` the decision
+frame per InferenceService. ``build`` makes it from a plan; the names here are the JSON keys.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any, TypedDict
-
-from planner.frame import ServiceFrame
-from planner.inputs.sources import Inputs
-from planner.packing.units import Scenario
-from planner.plan import MICRO, Plan, PoolUse, ScenarioPlan
+from typing import TypedDict
 
 REPORT_VERSION = 1
 
@@ -136,184 +131,68 @@ class ServiceJSON(TypedDict):
     notes: list[str]
 
 
-def _r(x: float) -> float:
-    return round(x, 4)
+class InputsJSON(TypedDict):
+    """What was read, and from where."""
+
+    source: str
+    inference_services: int
+    gpu_components: int
+    local_model_caches: int
+    default_deployment_mode: str | None
+    skipped_kinds: dict[str, int]
 
 
-def _pools(uses: Sequence[PoolUse]) -> list[PoolJSON]:
-    return [
-        PoolJSON(
-            name=u.pool.name,
-            gpu_product=u.pool.gpu_product,
-            gpus_per_node=u.pool.gpus,
-            vram_per_gpu_bytes=u.pool.vram_per_gpu,
-            nodes=u.nodes,
-            existing_nodes=u.pool.existing_nodes,
-            change_nodes=u.change,
-            cost_per_hour=_r(u.cost_per_hour),
-        )
-        for u in uses
-    ]
+class CatalogPoolJSON(TypedDict):
+    """A pool of the catalog and where its price comes from."""
+
+    name: str
+    cloud: str
+    instance_type: str
+    gpu_product: str
+    gpus_per_node: int
+    price_per_hour: float
+    currency: str
+    price_source: str
+    price_as_of: str
+    price_note: str
 
 
-def scenario_json(sp: ScenarioPlan) -> ScenarioJSON:
-    """One scenario as JSON. Pure."""
-    s = sp.stats
-    lb = sp.lower_bound_cost_per_hour
-    return ScenarioJSON(
-        pools=_pools(sp.pools),
-        cost_per_hour=_r(sp.cost_per_hour),
-        lower_bound_cost_per_hour=None if lb is None else _r(lb),
-        gap=None if sp.gap is None else round(sp.gap, 6),
-        ffd=BaselineJSON(pools=_pools(sp.ffd_pools), cost_per_hour=_r(sp.ffd_cost_per_hour)),
-        savings_vs_ffd_per_hour=_r(sp.ffd_cost_per_hour - sp.cost_per_hour),
-        gpus=sum(u.nodes * u.pool.gpus for u in sp.pools),
-        placements=[
-            PlacementJSON(
-                inference_service=p.unit.service,
-                component=p.unit.component,
-                replica=p.unit.replica,
-                canary=p.unit.canary,
-                pod=p.unit.pod,
-                pool=p.pool,
-                node=p.node,
-                gpus=list(p.gpu_indices),
-                vram_per_gpu_bytes=p.unit.vram_per_gpu,
-            )
-            for p in sorted(sp.placements, key=lambda p: p.unit.uid)
-        ],
-        nodes=[
-            NodeJSON(
-                name=n.name,
-                pool=n.pool,
-                gpus=n.gpus,
-                gpus_used=n.gpus_used,
-                vram_per_gpu_bytes=n.vram_per_gpu,
-                vram_used_bytes=n.vram_used,
-                pods=[p.unit.uid for p in n.pods],
-            )
-            for n in sp.nodes
-        ],
-        unplaceable=[
-            UnplaceableJSON(
-                inference_service=u.service,
-                component=u.component,
-                scenario=u.scenario,
-                pods=u.pods,
-                reason=u.reason,
-            )
-            for u in sp.unplaced
-        ],
-        fit_errors=list(sp.fit_errors),
-        stats=StatsJSON(
-            status=s.status,
-            bound_source=s.bound_source,
-            lp_bound_cost_per_hour=None if s.lp_bound is None else _r(s.lp_bound / MICRO),
-            simple_bound_cost_per_hour=_r(s.simple_bound / MICRO),
-            lp_converged=s.lp_converged,
-            columns=s.columns,
-            iterations=s.iterations,
-            cp_sat_status=s.cp_sat_status,
-            wall_seconds=round(s.wall_s, 3),
-        ),
-    )
+class CatalogJSON(TypedDict):
+    """The node-pool catalog the plan chose from."""
+
+    source: str
+    pools: list[CatalogPoolJSON]
 
 
-def service_json(f: ServiceFrame) -> ServiceJSON:
-    """One decision frame as JSON. Pure."""
+class SolverJSON(TypedDict):
+    """The solver options of the run."""
 
-    def opt(x: float | None) -> float | None:
-        return None if x is None else _r(x)
-
-    return ServiceJSON(
-        name=f.name,
-        components=list(f.components),
-        model_id=f.model_id,
-        sizing_source=f.sizing_source,
-        weights_bytes=f.weights_bytes,
-        gpus_per_replica=f.gpus_per_replica,
-        vram_per_gpu_bytes=f.vram_per_gpu_bytes,
-        min_replicas=f.min_replicas,
-        peak_replicas=f.peak_replicas,
-        storage_tier=f.tier,
-        load_bytes_per_second=f.load_bytes_per_s,
-        cold_start_seconds=opt(f.cold_start_seconds),
-        cached_cold_start_seconds=opt(f.cached_cold_start_seconds),
-        cold_start_budget_seconds=f.cold_start_budget_seconds,
-        pool=f.pool,
-        price_per_gpu_hour=opt(f.price_per_gpu_hour),
-        warm_gpu_hours_per_day=f.warm_gpu_hours_per_day,
-        warm_cost_per_day=opt(f.warm_cost_per_day),
-        idle_fraction=f.idle_fraction,
-        scale_to_zero_savings_per_day=opt(f.scale_to_zero_savings_per_day),
-        recommendation=f.recommendation.value,
-        action=f.action,
-        annotations=dict(f.annotations),
-        notes=list(f.notes),
-    )
+    time_limit_seconds: float
+    seed: int
+    workers: int
+    deterministic: bool
 
 
-def build_report(
-    plan: Plan,
-    frames: Sequence[ServiceFrame],
-    inputs: Inputs,
-    primary: Scenario,
-    warnings: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict. Pure."""
-    scenarios = {sc.value: scenario_json(sp) for sc, sp in plan.scenarios.items()}
-    main = scenarios[primary.value]
-    unplaceable = [u for s in scenarios.values() for u in s["unplaceable"]]
-    return {
-        "version": REPORT_VERSION,
-        "scenario": primary.value,
-        "pools": main["pools"],
-        "cost_per_hour": main["cost_per_hour"],
-        "lower_bound_cost_per_hour": main["lower_bound_cost_per_hour"],
-        "gap": main["gap"],
-        "ffd": main["ffd"],
-        "placements": main["placements"],
-        "unplaceable": unplaceable,
-        "services": [service_json(f) for f in frames],
-        "scenarios": scenarios,
-        "inputs": {
-            "source": inputs.source,
-            "inference_services": len(inputs.services),
-            "gpu_components": len(plan.demands),
-            "local_model_caches": len(inputs.caches),
-            "default_deployment_mode": (
-                inputs.config.default_deployment_mode if inputs.config else None
-            ),
-            "skipped_kinds": dict(inputs.skipped),
-        },
-        "catalog": {
-            "source": plan.catalog.source,
-            "pools": [
-                {
-                    "name": p.name,
-                    "cloud": p.cloud,
-                    "instance_type": p.instance_type,
-                    "gpu_product": p.gpu_product,
-                    "gpus_per_node": p.gpus,
-                    "price_per_hour": p.price.per_hour,
-                    "currency": p.price.currency,
-                    "price_source": p.price.source,
-                    "price_as_of": p.price.as_of,
-                    "price_note": p.price.note,
-                }
-                for p in plan.catalog.pools
-            ],
-        },
-        "solver": {
-            "time_limit_seconds": plan.options.time_limit_s,
-            "seed": plan.options.seed,
-            "workers": plan.options.workers,
-            "deterministic": plan.options.deterministic,
-        },
-        "warnings": list(warnings),
-    }
+class Report(TypedDict):
+    """The whole report."""
+
+    version: int
+    scenario: str
+    pools: list[PoolJSON]
+    cost_per_hour: float
+    lower_bound_cost_per_hour: float | None
+    gap: float | None
+    ffd: BaselineJSON
+    placements: list[PlacementJSON]
+    unplaceable: list[UnplaceableJSON]
+    services: list[ServiceJSON]
+    scenarios: dict[str, ScenarioJSON]
+    inputs: InputsJSON
+    catalog: CatalogJSON
+    solver: SolverJSON
+    warnings: list[str]
 
 
-def render_json(report: dict[str, Any]) -> str:
+def render_json(report: Report) -> str:
     """The report as indented JSON text."""
     return json.dumps(report, indent=2, sort_keys=False) + "\n"

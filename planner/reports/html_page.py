@@ -4,10 +4,9 @@ external resources. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from html import escape
-from typing import Any
 
+from planner.reports.document import Report
 from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
@@ -36,7 +35,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _charts(report: Mapping[str, Any]) -> list[str]:
+def _charts(report: Report) -> list[str]:
     scenarios = report["scenarios"]
     names = list(scenarios)
     cost = bar_chart(
@@ -85,26 +84,24 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
         lambda v: f"{v:.0f}",
         capacity=[n["gpus"] * n["vram_per_gpu_bytes"] / GIB for n in nodes],
     )
-    costed = [s for s in report["services"] if s["warm_cost_per_day"] is not None]
+    costed = [
+        (s["name"], per_day, per_day - (s["scale_to_zero_savings_per_day"] or 0.0))
+        for s in report["services"]
+        if (per_day := s["warm_cost_per_day"]) is not None
+    ]
     warm = hbar_chart(
         "Cost per day: warm versus scale-to-zero ($)",
-        [s["name"] for s in costed],
+        [name for name, _, _ in costed],
         [
-            Series("always warm", tuple(s["warm_cost_per_day"] for s in costed)),
-            Series(
-                "scale to zero",
-                tuple(
-                    s["warm_cost_per_day"] - (s["scale_to_zero_savings_per_day"] or 0.0)
-                    for s in costed
-                ),
-            ),
+            Series("always warm", tuple(always for _, always, _ in costed)),
+            Series("scale to zero", tuple(zero for _, _, zero in costed)),
         ],
         lambda v: f"${v:,.0f}",
     )
     return [cost, gpus, vram, warm]
 
 
-def render_html(report: Mapping[str, Any]) -> str:
+def render_html(report: Report) -> str:
     """The report as a standalone HTML document."""
     main = report["scenario"]
     charts = _charts(report)

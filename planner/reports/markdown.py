@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from planner.reports.document import Report
 from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
@@ -26,7 +24,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(report: Report) -> str:
     """The report as a Markdown document."""
     main = report["scenario"]
     lines = [

@@ -1,11 +1,12 @@
-"""How numbers read in every human report (table, Markdown, HTML), so all three agree. Pure."""
+"""How numbers read in every human report (table, Markdown, HTML), so all three agree: the
+shared tables of the report document, as rows of text. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from placement.quantity import format_bytes
+from planner.reports.document import PoolJSON, Report, ServiceJSON
 
 
 def money(x: float | None, per: str = "") -> str:
@@ -34,7 +35,7 @@ def percent(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
-def scenario_rows(report: Mapping[str, Any]) -> list[list[str]]:
+def scenario_rows(report: Report) -> list[list[str]]:
     """One row per scenario: name, nodes, GPUs, plan, FFD, saved, bound, gap, status."""
     rows = []
     for name, sc in report["scenarios"].items():
@@ -78,7 +79,7 @@ SERVICE_HEADER = [
 ]
 
 
-def pool_table(pools: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def pool_table(pools: Sequence[PoolJSON]) -> tuple[list[str], list[list[str]]]:
     """Header and one row per pool of a plan. The existing and change columns appear only when
     some pool has existing nodes: without any, the change is just the node count."""
     existing = any(p["existing_nodes"] for p in pools)
@@ -102,7 +103,7 @@ def pool_table(pools: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list
     return header, rows
 
 
-def service_rows(services: list[Mapping[str, Any]]) -> list[list[str]]:
+def service_rows(services: Sequence[ServiceJSON]) -> list[list[str]]:
     """One row per InferenceService's decision frame."""
     return [
         [

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
+from planner.reports.document import Report
 from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
@@ -27,10 +25,10 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     return t
 
 
-def renderable(report: Mapping[str, Any]) -> Group:
+def renderable(report: Report) -> Group:
     """Every table of the report, ready for ``Console.print``."""
     main = report["scenario"]
-    parts: list[Any] = [
+    parts: list[RenderableType] = [
         _table("Cost per scenario (per hour)", SCENARIO_HEADER, scenario_rows(report)),
         _table(f"Node pools for {main}", *pool_table(report["pools"])),
         _table(
@@ -60,6 +58,6 @@ def renderable(report: Mapping[str, Any]) -> Group:
     return Group(*parts)
 
 
-def print_report(report: Mapping[str, Any], console: Console) -> None:
+def print_report(report: Report, console: Console) -> None:
     """Print the report's tables."""
     console.print(renderable(report))

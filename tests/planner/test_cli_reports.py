@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import types
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,24 @@ import yaml
 from placement.fit import fit
 from placement.model import Demand, NvlinkMode, Reject
 from planner.cli import EXIT_INPUT, EXIT_OK, EXIT_UNPLACEABLE, EXIT_USAGE, build_parser, main
+from planner.frame import ServiceFrame
 from planner.inputs.catalog import Catalog
 from planner.plan import node_state
+from planner.reports.document import (
+    BaselineJSON,
+    CatalogJSON,
+    CatalogPoolJSON,
+    InputsJSON,
+    NodeJSON,
+    PlacementJSON,
+    PoolJSON,
+    Report,
+    ScenarioJSON,
+    ServiceJSON,
+    SolverJSON,
+    StatsJSON,
+    UnplaceableJSON,
+)
 
 FLEET = Path(str(resources.files("planner.data").joinpath("fleet")))
 TRAFFIC = Path(str(resources.files("planner.data").joinpath("fleet-traffic.yaml")))
@@ -84,6 +102,34 @@ def test_fleet_json_has_the_documented_fields(fleet_report: dict[str, Any]) -> N
     (bad,) = {u["inference_service"] for u in r["unplaceable"]}
     assert bad == "batch/extract-phi4"
     assert "NVIDIA-L4 has 22.5 GiB" in r["unplaceable"][0]["reason"]
+
+
+# name: (the part of the JSON report, the TypedDict that types it)
+DOCUMENT_PARTS: dict[str, tuple[Callable[[dict[str, Any]], Any], Any]] = {
+    "report": (lambda r: r, Report),
+    "pool": (lambda r: r["pools"][0], PoolJSON),
+    "ffd": (lambda r: r["ffd"], BaselineJSON),
+    "placement": (lambda r: r["placements"][0], PlacementJSON),
+    "unplaceable": (lambda r: r["unplaceable"][0], UnplaceableJSON),
+    "service": (lambda r: r["services"][0], ServiceJSON),
+    "scenario": (lambda r: r["scenarios"]["peak"], ScenarioJSON),
+    "node": (lambda r: r["scenarios"]["peak"]["nodes"][0], NodeJSON),
+    "stats": (lambda r: r["scenarios"]["peak"]["stats"], StatsJSON),
+    "inputs": (lambda r: r["inputs"], InputsJSON),
+    "catalog": (lambda r: r["catalog"], CatalogJSON),
+    "catalog-pool": (lambda r: r["catalog"]["pools"][0], CatalogPoolJSON),
+    "solver": (lambda r: r["solver"], SolverJSON),
+}
+
+
+@pytest.mark.parametrize("part", list(DOCUMENT_PARTS), ids=list(DOCUMENT_PARTS))
+def test_json_report_is_the_typed_document(part: str, fleet_report: dict[str, Any]) -> None:
+    get, typed = DOCUMENT_PARTS[part]
+    assert set(get(fleet_report)) == set(typed.__required_keys__)
+
+
+def test_service_frame_and_its_json_use_the_same_names() -> None:
+    assert {f.name for f in dataclasses.fields(ServiceFrame)} == set(ServiceJSON.__required_keys__)
 
 
 def test_plan_is_never_worse_than_ffd_and_within_its_bound(fleet_report: dict[str, Any]) -> None:

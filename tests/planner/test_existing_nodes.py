@@ -15,6 +15,7 @@ import yaml
 
 from planner.cli import EXIT_OK, main
 from planner.inputs.catalog import Catalog, keep_existing, parse_catalog
+from planner.reports.document import PoolJSON
 from planner.reports.presentation import pool_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -105,17 +106,17 @@ def test_keep_existing_raises_min_nodes(case: str) -> None:
     assert dataclasses.replace(p, min_nodes=min_nodes) == catalog.pools[0]
 
 
-def pool_json(nodes: int, existing: int) -> dict[str, Any]:
-    return {
-        "name": "p",
-        "gpu_product": "NVIDIA-L4",
-        "gpus_per_node": 1,
-        "vram_per_gpu_bytes": 24 * 1024**3,
-        "nodes": nodes,
-        "existing_nodes": existing,
-        "change_nodes": nodes - existing,
-        "cost_per_hour": float(nodes),
-    }
+def pool_json(nodes: int, existing: int) -> PoolJSON:
+    return PoolJSON(
+        name="p",
+        gpu_product="NVIDIA-L4",
+        gpus_per_node=1,
+        vram_per_gpu_bytes=24 * 1024**3,
+        nodes=nodes,
+        existing_nodes=existing,
+        change_nodes=nodes - existing,
+        cost_per_hour=float(nodes),
+    )
 
 
 TABLES = {

@@ -12,8 +12,8 @@ from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import LocalModelCache, parse_inference_service
 from planner.inputs.models import Headroom, ModelCatalog, lookup, size_model, vram_per_gpu
 from planner.inputs.traffic import Traffic, parse_duration, parse_traffic
-from planner.packing.units import DemandSettings, component_demand
 from planner.packing.solve import SolveOptions
+from planner.packing.units import DemandSettings, component_demand
 from planner.plan import Plan
 
 LOOKUPS = [
