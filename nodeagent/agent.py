@@ -22,7 +22,8 @@ from nodeagent.config import ConfigError, Settings
 from nodeagent.kube import KubeClient, in_cluster, load_kubeconfig
 from nodeagent.metrics import AgentCollector, make_registry
 from nodeagent.modelcache import ModelCacheScanner
-from nodeagent.nvml import NvmlBackend, NvmlRestartRequiredError
+from nodeagent.nvml.backend import NvmlBackend
+from nodeagent.nvml.calls import NvmlRestartRequiredError
 from nodeagent.pods import NodePods
 from nodeagent.publish import Publisher, PublishStats
 from nodeagent.sampler import Backend, HolderSource, Sample, Sampler

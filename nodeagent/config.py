@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nodeagent.change import ChangeSettings
 from nodeagent.health import DEFAULT_IGNORED_XIDS
-from nodeagent.nvml import NvmlSettings
+from nodeagent.nvml.backend import NvmlSettings
 from nodeagent.podresources import DEFAULT_SOCKET
 from nodeagent.publish import NAMESPACE, PublishSettings
 

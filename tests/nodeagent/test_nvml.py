@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from nodeagent.health import XidEvent
-from nodeagent.nvml import NvmlBackend, NvmlRestartRequiredError, NvmlSettings, normalize_bus_id
+from nodeagent.nvml.backend import NvmlBackend, NvmlSettings
+from nodeagent.nvml.calls import NvmlRestartRequiredError
+from nodeagent.nvml.nvlink import normalize_bus_id
 from nodeagent.retry import Backoff
 
 GIB = 1024**3
