@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import pytest
 
 from placement.fit import effective_nvlink, fit, hidden_gpus, product_key
 from placement.model import (
     GIB,
-    CachedModel,
     Demand,
     Fit,
     FitSettings,
@@ -19,102 +17,12 @@ from placement.model import (
     NvlinkMode,
     Reject,
     Reservation,
-    ReservationState,
 )
 from placement.topology import islands, link_fraction, nvlink_graph
+from tests.builders import H100, NOW, Nvlink, gpu, node, reservation, uuids
 
-NOW = 1_000_000.0
-H100 = "NVIDIA-H100-80GB-HBM3"
 A100_40 = "NVIDIA-A100-SXM4-40GB"
 A100_80 = "NVIDIA-A100-SXM4-80GB"
-ALL = "all"
-
-
-def gpu(
-    i: int,
-    *,
-    total: float = 80,
-    free: float | None = -1.0,
-    product: str = H100,
-    healthy: bool = True,
-    holder: str | None = None,
-    mig: bool = False,
-) -> GpuState:
-    """GPU ``i`` (UUID ``GPU-i``), sizes in GiB; free defaults to all of it."""
-    return GpuState(
-        uuid=f"GPU-{i}",
-        index=i,
-        product=product,
-        total_bytes=int(total * GIB),
-        free_bytes=None if free is None else int((total if free < 0 else free) * GIB),
-        healthy=healthy,
-        unhealthy_reason="" if healthy else "XID 79",
-        mig_enabled=mig,
-        holder_pod_uid=holder,
-    )
-
-
-def node(
-    gpus: Sequence[GpuState],
-    *,
-    nvlink: str | Sequence[Sequence[int]] | None = ALL,
-    name: str = "n1",
-    lease: float | None = NOW - 5,
-    lease_duration: float = 40.0,
-    observed: float = NOW - 5,
-    error: str = "",
-    models: Sequence[str] = (),
-) -> NodeState:
-    """A node whose GPUs are wired by ``nvlink``: all, none, or islands of GPU indices."""
-    groups: Sequence[Sequence[int]] = []
-    if nvlink == ALL:
-        groups = [[g.index for g in gpus]]
-    elif nvlink is not None and not isinstance(nvlink, str):
-        groups = nvlink
-    island_of = {i: set(group) for group in groups for i in group}
-    wired = tuple(
-        dataclasses.replace(
-            g,
-            nvlink_peers=frozenset(
-                f"GPU-{j}" for j in island_of.get(g.index, set()) if j != g.index
-            ),
-        )
-        for g in gpus
-    )
-    return NodeState(
-        name=name,
-        gpus=wired,
-        observed_at=observed,
-        lease_renewed_at=lease,
-        lease_duration_s=lease_duration,
-        cached_models=tuple(CachedModel(m, 10 * GIB) for m in models),
-        agent_error=error,
-    )
-
-
-def reservation(
-    pod: str,
-    gpus: Sequence[int],
-    *,
-    node_name: str = "n1",
-    expires_at: float | None = None,
-    state: ReservationState = ReservationState.ASSUMED,
-) -> Reservation:
-    return Reservation(
-        pod_uid=pod,
-        pod_key=f"ns/{pod}",
-        node=node_name,
-        gpu_uuids=tuple(f"GPU-{i}" for i in gpus),
-        bytes_per_gpu=40 * GIB,
-        state=state,
-        created_at=NOW - 1,
-        expires_at=expires_at,
-    )
-
-
-def uuids(*indices: int) -> tuple[str, ...]:
-    return tuple(f"GPU-{i}" for i in indices)
-
 
 EIGHT = [gpu(i) for i in range(8)]
 TWO_ISLANDS = [[0, 1, 2, 3], [4, 5, 6, 7]]
@@ -569,7 +477,7 @@ CASES = [
     pytest.param(
         node([gpu(0), gpu(1)]),
         Demand(2),
-        [reservation("other", [0], node_name="n2")],
+        [dataclasses.replace(reservation("other", [0]), node="n2")],
         FitSettings(),
         "",
         Fit("n1", uuids(0, 1), same_island=True),
@@ -652,8 +560,8 @@ def test_reservation_stops_hiding_once_the_node_shows_the_load() -> None:
     r = reservation("other", [0, 1])
     before = node([gpu(0), gpu(1), gpu(2)])
     after = node([gpu(0, holder="other"), gpu(1), gpu(2)])
-    assert hidden_gpus(before, [r], NOW) == {"GPU-0", "GPU-1"}
-    assert hidden_gpus(after, [r], NOW) == {"GPU-1"}
+    assert hidden_gpus(before, [r], NOW) == set(uuids(0, 1))
+    assert hidden_gpus(after, [r], NOW) == set(uuids(1))
     assert fit(after, Demand(2), [r], now=NOW) == Reject(
         "n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 held, 1 reserved)", True
     )
@@ -700,7 +608,7 @@ def test_product_key(name: str, key: str) -> None:
 @pytest.mark.parametrize(
     ("nvlink", "expected"),
     [
-        pytest.param(ALL, [frozenset(uuids(0, 1, 2, 3))], id="all"),
+        pytest.param("all", [frozenset(uuids(0, 1, 2, 3))], id="all"),
         pytest.param(None, [frozenset(uuids(i)) for i in range(4)], id="none"),
         pytest.param(
             [[2, 3], [0], [1]],
@@ -709,7 +617,7 @@ def test_product_key(name: str, key: str) -> None:
         ),
     ],
 )
-def test_islands(nvlink: str | list[list[int]] | None, expected: list[frozenset[str]]) -> None:
+def test_islands(nvlink: Nvlink, expected: list[frozenset[str]]) -> None:
     assert islands(node([gpu(i) for i in range(4)], nvlink=nvlink)) == expected
 
 

@@ -32,8 +32,8 @@ from placement.model import (
 )
 from placement.policies import POLICIES, Profile
 from placement.reference import decide
+from tests.builders import NOW as FIT_NOW
 from tests.placement.test_fit import CASES as FIT_CASES
-from tests.placement.test_fit import NOW as FIT_NOW
 
 NOW = 50_000.0
 
