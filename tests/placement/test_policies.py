@@ -9,11 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from placement.model import (
-    GIB,
-    CachedModel,
     Demand,
     Fit,
-    GpuState,
     NodeState,
     Reservation,
     ReservationState,
@@ -33,48 +30,15 @@ from placement.policies import (
     vram_binpack,
     vram_spread,
 )
-
-NOW = 5_000.0
-
-
-def gpu(
-    i: int,
-    free: float | None = 80,
-    *,
-    total: float = 80,
-    healthy: bool = True,
-    holder: str | None = None,
-    peers: Sequence[int] = (),
-) -> GpuState:
-    """GPU ``i`` with sizes in GiB."""
-    return GpuState(
-        uuid=f"GPU-{i}",
-        index=i,
-        product="NVIDIA-H100-80GB-HBM3",
-        total_bytes=int(total * GIB),
-        free_bytes=None if free is None else int(free * GIB),
-        healthy=healthy,
-        holder_pod_uid=holder,
-        nvlink_peers=frozenset(f"GPU-{p}" for p in peers),
-    )
-
-
-def node(*gpus: GpuState, name: str = "n1", models: Sequence[str] = ()) -> NodeState:
-    return NodeState(
-        name=name,
-        gpus=gpus,
-        observed_at=NOW,
-        lease_renewed_at=NOW,
-        cached_models=tuple(CachedModel(m, GIB) for m in models),
-    )
+from tests.builders import NOW, gpu, node, reservation
 
 
 def take(state: NodeState, *indices: int) -> Fit:
-    return Fit(state.name, tuple(f"GPU-{i}" for i in indices), True)
+    return Fit(state.name, tuple(state.gpus[i].uuid for i in indices), True)
 
 
 ONE_GPU = Demand(1)
-FOUR = node(gpu(0), gpu(1), gpu(2), gpu(3, free=40))
+FOUR = node(4, free=[80, 80, 80, 40])
 
 
 def inp(
@@ -85,7 +49,7 @@ def inp(
     hidden: Sequence[int] = (),
 ) -> ScoreInput:
     return ScoreInput(
-        state, demand, take(state, *chosen), loads, frozenset(f"GPU-{i}" for i in hidden)
+        state, demand, take(state, *chosen), loads, frozenset(state.gpus[i].uuid for i in hidden)
     )
 
 
@@ -94,14 +58,14 @@ def inp(
     [
         pytest.param(inp(FOUR, 0), 3.75, id="one-of-four-taken"),
         pytest.param(inp(FOUR, 0, 1, 2, 3), 10.0, id="all-taken"),
-        pytest.param(inp(node(gpu(0), gpu(1)), 0), 5.0, id="half-taken"),
+        pytest.param(inp(node(2), 0), 5.0, id="half-taken"),
         pytest.param(inp(FOUR, 0, hidden=[1]), 6.25, id="reserved-gpu-is-not-free"),
         pytest.param(
-            inp(node(gpu(0), gpu(1, holder="p"), gpu(2, healthy=False), gpu(3, free=None)), 0),
+            inp(node([gpu(0), gpu(1, holder="p"), gpu(2, healthy=False), gpu(3, free=None)]), 0),
             10.0,
             id="held-unhealthy-unknown-are-not-free",
         ),
-        pytest.param(inp(node(gpu(0, free=0, total=0)), 0), 10.0, id="no-memory-at-all"),
+        pytest.param(inp(node(1, free=0, total=0), 0), 10.0, id="no-memory-at-all"),
     ],
 )
 def test_vram_binpack_and_spread(s: ScoreInput, binpack: float) -> None:
@@ -133,11 +97,11 @@ def test_in_flight_penalty(loads: int, value: float) -> None:
     ],
 )
 def test_cache_affinity(models: list[str], model_id: str, value: float) -> None:
-    state = node(gpu(0), models=models)
+    state = node(1, models=models)
     assert cache_affinity(inp(state, 0, demand=Demand(1, model_id=model_id))) == value
 
 
-ISLANDS = node(gpu(0, peers=[1]), gpu(1, peers=[0]), gpu(2, peers=[3]), gpu(3, peers=[2]), gpu(4))
+ISLANDS = node(5, nvlink=[[0, 1], [2, 3]])
 
 
 @pytest.mark.parametrize(
@@ -170,9 +134,9 @@ def test_registry_names_document_every_policy() -> None:
     assert DEFAULT_PROFILE in PROFILES
 
 
-EMPTY = node(gpu(0), gpu(1), gpu(2), gpu(3), name="empty")
-FULLER = node(gpu(0), gpu(1, free=5), gpu(2, free=5), gpu(3, free=5), name="fuller")
-CACHED = node(gpu(0), gpu(1), gpu(2), gpu(3), name="cached", models=["llama"])
+EMPTY = node(4, name="empty")
+FULLER = node(4, name="fuller", free=[80, 5, 5, 5])
+CACHED = node(4, name="cached", models=["llama"])
 
 
 @pytest.mark.parametrize(
@@ -205,7 +169,7 @@ def test_profile_orderings(
     ],
 )
 def test_profile_weighted_mean(profile: str, expected: float) -> None:
-    state = node(gpu(0, peers=[1]), gpu(1), models=["llama"])
+    state = node(2, models=["llama"])
     s = inp(state, 0, 1, demand=Demand(2, model_id="llama"))
     assert score(s, PROFILES[profile]) == pytest.approx(expected)
 
@@ -233,7 +197,7 @@ def test_single_policy_profile_equals_the_policy() -> None:
 
 def test_loads_in_flight_counts_active_unfinished_reservations() -> None:
     def r(node_name: str, state: ReservationState, expires: float | None) -> Reservation:
-        return Reservation("p", "ns/p", node_name, (), 0, state, NOW - 1, expires_at=expires)
+        return reservation("p", (), node=node_name, state=state, expires_at=expires)
 
     reservations = [
         r("n1", ReservationState.ASSUMED, NOW + 10),
