@@ -22,11 +22,8 @@ when the report differs; an unchanged report is republished after ``reportMaxAge
 is renewed every ``leaseInterval``. GPU memory in the view therefore lags a load, which is what
 reservations exist to cover.
 
-Speed: the decision depends on a node only through its report content, its reservations and
-whether it caches the pod's model, and ties go to the name that sorts first. Nodes with equal
-report content (GPU memory, holders, health, node type), no reservation, and the same cache
-answer for the model are interchangeable, so only the first of each such class by name is
-handed to ``decide_fleet`` (with ``check=True`` every decision is also made over all nodes and
+Speed: only one node of each class of interchangeable nodes is handed to ``decide_fleet``
+(``node_classes``; with ``check=True`` every decision is also made over all nodes and
 compared). Leases and republished reports are brought up to date for the nodes a decision
 reads, when it reads them. That is exact only while agents keep their reports and Leases fresh
 (``reportMaxAge`` below fit()'s report age limit, ``leaseInterval`` below ``leaseDuration``),
@@ -38,7 +35,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 import numpy as np
 import simpy
@@ -61,6 +58,7 @@ from placement.policies import DEFAULT_PROFILE, PROFILES, Profile, resolve_profi
 from placement.reference import decide
 from simulator import agent
 from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
+from simulator.node_classes import NodeClasses, node_key
 from simulator.scheduling import KubeFilter, Placement, Unschedulable
 from simulator.settings import Settings
 
@@ -76,22 +74,6 @@ def pod_facts(pod: SimPod) -> PodFacts:
         phase="Pending" if pod.phase in _NOT_STARTED else "Running",
         ready=pod.phase is Phase.READY,
         terminating=pod.phase is Phase.TERMINATING,
-    )
-
-
-def _signature(gpus: tuple[GpuState, ...]) -> tuple[Hashable, ...]:
-    """Everything of a node's GPUs the decision reads, without identities (UUIDs, pod UIDs)."""
-    return tuple(
-        (
-            g.free_bytes,
-            g.used_bytes,
-            g.healthy,
-            g.unhealthy_reason,
-            g.mig_enabled,
-            g.holder_pod_uid is not None,
-            len(g.pod_memory),
-        )
-        for g in gpus
     )
 
 
@@ -131,11 +113,7 @@ class VramfitExtender:
         self.pods: dict[str, SimPod] = {}  # the pod of each reservation
         self.end_rule = EndRule(settings.reservation_end)
         self.claimed = np.zeros(n, dtype=np.int64)
-        self.key_of = np.zeros(n, dtype=np.int64)
-        self._key_ids: dict[Hashable, int] = {}
-        self._key_refs: dict[int, int] = {}
-        self._id_keys: dict[int, Hashable] = {}
-        self._next_key = 0
+        self.classes = NodeClasses(n)
         self.lease_seen = np.zeros(n, dtype=np.float64)
         self.fleet = Fleet(capacity=max(1, n), width=max((x.type.gpus for x in nodes), default=1))
         # The reservations, kept resolved against the fleet's rows as the extender keeps them.
@@ -146,7 +124,7 @@ class VramfitExtender:
             state = self._state(node, gpus, agent.cached_models(node), observed_at=0.0, now=0.0)
             self.reports.append(state)
             self.fleet.replace(state)
-            self.key_of[node.idx] = self._intern(self._key(node, state))
+            self.classes.place(node.idx, node_key(node, state))
         self.decisions = 0
         self.candidates_evaluated = 0
         self.version = 0
@@ -211,7 +189,7 @@ class VramfitExtender:
         state = self._state(node, gpus, cached, observed_at=now, now=now)
         self.reports[i] = state
         self.fleet.replace(state)
-        self._rekey(i, self._key(node, state))
+        self.classes.rekey(i, node_key(node, state))
         for r in self.reservations.on_node(node.name):
             self._settle(r.pod_uid)
 
@@ -235,48 +213,6 @@ class VramfitExtender:
             lease = self._lease_tick(i, now)
             self.lease_seen[i] = lease
             self.fleet.renew(self.nodes[i].name, lease, self.settings.lease_duration_s)
-
-    # -- node classes -----------------------------------------------------------------------
-
-    def _key(self, node: Node, state: NodeState) -> Hashable:
-        return (node.type, _signature(state.gpus), state.agent_error)
-
-    def _intern(self, key: Hashable) -> int:
-        kid = self._key_ids.get(key)
-        if kid is None:
-            kid = self._next_key
-            self._next_key += 1
-            self._key_ids[key] = kid
-            self._id_keys[kid] = key
-            self._key_refs[kid] = 0
-        self._key_refs[kid] += 1
-        return kid
-
-    def _rekey(self, i: int, key: Hashable) -> None:
-        old = int(self.key_of[i])
-        if self._id_keys[old] == key:
-            return
-        self.key_of[i] = self._intern(key)
-        self._key_refs[old] -= 1
-        if not self._key_refs[old]:
-            del self._key_ids[self._id_keys.pop(old)]
-            del self._key_refs[old]
-
-    def representatives(self, feasible: np.ndarray, model_id: str) -> list[int]:
-        """The nodes a decision must look at: every node with a reservation, and the first
-        node by name of each class of interchangeable nodes (see the module docstring)."""
-        claimed = self.claimed > 0
-        plain = feasible & ~claimed
-        chosen: list[np.ndarray] = [np.flatnonzero(feasible & claimed)]
-        # The fleet's rows are the node indices: it is filled in index order, never shrinks.
-        cached = self.fleet.cached(model_id) if model_id else None
-        groups = [plain] if cached is None else [plain & ~cached, plain & cached]
-        for group in groups:
-            idx = np.flatnonzero(group)
-            if len(idx):
-                _, first = np.unique(self.key_of[idx], return_index=True)
-                chosen.append(idx[first])
-        return sorted(int(i) for part in chosen for i in part)
 
     # -- reservations ---------------------------------------------------------------------
 
@@ -353,7 +289,9 @@ class VramfitExtender:
         feasible = self.filter.feasible(pod)
         if not feasible.any():
             return Unschedulable(self.filter.why_not(pod))
-        reps = self.representatives(feasible, demand.model_id)
+        # The fleet's rows are the node indices: it is filled in index order, never shrinks.
+        cached = self.fleet.cached(demand.model_id) if demand.model_id else None
+        reps = self.classes.representatives(feasible, self.claimed > 0, cached)
         for i in reps:
             self._refresh(i, now)
         self.decisions += 1
