@@ -6,9 +6,11 @@ import argparse
 import logging
 import sys
 
-from extender.config import AGENT_NAMESPACE, SettingsError, build_settings
-from extender.decisions import Mode
+from extender.config import Settings, SettingsError, build_settings
 from extender.server import serve
+
+DEFAULTS = Settings()
+"""What each flag defaults to: the settings' own defaults, stated once in ``Settings``."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,73 +23,89 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster service account)")
-    p.add_argument("--listen", default="127.0.0.1:8888", help="HOST:PORT (default %(default)s)")
+    p.add_argument("--listen", default=DEFAULTS.listen, help="HOST:PORT (default %(default)s)")
     p.add_argument(
         "--metrics-listen",
         help="HOST:PORT of a second listener for /metrics, /healthz and /readyz only "
         "(for probes and Prometheus when --listen is loopback)",
     )
-    p.add_argument("--policy", default="binpack", help="default policy: binpack or spread")
+    p.add_argument(
+        "--policy",
+        default=DEFAULTS.policy,
+        help="default policy: binpack or spread (default %(default)s)",
+    )
     p.add_argument(
         "--mode",
-        default=Mode.DECIDE.value,
-        help="decide: filter returns the best node only (default); all-feasible: every fit",
+        default=DEFAULTS.mode.value,
+        help="decide: filter returns the best node only; all-feasible: every fit "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--assumed-ttl",
         type=float,
-        default=30.0,
+        default=DEFAULTS.assumed_ttl_s,
         help="seconds a filter decision holds its GPUs without a bind (default %(default)s)",
     )
     p.add_argument(
         "--max-report-age",
         type=float,
-        default=120.0,
+        default=DEFAULTS.fit.max_report_age_s,
         help="seconds after which a node's GPU report is too old to trust (default %(default)s)",
     )
     p.add_argument(
         "--nvlink",
-        default="preferred",
-        help="multi-GPU pods without a vramfit.io/nvlink annotation: required, preferred, none",
+        default=DEFAULTS.fit.nvlink_for_multi_gpu.value,
+        help="multi-GPU pods without a vramfit.io/nvlink annotation: required, preferred, none "
+        "(default %(default)s)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
-    p.add_argument("--threads", type=int, default=8, help="request threads (default %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULTS.max_body_bytes)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULTS.threads,
+        help="request threads (default %(default)s)",
+    )
     p.add_argument(
         "--agent-namespace",
-        default=AGENT_NAMESPACE,
+        default=DEFAULTS.agent_namespace,
         help="namespace of the node agents' Leases (default %(default)s)",
     )
-    p.add_argument("--bind-lock-timeout", type=float, default=5.0)
-    p.add_argument("--api-timeout", type=float, default=5.0)
-    p.add_argument("--watch-timeout", type=int, default=300)
+    p.add_argument("--bind-lock-timeout", type=float, default=DEFAULTS.bind_lock_timeout_s)
+    p.add_argument("--api-timeout", type=float, default=DEFAULTS.api_timeout_s)
+    p.add_argument("--watch-timeout", type=int, default=DEFAULTS.watch_timeout_s)
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
-    p.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    p.add_argument("--log-level", default=DEFAULTS.log_level, help="debug, info, warning, error")
     return p
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Validated settings from parsed arguments; raises ``SettingsError`` listing every problem."""
+    return build_settings(
+        kubeconfig=args.kubeconfig,
+        listen=args.listen,
+        metrics_listen=args.metrics_listen,
+        policy=args.policy,
+        mode=args.mode,
+        assumed_ttl_s=args.assumed_ttl,
+        max_report_age_s=args.max_report_age,
+        nvlink=args.nvlink,
+        max_body_bytes=args.max_body_bytes,
+        threads=args.threads,
+        agent_namespace=args.agent_namespace,
+        bind_lock_timeout_s=args.bind_lock_timeout,
+        api_timeout_s=args.api_timeout,
+        watch_timeout_s=args.watch_timeout,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        log_level=args.log_level,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        settings = build_settings(
-            kubeconfig=args.kubeconfig,
-            listen=args.listen,
-            metrics_listen=args.metrics_listen,
-            policy=args.policy,
-            mode=args.mode,
-            assumed_ttl_s=args.assumed_ttl,
-            max_report_age_s=args.max_report_age,
-            nvlink=args.nvlink,
-            max_body_bytes=args.max_body_bytes,
-            threads=args.threads,
-            agent_namespace=args.agent_namespace,
-            bind_lock_timeout_s=args.bind_lock_timeout,
-            api_timeout_s=args.api_timeout,
-            watch_timeout_s=args.watch_timeout,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            log_level=args.log_level,
-        )
+        settings = settings_from_args(args)
     except SettingsError as exc:
         sys.stderr.write(f"vramfit-extender: {exc}\n")
         return 2

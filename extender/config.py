@@ -98,7 +98,8 @@ def build_settings(
 ) -> Settings:
     """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
     problems: list[str] = []
-    host, port = "127.0.0.1", 8888
+    defaults = Settings()
+    host, port = defaults.host, defaults.port
     try:
         host, port = parse_listen(listen)
     except ValueError as exc:

@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodeagent.change import ChangeSettings
-from nodeagent.health import DEFAULT_IGNORED_XIDS
+from nodeagent.change import MIB, ChangeSettings
 from nodeagent.nvml.backend import NvmlSettings
 from nodeagent.podresources import DEFAULT_SOCKET
-from nodeagent.publish import NAMESPACE, PublishSettings
+from nodeagent.publish import PublishSettings
 
 BACKENDS = ("nvml", "simulated")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -52,6 +51,11 @@ class Settings:
     complete_deletions: bool = True
     once: bool = False
     log_level: str = "INFO"
+
+
+DEFAULTS = Settings(backend=BACKENDS[0], node_name="")
+"""What each optional flag defaults to, stated once in ``Settings`` and the settings it holds
+(``--backend`` and ``--node-name`` are required, so their values here are never used)."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -105,7 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     if kubeconfig is not None and not kubeconfig.is_file():
         problems.append(f"--kubeconfig: {kubeconfig} is not a file")
-    host, port = "0.0.0.0", 9402
+    host, port = DEFAULTS.listen_host, DEFAULTS.listen_port
     try:
         host, port = parse_listen(str(args.listen))
     except ValueError as exc:
@@ -145,7 +149,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     xid_hold = float(args.xid_hold)
     if xid_hold < 0:
         problems.append(f"--xid-hold: {xid_hold}s must not be negative")
-    ignored: frozenset[int] = DEFAULT_IGNORED_XIDS
+    ignored = DEFAULTS.nvml.ignored_xids
     if args.ignore_xids is not None:
         try:
             ignored = frozenset(int(x) for x in str(args.ignore_xids).split(",") if x.strip())
@@ -173,11 +177,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             lease_duration_s=lease_duration,
             lease_renew_s=lease_renew,
             change=ChangeSettings(
-                memory_threshold_bytes=threshold_mib * 1024**2,
+                memory_threshold_bytes=threshold_mib * MIB,
                 min_interval_s=min_interval,
                 max_age_s=max_age,
             ),
-            stale_after_s=max(30.0, 5 * poll),
+            stale_after_s=max(DEFAULTS.publish.stale_after_s, 5 * poll),
         ),
         nvml=NvmlSettings(xid_hold_s=xid_hold, ignored_xids=ignored),
         pod_resources_socket=socket if backend == "nvml" else None,
@@ -193,7 +197,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    """The ``vramfit-agent`` command line."""
+    """The ``vramfit-agent`` command line; every default is read from ``DEFAULTS``."""
+    d, change = DEFAULTS, DEFAULTS.publish.change
     p = argparse.ArgumentParser(
         prog="vramfit-agent",
         description="Publish what this GPU node really has (NodeGPUState + Lease + /metrics).",
@@ -205,52 +210,95 @@ def argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="simulated node spec YAML (default: the built-in cluster)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: the pod's service account)")
     p.add_argument(
-        "--listen", default="0.0.0.0:9402", help="HOST:PORT for /metrics /healthz /readyz"
+        "--listen",
+        default=f"{d.listen_host}:{d.listen_port}",
+        help="HOST:PORT for /metrics /healthz /readyz (default %(default)s)",
     )
-    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between GPU readings")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=d.poll_interval_s,
+        help="seconds between GPU readings (default %(default)s)",
+    )
     p.add_argument(
         "--max-report-age",
         type=float,
-        default=60.0,
-        help="rewrite the status at least this often (s)",
+        default=change.max_age_s,
+        help="rewrite the status at least this often (s, default %(default)s)",
     )
     p.add_argument(
         "--min-write-interval",
         type=float,
-        default=15.0,
-        help="least seconds between memory-only writes",
+        default=change.min_interval_s,
+        help="least seconds between memory-only writes (default %(default)s)",
     )
     p.add_argument(
-        "--memory-threshold-mib", type=int, default=512, help="memory move (MiB) worth a write"
+        "--memory-threshold-mib",
+        type=int,
+        default=change.memory_threshold_bytes // MIB,
+        help="memory move (MiB) worth a write (default %(default)s)",
     )
-    p.add_argument("--lease-namespace", default=NAMESPACE, help="namespace of the agent's Lease")
-    p.add_argument("--lease-duration", type=int, default=40, help="Lease duration (s)")
-    p.add_argument("--lease-renew", type=float, default=10.0, help="seconds between Lease renewals")
+    p.add_argument(
+        "--lease-namespace",
+        default=d.publish.namespace,
+        help="namespace of the agent's Lease (default %(default)s)",
+    )
+    p.add_argument(
+        "--lease-duration",
+        type=int,
+        default=d.publish.lease_duration_s,
+        help="Lease duration (s, default %(default)s)",
+    )
+    p.add_argument(
+        "--lease-renew",
+        type=float,
+        default=d.publish.lease_renew_s,
+        help="seconds between Lease renewals (default %(default)s)",
+    )
     p.add_argument(
         "--pod-resources-socket",
-        default=str(DEFAULT_SOCKET),
+        default=str(d.pod_resources_socket or ""),
         help="kubelet pod-resources socket ('' to go without: holders from process cgroups)",
     )
     p.add_argument(
-        "--proc-root", default="/proc", help="where host processes are visible (hostPID)"
+        "--proc-root",
+        default=str(d.proc_root),
+        help="where host processes are visible (hostPID; default %(default)s)",
     )
     p.add_argument(
         "--cache-dir", action="append", help="folder with cached model weights (repeatable)"
     )
-    p.add_argument("--cache-rescan", type=float, default=60.0, help="seconds between cache scans")
+    p.add_argument(
+        "--cache-rescan",
+        type=float,
+        default=d.cache_rescan_s,
+        help="seconds between cache scans (default %(default)s)",
+    )
     p.add_argument(
         "--local-disk-bandwidth", help="measured local disk read bandwidth, bytes/s quantity"
     )
     p.add_argument("--remote-bandwidth", help="measured remote storage bandwidth, bytes/s quantity")
     p.add_argument(
-        "--xid-hold", type=float, default=300.0, help="seconds a critical XID keeps a GPU unhealthy"
+        "--xid-hold",
+        type=float,
+        default=d.nvml.xid_hold_s,
+        help="seconds a critical XID keeps a GPU unhealthy (default %(default)s)",
     )
-    p.add_argument("--ignore-xids", help="comma-separated XIDs that do not make a GPU unhealthy")
+    p.add_argument(
+        "--ignore-xids",
+        help="comma-separated XIDs that do not make a GPU unhealthy (default "
+        + ",".join(map(str, sorted(d.nvml.ignored_xids)))
+        + ")",
+    )
     p.add_argument(
         "--no-complete-deletions",
         action="store_true",
         help="simulated kubelet: leave deleted pods Terminating instead of finishing their deletion",
     )
     p.add_argument("--once", action="store_true", help="print one status as JSON and exit (no API)")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument(
+        "--log-level",
+        default=d.log_level,
+        help="DEBUG, INFO, WARNING or ERROR (default %(default)s)",
+    )
     return p

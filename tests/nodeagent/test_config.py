@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from nodeagent.config import ConfigError, argument_parser, parse_listen, settings_from_args
+from nodeagent.config import (
+    ConfigError,
+    Settings,
+    argument_parser,
+    parse_listen,
+    settings_from_args,
+)
 
 
 def settings(*argv: str):  # type: ignore[no-untyped-def]
@@ -19,6 +26,15 @@ def test_defaults() -> None:
     assert s.publish.lease_duration_s == 40 and s.publish.lease_renew_s == 10.0
     assert s.publish.change.max_age_s == 60.0
     assert s.pod_resources_socket == Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+
+
+@pytest.mark.parametrize("backend", ["nvml", "simulated"])
+def test_no_optional_flags_give_the_default_settings(backend: str) -> None:
+    """The command line states no default of its own: every one is the settings' default."""
+    expect = Settings(backend=backend, node_name="n")
+    if backend == "simulated":
+        expect = dataclasses.replace(expect, pod_resources_socket=None)
+    assert settings("--backend", backend, "--node-name", "n") == expect
 
 
 def test_simulated_takes_no_pod_resources_socket() -> None:

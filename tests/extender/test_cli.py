@@ -1,0 +1,33 @@
+"""The extender's command line: its defaults are the settings' defaults, and flags reach them."""
+
+from __future__ import annotations
+
+import pytest
+
+from extender.cli import parser, settings_from_args
+from extender.config import Settings
+from extender.decisions import Mode
+from placement.model import FitSettings, NvlinkMode
+
+
+def test_no_flags_give_the_default_settings() -> None:
+    assert settings_from_args(parser().parse_args([])) == Settings()
+
+
+FLAG_CASES = {
+    "listen": (["--listen", "0.0.0.0:9000"], Settings(host="0.0.0.0", port=9000)),
+    "mode": (["--mode", "all-feasible"], Settings(mode=Mode.ALL_FEASIBLE)),
+    "fit": (
+        ["--max-report-age", "30", "--nvlink", "required"],
+        Settings(fit=FitSettings(max_report_age_s=30.0, nvlink_for_multi_gpu=NvlinkMode.REQUIRED)),
+    ),
+    "threads-and-timeouts": (
+        ["--threads", "2", "--api-timeout", "1.5", "--watch-timeout", "60"],
+        Settings(threads=2, api_timeout_s=1.5, watch_timeout_s=60),
+    ),
+}
+
+
+@pytest.mark.parametrize(("argv", "expect"), FLAG_CASES.values(), ids=FLAG_CASES.keys())
+def test_a_flag_changes_only_its_setting(argv: list[str], expect: Settings) -> None:
+    assert settings_from_args(parser().parse_args(argv)) == expect
