@@ -24,8 +24,8 @@ from placement.model import (
     Reservation,
     ReservationState,
 )
+from tests.builders import NOW, uuid
 
-NOW = 10_000.0
 PRODUCTS = ("NVIDIA-H100-80GB-HBM3", "NVIDIA A100-SXM4-40GB", "NVIDIA-A100-SXM4-40GB")
 SIZES = (16 * GIB, 40 * GIB, 80 * GIB)
 PODS = ("pod-a", "pod-b", "pod-c", "me", "")
@@ -50,7 +50,7 @@ def gpu_lists(draw: st.DrawFn, name: str) -> tuple[GpuState, ...]:
     n = draw(st.sampled_from([0, 1, 2, 3, 4, 4, 6, 8, 8, 8]))
     indices = draw(st.permutations(range(8)))[:n]
     tags = draw(st.permutations(range(8)))[:n]
-    uuids = [f"GPU-{name}-{t}" for t in tags]
+    uuids = [uuid(t, name) for t in tags]
     topology = draw(st.sampled_from(["all", "none", "halves", "random"]))
     peers: dict[str, set[str]] = {u: set() for u in uuids}
     if topology == "all":

@@ -16,56 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement.fleet import Fleet, _claims_of, decide_fleet
-from placement.model import GIB, Demand, GpuState, NodeState, Reservation, ReservationState
-from tests.placement.conftest import NOW, PODS, demands, node_states
+from placement.fleet import Fleet, Query, decide_fleet
+from placement.model import GIB, Demand, NodeState, Reservation, ReservationState
+from tests.builders import NOW, node, reservation, uuid
+from tests.placement.conftest import PODS, demands, node_states
 
 SLOW = settings(deadline=None, max_examples=300)
 NAMES = ("node-0", "node-1", "node-2")
 
 
-def node(name: str, gpus: int = 4, holders: dict[int, str] | None = None) -> NodeState:
-    holders = holders or {}
-    return NodeState(
-        name=name,
-        gpus=tuple(
-            GpuState(
-                uuid=f"GPU-{name}-{i}",
-                index=i,
-                product="NVIDIA-H100-80GB-HBM3",
-                total_bytes=80 * GIB,
-                free_bytes=80 * GIB,
-                holder_pod_uid=holders.get(i),
-            )
-            for i in range(gpus)
-        ),
-        observed_at=NOW,
-        lease_renewed_at=NOW,
-    )
-
-
-def res(
-    uid: str,
-    node_name: str,
-    slots: tuple[int, ...],
-    state: ReservationState = ReservationState.ASSUMED,
-    expires_at: float | None = NOW + 30,
-) -> Reservation:
-    return Reservation(
-        pod_uid=uid,
-        pod_key=f"ns/{uid}",
-        node=node_name,
-        gpu_uuids=tuple(f"GPU-{node_name}-{s}" for s in slots),
-        bytes_per_gpu=40 * GIB,
-        state=state,
-        created_at=NOW - 1,
-        expires_at=expires_at,
-    )
-
-
 def assert_same(fleet: Fleet, now: float, pod_uid: str) -> None:
-    hidden, loads = _claims_of(fleet, fleet.claims, now, pod_uid)
-    plain_hidden, plain_loads = _claims_of(fleet, list(fleet.claims), now, pod_uid)
+    hidden, loads = fleet.claims_of(fleet.claims, now, pod_uid)
+    plain_hidden, plain_loads = fleet.claims_of(list(fleet.claims), now, pod_uid)
     np.testing.assert_array_equal(hidden, plain_hidden)
     np.testing.assert_array_equal(loads, plain_loads)
 
@@ -75,28 +37,32 @@ Step = Callable[[Fleet], object]
 CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[str, int]]] = {
     # name: steps, now, pod asking, hidden slots by node, loads by node
     "one-reservation": (
-        [lambda f: f.claims.put(res("a", "node-0", (0, 1)))],
+        [lambda f: f.claims.put(reservation("a", (0, 1), node="node-0"))],
         NOW,
         "me",
         {"node-0": (0, 1)},
         {"node-0": 1},
     ),
     "own-reservation-does-not-count": (
-        [lambda f: f.claims.put(res("me", "node-0", (0, 1)))],
+        [lambda f: f.claims.put(reservation("me", (0, 1), node="node-0"))],
         NOW,
         "me",
         {},
         {},
     ),
     "expired-does-not-count": (
-        [lambda f: f.claims.put(res("a", "node-0", (2,), expires_at=NOW))],
+        [lambda f: f.claims.put(reservation("a", (2,), node="node-0", expires_at=NOW))],
         NOW,
         "me",
         {},
         {},
     ),
     "ready-hides-but-is-not-loading": (
-        [lambda f: f.claims.put(res("a", "node-1", (3,), ReservationState.READY, None))],
+        [
+            lambda f: f.claims.put(
+                reservation("a", (3,), node="node-1", state=ReservationState.READY)
+            )
+        ],
         NOW,
         "me",
         {"node-1": (3,)},
@@ -104,8 +70,8 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
     ),
     "a-gpu-the-node-shows-held-by-the-pod-is-not-hidden": (
         [
-            lambda f: f.claims.put(res("a", "node-0", (0, 1))),
-            lambda f: f.replace(node("node-0", holders={0: "a"})),
+            lambda f: f.claims.put(reservation("a", (0, 1), node="node-0")),
+            lambda f: f.replace(node(4, name="node-0", held={0: "a"})),
         ],
         NOW,
         "me",
@@ -114,8 +80,8 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
     ),
     "replacing-a-pods-reservation-moves-it": (
         [
-            lambda f: f.claims.put(res("a", "node-0", (0,))),
-            lambda f: f.claims.put(res("a", "node-1", (1,))),
+            lambda f: f.claims.put(reservation("a", (0,), node="node-0")),
+            lambda f: f.claims.put(reservation("a", (1,), node="node-1")),
         ],
         NOW,
         "me",
@@ -125,8 +91,8 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
     "a-node-reported-after-its-reservation": (
         [
             lambda f: f.remove("node-2"),
-            lambda f: f.claims.put(res("a", "node-2", (0,))),
-            lambda f: f.replace(node("node-2")),
+            lambda f: f.claims.put(reservation("a", (0,), node="node-2")),
+            lambda f: f.replace(node(4, name="node-2")),
         ],
         NOW,
         "me",
@@ -135,7 +101,7 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
     ),
     "a-removed-node-hides-nothing": (
         [
-            lambda f: f.claims.put(res("a", "node-2", (0,))),
+            lambda f: f.claims.put(reservation("a", (0,), node="node-2")),
             lambda f: f.remove("node-2"),
         ],
         NOW,
@@ -145,8 +111,8 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
     ),
     "popped-and-cleared": (
         [
-            lambda f: f.claims.put(res("a", "node-0", (0,))),
-            lambda f: f.claims.put(res("b", "node-1", (0,))),
+            lambda f: f.claims.put(reservation("a", (0,), node="node-0")),
+            lambda f: f.claims.put(reservation("b", (0,), node="node-1")),
             lambda f: f.claims.pop("a"),
         ],
         NOW,
@@ -156,9 +122,9 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
     ),
     "wider-node-grows-the-sums": (
         [
-            lambda f: f.claims.put(res("a", "node-0", (0,))),
-            lambda f: f.replace(node("node-3", gpus=16)),
-            lambda f: f.claims.put(res("b", "node-3", (12, 15))),
+            lambda f: f.claims.put(reservation("a", (0,), node="node-0")),
+            lambda f: f.replace(node(16, name="node-3")),
+            lambda f: f.claims.put(reservation("b", (12, 15), node="node-3")),
         ],
         NOW,
         "me",
@@ -171,10 +137,10 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_named_cases(case: str) -> None:
     steps, now, pod_uid, hidden_slots, loads_by_node = CASES[case]
-    fleet = Fleet([node(n) for n in NAMES], capacity=2, width=4)
+    fleet = Fleet([node(4, name=n) for n in NAMES], capacity=2, width=4)
     for step in steps:
         step(fleet)
-    hidden, loads = _claims_of(fleet, fleet.claims, now, pod_uid)
+    hidden, loads = fleet.claims_of(fleet.claims, now, pod_uid)
     for name in fleet.names():
         r = fleet.row_at(name)
         assert r is not None
@@ -184,8 +150,11 @@ def test_named_cases(case: str) -> None:
 
 
 def test_the_mapping_reads_back_what_was_put() -> None:
-    fleet = Fleet([node(n) for n in NAMES])
-    a, b = res("a", "node-0", (0,)), res("b", "node-0", (1,), expires_at=NOW - 1)
+    fleet = Fleet([node(4, name=n) for n in NAMES])
+    a, b = (
+        reservation("a", (0,), node="node-0"),
+        reservation("b", (1,), node="node-0", expires_at=NOW - 1),
+    )
     fleet.claims.put(a)
     fleet.claims.put(b)
     assert fleet.claims.get("a") == a and "b" in fleet.claims and len(fleet.claims) == 2
@@ -197,11 +166,11 @@ def test_the_mapping_reads_back_what_was_put() -> None:
 
 
 def test_rows_of_follows_nodes_added_and_removed() -> None:
-    fleet = Fleet([node(n) for n in NAMES])
+    fleet = Fleet([node(4, name=n) for n in NAMES])
     names = ("node-2", "node-0", "node-9")
     first = fleet.rows_of(names).tolist()
     assert first[2] == -1
-    fleet.replace(node("node-9"))
+    fleet.replace(node(4, name="node-9"))
     assert fleet.rows_of(names).tolist()[2] == fleet.row_at("node-9")
     fleet.remove("node-0")
     assert fleet.rows_of(list(names)).tolist()[1] == -1
@@ -231,7 +200,7 @@ def steps(draw: st.DrawFn) -> list[tuple[str, object]]:
                         pod_uid=draw(st.sampled_from(PODS)),
                         pod_key="ns/pod",
                         node=name,
-                        gpu_uuids=tuple(f"GPU-{name}-{t}" for t in tags),
+                        gpu_uuids=tuple(uuid(t, name) for t in tags),
                         bytes_per_gpu=40 * GIB,
                         state=draw(st.sampled_from(list(ReservationState))),
                         created_at=NOW - 5,
@@ -268,8 +237,8 @@ def test_claims_equal_the_plain_loop_after_any_sequence(
     names = [*fleet.names(), "elsewhere"]
     pod_uid = data.draw(st.sampled_from(PODS))
     kept = list(fleet.claims)
-    got = decide_fleet(fleet, names, demand, fleet.claims, now=NOW, pod_uid=pod_uid)
-    plain = decide_fleet(fleet, names, demand, kept, now=NOW, pod_uid=pod_uid)
+    got = decide_fleet(fleet, Query(names, demand, fleet.claims, now=NOW, pod_uid=pod_uid))
+    plain = decide_fleet(fleet, Query(names, demand, kept, now=NOW, pod_uid=pod_uid))
     assert got == plain
     # A copy of the fleet's reservations put into a fresh fleet reads the same.
     again = Fleet([fleet.node(n) for n in fleet.names()])
