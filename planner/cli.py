@@ -11,30 +11,40 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from placement.quantity import QuantityError, parse_bytes
+from placement.quantity import QuantityError, format_bytes, parse_bytes
 from planner.diagnostics import InputError, Problem
 from planner.frame import frame_all
-from planner.inputs.catalog import keep_existing, load_catalog
-from planner.inputs.kserve import normalize_deployment_mode
-from planner.inputs.models import Headroom, load_model_catalog
+from planner.inputs.catalog import Catalog, keep_existing, load_catalog
+from planner.inputs.kserve import (
+    KSERVE_DEFAULT_DEPLOYMENT_MODE,
+    KSERVE_NAMESPACE,
+    normalize_deployment_mode,
+)
+from planner.inputs.models import load_model_catalog
 from planner.inputs.sources import Inputs, kube_client, read_cluster, read_files
-from planner.inputs.traffic import load_traffic, parse_duration
+from planner.inputs.traffic import (
+    DEFAULT_COLD_START_BUDGET_S,
+    Traffic,
+    load_traffic,
+    parse_duration,
+)
 from planner.packing.solve import SolveOptions
-from planner.packing.units import SCENARIOS, DemandSettings, Scenario, component_demand
-from planner.plan import plan_all
+from planner.packing.units import SCENARIOS, ComponentDemand, Scenario, component_demand
+from planner.plan import Plan, plan_all
 from planner.reports.build import build_report
-from planner.reports.document import render_json
+from planner.reports.document import Report, render_json
 from planner.reports.html_page import render_html
 from planner.reports.markdown import render_markdown
 from planner.reports.terminal import print_report
+from planner.settings import PlanSettings
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -45,9 +55,26 @@ EXIT_FIT = 4
 FORMATS = ("table", "json", "markdown", "html")
 
 
+DEFAULTS = PlanSettings()
+
+
 def add_plan_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``vramfit-plan plan``."""
-    src = p.add_argument_group("inputs")
+    """Options of ``vramfit-plan plan``; every default is ``PlanSettings``' own."""
+    _input_arguments(p.add_argument_group("inputs"))
+    _sizing_arguments(p.add_argument_group("sizing"))
+    _solver_arguments(p.add_argument_group("solver"))
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default=None,
+        help="table (default on a terminal), json (default otherwise), markdown, html",
+    )
+    out.add_argument("--output-file", type=Path, help="write the report here instead of stdout")
+
+
+def _input_arguments(src: argparse._ArgumentGroup) -> None:
     src.add_argument(
         "--from",
         dest="paths",
@@ -68,8 +95,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     )
     src.add_argument(
         "--kserve-namespace",
-        default="kserve",
-        help="namespace of the inferenceservice-config ConfigMap",
+        default=KSERVE_NAMESPACE,
+        help="namespace of the inferenceservice-config ConfigMap (default %(default)s)",
     )
     src.add_argument(
         "--catalog",
@@ -87,205 +114,205 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--traffic", type=Path, help="traffic profiles and storage tier bandwidths YAML"
     )
-    sizing = p.add_argument_group("sizing")
+
+
+def _sizing_arguments(sizing: argparse._ArgumentGroup) -> None:
+    headroom = DEFAULTS.units.headroom
     sizing.add_argument(
         "--gpu-memory-utilization",
         type=float,
-        default=0.90,
-        help="share of each GPU the engine may use, as vLLM's flag (default 0.90)",
+        default=headroom.gpu_memory_utilization,
+        help="share of each GPU the engine may use, as vLLM's flag (default %(default)s)",
     )
     sizing.add_argument(
         "--kv-cache-fraction",
         type=float,
-        default=0.10,
-        help="KV cache to keep free per GPU, as a fraction of the weights on it (default 0.10)",
+        default=headroom.kv_cache_fraction,
+        help="KV cache to keep free per GPU, as a fraction of the weights on it "
+        "(default %(default)s)",
     )
     sizing.add_argument(
-        "--min-kv-cache", default="1Gi", help="least KV cache per GPU (default 1Gi)"
+        "--min-kv-cache",
+        default=headroom.min_kv_cache_bytes,
+        help=f"least KV cache per GPU (default {format_bytes(headroom.min_kv_cache_bytes)})",
     )
     sizing.add_argument(
         "--runtime-overhead",
-        default="2Gi",
-        help="CUDA context, activations and graphs per GPU (default 2Gi)",
+        default=headroom.runtime_overhead_bytes,
+        help="CUDA context, activations and graphs per GPU "
+        f"(default {format_bytes(headroom.runtime_overhead_bytes)})",
     )
     sizing.add_argument(
         "--deployment-mode",
-        default=None,
+        default=DEFAULTS.deployment_mode,
         help="default KServe deployment mode when no inferenceservice-config is read "
-        "(Knative/Serverless or Standard/RawDeployment; default Knative, as KServe ships)",
+        "(Knative/Serverless or Standard/RawDeployment; default "
+        f"{KSERVE_DEFAULT_DEPLOYMENT_MODE}, as KServe ships)",
     )
     sizing.add_argument(
         "--allow-pcie-tensor-parallel",
         action="store_true",
+        default=DEFAULTS.units.allow_pcie_tensor_parallel,
         help="let tensor-parallel replicas use GPUs without NVLink",
     )
     sizing.add_argument(
-        "--cold-start-budget", default=None, help="default cold-start budget (default 60s)"
+        "--cold-start-budget",
+        default=DEFAULTS.cold_start_budget_s,
+        help="default cold-start budget (default: the traffic file's, else "
+        f"{DEFAULT_COLD_START_BUDGET_S:g}s)",
     )
-    solve = p.add_argument_group("solver")
+
+
+def _solver_arguments(solve: argparse._ArgumentGroup) -> None:
+    options = DEFAULTS.solve
     solve.add_argument(
         "--scenario",
-        default=Scenario.PEAK.value,
+        default=DEFAULTS.primary.value,
         choices=[s.value for s in SCENARIOS],
-        help="scenario the top-level report fields describe (default peak)",
+        help="scenario the top-level report fields describe (default %(default)s)",
     )
     solve.add_argument(
         "--scenarios",
-        default=",".join(s.value for s in SCENARIOS),
-        help="comma-separated scenarios to plan (default all)",
+        default=",".join(s.value for s in DEFAULTS.scenarios),
+        help="comma-separated scenarios to plan (default %(default)s)",
     )
     solve.add_argument(
-        "--time-limit", type=float, default=10.0, help="seconds per scenario (default 10)"
+        "--time-limit",
+        type=float,
+        default=options.time_limit_s,
+        help="seconds per scenario (default %(default)s)",
     )
-    solve.add_argument("--seed", type=int, default=0, help="CP-SAT random seed (default 0)")
-    solve.add_argument("--workers", type=int, default=1, help="CP-SAT search workers (default 1)")
+    solve.add_argument(
+        "--seed", type=int, default=options.seed, help="CP-SAT random seed (default %(default)s)"
+    )
+    solve.add_argument(
+        "--workers",
+        type=int,
+        default=options.workers,
+        help="CP-SAT search workers (default %(default)s)",
+    )
     solve.add_argument(
         "--relative-gap",
         type=float,
-        default=0.005,
-        help="stop once the plan is within this share of the bound (default 0.005)",
+        default=options.relative_gap,
+        help="stop once the plan is within this share of the bound (default %(default)s)",
     )
     solve.add_argument(
         "--no-deterministic",
-        action="store_true",
+        dest="deterministic",
+        action="store_false",
+        default=options.deterministic,
         help="stop on wall-clock time only (faster, results may vary between runs)",
     )
-    out = p.add_argument_group("output")
-    out.add_argument(
-        "-o",
-        "--output",
-        choices=FORMATS,
-        default=None,
-        help="table (default on a terminal), json (default otherwise), markdown, html",
+
+
+def plan_settings(args: argparse.Namespace) -> tuple[PlanSettings, list[str]]:
+    """The settings the options give, and every problem with them, in the order of the
+    options."""
+    headroom = replace(
+        DEFAULTS.units.headroom,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        kv_cache_fraction=args.kv_cache_fraction,
     )
-    out.add_argument("--output-file", type=Path, help="write the report here instead of stdout")
-
-
-def _settings(args: argparse.Namespace) -> tuple[list[str], Any]:
-    errors: list[str] = []
-    headroom = Headroom()
-    if not 0 < args.gpu_memory_utilization <= 1:
-        errors.append(
-            f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}"
-        )
-    if not 0 <= args.kv_cache_fraction <= 10:
-        errors.append(f"--kv-cache-fraction must be in [0, 10], got {args.kv_cache_fraction}")
+    errors = headroom.errors()
     try:
-        min_kv = parse_bytes(args.min_kv_cache, "--min-kv-cache")
-        overhead = parse_bytes(args.runtime_overhead, "--runtime-overhead")
-        headroom = Headroom(args.gpu_memory_utilization, args.kv_cache_fraction, min_kv, overhead)
+        headroom = replace(
+            headroom,
+            min_kv_cache_bytes=parse_bytes(args.min_kv_cache, "--min-kv-cache"),
+            runtime_overhead_bytes=parse_bytes(args.runtime_overhead, "--runtime-overhead"),
+        )
     except QuantityError as exc:
         errors.append(str(exc))
-    mode = None
-    if args.deployment_mode is not None:
-        mode = normalize_deployment_mode(args.deployment_mode)
-        if mode is None:
-            errors.append(
-                f"--deployment-mode {args.deployment_mode!r} is not Knative, Serverless, Standard or RawDeployment"
-            )
-    budget = None
-    if args.cold_start_budget is not None:
-        try:
-            budget = parse_duration(args.cold_start_budget, "--cold-start-budget")
-        except ValueError as exc:
-            errors.append(str(exc))
+    settings = PlanSettings(
+        units=replace(
+            DEFAULTS.units,
+            headroom=headroom,
+            allow_pcie_tensor_parallel=args.allow_pcie_tensor_parallel,
+        ),
+        deployment_mode=_deployment_mode(args.deployment_mode, errors),
+        cold_start_budget_s=_cold_start_budget(args.cold_start_budget, errors),
+        scenarios=_scenarios(args.scenarios, errors),
+        primary=Scenario(args.scenario),
+        solve=SolveOptions(
+            time_limit_s=args.time_limit,
+            seed=args.seed,
+            workers=args.workers,
+            deterministic=args.deterministic,
+            relative_gap=args.relative_gap,
+        ),
+    )
+    # The settings' own checks, but for the headroom's, listed first above.
+    errors.extend(e for e in settings.errors() if e not in errors)
+    return settings, errors
+
+
+def _deployment_mode(value: str | None, errors: list[str]) -> str | None:
+    if value is None:
+        return None
+    mode = normalize_deployment_mode(value)
+    if mode is None:
+        errors.append(
+            f"--deployment-mode {value!r} is not Knative, Serverless, Standard or RawDeployment"
+        )
+    return mode
+
+
+def _cold_start_budget(value: str | None, errors: list[str]) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, "--cold-start-budget")
+    except ValueError as exc:
+        errors.append(str(exc))
+        return None
+
+
+def _scenarios(value: str, errors: list[str]) -> tuple[Scenario, ...]:
     scenarios: list[Scenario] = []
-    for word in args.scenarios.split(","):
+    for word in value.split(","):
         try:
             scenarios.append(Scenario(word.strip()))
         except ValueError:
             errors.append(
-                f"--scenarios: unknown scenario {word.strip()!r}; known: {', '.join(s.value for s in SCENARIOS)}"
+                f"--scenarios: unknown scenario {word.strip()!r}; known: "
+                f"{', '.join(s.value for s in SCENARIOS)}"
             )
-    primary = Scenario(args.scenario)
-    if scenarios and primary not in scenarios:
-        errors.append(f"--scenario {primary.value} is not among --scenarios")
-    options = SolveOptions(
-        time_limit_s=args.time_limit,
-        seed=args.seed,
-        workers=args.workers,
-        deterministic=not args.no_deterministic,
-        relative_gap=args.relative_gap,
-    )
-    errors.extend(options.errors())
-    return errors, (headroom, mode, budget, tuple(scenarios), primary, options)
+    return tuple(scenarios)
 
 
-def run_plan(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -> int:
+def run_plan(
+    args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """Plan and write the report; returns the exit code."""
     out = stdout or sys.stdout
     err_stream = stderr or sys.stderr
-    err_console = Console(file=err_stream, highlight=False)
 
     def error(message: str) -> None:
         err_stream.write(f"error: {message}\n")
 
-    errors, parsed = _settings(args)
+    settings, errors = plan_settings(args)
     if errors:
         for e in errors:
-            error(f"{e}")
+            error(e)
         return EXIT_USAGE
-    headroom, mode, budget, scenarios, primary, options = parsed
     try:
-        catalog = load_catalog(args.catalog)
-        if args.keep_existing:
-            catalog = keep_existing(catalog)
-        models = load_model_catalog(args.models)
-        traffic = load_traffic(args.traffic)
-        if budget is not None:
-            traffic = replace(traffic, default_budget_s=budget)
-        inputs = _read_inputs(args)
-        settings = DemandSettings(
-            headroom=headroom,
-            default_deployment_mode=mode
-            or (inputs.config.default_deployment_mode if inputs.config else "Knative"),
-            allow_pcie_tensor_parallel=args.allow_pcie_tensor_parallel,
-        )
-        problems: list[Problem] = []
-        demands = []
-        for isvc in inputs.services:
-            for comp in isvc.components:
-                d = component_demand(
-                    isvc,
-                    comp,
-                    catalog=catalog,
-                    models=models,
-                    traffic=traffic,
-                    settings=settings,
-                    problems=problems,
-                )
-                if d is not None:
-                    demands.append(d)
-        if problems:
-            raise InputError(problems)
+        loaded = _load(args, settings)
     except InputError as exc:
         for p in exc.problems:
             error(f"{p}")
         return EXIT_INPUT
     fmt = args.output or ("table" if out.isatty() and args.output_file is None else "json")
     plan = _solve(
-        tuple(demands),
-        catalog=catalog,
-        options=options,
-        scenarios=scenarios,
-        console=err_console,
+        loaded.demands,
+        catalog=loaded.catalog,
+        settings=settings,
+        console=Console(file=err_stream, highlight=False),
         show=fmt == "table",
     )
-    frames = frame_all(plan, traffic, inputs.caches)
-    warnings = _warnings(inputs, demands)
-    report = build_report(plan, frames, inputs, primary, warnings)
-    if fmt == "table":
-        if args.output_file is None:
-            print_report(report, Console(file=out, width=160))
-        else:
-            with args.output_file.open("w") as f:
-                print_report(report, Console(file=f, width=160))
-    else:
-        text = {"json": render_json, "markdown": render_markdown, "html": render_html}[fmt](report)
-        if args.output_file is not None:
-            args.output_file.write_text(text)
-        else:
-            out.write(text)
+    frames = frame_all(plan, loaded.traffic, loaded.inputs.caches)
+    warnings = _warnings(loaded.inputs, loaded.demands)
+    report = build_report(plan, frames, loaded.inputs, settings.primary, warnings)
+    _write(report, fmt, args.output_file, out)
     fit_errors = [e for sp in plan.scenarios.values() for e in sp.fit_errors]
     if fit_errors:
         for e in fit_errors:
@@ -296,6 +323,64 @@ def run_plan(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -
         error(f"cannot place {', '.join(names)} (see the report)")
         return EXIT_UNPLACEABLE
     return EXIT_OK
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """Everything read for one run, and the units it asks the plan to place."""
+
+    catalog: Catalog
+    traffic: Traffic
+    inputs: Inputs
+    demands: tuple[ComponentDemand, ...]
+
+
+def _load(args: argparse.Namespace, settings: PlanSettings) -> _Loaded:
+    """Read the catalogs, traffic and InferenceServices, and size every GPU component; raises
+    ``InputError`` with every problem."""
+    catalog = load_catalog(args.catalog)
+    if args.keep_existing:
+        catalog = keep_existing(catalog)
+    models = load_model_catalog(args.models)
+    traffic = load_traffic(args.traffic)
+    if settings.cold_start_budget_s is not None:
+        traffic = replace(traffic, default_budget_s=settings.cold_start_budget_s)
+    inputs = _read_inputs(args)
+    units = settings.units_for(inputs.config)
+    problems: list[Problem] = []
+    demands = []
+    for isvc in inputs.services:
+        for comp in isvc.components:
+            d = component_demand(
+                isvc,
+                comp,
+                catalog=catalog,
+                models=models,
+                traffic=traffic,
+                settings=units,
+                problems=problems,
+            )
+            if d is not None:
+                demands.append(d)
+    if problems:
+        raise InputError(problems)
+    return _Loaded(catalog, traffic, inputs, tuple(demands))
+
+
+def _write(report: Report, fmt: str, path: Path | None, out: TextIO) -> None:
+    """Write the report in ``fmt`` to ``path``, else to ``out``."""
+    if fmt == "table":
+        if path is None:
+            print_report(report, Console(file=out, width=160))
+        else:
+            with path.open("w") as f:
+                print_report(report, Console(file=f, width=160))
+        return
+    text = {"json": render_json, "markdown": render_markdown, "html": render_html}[fmt](report)
+    if path is not None:
+        path.write_text(text)
+    else:
+        out.write(text)
 
 
 def _read_inputs(args: argparse.Namespace) -> Inputs:
@@ -309,16 +394,16 @@ def _read_inputs(args: argparse.Namespace) -> Inputs:
 
 
 def _solve(
-    demands: Any,
+    demands: tuple[ComponentDemand, ...],
     *,
-    catalog: Any,
-    options: SolveOptions,
-    scenarios: Any,
+    catalog: Catalog,
+    settings: PlanSettings,
     console: Console,
     show: bool,
-) -> Any:
+) -> Plan:
+    scenarios = settings.scenarios
     if not (show and console.is_terminal):
-        return plan_all(demands, catalog, options, scenarios)
+        return plan_all(demands, catalog, settings.solve, scenarios)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -331,10 +416,10 @@ def _solve(
         def update(sc: Scenario, msg: str) -> None:
             progress.update(tasks[sc], description=f"{sc.value}: {msg}")
 
-        return plan_all(demands, catalog, options, scenarios, update)
+        return plan_all(demands, catalog, settings.solve, scenarios, update)
 
 
-def _warnings(inputs: Inputs, demands: list[Any]) -> list[str]:
+def _warnings(inputs: Inputs, demands: Sequence[ComponentDemand]) -> list[str]:
     out: list[str] = []
     for d in demands:
         out.extend(f"{d.service} {d.component}: {n}" for n in d.notes)

@@ -23,9 +23,9 @@ from placement.model import (
     ReservationState,
 )
 from planner.inputs.catalog import Catalog, PoolType
-from planner.packing.units import SCENARIOS, ComponentDemand, Scenario, Unit, item_types, units
 from planner.packing.problem import BinType, Packing, Problem
 from planner.packing.solve import Solution, SolveOptions, SolveStats, solve
+from planner.packing.units import SCENARIOS, ComponentDemand, Scenario, Unit, item_types, units
 
 MICRO = 1_000_000
 

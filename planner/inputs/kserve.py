@@ -27,6 +27,10 @@ ISVC_PLURAL = "inferenceservices"
 LMC_VERSION = "v1alpha1"
 LMC_PLURAL = "localmodelcaches"
 CONFIGMAP_NAME = "inferenceservice-config"
+KSERVE_NAMESPACE = "kserve"
+"""The namespace KServe installs into, where its ``inferenceservice-config`` ConfigMap lives."""
+KSERVE_DEFAULT_DEPLOYMENT_MODE = "Knative"
+"""The deployment mode KServe uses when its ConfigMap names none."""
 
 A_DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 A_AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
@@ -93,7 +97,7 @@ class LocalModelCache:
 class ClusterConfig:
     """What the planner reads from the ``inferenceservice-config`` ConfigMap."""
 
-    default_deployment_mode: str = "Knative"
+    default_deployment_mode: str = KSERVE_DEFAULT_DEPLOYMENT_MODE
     source: str = "default (the shipped inferenceservice-config sets Serverless)"
 
 
@@ -229,7 +233,9 @@ def parse_cluster_config(
     assert isinstance(data, Mapping)
     raw = data.get("deploy")
     if raw is None:
-        return ClusterConfig(source=f"{where} (no deploy key; KServe default Knative)")
+        return ClusterConfig(
+            source=f"{where} (no deploy key; KServe default {KSERVE_DEFAULT_DEPLOYMENT_MODE})"
+        )
     try:
         deploy = json.loads(str(raw))
     except ValueError as exc:

@@ -87,6 +87,17 @@ class Headroom:
     min_kv_cache_bytes: int = GIB
     runtime_overhead_bytes: int = 2 * GIB
 
+    def errors(self) -> list[str]:
+        """Every value out of range, as messages naming the command-line option."""
+        out = []
+        if not 0 < self.gpu_memory_utilization <= 1:
+            out.append(
+                f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+        if not 0 <= self.kv_cache_fraction <= 10:
+            out.append(f"--kv-cache-fraction must be in [0, 10], got {self.kv_cache_fraction}")
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class Sizing:

@@ -197,10 +197,10 @@ def _fraction(v: object, where: str) -> float:
     return float(v)
 
 
-def load_traffic(path: Path | None, budget_s: float | None = None) -> Traffic:
+def load_traffic(path: Path | None) -> Traffic:
     """The shipped tiers, then the traffic file at ``path`` (if any) on top."""
     tiers, start = default_tiers()
-    base = Traffic(tiers, start, budget_s if budget_s is not None else DEFAULT_COLD_START_BUDGET_S)
+    base = Traffic(tiers, start)
     if path is None:
         return base
     try:

@@ -29,7 +29,7 @@ from placement.model import NvlinkMode
 from planner.diagnostics import Problem
 from planner.inputs.catalog import Catalog
 from planner.inputs.component import Component
-from planner.inputs.kserve import InferenceService
+from planner.inputs.kserve import KSERVE_DEFAULT_DEPLOYMENT_MODE, InferenceService
 from planner.inputs.models import Headroom, ModelCatalog, Sizing, size_model
 from planner.inputs.traffic import Traffic
 from planner.packing.eligibility import placement_rejection, pool_rejection
@@ -53,7 +53,7 @@ class DemandSettings:
     """Sizing rules that are not in the manifests."""
 
     headroom: Headroom = field(default_factory=Headroom)
-    default_deployment_mode: str = "Knative"
+    default_deployment_mode: str = KSERVE_DEFAULT_DEPLOYMENT_MODE
     allow_pcie_tensor_parallel: bool = False
 
     def headroom_for(self, comp: Component) -> Headroom:

@@ -19,7 +19,15 @@ import yaml
 
 from placement.fit import fit
 from placement.model import Demand, NvlinkMode, Reject
-from planner.cli import EXIT_INPUT, EXIT_OK, EXIT_UNPLACEABLE, EXIT_USAGE, build_parser, main
+from planner.cli import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_UNPLACEABLE,
+    EXIT_USAGE,
+    build_parser,
+    main,
+    plan_settings,
+)
 from planner.frame import ServiceFrame
 from planner.inputs.catalog import Catalog
 from planner.plan import node_state
@@ -38,6 +46,7 @@ from planner.reports.document import (
     StatsJSON,
     UnplaceableJSON,
 )
+from planner.settings import PlanSettings
 
 FLEET = Path(str(resources.files("planner.data").joinpath("fleet")))
 TRAFFIC = Path(str(resources.files("planner.data").joinpath("fleet-traffic.yaml")))
@@ -326,6 +335,13 @@ def test_bad_catalog_lists_every_problem(
     assert "pools[b].gpuCount: unknown field" in lines[1]
     assert "pools[b].price.source: missing" in lines[2]
     assert "pools[b].price.asOf: expected a date" in lines[3]
+
+
+def test_options_default_to_the_plan_settings() -> None:
+    args = build_parser(None).parse_args(["plan", "--from", str(FIXTURES)])
+    settings, errors = plan_settings(args)
+    assert errors == []
+    assert settings == PlanSettings()
 
 
 def test_usage_errors_all_at_once(capsys: pytest.CaptureFixture[str]) -> None:
