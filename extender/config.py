@@ -76,6 +76,78 @@ def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     return host, int(port)
 
 
+def _listeners(
+    listen: str, metrics_listen: str | None, problems: list[str]
+) -> tuple[tuple[str, int], tuple[str | None, int | None]]:
+    """The scheduler listener and the optional probe listener, which must use another port."""
+    defaults = Settings()
+    host, port = defaults.host, defaults.port
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if metrics_listen is None:
+        return (host, port), (None, None)
+    metrics_host: str | None = None
+    metrics_port: int | None = None
+    try:
+        metrics_host, metrics_port = parse_listen(metrics_listen, "--metrics-listen")
+    except ValueError as exc:
+        problems.append(str(exc))
+    if metrics_port == port:
+        problems.append(f"--metrics-listen {metrics_listen!r}: must use another port")
+    return (host, port), (metrics_host, metrics_port)
+
+
+def _choice_problems(*, policy: str, mode: str, nvlink: str) -> list[str]:
+    problems = []
+    if policy not in PROFILES:
+        problems.append(f"--policy {policy!r}: expected one of {', '.join(sorted(PROFILES))}")
+    modes = [m.value for m in Mode]
+    if mode not in modes:
+        problems.append(f"--mode {mode!r}: expected one of {', '.join(modes)}")
+    nvlinks = [m.value for m in NvlinkMode]
+    if nvlink not in nvlinks:
+        problems.append(f"--nvlink {nvlink!r}: expected one of {', '.join(nvlinks)}")
+    return problems
+
+
+def _limit_problems(
+    *,
+    seconds: dict[str, float],
+    max_body_bytes: int,
+    threads: int,
+    watch_timeout_s: int,
+    agent_namespace: str,
+) -> list[str]:
+    problems = [
+        f"{flag} {value!r}: must be a positive number of seconds"
+        for flag, value in seconds.items()
+        if not value > 0
+    ]
+    if max_body_bytes < 1024:
+        problems.append(f"--max-body-bytes {max_body_bytes}: must be at least 1024")
+    if not 1 <= threads <= 256:
+        problems.append(f"--threads {threads}: must be in 1..256")
+    if not 10 <= watch_timeout_s <= 3600:
+        problems.append(f"--watch-timeout {watch_timeout_s}: must be in 10..3600 seconds")
+    if not agent_namespace:
+        problems.append("--agent-namespace: must not be empty")
+    return problems
+
+
+def _file_problems(kubeconfig: str | None, tls_cert: str | None, tls_key: str | None) -> list[str]:
+    problems = []
+    if kubeconfig is not None and not os.path.isfile(kubeconfig):
+        problems.append(f"--kubeconfig {kubeconfig!r}: no such file")
+    if (tls_cert is None) != (tls_key is None):
+        problems.append("--tls-cert and --tls-key: give both or neither")
+    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not os.path.isfile(path):
+            problems.append(f"{flag} {path!r}: no such file")
+    return problems
+
+
 def build_settings(
     *,
     kubeconfig: str | None,
@@ -98,52 +170,21 @@ def build_settings(
 ) -> Settings:
     """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
     problems: list[str] = []
-    defaults = Settings()
-    host, port = defaults.host, defaults.port
-    try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        problems.append(str(exc))
-    metrics_host: str | None = None
-    metrics_port: int | None = None
-    if metrics_listen is not None:
-        try:
-            metrics_host, metrics_port = parse_listen(metrics_listen, "--metrics-listen")
-        except ValueError as exc:
-            problems.append(str(exc))
-        if metrics_port == port:
-            problems.append(f"--metrics-listen {metrics_listen!r}: must use another port")
-    if policy not in PROFILES:
-        problems.append(f"--policy {policy!r}: expected one of {', '.join(sorted(PROFILES))}")
-    modes = [m.value for m in Mode]
-    if mode not in modes:
-        problems.append(f"--mode {mode!r}: expected one of {', '.join(modes)}")
-    nvlinks = [m.value for m in NvlinkMode]
-    if nvlink not in nvlinks:
-        problems.append(f"--nvlink {nvlink!r}: expected one of {', '.join(nvlinks)}")
-    for flag, value in (
-        ("--assumed-ttl", assumed_ttl_s),
-        ("--max-report-age", max_report_age_s),
-        ("--bind-lock-timeout", bind_lock_timeout_s),
-        ("--api-timeout", api_timeout_s),
-    ):
-        if not value > 0:
-            problems.append(f"{flag} {value!r}: must be a positive number of seconds")
-    if max_body_bytes < 1024:
-        problems.append(f"--max-body-bytes {max_body_bytes}: must be at least 1024")
-    if not 1 <= threads <= 256:
-        problems.append(f"--threads {threads}: must be in 1..256")
-    if not 10 <= watch_timeout_s <= 3600:
-        problems.append(f"--watch-timeout {watch_timeout_s}: must be in 10..3600 seconds")
-    if not agent_namespace:
-        problems.append("--agent-namespace: must not be empty")
-    if kubeconfig is not None and not os.path.isfile(kubeconfig):
-        problems.append(f"--kubeconfig {kubeconfig!r}: no such file")
-    if (tls_cert is None) != (tls_key is None):
-        problems.append("--tls-cert and --tls-key: give both or neither")
-    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
-        if path is not None and not os.path.isfile(path):
-            problems.append(f"{flag} {path!r}: no such file")
+    (host, port), (metrics_host, metrics_port) = _listeners(listen, metrics_listen, problems)
+    problems += _choice_problems(policy=policy, mode=mode, nvlink=nvlink)
+    problems += _limit_problems(
+        seconds={
+            "--assumed-ttl": assumed_ttl_s,
+            "--max-report-age": max_report_age_s,
+            "--bind-lock-timeout": bind_lock_timeout_s,
+            "--api-timeout": api_timeout_s,
+        },
+        max_body_bytes=max_body_bytes,
+        threads=threads,
+        watch_timeout_s=watch_timeout_s,
+        agent_namespace=agent_namespace,
+    )
+    problems += _file_problems(kubeconfig, tls_cert, tls_key)
     levels = ("debug", "info", "warning", "error")
     if log_level not in levels:
         problems.append(f"--log-level {log_level!r}: expected one of {', '.join(levels)}")

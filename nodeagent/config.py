@@ -88,19 +88,21 @@ def _bandwidth(value: str | None, flag: str, problems: list[str]) -> float | Non
     return float(n)
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Validated settings from parsed arguments; ``ConfigError`` lists every problem."""
-    problems: list[str] = []
-    backend = str(args.backend)
-    if backend not in BACKENDS:
-        problems.append(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    node = str(args.node_name or "")
+def _node_name(value: object, problems: list[str]) -> str:
+    node = str(value or "")
     if not node:
         problems.append(
             "--node-name: required (in a DaemonSet, pass the NODE_NAME from spec.nodeName)"
         )
     elif len(node) > 253 or not _DNS_SUBDOMAIN.fullmatch(node):
         problems.append(f"--node-name: {node!r} is not a valid node name (RFC 1123 subdomain)")
+    return node
+
+
+def _files(
+    args: argparse.Namespace, backend: str, problems: list[str]
+) -> tuple[Path | None, Path | None]:
+    """The simulated node spec and the kubeconfig, each a file that exists."""
     spec = Path(args.spec) if args.spec else None
     if spec is not None and backend == "nvml":
         problems.append("--spec: only used with --backend simulated")
@@ -109,14 +111,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     if kubeconfig is not None and not kubeconfig.is_file():
         problems.append(f"--kubeconfig: {kubeconfig} is not a file")
-    host, port = DEFAULTS.listen_host, DEFAULTS.listen_port
-    try:
-        host, port = parse_listen(str(args.listen))
-    except ValueError as exc:
-        problems.append(f"--listen: {exc}")
-    poll = float(args.poll_interval)
-    if not 0.05 <= poll <= 60:
-        problems.append(f"--poll-interval: {poll} must be between 0.05 and 60 seconds")
+    return spec, kubeconfig
+
+
+def _publish(args: argparse.Namespace, poll: float, problems: list[str]) -> PublishSettings:
+    """When the status and the Lease are written; the status at least twice per report age."""
     max_age = float(args.max_report_age)
     if max_age < max(2 * poll, 5.0):
         problems.append(
@@ -138,7 +137,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         problems.append(
             f"--lease-renew: {lease_renew}s must be between 1s and half the lease duration"
         )
-    socket: Path | None = Path(args.pod_resources_socket) if args.pod_resources_socket else None
+    return PublishSettings(
+        namespace=str(args.lease_namespace),
+        lease_duration_s=lease_duration,
+        lease_renew_s=lease_renew,
+        change=ChangeSettings(
+            memory_threshold_bytes=threshold_mib * MIB,
+            min_interval_s=min_interval,
+            max_age_s=max_age,
+        ),
+        stale_after_s=max(DEFAULTS.publish.stale_after_s, 5 * poll),
+    )
+
+
+def _cache(args: argparse.Namespace, problems: list[str]) -> tuple[tuple[Path, ...], float]:
+    """The model cache folders (absolute) and how often they are scanned."""
     cache_dirs = tuple(Path(d) for d in args.cache_dir or ())
     for d in cache_dirs:
         if not d.is_absolute():
@@ -146,6 +159,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     rescan = float(args.cache_rescan)
     if rescan < 1:
         problems.append(f"--cache-rescan: {rescan}s must be at least 1s")
+    return cache_dirs, rescan
+
+
+def _nvml(args: argparse.Namespace, problems: list[str]) -> NvmlSettings:
+    """How long a critical XID holds a GPU, and which XIDs do not count."""
     xid_hold = float(args.xid_hold)
     if xid_hold < 0:
         problems.append(f"--xid-hold: {xid_hold}s must not be negative")
@@ -157,6 +175,29 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             problems.append(
                 f"--ignore-xids: {args.ignore_xids!r} is not a comma-separated list of numbers"
             )
+    return NvmlSettings(xid_hold_s=xid_hold, ignored_xids=ignored)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Validated settings from parsed arguments; ``ConfigError`` lists every problem."""
+    problems: list[str] = []
+    backend = str(args.backend)
+    if backend not in BACKENDS:
+        problems.append(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    node = _node_name(args.node_name, problems)
+    spec, kubeconfig = _files(args, backend, problems)
+    host, port = DEFAULTS.listen_host, DEFAULTS.listen_port
+    try:
+        host, port = parse_listen(str(args.listen))
+    except ValueError as exc:
+        problems.append(f"--listen: {exc}")
+    poll = float(args.poll_interval)
+    if not 0.05 <= poll <= 60:
+        problems.append(f"--poll-interval: {poll} must be between 0.05 and 60 seconds")
+    publish = _publish(args, poll, problems)
+    socket: Path | None = Path(args.pod_resources_socket) if args.pod_resources_socket else None
+    cache_dirs, rescan = _cache(args, problems)
+    nvml = _nvml(args, problems)
     level = str(args.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"--log-level: {args.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
@@ -172,18 +213,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         listen_host=host,
         listen_port=port,
         poll_interval_s=poll,
-        publish=PublishSettings(
-            namespace=str(args.lease_namespace),
-            lease_duration_s=lease_duration,
-            lease_renew_s=lease_renew,
-            change=ChangeSettings(
-                memory_threshold_bytes=threshold_mib * MIB,
-                min_interval_s=min_interval,
-                max_age_s=max_age,
-            ),
-            stale_after_s=max(DEFAULTS.publish.stale_after_s, 5 * poll),
-        ),
-        nvml=NvmlSettings(xid_hold_s=xid_hold, ignored_xids=ignored),
+        publish=publish,
+        nvml=nvml,
         pod_resources_socket=socket if backend == "nvml" else None,
         proc_root=Path(args.proc_root),
         cache_dirs=cache_dirs,
