@@ -2,7 +2,8 @@
 
 Three watches feed it: NodeGPUState objects (what each node agent reports), the agents' Leases
 (whether the agent is alive) and Pods (durable reservations in the ``vramfit.io/reservation``
-annotation, and when a pod's load is over). Filter adds short-lived *assumed* reservations;
+annotation, and when a pod's load is over), each object read into a typed value at the edge
+(``extender.objects``) before it gets here. Filter adds short-lived *assumed* reservations;
 bind turns them into *bound* ones. Requests read a ``View`` copied under one lock, so a decision
 never sees half an update, and never waits on the network.
 
