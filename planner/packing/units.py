@@ -136,81 +136,73 @@ def _peak_from_traffic(comp: Component, traffic: Traffic, key: str) -> int | Non
     return max(1, math.ceil(peak_rps / comp.scale_target))
 
 
-def component_demand(
-    isvc: InferenceService,
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """How one replica's GPUs are split: GPUs per pod, pods, and the parallelism."""
+
+    gpus_per_pod: int
+    pods: int
+    tensor_parallel: int
+    pipeline_parallel: int
+
+
+def _group(comp: Component, mode: str, notes: list[str]) -> _Group:
+    """The pods of one replica: one pod, or a multi-node group as KServe runs it."""
+    tp, pp = comp.tensor_parallel, comp.pipeline_parallel
+    if not comp.multi_node:
+        if tp == 1 and comp.gpus_per_pod > 1:
+            tp = comp.gpus_per_pod  # the serving runtimes shard a model over every GPU of the pod
+        return _Group(comp.gpus_per_pod, 1, tp, pp)
+    per_pod = comp.worker_gpus_per_pod or comp.gpus_per_pod
+    if per_pod <= 0:
+        # kserve-huggingfaceserver-multinode asks for one GPU per pod by default.
+        per_pod = 1
+        notes.append("multi-node pods ask for no GPU: planned with the runtime default of 1")
+    if tp > per_pod and tp % per_pod == 0:
+        notes.append(
+            f"tensorParallelSize {tp} exceeds {per_pod} GPUs per pod: KServe runs "
+            f"TP={per_pod} x PP={pp * tp // per_pod}"
+        )
+        pp, tp = pp * (tp // per_pod), per_pod
+    if mode != "Standard":
+        notes.append("multi-node groups run only in Standard deployment mode")
+    return _Group(per_pod, max(1, math.ceil(tp * pp / per_pod)), tp, pp)
+
+
+def _nvlink(annotations: Mapping[str, str], tp: int, allow_pcie: bool) -> NvlinkMode:
+    """The NVLink rule: the annotation, else required for tensor parallelism (preferred when
+    PCIe is allowed). Raises ``ValueError`` for an annotation value it does not know."""
+    raw = annotations.get(A_NVLINK, "").strip().lower()
+    if raw in ("required", "true"):
+        return NvlinkMode.REQUIRED
+    if raw in ("none", "false"):
+        return NvlinkMode.NONE
+    if raw == "preferred" or allow_pcie:
+        return NvlinkMode.PREFERRED
+    if raw:
+        raise ValueError(f"annotation {A_NVLINK}: {raw!r} is not required, preferred or none")
+    return NvlinkMode.REQUIRED if tp > 1 else NvlinkMode.PREFERRED
+
+
+@dataclass(frozen=True, slots=True)
+class _Pools:
+    """The pools a component may use, those ruled out with why, and those its node
+    constraints exclude."""
+
+    allowed: tuple[str, ...]
+    rejected: tuple[tuple[str, str], ...]
+    pinned_out: tuple[str, ...]
+
+
+def _pools(
+    catalog: Catalog,
     comp: Component,
     *,
-    catalog: Catalog,
-    models: ModelCatalog,
-    traffic: Traffic,
-    settings: DemandSettings,
-    problems: list[Problem],
-) -> ComponentDemand | None:
-    """The demand of one component, or ``None`` when it asks for no NVIDIA GPU. Pure."""
-    if comp.gpus_per_pod <= 0 and comp.worker_gpus_per_pod <= 0 and not comp.multi_node:
-        return None
-    where = f"{isvc.origin}: InferenceService {isvc.key}: spec.{comp.name}"
-    notes: list[str] = list(isvc.notes)
-    mode = isvc.deployment_mode or settings.default_deployment_mode
-    annotations = dict(isvc.annotations)
-    tp, pp = comp.tensor_parallel, comp.pipeline_parallel
-    if comp.multi_node:
-        per_pod = comp.worker_gpus_per_pod or comp.gpus_per_pod
-        if per_pod <= 0:
-            # kserve-huggingfaceserver-multinode asks for one GPU per pod by default.
-            per_pod = 1
-            notes.append("multi-node pods ask for no GPU: planned with the runtime default of 1")
-        if tp > per_pod and tp % per_pod == 0:
-            notes.append(
-                f"tensorParallelSize {tp} exceeds {per_pod} GPUs per pod: KServe runs "
-                f"TP={per_pod} x PP={pp * tp // per_pod}"
-            )
-            pp, tp = pp * (tp // per_pod), per_pod
-        total = tp * pp
-        pods = max(1, math.ceil(total / per_pod))
-        if mode != "Standard":
-            notes.append("multi-node groups run only in Standard deployment mode")
-    else:
-        per_pod = comp.gpus_per_pod
-        pods = 1
-        if tp == 1 and per_pod > 1:
-            tp = per_pod  # the serving runtimes shard a model over every GPU of the pod
-        total = per_pod
-    shards = tp * pp
-    try:
-        sizing = size_model(
-            annotations, comp.storage_uri, shards, settings.headroom_for(comp), models
-        )
-    except ValueError as exc:
-        problems.append(Problem(f"{isvc.origin}: InferenceService {isvc.key}", str(exc)))
-        return None
-    if sizing.vram_per_gpu is None:
-        notes.append(
-            f"model size unknown ({comp.storage_uri or 'no storageUri'}): planned by GPU count "
-            "only; set vramfit.io/model-size"
-        )
-    nvlink_raw = annotations.get(A_NVLINK, "").strip().lower()
-    if nvlink_raw in ("required", "true"):
-        nvlink = NvlinkMode.REQUIRED
-    elif nvlink_raw in ("none", "false"):
-        nvlink = NvlinkMode.NONE
-    elif nvlink_raw == "preferred" or settings.allow_pcie_tensor_parallel:
-        nvlink = NvlinkMode.PREFERRED
-    elif nvlink_raw:
-        problems.append(
-            Problem(
-                f"{where}",
-                f"annotation {A_NVLINK}: {nvlink_raw!r} is not required, preferred or none",
-            )
-        )
-        return None
-    else:
-        nvlink = NvlinkMode.REQUIRED if tp > 1 else NvlinkMode.PREFERRED
-    products = frozenset(
-        p.strip() for p in annotations.get(A_GPU_PRODUCT, "").split(",") if p.strip()
-    )
-    if comp.placement.node_name:
-        notes.append(f"pinned to node {comp.placement.node_name}: planned as if unpinned")
+    gpus_per_pod: int,
+    vram_per_gpu: int | None,
+    nvlink: NvlinkMode,
+    products: frozenset[str],
+) -> _Pools:
     cpu = max(comp.cpu_milli, comp.worker_cpu_milli if comp.multi_node else 0)
     mem = max(comp.memory_bytes, comp.worker_memory_bytes if comp.multi_node else 0)
     allowed: list[str] = []
@@ -224,8 +216,8 @@ def component_demand(
             continue
         why = pool_rejection(
             pool,
-            gpus=per_pod,
-            vram_per_gpu=sizing.vram_per_gpu,
+            gpus=gpus_per_pod,
+            vram_per_gpu=vram_per_gpu,
             nvlink=nvlink,
             products=products,
             cpu_milli=cpu,
@@ -236,8 +228,21 @@ def component_demand(
             allowed.append(pool.name)
         else:
             rejected.append((pool.name, why))
+    return _Pools(tuple(allowed), tuple(rejected), tuple(pinned_out))
 
-    # Replicas per scenario.
+
+@dataclass(frozen=True, slots=True)
+class _Replicas:
+    """Replicas per scenario, the always-on ones, and whether it scales to zero."""
+
+    per_scenario: Mapping[Scenario, int]
+    min_replicas: int
+    scale_to_zero: bool
+
+
+def _replicas(
+    isvc: InferenceService, comp: Component, mode: str, traffic: Traffic, notes: list[str]
+) -> _Replicas:
     min_r = 1 if comp.min_replicas is None else comp.min_replicas
     scale_to_zero = min_r == 0
     if scale_to_zero and mode == "Standard" and isvc.autoscaler_class not in ("keda", "external"):
@@ -259,22 +264,75 @@ def component_demand(
     canary = 0
     if comp.canary_traffic_percent is not None and 0 < comp.canary_traffic_percent < 100:
         canary = max(1, math.ceil(peak * comp.canary_traffic_percent / 100))
-    replicas = {
+    per_scenario = {
         Scenario.MIN: min_r,
         Scenario.PEAK: peak,
         Scenario.ROLLOUT: peak + canary,
         Scenario.COLD_BURST: max(min_r, 1),
     }
+    return _Replicas(per_scenario, min_r, scale_to_zero)
+
+
+def component_demand(
+    isvc: InferenceService,
+    comp: Component,
+    *,
+    catalog: Catalog,
+    models: ModelCatalog,
+    traffic: Traffic,
+    settings: DemandSettings,
+    problems: list[Problem],
+) -> ComponentDemand | None:
+    """The demand of one component, or ``None`` when it asks for no NVIDIA GPU. Pure."""
+    if comp.gpus_per_pod <= 0 and comp.worker_gpus_per_pod <= 0 and not comp.multi_node:
+        return None
+    notes: list[str] = list(isvc.notes)
+    mode = isvc.deployment_mode or settings.default_deployment_mode
+    annotations = dict(isvc.annotations)
+    group = _group(comp, mode, notes)
+    shards = group.tensor_parallel * group.pipeline_parallel
+    try:
+        sizing = size_model(
+            annotations, comp.storage_uri, shards, settings.headroom_for(comp), models
+        )
+    except ValueError as exc:
+        problems.append(Problem(f"{isvc.origin}: InferenceService {isvc.key}", str(exc)))
+        return None
+    if sizing.vram_per_gpu is None:
+        notes.append(
+            f"model size unknown ({comp.storage_uri or 'no storageUri'}): planned by GPU count "
+            "only; set vramfit.io/model-size"
+        )
+    try:
+        nvlink = _nvlink(annotations, group.tensor_parallel, settings.allow_pcie_tensor_parallel)
+    except ValueError as exc:
+        where = f"{isvc.origin}: InferenceService {isvc.key}: spec.{comp.name}"
+        problems.append(Problem(where, str(exc)))
+        return None
+    products = frozenset(
+        p.strip() for p in annotations.get(A_GPU_PRODUCT, "").split(",") if p.strip()
+    )
+    if comp.placement.node_name:
+        notes.append(f"pinned to node {comp.placement.node_name}: planned as if unpinned")
+    pools = _pools(
+        catalog,
+        comp,
+        gpus_per_pod=group.gpus_per_pod,
+        vram_per_gpu=sizing.vram_per_gpu,
+        nvlink=nvlink,
+        products=products,
+    )
+    replicas = _replicas(isvc, comp, mode, traffic, notes)
     if comp.other_accelerators:
         notes.append(f"also asks for {', '.join(comp.other_accelerators)}: not planned")
     return ComponentDemand(
         service=isvc.key,
         component=comp.name,
         deployment_mode=mode,
-        gpus_per_pod=per_pod,
-        pods_per_replica=pods,
-        tensor_parallel=tp,
-        pipeline_parallel=pp,
+        gpus_per_pod=group.gpus_per_pod,
+        pods_per_replica=group.pods,
+        tensor_parallel=group.tensor_parallel,
+        pipeline_parallel=group.pipeline_parallel,
         vram_per_gpu=sizing.vram_per_gpu,
         sizing=sizing,
         cpu_milli=comp.cpu_milli,
@@ -284,12 +342,12 @@ def component_demand(
         nvlink=nvlink,
         products=products,
         storage_uri=comp.storage_uri,
-        allowed=tuple(allowed),
-        rejected=tuple(rejected),
-        pinned_out=tuple(pinned_out),
-        replicas=replicas,
-        min_replicas=min_r,
-        scale_to_zero=scale_to_zero,
+        allowed=pools.allowed,
+        rejected=pools.rejected,
+        pinned_out=pools.pinned_out,
+        replicas=replicas.per_scenario,
+        min_replicas=replicas.min_replicas,
+        scale_to_zero=replicas.scale_to_zero,
         notes=tuple(dict.fromkeys(notes)),
     )
 
