@@ -244,20 +244,7 @@ def _integer_master(
         m.add_hint(x[k], hint.get(col, 0))
     for i, it in enumerate(problem.items):
         m.add_hint(slack[i], incumbent.unplaced.get(it.key, 0))
-    solver = cp_model.CpSolver()
-    left = max(0.5, deadline - time.monotonic())
-    params = solver.parameters
-    params.random_seed = options.seed
-    params.num_workers = options.workers
-    params.max_time_in_seconds = left
-    if options.deterministic:
-        # Deterministic time stops the search at the same point on every run; the wall clock
-        # above stays as a safety net on a slow machine.
-        params.max_deterministic_time = left / 2
-        if options.workers > 1:
-            params.interleave_search = True
-    if options.relative_gap > 0:
-        params.relative_gap_limit = options.relative_gap
+    solver = _cp_sat(options, max(0.5, deadline - time.monotonic()))
     if progress is not None:
         progress("CP-SAT: searching")
     status = solver.solve(m, _Callback(progress, cost_scale))
@@ -278,6 +265,24 @@ def _integer_master(
     if validate(problem, packed) or not _better(problem, packed, incumbent):
         return incumbent, name, bound
     return packed, name, bound
+
+
+def _cp_sat(options: SolveOptions, left: float) -> cp_model.CpSolver:
+    """A CP-SAT solver set up by ``options`` to search for at most ``left`` seconds."""
+    solver = cp_model.CpSolver()
+    params = solver.parameters
+    params.random_seed = options.seed
+    params.num_workers = options.workers
+    params.max_time_in_seconds = left
+    if options.deterministic:
+        # Deterministic time stops the search at the same point on every run; the wall clock
+        # above stays as a safety net on a slow machine.
+        params.max_deterministic_time = left / 2
+        if options.workers > 1:
+            params.interleave_search = True
+    if options.relative_gap > 0:
+        params.relative_gap_limit = options.relative_gap
+    return solver
 
 
 def _better(problem: Problem, a: Packing, b: Packing) -> bool:
