@@ -98,6 +98,7 @@ def node(
     total: float = 80,
     product: str = H100,
     held: Collection[int] | Mapping[int, str] = (),
+    held_gib: float | None = None,
     nvlink: Nvlink = "all",
     observed: float = NOW,
     lease: float | None = NOW,
@@ -109,20 +110,29 @@ def node(
 
     ``gpus`` is either the GPUs themselves or how many to build: ``total`` GiB of ``product``
     each, ``free`` GiB free (one amount, or one per GPU), and ``held`` GPUs held by a pod
-    (``other``, or the pod a mapping names). A list of islands leaves GPUs it does not name
-    without NVLink.
+    (``other``, or the pod a mapping names) that uses ``held_gib`` GiB on each, where given.
+    A list of islands leaves GPUs it does not name without NVLink.
     """
     if isinstance(gpus, int):
         frees = [free] * gpus if isinstance(free, float | int | _Full) else list(free)
         if len(frees) != gpus:
             raise ValueError(f"{len(frees)} free amounts for {gpus} GPUs")
         holders = held if isinstance(held, Mapping) else dict.fromkeys(held, "other")
+        uses = {} if held_gib is None else {i: int(held_gib * GIB) for i in holders}
         built = [
-            gpu(i, node=name, total=total, free=f, product=product, holder=holders.get(i))
+            gpu(
+                i,
+                node=name,
+                total=total,
+                free=f,
+                product=product,
+                holder=holders.get(i),
+                pod_memory=[PodMemory(holders[i], uses[i])] if i in uses else [],
+            )
             for i, f in enumerate(frees)
         ]
     else:
-        if free is not FULL or total != 80 or product != H100 or held:
+        if free is not FULL or total != 80 or product != H100 or held or held_gib is not None:
             raise ValueError("free, total, product and held shape GPUs built from a count")
         built = list(gpus)
     islands = [[g.index for g in built]] if nvlink == "all" else nvlink or []

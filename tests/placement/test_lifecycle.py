@@ -18,46 +18,12 @@ from placement.lifecycle import (
     shows_load,
     standing,
 )
-from placement.model import GIB, GpuState, NodeState, PodMemory, Reservation, ReservationState
+from placement.model import NodeState, Reservation, ReservationState
+from tests.builders import node, reservation
 
-NOW = 1_000.0
-
-
-def reservation(
-    gpus: int = 2, state: ReservationState = ReservationState.BOUND, uid: str = "p"
-) -> Reservation:
-    return Reservation(
-        pod_uid=uid,
-        pod_key=f"ns/{uid}",
-        node="n",
-        gpu_uuids=tuple(f"GPU-{i}" for i in range(gpus)),
-        bytes_per_gpu=40 * GIB,
-        state=state,
-        created_at=NOW - 10,
-    )
-
-
-def node(held: dict[int, str] | None = None, used_gib: float = 0) -> NodeState:
-    """Four 80 GiB GPUs; ``held`` maps an index to the pod that holds it, using ``used_gib``."""
-    held = held or {}
-    return NodeState(
-        name="n",
-        gpus=tuple(
-            GpuState(
-                uuid=f"GPU-{i}",
-                index=i,
-                product="NVIDIA-H100-80GB-HBM3",
-                total_bytes=80 * GIB,
-                free_bytes=80 * GIB,
-                holder_pod_uid=held.get(i),
-                pod_memory=(PodMemory(held[i], int(used_gib * GIB)),) if i in held else (),
-            )
-            for i in range(4)
-        ),
-        observed_at=NOW,
-        lease_renewed_at=NOW,
-    )
-
+# Pod p's reservation of GPUs 0 and 1, and one of no GPU (a pod that asked for none).
+R = reservation("p", (0, 1), state=ReservationState.BOUND)
+NO_GPU = reservation("p", (), state=ReservationState.BOUND)
 
 RUNNING = PodFacts(phase="Running")
 READY = PodFacts(phase="Running", ready=True)
@@ -71,24 +37,34 @@ CASES = {
     "running-not-ready-is-loading": (RUNNING, node(), EndRule.HELD, LOADING),
     "gpus-handed-out-but-not-ready-is-still-loading": (
         RUNNING,
-        node(BOTH, used_gib=40),
+        node(held=BOTH, held_gib=40),
         EndRule.HELD,
         LOADING,
     ),
     "ready-but-not-visible-holds-without-a-load": (READY, node(), EndRule.HELD, HOLDS),
-    "ready-and-only-one-of-two-gpus-visible-holds": (READY, node({0: "p"}), EndRule.HELD, HOLDS),
-    "ready-and-its-gpus-visible-ends": (READY, node(BOTH), EndRule.HELD, VISIBLE),
+    "ready-and-only-one-of-two-gpus-visible-holds": (
+        READY,
+        node(held={0: "p"}),
+        EndRule.HELD,
+        HOLDS,
+    ),
+    "ready-and-its-gpus-visible-ends": (READY, node(held=BOTH), EndRule.HELD, VISIBLE),
     "gpus-held-by-another-pod-are-not-its-load": (
         READY,
-        node({0: "q", 1: "q"}),
+        node(held={0: "q", 1: "q"}),
         EndRule.HELD,
         HOLDS,
     ),
     "no-report-of-the-node-ends-nothing": (READY, None, EndRule.HELD, HOLDS),
-    "loaded-rule-waits-for-the-memory": (READY, node(BOTH, used_gib=10), EndRule.LOADED, HOLDS),
+    "loaded-rule-waits-for-the-memory": (
+        READY,
+        node(held=BOTH, held_gib=10),
+        EndRule.LOADED,
+        HOLDS,
+    ),
     "loaded-rule-ends-once-the-memory-is-in-use": (
         READY,
-        node(BOTH, used_gib=40),
+        node(held=BOTH, held_gib=40),
         EndRule.LOADED,
         VISIBLE,
     ),
@@ -107,7 +83,7 @@ CASES = {
     "deleted-pod-ends": (GONE, node(), EndRule.HELD, Standing(Ended.POD_GONE, False, False)),
     "failed-pod-ends": (
         PodFacts(phase="Failed"),
-        node(BOTH),
+        node(held=BOTH),
         EndRule.HELD,
         Standing(Ended.POD_FINISHED, False, False),
     ),
@@ -124,22 +100,22 @@ CASES = {
 def test_standing(
     pod: PodFacts, state: NodeState | None, rule: EndRule, expected: Standing
 ) -> None:
-    assert standing(reservation(), pod, state, rule) == expected
+    assert standing(R, pod, state, rule) == expected
 
 
 SHOWS = {
-    "nothing-held": (reservation(), node(), EndRule.HELD, False),
-    "all-reserved-gpus-held": (reservation(), node(BOTH), EndRule.HELD, True),
-    "held-on-other-gpus-counts": (reservation(), node({2: "p", 3: "p"}), EndRule.HELD, True),
-    "a-reservation-of-no-gpu-needs-one-held": (reservation(0), node(), EndRule.HELD, False),
+    "nothing-held": (R, node(), EndRule.HELD, False),
+    "all-reserved-gpus-held": (R, node(held=BOTH), EndRule.HELD, True),
+    "held-on-other-gpus-counts": (R, node(held={2: "p", 3: "p"}), EndRule.HELD, True),
+    "a-reservation-of-no-gpu-needs-one-held": (NO_GPU, node(), EndRule.HELD, False),
     "a-reservation-of-no-gpu-once-one-is-held": (
-        reservation(0),
-        node({3: "p"}),
+        NO_GPU,
+        node(held={3: "p"}),
         EndRule.HELD,
         True,
     ),
-    "loaded-needs-the-bytes-on-each": (reservation(), node(BOTH, 39.9), EndRule.LOADED, False),
-    "loaded-with-the-bytes": (reservation(), node(BOTH, 40), EndRule.LOADED, True),
+    "loaded-needs-the-bytes-on-each": (R, node(held=BOTH, held_gib=39.9), EndRule.LOADED, False),
+    "loaded-with-the-bytes": (R, node(held=BOTH, held_gib=40), EndRule.LOADED, True),
 }
 
 
@@ -154,7 +130,7 @@ SETTLE = {
     "bound-ready-becomes-ready": (ReservationState.BOUND, READY, node(), "ready"),
     "assumed-ready-becomes-ready": (ReservationState.ASSUMED, READY, node(), "ready"),
     "ready-not-ready-again-is-bound": (ReservationState.READY, RUNNING, node(), "bound"),
-    "ready-and-visible-ends": (ReservationState.READY, READY, node(BOTH), None),
+    "ready-and-visible-ends": (ReservationState.READY, READY, node(held=BOTH), None),
     "gone-ends": (ReservationState.ASSUMED, GONE, None, None),
 }
 
@@ -163,7 +139,7 @@ SETTLE = {
 def test_settle(
     before: ReservationState, pod: PodFacts, state: NodeState | None, after: str | None
 ) -> None:
-    r = reservation(state=before)
+    r = dataclasses.replace(R, state=before)
     settled = settle(r, pod, state)
     if after is None:
         assert settled is None
@@ -198,15 +174,15 @@ def test_the_rule_is_consistent(
     before: ReservationState,
 ) -> None:
     pod = PodFacts(exists=exists, phase=phase, ready=ready, terminating=terminating)
-    state = node(dict.fromkeys(held, "p"), used_gib=used)
-    s = standing(reservation(state=before), pod, state, rule)
+    state = node(held=dict.fromkeys(held, "p"), held_gib=used)
+    s = standing(dataclasses.replace(R, state=before), pod, state, rule)
     assert s.holds_gpus is (s.ended is Ended.NO)  # a reservation holds exactly while it stands
     assert not (s.in_flight and not s.holds_gpus)  # an ended reservation is no load
     if s.holds_gpus:
         assert s.in_flight is not ready  # Ready pods are never in flight, others always
     if ready and exists and phase not in ("Succeeded", "Failed"):
-        assert (s.ended is Ended.LOAD_VISIBLE) is shows_load(state, reservation(), rule)
-    settled = settle(reservation(state=before), pod, state, rule)
+        assert (s.ended is Ended.LOAD_VISIBLE) is shows_load(state, R, rule)
+    settled = settle(dataclasses.replace(R, state=before), pod, state, rule)
     assert (settled is None) is (s.ended is not Ended.NO)
     if settled is not None:
         assert settled.in_flight() is s.in_flight
