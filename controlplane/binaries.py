@@ -1,4 +1,5 @@
-"""Find or build the control-plane binaries: etcd, kube-apiserver, kube-scheduler and kubectl.
+"""Find or build the control-plane binaries: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kubectl.
 
 The binaries come from one pinned Kubernetes release and one pinned etcd release, built from the
 small Go wrapper modules in ``tools/k8sbins`` and ``tools/etcdbin``; their ``go.mod`` files are the
@@ -33,7 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TextIO
 
-BINARY_NAMES: Final = ("etcd", "kube-apiserver", "kube-scheduler", "kubectl")
+BINARY_NAMES: Final = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+)
 KUBERNETES_MODULE: Final = "k8s.io/kubernetes"
 ETCD_MODULE: Final = "go.etcd.io/etcd/server/v3"
 MINIMUM_GO: Final = "1.26"
@@ -81,10 +88,11 @@ class Resolution:
 
 @dataclass(frozen=True)
 class BinarySet:
-    """Absolute paths of the four binaries the control plane runs."""
+    """Absolute paths of the binaries the control plane runs."""
 
     etcd: Path
     kube_apiserver: Path
+    kube_controller_manager: Path
     kube_scheduler: Path
     kubectl: Path
 
@@ -93,6 +101,7 @@ class BinarySet:
         return cls(
             etcd=paths["etcd"],
             kube_apiserver=paths["kube-apiserver"],
+            kube_controller_manager=paths["kube-controller-manager"],
             kube_scheduler=paths["kube-scheduler"],
             kubectl=paths["kubectl"],
         )
@@ -284,7 +293,7 @@ def go_toolchain(env: Mapping[str, str], required: str) -> str:
     if go is None:
         raise BinariesError(
             f"the Go toolchain (`go`) is not on PATH: install Go >= {MINIMUM_GO} "
-            "(https://go.dev/dl/) to build etcd, kube-apiserver, kube-scheduler and kubectl, "
+            "(https://go.dev/dl/) to build etcd and the Kubernetes binaries, "
             "or set KUBEBUILDER_ASSETS to a folder that already holds them"
         )
     probe = subprocess.run(
@@ -420,7 +429,8 @@ def ensure(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m controlplane.binaries",
-        description="Find or build etcd, kube-apiserver, kube-scheduler and kubectl.",
+        description="Find or build etcd, kube-apiserver, kube-controller-manager, kube-scheduler "
+        "and kubectl.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("ensure", help="build whatever is missing, then print where each binary is")

@@ -1,15 +1,20 @@
-"""A real control plane as local processes: etcd, kube-apiserver and any number of kube-schedulers.
+"""A real control plane as local processes: etcd, kube-apiserver, kube-controller-manager and any
+number of kube-schedulers.
 
 ``ControlPlane`` starts etcd and kube-apiserver on free loopback ports inside one working folder,
 waits until both are ready, writes a kubeconfig, and starts kube-scheduler processes from
-``KubeSchedulerConfiguration`` dicts. Every process logs to ``<workdir>/logs/<name>.log``;
+``KubeSchedulerConfiguration`` dicts and, on request, kube-controller-manager. Every process logs to ``<workdir>/logs/<name>.log``;
 ``log_tails()`` shows the end of each log (the pytest plugin prints it when a test fails).
 
 Authentication is a static bearer token (``--token-auth-file``) for a member of
 ``system:masters``, so no client certificates are needed; the kubeconfig verifies the API
-server's self-signed serving certificate. There is no kube-controller-manager: no namespace
-finalisation, no garbage collection, no service-account tokens (the ``ServiceAccount`` admission
-plugin is off) and no node-lifecycle taints, which is what fake nodes want.
+server's self-signed serving certificate. ``start_controller_manager()`` adds the real
+kube-controller-manager, so Deployments, ReplicaSets, StatefulSets and Jobs create pods, the
+garbage collector removes what their owners leave, namespaces are finalised and service accounts
+exist. Its node-lifecycle controller is off: fake nodes have no kubelet to renew their Leases,
+and that controller would taint them unreachable and evict their pods, which no real cluster
+does to healthy nodes (the ``TaintNodesByCondition`` admission plugin stays off for the same
+reason).
 
 A plane that is not ``detached`` stops everything it started on ``stop()``, at interpreter exit,
 and on SIGTERM or SIGHUP; its children also die with the parent process if that is killed.
@@ -54,6 +59,9 @@ START_ATTEMPTS: Final = 5
 ETCD_READY_TIMEOUT_S: Final = 30.0
 APISERVER_READY_TIMEOUT_S: Final = 90.0
 SCHEDULER_READY_TIMEOUT_S: Final = 30.0
+CONTROLLER_MANAGER_READY_TIMEOUT_S: Final = 60.0
+CONTROLLERS: Final = "*,-nodelifecycle"
+"""kube-controller-manager's default controllers but node lifecycle (see the module docstring)."""
 SERVICE_ACCOUNT_ISSUER: Final = "https://kubernetes.default.svc.cluster.local"
 SCHEDULER_CONFIG_API: Final = "kubescheduler.config.k8s.io/v1"
 ALWAYS_ALLOW_PATHS: Final = "/healthz,/readyz,/livez,/metrics"
@@ -358,6 +366,46 @@ class ControlPlane:
             if scheduler in self._schedulers:
                 self._schedulers.remove(scheduler)
             self._drop(scheduler.process)
+
+    # --- kube-controller-manager ------------------------------------------------------------
+
+    def start_controller_manager(self, *, verbosity: int = 1) -> ManagedProcess:
+        """Start kube-controller-manager (see the module docstring) and wait for ``/healthz``.
+        It signs service-account tokens with the API server's key, and publishes the API
+        server's CA in every namespace's ``kube-root-ca.crt`` ConfigMap, as in a real cluster."""
+        if not self._started:
+            raise ControlPlaneError("start the control plane before kube-controller-manager")
+        key = self.workdir / "service-account.key"
+        cert_dir = self.workdir / "controller-manager-certs"
+        process, _, self.timings["kube-controller-manager"] = self._start_on_free_ports(
+            "kube-controller-manager",
+            1,
+            lambda ports: [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                f"--authorization-always-allow-paths={ALWAYS_ALLOW_PATHS}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports[0]}",
+                f"--cert-dir={cert_dir}",
+                f"--controllers={CONTROLLERS}",
+                f"--service-account-private-key-file={key}",
+                f"--root-ca-file={self.ca_file}",
+                "--use-service-account-credentials=false",
+                "--leader-elect=false",
+                # The defaults (20 and 5 writes a second) queue a 500-pod burst for many seconds.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-replicaset-syncs=10",
+                "--concurrent-deployment-syncs=10",
+                f"--v={verbosity}",
+            ],
+            lambda ports: f"https://127.0.0.1:{ports[0]}/healthz",
+            ready=_is_ok,
+            timeout_s=CONTROLLER_MANAGER_READY_TIMEOUT_S,
+        )
+        return process
 
     # --- other components -------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """pytest fixtures over the real control plane, loaded by ``tests/conftest.py``.
 
-- ``control_plane`` (session): one etcd + kube-apiserver for the whole run. The binaries are
+- ``control_plane`` (session): one etcd + kube-apiserver + kube-controller-manager for the
+  whole run. The binaries are
   found as ``controlplane.binaries`` describes; a missing one is an error, never a skip
   (``make test`` builds them first).
 - ``namespace``: a fresh namespace per test; its pods are force-deleted afterwards, so a pod
@@ -55,7 +56,7 @@ class MakeGpuNodes(Protocol):
 def control_plane(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[ControlPlane]:
-    """etcd + kube-apiserver for the whole test run."""
+    """etcd + kube-apiserver + kube-controller-manager for the whole test run."""
     try:
         binaries = locate()
     except BinariesError as exc:
@@ -64,6 +65,7 @@ def control_plane(
     request.config.stash[_PLANE_KEY] = plane
     try:
         plane.start()
+        plane.start_controller_manager()
         yield plane
     finally:
         plane.stop()
@@ -85,8 +87,17 @@ def namespace(core_v1: k8s_client.CoreV1Api) -> Iterator[str]:
     try:
         yield name
     finally:
-        # No kube-controller-manager runs: nothing would ever remove these pods, and bound
-        # pods keep counting against their node's resources in every scheduler.
+        # The controllers that own pods go first, so none is created again; then the pods,
+        # at once: with no kubelet to confirm a graceful deletion, a bound pod would keep
+        # counting against its node's resources in every scheduler.
+        apps = k8s_client.AppsV1Api(core_v1.api_client)
+        for delete in (
+            apps.delete_collection_namespaced_deployment,
+            apps.delete_collection_namespaced_stateful_set,
+            apps.delete_collection_namespaced_replica_set,
+            k8s_client.BatchV1Api(core_v1.api_client).delete_collection_namespaced_job,
+        ):
+            delete(name, propagation_policy="Orphan")
         core_v1.delete_collection_namespaced_pod(name, grace_period_seconds=0)
         core_v1.delete_namespace(name)
 

@@ -135,6 +135,7 @@ def test_kubernetes_ldflags_reject_a_non_release() -> None:
     [
         ("etcd", "TEST_ASSET_ETCD"),
         ("kube-apiserver", "TEST_ASSET_KUBE_APISERVER"),
+        ("kube-controller-manager", "TEST_ASSET_KUBE_CONTROLLER_MANAGER"),
         ("kube-scheduler", "TEST_ASSET_KUBE_SCHEDULER"),
         ("kubectl", "TEST_ASSET_KUBECTL"),
     ],
@@ -202,19 +203,23 @@ RESOLVE_CASES = [
     ResolveCase("cache-complete", None, ALL, {}, dict.fromkeys(ALL, "cache"), ()),
     ResolveCase("nothing-anywhere", None, (), {}, {}, ALL),
     ResolveCase(
-        "envtest-assets-lack-scheduler",
+        "envtest-assets-lack-scheduler-and-controller-manager",
         ENVTEST,
         (),
         {},
         dict.fromkeys(ENVTEST, "KUBEBUILDER_ASSETS"),
-        ("kube-scheduler",),
+        ("kube-controller-manager", "kube-scheduler"),
     ),
     ResolveCase(
-        "envtest-assets-plus-cached-scheduler",
+        "envtest-assets-plus-cached-scheduler-and-controller-manager",
         ENVTEST,
-        ("kube-scheduler", "etcd"),
+        ("kube-scheduler", "kube-controller-manager", "etcd"),
         {},
-        {**dict.fromkeys(ENVTEST, "KUBEBUILDER_ASSETS"), "kube-scheduler": "cache"},
+        {
+            **dict.fromkeys(ENVTEST, "KUBEBUILDER_ASSETS"),
+            "kube-scheduler": "cache",
+            "kube-controller-manager": "cache",
+        },
         (),
     ),
     ResolveCase(
@@ -231,7 +236,7 @@ RESOLVE_CASES = [
         (),
         {"kube-scheduler": "own/sched"},
         {"kube-scheduler": "TEST_ASSET"},
-        ("etcd", "kube-apiserver", "kubectl"),
+        ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"),
     ),
 ]
 
