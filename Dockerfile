@@ -7,6 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY setup.py* ./
 COPY placement ./placement
+COPY documents ./documents
 COPY extender ./extender
 COPY nodeagent ./nodeagent
 COPY planner ./planner
