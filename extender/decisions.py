@@ -20,7 +20,14 @@ import numpy.typing as npt
 
 from placement.demand import DemandError, demand_from_pod
 from placement.fit import fit
-from placement.fleet import REASON_NO_REPORT, Fleet, FleetDecision, decide_fleet, score_nodes
+from placement.fleet import (
+    REASON_NO_REPORT,
+    Fleet,
+    FleetDecision,
+    Query,
+    decide_fleet,
+    score_nodes,
+)
 from placement.model import Demand, Fit, FitSettings, Reject
 from placement.policies import UnknownProfileError, resolve_profile
 
@@ -92,13 +99,8 @@ def _evaluate(
     or only the chosen one)."""
     return decide_fleet(
         view.fleet,
-        names,
-        demand,
-        view.fleet.claims,
-        now=now,
-        settings=settings,
+        Query(names, demand, view.fleet.claims, now=now, settings=settings, pod_uid=pod_uid),
         profile=resolve_profile(demand, policy),
-        pod_uid=pod_uid,
         reasons=False,
         all_fits=all_fits,
     )
@@ -226,13 +228,8 @@ def prioritize_nodes(
     """
     scores = score_nodes(
         view.fleet,
-        names,
-        demand,
-        view.fleet.claims,
-        now=now,
-        settings=settings,
+        Query(names, demand, view.fleet.claims, now=now, settings=settings, pod_uid=pod_uid),
         profile=resolve_profile(demand, policy),
-        pod_uid=pod_uid,
     )
     return to_priorities(scores)  # NaN (no fit): 0
 

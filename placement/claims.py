@@ -20,19 +20,41 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from placement.model import Reservation
 
-if TYPE_CHECKING:
-    from placement.fleet import Fleet
-
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 CountArray = npt.NDArray[np.int32]
+
+
+class Row(Protocol):
+    """What the claims read of one row: which of a reservation's GPUs it hides there."""
+
+    def hidden_by(self, r: Reservation) -> set[int]: ...
+
+
+class Rows(Protocol):
+    """What the claims read of the fleet that owns them (``placement.fleet.Fleet``): its shape
+    and where each node's row is. A protocol, so that the fleet may hold its claims without
+    this module importing the fleet."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def capacity(self) -> int: ...
+
+    @property
+    def span(self) -> int: ...
+
+    def row_at(self, name: str) -> int | None: ...
+
+    def row(self, r: int) -> Row: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +75,7 @@ class Claims:
     fleet's own ``claims`` is read from its sums instead of looped over.
     """
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Rows) -> None:
         self._fleet = fleet
         self._by_uid: dict[str, Reservation] = {}
         self._by_node: dict[str, set[str]] = {}

@@ -41,7 +41,7 @@ import numpy as np
 import simpy
 
 from placement.fit import fit
-from placement.fleet import Fleet, decide_fleet
+from placement.fleet import Fleet, Query, decide_fleet
 from placement.lifecycle import GONE, EndRule, PodFacts, assume, settle
 from placement.model import (
     CachedModel,
@@ -271,13 +271,10 @@ class VramfitExtender:
             return d.chosen, {r.node: r for r in d.rejects}
         fd = decide_fleet(
             self.fleet,
-            names,
-            demand,
-            reservations,
-            now=now,
-            settings=self.fit_settings,
+            Query(
+                names, demand, reservations, now=now, settings=self.fit_settings, pod_uid=pod.uid
+            ),
             profile=profile,
-            pod_uid=pod.uid,
             reasons=False,  # the reasons are read only when no node fits
             all_fits=False,
         )

@@ -13,6 +13,7 @@ from placement.fleet import (
     REASON_NO_REPORT,
     Fleet,
     FleetError,
+    Query,
     decide_fleet,
     evaluate,
     verdict,
@@ -91,7 +92,7 @@ def test_replace_remove_and_reuse_rows() -> None:
     fleet.replace(node("d"))  # takes the freed row
     assert fleet.capacity == 4
     fits, rejects = evaluate(
-        fleet, ["a", "b", "c", "d"], Demand(2, vram_per_gpu=20 * GIB), [], now=NOW
+        fleet, Query(["a", "b", "c", "d"], Demand(2, vram_per_gpu=20 * GIB), [], now=NOW)
     )
     assert fits == {"b": ("b/GPU-0", "b/GPU-1"), "d": ("d/GPU-0", "d/GPU-1")}
     assert rejects == {
@@ -103,14 +104,14 @@ def test_replace_remove_and_reuse_rows() -> None:
 def test_renew_changes_only_the_lease() -> None:
     stale = node("a", lease=NOW - 100)
     fleet = Fleet([stale])
-    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[1] == {
+    assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[1] == {
         "a": Reject("a", "node agent heartbeat is 100s old (lease 40s)", True)
     }
     fleet.renew("a", NOW - 2, 40.0)
     assert fleet.node("a") == dataclasses.replace(stale, lease_renewed_at=NOW - 2)
-    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[0] == {"a": ("a/GPU-0",)}
+    assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[0] == {"a": ("a/GPU-0",)}
     fleet.renew("a", None, 40.0)
-    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[1]["a"].reason == (
+    assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[1]["a"].reason == (
         "no node agent heartbeat (Lease) seen for this node"
     )
     with pytest.raises(KeyError):
@@ -230,10 +231,10 @@ def test_named_cases(
 ) -> None:
     fleet = Fleet([SPLIT, BUSY, OK, SMALL])
     names = ["split", "busy", "ok", "small"]
-    got_fits, got_rejects = evaluate(fleet, names, demand, [], now=NOW)
+    got_fits, got_rejects = evaluate(fleet, Query(names, demand, [], now=NOW))
     assert got_fits == fits
     assert got_rejects == {n: Reject(n, r, res) for n, (r, res) in rejects.items()}
-    answer = verdict(fleet, names, demand, [], now=NOW)
+    answer = verdict(fleet, Query(names, demand, [], now=NOW))
     assert answer.fits == fits
     assert answer.failed == {n: r for n, (r, res) in rejects.items() if res}
     assert answer.unresolvable == {n: r for n, (r, res) in rejects.items() if not res}
@@ -255,7 +256,9 @@ def test_reservations_hide_gpus_and_count_as_loads() -> None:
         )
 
     reservations = [reserve("p", a, 0), reserve("q", a, 1), reserve("me", b, 0, 1)]
-    fits, rejects = evaluate(fleet, ["a", "b"], Demand(1), reservations, now=NOW, pod_uid="me")
+    fits, rejects = evaluate(
+        fleet, Query(["a", "b"], Demand(1), reservations, now=NOW, pod_uid="me")
+    )
     assert fits == {"b": ("b/GPU-0",)}
     assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 reserved)"
     # Once a's node shows p's GPU held by p, it counts as held, not reserved.
@@ -263,11 +266,11 @@ def test_reservations_hide_gpus_and_count_as_loads() -> None:
         a, gpus=(dataclasses.replace(a.gpus[0], holder_pod_uid="p"), a.gpus[1])
     )
     fleet.replace(shown)
-    _, rejects = evaluate(fleet, ["a"], Demand(1), reservations, now=NOW, pod_uid="me")
+    _, rejects = evaluate(fleet, Query(["a"], Demand(1), reservations, now=NOW, pod_uid="me"))
     assert (
         rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (1 held, 1 reserved)"
     )
-    decision = decide_fleet(fleet, ["b"], Demand(1), reservations, now=NOW)
+    decision = decide_fleet(fleet, Query(["b"], Demand(1), reservations, now=NOW))
     assert decision.chosen is None  # without pod_uid "me", b's GPUs are reserved
 
 
@@ -281,7 +284,7 @@ def test_decide_fleet_scores_and_choice_match_decide() -> None:
     ]
     fleet = Fleet(nodes)
     for demand in (Demand(1, model_id="llama"), Demand(3, policy="spread"), Demand(2)):
-        got = decide_fleet(fleet, [n.name for n in nodes], demand, [], now=NOW)
+        got = decide_fleet(fleet, Query([n.name for n in nodes], demand, [], now=NOW))
         assert got.decision() == decide(nodes, demand, [], now=NOW)
         assert got.chosen is not None
         assert got.scores[got.chosen.node] == max(got.scores.values())
@@ -304,14 +307,16 @@ def test_every_policy_scores_the_same_through_the_fleet(policy: str) -> None:
     profile = Profile(policy, ((policy, 1.0),))
     for demand in (Demand(1, model_id="llama"), Demand(4)):
         names = [n.name for n in nodes]
-        got = decide_fleet(Fleet(nodes), names, demand, reservations, now=NOW, profile=profile)
+        got = decide_fleet(
+            Fleet(nodes), Query(names, demand, reservations, now=NOW), profile=profile
+        )
         want = decide(nodes, demand, reservations, now=NOW, profile=profile)
         assert got.decision() == want
 
 
 def test_a_demand_of_no_gpus_fits_every_known_node() -> None:
     fleet = Fleet([node("a"), node("b", 0)])
-    fits, rejects = evaluate(fleet, ["a", "b", "zz"], Demand(0), [], now=NOW)
+    fits, rejects = evaluate(fleet, Query(["a", "b", "zz"], Demand(0), [], now=NOW))
     assert fits == {"a": (), "b": ()}
     assert rejects == {"zz": Reject("zz", REASON_NO_REPORT, True)}
     assert fit(node("b", 0), Demand(0), [], now=NOW) == Fit("b", (), True)
@@ -331,7 +336,8 @@ def test_every_named_fit_case_answers_the_same_through_the_fleet(
 ) -> None:
     fleet = Fleet([state], capacity=1, width=1)
     fits, rejects = evaluate(
-        fleet, [state.name], demand, reservations, now=FIT_NOW, settings=settings, pod_uid=pod_uid
+        fleet,
+        Query([state.name], demand, reservations, now=FIT_NOW, settings=settings, pod_uid=pod_uid),
     )
     if isinstance(expected, Fit):
         assert fits == {state.name: expected.gpu_uuids} and rejects == {}
@@ -345,19 +351,19 @@ def test_mig_mode_follows_the_report() -> None:
         mig, gpus=tuple(dataclasses.replace(g, mig_enabled=True) for g in mig.gpus)
     )
     fleet = Fleet([mig])
-    _, rejects = evaluate(fleet, ["a"], Demand(1), [], now=NOW)
+    _, rejects = evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))
     assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 MIG-enabled)"
     assert rejects["a"].resolvable
     fleet.replace(node("a", 2))  # an administrator turned MIG mode off
-    assert evaluate(fleet, ["a"], Demand(1), [], now=NOW)[0] == {"a": ("a/GPU-0",)}
+    assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[0] == {"a": ("a/GPU-0",)}
 
 
 def test_lean_decision_counts_rejects_without_wording_them() -> None:
     nodes = [node("a", held=range(8)), node("b", 2), node("c"), node("d", lease=None), node("e")]
     fleet = Fleet(nodes)
     names = ["a", "b", "e", "c", "d", "ghost"]
-    full = decide_fleet(fleet, names, Demand(4), [], now=NOW)
-    lean = decide_fleet(fleet, names, Demand(4), [], now=NOW, reasons=False, all_fits=False)
+    full = decide_fleet(fleet, Query(names, Demand(4), [], now=NOW))
+    lean = decide_fleet(fleet, Query(names, Demand(4), [], now=NOW), reasons=False, all_fits=False)
     # c and e tie; the name that sorts first wins, wherever it stands in the request.
     assert full.chosen == lean.chosen == Fit("c", tuple(f"c/GPU-{i}" for i in range(4)), True)
     assert list(full.fits) == ["e", "c"]
@@ -372,7 +378,7 @@ def test_lean_decision_counts_rejects_without_wording_them() -> None:
     assert lean.rejects == {} and not lean.reasons and not lean.all_fits
     assert lean.fits == {"c": full.fits["c"]} and lean.scores == {"c": full.scores["c"]}
     # Nothing fits: the reasons are the whole answer, worded even when not asked for.
-    none = decide_fleet(fleet, names, Demand(9), [], now=NOW, reasons=False, all_fits=False)
+    none = decide_fleet(fleet, Query(names, Demand(9), [], now=NOW), reasons=False, all_fits=False)
     assert none.chosen is None and none.reasons and set(none.rejects) == set(names)
     assert none.decision().rejects == tuple(none.rejects.values())
 
@@ -391,13 +397,13 @@ def test_rows_are_reused_lowest_first_and_requests_read_only_rows_in_use() -> No
     names = fleet.names()
     ranks = fleet.name_rank[fleet.rows_of(names)].tolist()
     assert [n for _, n in sorted(zip(ranks, names, strict=True))] == sorted(names) == ["n0", "new"]
-    fits, rejects = evaluate(fleet, ["n0", "new", "n3"], Demand(1), [], now=NOW)
+    fits, rejects = evaluate(fleet, Query(["n0", "new", "n3"], Demand(1), [], now=NOW))
     assert fits == {"n0": ("n0/GPU-0",), "new": ("new/GPU-0",)}
     assert rejects == {"n3": Reject("n3", REASON_NO_REPORT, True)}
     for name in ("n0", "new"):
         fleet.remove(name)
     assert fleet.span == 0 and len(fleet) == 0
-    assert evaluate(fleet, ["n0"], Demand(1), [], now=NOW) == (
+    assert evaluate(fleet, Query(["n0"], Demand(1), [], now=NOW)) == (
         {},
         {"n0": Reject("n0", REASON_NO_REPORT, True)},
     )

@@ -1,4 +1,7 @@
-"""The vectorized fleet evaluation equals ``fit()`` and ``decide()`` on random fleets.
+"""The fleet's fast path equals the reference, ``fit()`` and ``decide()``, on random fleets.
+
+``placement.reference`` is the readable definition of placement; ``placement.fleet`` is what
+the extender runs. This test is what holds the one to the other.
 
 Same GPUs in the same order, same reasons, same resolvable flags, same scores bit for bit, same
 chosen node; also after rows are replaced, renewed and removed in any order, and for requests
@@ -23,6 +26,7 @@ from placement.fleet import (
     REJECT_CLASSES,
     Fleet,
     FleetDecision,
+    Query,
     decide_fleet,
     evaluate,
     score_nodes,
@@ -56,15 +60,7 @@ def class_of(reason: str) -> str:
 
 def assert_scores_agree(fleet: Fleet, names: list[str], sc: Scenario, expected: Decision) -> None:
     """``score_nodes`` gives each named node ``decide()``'s score, NaN where it does not fit."""
-    values = score_nodes(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-    )
+    values = score_nodes(fleet, query(sc, names))
     scores = dict(expected.scores)
     assert len(values) == len(names)
     for name, value in zip(names, values.tolist(), strict=True):
@@ -108,26 +104,16 @@ class Scenario(Protocol):
     pod_uid: str
 
 
+def query(sc: Scenario, names: list[str]) -> Query:
+    """The fleet's question for the drawn scenario over ``names``."""
+    return Query(
+        names, sc.demand, sc.reservations, now=sc.now, settings=sc.settings, pod_uid=sc.pod_uid
+    )
+
+
 def assert_same_as_fit(fleet: Fleet, names: list[str], sc: Scenario) -> None:
-    fits, rejects = evaluate(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-    )
-    lean_fits, lean_rejects = evaluate(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-        reasons=False,
-    )
+    fits, rejects = evaluate(fleet, query(sc, names))
+    lean_fits, lean_rejects = evaluate(fleet, query(sc, names), reasons=False)
     assert lean_fits == fits
     assert lean_rejects == ({} if fits else rejects)
     expected_fits: dict[str, tuple[str, ...]] = {}
@@ -153,15 +139,7 @@ def assert_same_as_fit(fleet: Fleet, names: list[str], sc: Scenario) -> None:
     assert list(fits) == list(expected_fits)  # request order
     assert list(rejects) == list(expected_rejects)
 
-    answer = verdict(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-    )
+    answer = verdict(fleet, query(sc, names))
     assert answer.fits == fits
     assert answer.failed == {n: r.reason for n, r in rejects.items() if r.resolvable}
     assert answer.unresolvable == {n: r.reason for n, r in rejects.items() if not r.resolvable}
@@ -178,27 +156,9 @@ def test_decide_fleet_equals_decide(
     expected = decide(
         sc.nodes, sc.demand, sc.reservations, now=sc.now, settings=sc.settings, pod_uid=sc.pod_uid
     )
-    got = decide_fleet(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-    )
+    got = decide_fleet(fleet, query(sc, names))
     assert got.decision() == expected
-    lean = decide_fleet(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-        reasons=False,
-        all_fits=False,
-    )
+    lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
     assert_lean_forms_agree(got, expected, lean)
     assert_scores_agree(fleet, names, sc, expected)
     assert_same_as_fit(fleet, names, sc)
@@ -235,15 +195,7 @@ def test_evaluate_equals_fit_after_updates(
     names = data.draw(st.permutations([*current, "node-unknown"]))
     names = names[: data.draw(st.integers(0, len(names)))]
     assert_same_as_fit(fleet, names, sc)
-    got = decide_fleet(
-        fleet,
-        [n for n in names if n in fleet],
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-    )
+    got = decide_fleet(fleet, query(sc, [n for n in names if n in fleet]))
     expected = decide(
         [fleet.node(n) for n in names if n in fleet],
         sc.demand,
@@ -253,17 +205,7 @@ def test_evaluate_equals_fit_after_updates(
         pod_uid=sc.pod_uid,
     )
     assert got.decision() == expected
-    lean = decide_fleet(
-        fleet,
-        names,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-        reasons=False,
-        all_fits=False,
-    )
+    lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
     assert_scores_agree(fleet, names, sc, expected)
     missing = [n for n in names if n not in fleet]
     counts: dict[str, int] = {"no-report": len(missing)} if missing else {}

@@ -1,0 +1,196 @@
+"""The fleet's answers to a query: which nodes fit on which GPUs, why the others do not, and
+the one to place the pod on.
+
+``decide_fleet`` is ``placement.reference.decide`` over a fleet: evaluate, score, choose, with
+the same chosen node, GPUs, scores and rejects (``FleetDecision.decision()`` is its very
+``Decision``), held equal by ``tests/placement/test_fleet_equivalence.py``. The extender's
+filter calls it; ``verdict`` and ``evaluate`` answer with reasons for every node, and
+``score_nodes`` (``placement.fleet.scores``) with scores only. Pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import compress
+
+import numpy as np
+
+from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
+from placement.fleet.rejects import reasons_of, reject_counts, rejects_of, split
+from placement.fleet.rows import RowArray
+from placement.fleet.scores import row_scores
+from placement.fleet.store import Fleet
+from placement.model import Decision, Fit, Reject
+from placement.policies import Profile, resolve_profile
+
+
+@dataclass(frozen=True, slots=True)
+class FleetDecision:
+    """What ``decide_fleet`` found, keyed by node name in request order.
+
+    ``spanning`` names the fits whose GPUs are not all on one NVLink island. ``reject_counts``
+    counts the named nodes that do not fit by reject class (``REJECT_CLASSES``), always.
+    ``rejected`` names each of them, in request order, beside its reason and resolvable flag,
+    unless the caller asked for no reasons while some node fits: then ``reasons`` is false and
+    all three are empty. They are kept as plain strings and flags rather than a ``Reject`` per
+    node: at thousands of nodes, objects per node are most of the cost and feed the cyclic
+    garbage collector (``rejects`` builds them on request). ``fits`` and ``scores`` hold every
+    node that fits, unless the caller asked for the chosen one only: then ``all_fits`` is
+    false.
+    """
+
+    chosen: Fit | None
+    fits: dict[str, tuple[str, ...]]
+    scores: dict[str, float]
+    rejected: tuple[str, ...] = ()
+    reject_reasons: tuple[str, ...] = ()
+    reject_resolvable: tuple[bool, ...] = ()
+    spanning: frozenset[str] = frozenset()
+    reject_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    reasons: bool = True
+    all_fits: bool = True
+
+    @property
+    def rejects(self) -> dict[str, Reject]:
+        """Each node that does not fit with its ``Reject``, in request order."""
+        rejected = self.rejected
+        made = map(Reject, rejected, self.reject_reasons, self.reject_resolvable)
+        return dict(zip(rejected, made, strict=True))
+
+    def split_rejects(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The reasons of the nodes that cannot take the pod now (``failed``) and of those that
+        never could (``unresolvable``), each in request order: what a scheduler extender's
+        filter reports."""
+        return split(self.rejected, self.reject_reasons, self.reject_resolvable)
+
+    def decision(self) -> Decision:
+        """The same result as a ``Decision``, equal to what ``decide()`` returns.
+
+        Raises ``ValueError`` when rejects or fits were left out (``reasons=False``,
+        ``all_fits=False``).
+        """
+        if not (self.reasons and self.all_fits):
+            raise ValueError(
+                "this FleetDecision was made with reasons=False or all_fits=False and holds "
+                "only part of the answer; decide again with both true for a whole Decision"
+            )
+        return Decision(
+            chosen=self.chosen,
+            scores=tuple(self.scores.items()),
+            fits=tuple(Fit(n, g, n not in self.spanning) for n, g in self.fits.items()),
+            rejects=tuple(self.rejects.values()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FleetVerdict:
+    """A filter's answer in the terms of the scheduler extender protocol, built without a
+    ``Reject`` per node: the fits with their GPUs, and the reasons of the nodes that do not
+    fit, split into resolvable (``failed``) and ``unresolvable``. Each keeps request order."""
+
+    fits: dict[str, tuple[str, ...]]
+    failed: dict[str, str]
+    unresolvable: dict[str, str]
+
+
+def _gpus_of(
+    fleet: Fleet, ev: Evaluation, k: int, names: list[str], rows: RowArray
+) -> dict[str, tuple[str, ...]]:
+    """The chosen GPU UUIDs of the fits ``names`` (in ``rows``), in GPU index order."""
+    if k <= 0:
+        return dict.fromkeys(names, ())
+    if k == 1:
+        return dict(zip(names, fleet.uuid_1[ev.slot[rows], rows].tolist(), strict=True))
+    return dict(zip(names, fleet.chosen_uuids(ev.chosen, rows), strict=True))
+
+
+def _fits(fleet: Fleet, ev: Evaluation, k: int) -> dict[str, tuple[str, ...]]:
+    """The chosen GPU UUIDs of each fit, in GPU index order, in request order."""
+    return _gpus_of(fleet, ev, k, *fitting(ev))
+
+
+def verdict(fleet: Fleet, query: Query) -> FleetVerdict:
+    """``evaluate()``'s answer as reason strings (pure): the same fits, the same reasons, the
+    same resolvable flags, for a response that carries text, at a fraction of the cost."""
+    ev = evaluate_rows(fleet, query)
+    failed, unresolvable = split(*reasons_of(fleet, query.names, ev, query.demand))
+    return FleetVerdict(
+        fits=_fits(fleet, ev, query.demand.gpus), failed=failed, unresolvable=unresolvable
+    )
+
+
+def evaluate(
+    fleet: Fleet, query: Query, *, reasons: bool = True
+) -> tuple[dict[str, tuple[str, ...]], dict[str, Reject]]:
+    """``fit()`` for every named node at once (pure): the fits with their GPUs, and the rejects.
+
+    Each node gets exactly what ``fit(fleet.node(name), ...)`` gives: the same GPUs in the same
+    order, the same reason, the same resolvable flag. A name the fleet does not hold is
+    rejected with ``REASON_NO_REPORT`` (resolvable). Both dictionaries keep request order.
+    With ``reasons=False`` the rejects are left out (empty) when some node fits: wording a
+    reason per node is most of the cost, and a caller that only needs a node may skip it.
+    """
+    ev = evaluate_rows(fleet, query)
+    fits = _fits(fleet, ev, query.demand.gpus)
+    return fits, rejects_of(fleet, query.names, ev, query.demand) if reasons or not fits else {}
+
+
+def decide_fleet(
+    fleet: Fleet,
+    query: Query,
+    *,
+    profile: Profile | None = None,
+    reasons: bool = True,
+    all_fits: bool = True,
+) -> FleetDecision:
+    """``decide()`` over the named nodes of ``fleet`` (pure): evaluate, score, choose.
+
+    The chosen node, its GPUs, every score and every reject equal ``decide()``'s on the same
+    nodes (``FleetDecision.decision()`` is its very ``Decision``); ties go to the name that
+    sorts first. ``reject_counts`` counts the rejected nodes by class. ``profile`` defaults to
+    the pod's own (``demand.policy``) or ``binpack``.
+
+    Two switches leave out what a caller does not need, at thousands of nodes most of the
+    cost: ``reasons=False`` words the rejects only when no node fits (a scheduler extender
+    reports them only then), ``all_fits=False`` keeps only the chosen node in ``fits`` and
+    ``scores``. Neither changes the choice.
+    """
+    names, demand = query.names, query.demand
+    prof = profile or resolve_profile(demand)
+    ev = evaluate_rows(fleet, query)
+    counts = reject_counts(names, ev)
+    fit = ev.code[ev.rows] == CODE_OK
+    fit_rows = ev.rows if fit.all() else ev.rows[fit]
+    if not len(fit_rows):
+        rejected, texts, resolvable = reasons_of(fleet, names, ev, demand)
+        return FleetDecision(
+            None, {}, {}, tuple(rejected), tuple(texts), tuple(resolvable), reject_counts=counts
+        )
+    rejected, texts, resolvable = reasons_of(fleet, names, ev, demand) if reasons else ([], [], [])
+    values = row_scores(fleet, ev, demand, prof)[fit_rows]
+    tied = np.flatnonzero(values == values.max())
+    at = int(tied[np.argmin(fleet.name_rank[fit_rows[tied]])])  # the name that sorts first
+    best = fleet.row(int(fit_rows[at])).node.name
+    if all_fits:
+        fit_names = ev.names if fit.all() else list(compress(ev.names, fit.tolist()))
+        fits = _gpus_of(fleet, ev, demand.gpus, fit_names, fit_rows)
+        scores = dict(zip(fit_names, values.tolist(), strict=True))
+        spanning = frozenset(compress(fit_names, (~ev.same_island[fit_rows]).tolist()))
+    else:
+        fits = _gpus_of(fleet, ev, demand.gpus, [best], fit_rows[at : at + 1])
+        scores = {best: float(values[at])}
+        spanning = frozenset() if ev.same_island[fit_rows[at]] else frozenset((best,))
+    return FleetDecision(
+        Fit(best, fits[best], best not in spanning),
+        fits,
+        scores,
+        tuple(rejected),
+        tuple(texts),
+        tuple(resolvable),
+        spanning,
+        reject_counts=counts,
+        reasons=reasons or not counts,
+        all_fits=all_fits or len(fit_rows) == 1,
+    )

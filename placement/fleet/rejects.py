@@ -1,0 +1,225 @@
+"""Why the nodes that do not fit do not: ``fit()``'s own reasons, worded per distinct reason.
+
+A scheduler extender reports reasons only when no node fits, and at thousands of nodes wording
+one per node is most of a request's cost. So reasons are worded only on request, and once per
+distinct reason: the rejected rows are grouped by what their reason quotes (``_reject_keys``),
+and one row of each group is worded by ``fit()``'s reason functions (``_word``), so each node
+reads exactly what ``fit()`` (and ``placement.reference``) would say. Without words, the
+rejected nodes are still counted by class (``REJECT_CLASSES``: short, bounded names that serve
+as metric labels). Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import compress
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from placement.fit import (
+    REASON_NO_GPUS,
+    REASON_NO_LEASE,
+    reason_agent_error,
+    reason_lease_expired,
+    reason_no_island,
+    reason_no_product,
+    reason_not_free,
+    reason_report_old,
+    reason_split,
+    reason_too_small,
+)
+from placement.fleet.evaluation import (
+    CAUSES,
+    CODE_AGENT_ERROR,
+    CODE_AGENT_ERROR_NO_GPUS,
+    CODE_LEASE_OLD,
+    CODE_NO_GPUS,
+    CODE_NO_ISLAND,
+    CODE_NO_LEASE,
+    CODE_NO_PRODUCT,
+    CODE_NOT_FREE,
+    CODE_OK,
+    CODE_REPORT_OLD,
+    CODE_SPLIT,
+    CODE_TOO_SMALL,
+    CODE_UNRESOLVABLE,
+    Evaluation,
+)
+from placement.fleet.rows import IntArray, RowArray
+from placement.fleet.store import Fleet
+from placement.model import Demand, Reject
+
+REASON_NO_REPORT = "no GPU report from the vramfit node agent for this node"
+"""Why a node the fleet does not hold is rejected (resolvable: its agent may yet report)."""
+
+# Reject classes: short, bounded names for what kind of reason a node got (metric labels).
+NO_GPUS = "no-gpus"
+GPU_PRODUCT = "gpu-product"
+GPU_TOO_SMALL = "gpu-too-small"
+NVLINK_ISLAND_TOO_SMALL = "nvlink-island-too-small"
+AGENT_ERROR = "agent-error"
+NO_LEASE = "no-lease"
+LEASE_EXPIRED = "lease-expired"
+REPORT_STALE = "report-stale"
+GPUS_BUSY = "gpus-busy"
+NVLINK_SPLIT = "nvlink-split"
+NO_REPORT = "no-report"
+CLASS_OF = {
+    CODE_AGENT_ERROR_NO_GPUS: AGENT_ERROR,
+    CODE_NO_GPUS: NO_GPUS,
+    CODE_NO_PRODUCT: GPU_PRODUCT,
+    CODE_TOO_SMALL: GPU_TOO_SMALL,
+    CODE_NO_ISLAND: NVLINK_ISLAND_TOO_SMALL,
+    CODE_AGENT_ERROR: AGENT_ERROR,
+    CODE_NO_LEASE: NO_LEASE,
+    CODE_LEASE_OLD: LEASE_EXPIRED,
+    CODE_REPORT_OLD: REPORT_STALE,
+    CODE_NOT_FREE: GPUS_BUSY,
+    CODE_SPLIT: NVLINK_SPLIT,
+}
+REJECT_CLASSES = frozenset({*CLASS_OF.values(), NO_REPORT})
+"""Every class ``FleetDecision.reject_counts`` may name: one per kind of ``fit()`` reason
+(``gpus-busy`` covers every cause of "free now", ``agent-error`` both of its forms), and
+``no-report`` for a node the fleet does not hold."""
+
+
+def reject_counts(names: Sequence[str], ev: Evaluation) -> dict[str, int]:
+    """The named nodes that do not fit, counted by reject class (from the result codes, with
+    no reason worded)."""
+    tally = np.bincount(ev.code[ev.rows], minlength=len(CLASS_OF) + 1).tolist()
+    counts: dict[str, int] = {}
+    for c, n in enumerate(tally):
+        if c != CODE_OK and n:
+            name = CLASS_OF[c]
+            counts[name] = counts.get(name, 0) + n
+    missing = len(names) - len(ev.names)
+    if missing:
+        counts[NO_REPORT] = missing
+    return counts
+
+
+def _group(keys: npt.NDArray[Any]) -> tuple[list[int], IntArray]:
+    """Where each distinct key first occurs, and which distinct key each entry has.
+
+    Keys with several columns become one integer when their digits fit (a mixed radix over
+    small non-negative counts), else one opaque byte string each.
+    """
+    if keys.ndim > 1:
+        low, high = keys.min(initial=0), keys.max(initial=0)
+        radix = [int(x) + 1 for x in keys.max(axis=0, initial=0).tolist()]
+        if low >= 0 and high < 2**31 and math.prod(radix) < 2**62:
+            flat = np.zeros(len(keys), dtype=np.int64)
+            for column, base in zip(keys.T, radix, strict=True):
+                flat = flat * base + column
+            keys = flat
+        else:
+            packed = np.ascontiguousarray(keys)
+            keys = packed.view(np.dtype((np.void, packed.dtype.itemsize * packed.shape[1])))
+            keys = keys.ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first.tolist(), inverse.reshape(-1)
+
+
+def _reject_keys(c: int, rows: RowArray, fleet: Fleet, ev: Evaluation) -> npt.NDArray[Any]:
+    """A key per row, equal exactly where fit() words the reason the same."""
+    if c in (CODE_NO_GPUS, CODE_NO_LEASE):
+        return np.zeros(len(rows), dtype=np.int64)
+    if c in (CODE_AGENT_ERROR, CODE_AGENT_ERROR_NO_GPUS):
+        return rows.astype(np.int64)
+    if c == CODE_NO_PRODUCT:
+        return fleet.described[rows]
+    if c == CODE_TOO_SMALL:
+        return np.stack([ev.large[rows], fleet.described[rows]], axis=1)
+    if c == CODE_NO_ISLAND:
+        return ev.best_island[rows]
+    if c == CODE_LEASE_OLD:
+        return np.stack([ev.lease_age[rows], fleet.lease_duration[rows]], axis=1).view(np.int64)
+    if c == CODE_REPORT_OLD:
+        return ev.report_age[rows].view(np.int64)
+    if c == CODE_NOT_FREE:
+        why = ev.why_counts()
+        return np.stack([ev.candidates[rows], *(why[w][rows] for w in CAUSES)], axis=1)
+    return -np.sort(-ev.island_counts[:, rows].T, axis=1)  # split: sizes, largest first
+
+
+def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
+    """The reason for the node in row ``r``, by fit()'s own reason functions."""
+    k, vram = demand.gpus, demand.vram_per_gpu
+    row = fleet.row(r)
+    if c == CODE_NO_GPUS:
+        return REASON_NO_GPUS
+    if c in (CODE_AGENT_ERROR, CODE_AGENT_ERROR_NO_GPUS):
+        return reason_agent_error(row.node.agent_error)
+    if c == CODE_NO_PRODUCT:
+        return reason_no_product(demand.products, row.described)
+    if c == CODE_TOO_SMALL:
+        return reason_too_small(k, vram, int(ev.large[r]), row.described)
+    if c == CODE_NO_ISLAND:
+        return reason_no_island(k, int(ev.best_island[r]))
+    if c == CODE_NO_LEASE:
+        return REASON_NO_LEASE
+    if c == CODE_LEASE_OLD:
+        return reason_lease_expired(float(ev.lease_age[r]), row.node.lease_duration_s)
+    if c == CODE_REPORT_OLD:
+        return reason_report_old(float(ev.report_age[r]), ev.max_report_age_s)
+    if c == CODE_NOT_FREE:
+        why = {w: int(v[r]) for w, v in ev.why_counts().items()}
+        return reason_not_free(k, vram, int(ev.candidates[r]), why)
+    return reason_split(k, ev.island_counts[:, r].tolist())
+
+
+def reasons_of(
+    fleet: Fleet, names: Sequence[str], ev: Evaluation, demand: Demand
+) -> tuple[list[str], list[str], list[bool]]:
+    """Each named node that does not fit, its reason and whether it is resolvable, in request
+    order. Nodes are grouped by what their reason quotes; each distinct reason is worded once."""
+    codes = ev.code[ev.rows]
+    rejected = np.flatnonzero(codes != CODE_OK)
+    if not len(rejected) and len(ev.names) == len(names):
+        return [], [], []
+    codes = codes[rejected]
+    rows = ev.rows[rejected]
+    texts = np.empty(len(rejected), dtype=object)
+    for c in np.unique(codes).tolist():
+        where = np.flatnonzero(codes == c)
+        first, inverse = _group(_reject_keys(c, rows[where], fleet, ev))
+        words = [_word(c, int(rows[where[j]]), fleet, ev, demand) for j in first]
+        texts[where] = np.array(words, dtype=object)[inverse]
+    at = rejected.tolist()
+    known = [ev.names[i] for i in at] if len(at) < len(ev.names) else ev.names
+    text_list: list[str] = texts.tolist()
+    resolvable: list[bool] = (~np.isin(codes, CODE_UNRESOLVABLE)).tolist()
+    if len(ev.names) == len(names):
+        return known, text_list, resolvable
+    # Some names are not in the fleet: put them in request order among the others.
+    found = dict(zip(known, zip(text_list, resolvable, strict=True), strict=True))
+    out: tuple[list[str], list[str], list[bool]] = ([], [], [])
+    for name in names:
+        text, res = (REASON_NO_REPORT, True) if name not in fleet else found.get(name, ("", None))
+        if res is not None:
+            out[0].append(name)
+            out[1].append(text)
+            out[2].append(res)
+    return out
+
+
+def rejects_of(
+    fleet: Fleet, names: Sequence[str], ev: Evaluation, demand: Demand
+) -> dict[str, Reject]:
+    """A ``Reject`` for each named node that does not fit, in request order."""
+    rejected, texts, resolvable = reasons_of(fleet, names, ev, demand)
+    return dict(zip(rejected, map(Reject, rejected, texts, resolvable), strict=True))
+
+
+def split(
+    rejected: Sequence[str], texts: Sequence[str], resolvable: Sequence[bool]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Reasons by node, split into resolvable and unresolvable, in request order."""
+    hard = [not r for r in resolvable]
+    return (
+        dict(zip(compress(rejected, resolvable), compress(texts, resolvable), strict=True)),
+        dict(zip(compress(rejected, hard), compress(texts, hard), strict=True)),
+    )

@@ -1,0 +1,82 @@
+"""The scoring policies of ``placement.policies``, computed array-wise over a fleet's rows.
+
+``row_scores`` gives each row the score ``policies.score`` gives the node, bit for bit: the
+same arithmetic in the same order, on byte counts exact in float64. A policy registered
+without a form here fails loudly (a test runs every registered policy through both).
+``score_nodes`` is what a scheduler extender's prioritize asks for. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows
+from placement.fleet.rows import NO_ROWS, BoolArray, FloatArray, IntArray
+from placement.fleet.store import Fleet
+from placement.model import Demand
+from placement.policies import MAX_SCORE, Profile, resolve_profile
+
+
+def score_nodes(fleet: Fleet, query: Query, *, profile: Profile | None = None) -> FloatArray:
+    """By named node, in request order: the score ``decide_fleet`` gives it, NaN where it
+    does not fit or the fleet does not hold it (pure). What a scheduler extender's prioritize
+    needs, without a fit, a reject or a dictionary entry per node. ``profile`` defaults to the
+    pod's own (``demand.policy``) or ``binpack``."""
+    prof = profile or resolve_profile(query.demand)
+    ev = evaluate_rows(fleet, query)
+    out = np.full(len(query.names), np.nan)
+    if not len(ev.rows):
+        return out
+    values = row_scores(fleet, ev, query.demand, prof)
+    known = ev.named_rows >= 0
+    rows = ev.named_rows[known]
+    out[known] = np.where(ev.code[rows] == CODE_OK, values[rows], np.nan)
+    return out
+
+
+def _clamp(x: FloatArray) -> FloatArray:
+    return np.maximum(0.0, np.minimum(MAX_SCORE, x))
+
+
+def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -> FloatArray:
+    """The profile's score by row, with the arithmetic of ``policies.score`` (same bits)."""
+    span = len(ev.code)
+    chosen = ev.chosen
+    present: BoolArray = fleet.present[:, :span]
+    healthy: BoolArray = fleet.healthy[:, :span]
+    held: BoolArray = fleet.held[:, :span]
+    free: IntArray = fleet.free[:, :span]
+    total_sum = fleet.total_sum[:span]
+    free_after = present & healthy & ~held & ~ev.hidden & ~chosen
+    free_now = np.where(free_after, free, 0).sum(axis=0)
+    some = total_sum > 0
+    fraction = np.zeros(span)
+    fraction[some] = np.maximum(0.0, np.minimum(1.0, free_now[some] / total_sum[some]))
+    k = demand.gpus
+    pairs = k * (k - 1) // 2
+    link_fraction = np.ones(span)  # every pair of a complete row's GPUs is linked
+    partial = np.flatnonzero(~fleet.complete[:span] & chosen.any(axis=0)) if pairs else NO_ROWS
+    if len(partial):
+        picked = chosen[:, partial].T  # row x slot
+        # Ordered pairs (a, b) of chosen GPUs joined by NVLink, per row: twice the pairs.
+        both = picked[:, :, None] & fleet.linked[partial] & picked[:, None, :]
+        linked = both.view(np.uint8).sum(axis=(1, 2), dtype=np.int64)
+        link_fraction[partial] = (linked // 2) / pairs
+    loads = np.maximum(0, ev.loads).astype(np.float64)
+    policy_values: dict[str, Callable[[], FloatArray]] = {
+        "vram-binpack": lambda: _clamp(MAX_SCORE * (1.0 - fraction)),
+        "vram-spread": lambda: _clamp(MAX_SCORE * fraction),
+        "in-flight-penalty": lambda: _clamp(MAX_SCORE * np.power(0.5, loads)),
+        "cache-affinity": lambda: np.where(fleet.cached(demand.model_id), MAX_SCORE, 0.0),
+        "nvlink-quality": lambda: _clamp(MAX_SCORE * link_fraction),
+    }
+    total = np.zeros(span)
+    for name, weight in profile.weights:
+        if name not in policy_values:  # a policy registered without its fleet form
+            raise NotImplementedError(
+                f"policy {name!r} has no fleet form in placement.fleet.scores"
+            )
+        total = total + policy_values[name]() * weight
+    return _clamp(total / profile.total_weight)
