@@ -7,15 +7,17 @@ seed, and reports failed loads, pending pods, cold starts, concurrent loads and 
 
 from __future__ import annotations
 
-from simulator.engine import POLICIES, simulate
+from simulator.cli import DEFAULTS
+from simulator.engine import simulate
 from simulator.metrics import summarize
 from simulator.render import console_for, print_table
 from simulator.scenario_files import builtin_scenario
 
 
 def demo_main() -> int:
-    """Run the built-in morning burst under every policy and print the comparison table."""
-    scenario = builtin_scenario("morning-burst")
-    rows = [summarize(r) for r in simulate(scenario, POLICIES)]
+    """Run the default scenario (the built-in morning burst) under every policy and print the
+    comparison table."""
+    scenario = builtin_scenario(DEFAULTS.scenario)
+    rows = [summarize(r) for r in simulate(scenario, DEFAULTS.policies)]
     print_table(console_for(), scenario, scenario.seed, rows)
     return 0

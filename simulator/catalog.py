@@ -153,11 +153,11 @@ BUILTIN_TYPES: Mapping[str, NodeType] = {
     )
 }
 
-# What a plan pool gets when neither the plan nor a built-in type of its product says more.
-_DEFAULT_CPU_PER_GPU = 12_000
-_DEFAULT_MEMORY_PER_GPU = 128 * GIB
-_DEFAULT_DISK = 2.0 * GIB
-_DEFAULT_REMOTE = 1.25 * GIB
+# What a pool gets when neither it (a plan's, or a scenario's own) nor a built-in type says more.
+DEFAULT_CPU_PER_GPU = 12_000
+DEFAULT_MEMORY_PER_GPU = 128 * GIB
+DEFAULT_DISK_BYTES_PER_S = 2.0 * GIB
+DEFAULT_REMOTE_BYTES_PER_S = 1.25 * GIB
 
 
 class PlanPoolJSON(TypedDict):
@@ -282,10 +282,10 @@ def pools_from_plan(raw: object, source: str) -> tuple[PlanPool, ...]:
         else:
             defaults = (
                 0.0,
-                float(_DEFAULT_CPU_PER_GPU * gpus),
-                float(_DEFAULT_MEMORY_PER_GPU * gpus),
-                _DEFAULT_DISK,
-                _DEFAULT_REMOTE,
+                float(DEFAULT_CPU_PER_GPU * gpus),
+                float(DEFAULT_MEMORY_PER_GPU * gpus),
+                DEFAULT_DISK_BYTES_PER_S,
+                DEFAULT_REMOTE_BYTES_PER_S,
                 "all",
             )
         pools.append(

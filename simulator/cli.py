@@ -1,6 +1,7 @@
 """``vramfit-plan simulate``: arguments and the thin shell around a simulation run.
 
-``add_arguments`` declares the subcommand's options on the parser the planner's CLI gives it;
+``add_arguments`` declares the subcommand's options on the parser the planner's CLI gives it,
+each default read from ``DEFAULTS`` (an ``Options``, where every default is stated once);
 ``run`` reads the scenario (a built-in name or a YAML file, optionally on the pools of a plan),
 runs every requested policy with the same traffic and seed, and writes the comparison as a
 table, JSON or HTML. Bad input is reported on stderr with every problem and exit status 2.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -24,6 +26,27 @@ from simulator.render import console_for, print_table, to_html, to_json
 from simulator.scenario_files import BUILTINS, builtin_scenario, resolve_scenario
 
 PROG = "vramfit-plan simulate"
+OUTPUTS = ("table", "json", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What a ``simulate`` run does when its command line says nothing else.
+
+    ``seed`` and ``duration`` default to the scenario's own (``None``); ``plan`` to the
+    scenario's pools; ``out`` to stdout.
+    """
+
+    scenario: str = "morning-burst"
+    policies: tuple[str, ...] = POLICIES
+    seed: int | None = None
+    duration: str | None = None
+    plan: Path | None = None
+    output: str = OUTPUTS[0]
+    out: Path | None = None
+
+
+DEFAULTS = Options()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "scenario",
         nargs="?",
-        default="morning-burst",
+        default=DEFAULTS.scenario,
         help=f"a built-in scenario ({', '.join(BUILTINS)}) or a scenario YAML file "
-        "(default: morning-burst)",
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "-p",
@@ -46,26 +69,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME[,NAME]",
         help=f"policies to compare, repeatable or comma-separated (default: all of "
-        f"{', '.join(POLICIES)})",
+        f"{', '.join(DEFAULTS.policies)})",
     )
-    parser.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     parser.add_argument(
-        "--duration", help="simulate this long instead of the scenario's duration (e.g. 2h)"
+        "--seed", type=int, default=DEFAULTS.seed, help="random seed (default: the scenario's)"
+    )
+    parser.add_argument(
+        "--duration",
+        default=DEFAULTS.duration,
+        help="simulate this long instead of the scenario's duration (e.g. 2h)",
     )
     parser.add_argument(
         "--plan",
         type=Path,
+        default=DEFAULTS.plan,
         help="use the node pools of a vramfit-plan plan JSON instead of the scenario's",
     )
     parser.add_argument(
         "-o",
         "--output",
-        choices=("table", "json", "html"),
-        default="table",
-        help="output format (default: table)",
+        choices=OUTPUTS,
+        default=DEFAULTS.output,
+        help="output format (default: %(default)s)",
     )
     parser.add_argument(
-        "--out", type=Path, metavar="FILE", help="write the output to FILE instead of stdout"
+        "--out",
+        type=Path,
+        metavar="FILE",
+        default=DEFAULTS.out,
+        help="write the output to FILE instead of stdout",
     )
     parser.add_argument(
         "--list",
@@ -77,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _policies(values: list[str] | None) -> tuple[str, ...]:
     if not values:
-        return POLICIES
+        return DEFAULTS.policies
     names = [n.strip() for v in values for n in v.split(",") if n.strip()]
     unknown = [n for n in names if n not in POLICIES]
     if unknown:

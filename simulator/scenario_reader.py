@@ -57,10 +57,23 @@ from placement.fit import product_key
 from placement.model import NvlinkMode
 from placement.policies import PROFILES
 from placement.quantity import QuantityError, parse_milli
-from simulator.catalog import BUILTIN_TYPES, NodeType, islands_for
+from simulator.catalog import (
+    BUILTIN_TYPES,
+    DEFAULT_CPU_PER_GPU,
+    DEFAULT_DISK_BYTES_PER_S,
+    DEFAULT_MEMORY_PER_GPU,
+    DEFAULT_REMOTE_BYTES_PER_S,
+    NodeType,
+    islands_for,
+)
 from simulator.fields import Fields, ScenarioError
 from simulator.scenario import PATTERNS, OutOfBand, Pool, Scenario, Service, Traffic
 from simulator.settings import SETTINGS_KEYS, Settings, read_settings
+
+_TRAFFIC_DEFAULTS = Traffic("constant", 0.0)
+"""Traffic with every optional field at its default."""
+_SERVICE_DEFAULTS = Service("", "", 0, 1, 0, _TRAFFIC_DEFAULTS)
+"""A one-GPU service with every optional field at its default (CPU and memory are per GPU)."""
 
 _TOP = (
     "name",
@@ -183,15 +196,17 @@ def _pool(raw: object, path: str, problems: list[str]) -> Pool | None:
         gpus=gpus,
         vram_per_gpu=vram,
         islands=_nvlink_islands(f, gpus, default_islands),
-        cpu_milli=_cpu_milli(f, "cpu", int(base.cpu_milli * scale) if base else gpus * 12000),
+        cpu_milli=_cpu_milli(
+            f, "cpu", int(base.cpu_milli * scale) if base else gpus * DEFAULT_CPU_PER_GPU
+        ),
         memory_bytes=f.size(
-            "memory", int(base.memory_bytes * scale) if base else gpus * 128 * 1024**3
+            "memory", int(base.memory_bytes * scale) if base else gpus * DEFAULT_MEMORY_PER_GPU
         ),
         local_disk_bytes_per_s=f.rate(
-            "localDiskBandwidth", base.local_disk_bytes_per_s if base else 2.0 * 1024**3
+            "localDiskBandwidth", base.local_disk_bytes_per_s if base else DEFAULT_DISK_BYTES_PER_S
         ),
         remote_bytes_per_s=f.rate(
-            "remoteBandwidth", base.remote_bytes_per_s if base else 1.25 * 1024**3
+            "remoteBandwidth", base.remote_bytes_per_s if base else DEFAULT_REMOTE_BYTES_PER_S
         ),
         reserved_per_gpu=f.size("reservedPerGpu", base.reserved_per_gpu if base else 0),
         price_per_hour=f.number("pricePerHour", base.price_per_hour * scale if base else 0.0),
@@ -242,13 +257,13 @@ def _traffic(f: Fields, duration: float) -> Traffic:
     traffic = Traffic(
         pattern=pattern,
         rate=rate,
-        trough=f.number("trough", 0.0),
+        trough=f.number("trough", _TRAFFIC_DEFAULTS.trough),
         start=start,
         duration_s=f.duration("duration", 0.0, positive=True) if f.has("duration") else None,
-        on_mean_s=f.duration("onMean", 600.0, positive=True),
-        off_mean_s=f.duration("offMean", 1800.0, positive=True),
-        period_s=f.duration("period", 86400.0, positive=True),
-        peak_at_s=f.duration("peakAt", 50400.0),
+        on_mean_s=f.duration("onMean", _TRAFFIC_DEFAULTS.on_mean_s, positive=True),
+        off_mean_s=f.duration("offMean", _TRAFFIC_DEFAULTS.off_mean_s, positive=True),
+        period_s=f.duration("period", _TRAFFIC_DEFAULTS.period_s, positive=True),
+        peak_at_s=f.duration("peakAt", _TRAFFIC_DEFAULTS.peak_at_s),
     )
     used = {
         "burst": {"start", "duration"},
@@ -282,8 +297,8 @@ def _services(
     policy = f.text("policy")
     if policy and policy not in PROFILES:
         f.bad("policy", f"unknown placement policy {policy!r}; known: {', '.join(PROFILES)}")
-    min_r = f.integer("minReplicas", 0)
-    max_r = f.integer("maxReplicas", max(1, min_r, 4), minimum=1)
+    min_r = f.integer("minReplicas", _SERVICE_DEFAULTS.min_replicas)
+    max_r = f.integer("maxReplicas", max(1, min_r, _SERVICE_DEFAULTS.max_replicas), minimum=1)
     if min_r > max_r:
         f.bad("minReplicas", f"{min_r} is above maxReplicas {max_r}")
     traffic = _traffic(f.child("traffic", _TRAFFIC, required=True), duration)
@@ -296,15 +311,15 @@ def _services(
         traffic=traffic,
         nvlink=NvlinkMode(nvlink_raw),
         products=f.strings("gpuProduct"),
-        init_s=f.duration("initTime", 20.0),
+        init_s=f.duration("initTime", _SERVICE_DEFAULTS.init_s),
         min_replicas=min_r,
         max_replicas=max_r,
         scale_to_zero_after_s=f.duration(
             "scaleToZeroAfter", settings.scale_to_zero_after_s, positive=True
         ),
-        capacity=f.number("capacity", 1.0, exclusive_minimum=True),
-        cpu_milli=_cpu_milli(f, "cpu", 8000 * gpus),
-        memory_bytes=f.size("memory", 64 * 1024**3 * gpus),
+        capacity=f.number("capacity", _SERVICE_DEFAULTS.capacity, exclusive_minimum=True),
+        cpu_milli=_cpu_milli(f, "cpu", _SERVICE_DEFAULTS.cpu_milli * gpus),
+        memory_bytes=f.size("memory", _SERVICE_DEFAULTS.memory_bytes * gpus),
         policy=policy,
     )
     if count == 1:
