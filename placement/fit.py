@@ -6,8 +6,8 @@ device plugin does not offer a MIG-enabled GPU as a whole ``nvidia.com/gpu``), h
 its free memory is known and covers the demand, and no reservation that the node does not show
 yet has claimed it. Pure: no I/O, and ``now`` is an argument.
 
-The reject reasons are built by the small ``reason_*`` functions below, which the vectorized
-evaluation in ``placement.fleet`` shares, so both say exactly the same thing.
+The reject reasons are built by the small ``reason_*`` functions below, which the fleet's fast
+path shares (``placement.fleet.rejects``), so both say exactly the same thing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The reference ``decide()``: every node fitted and scored, the best chosen, ties to the first name."""
+"""``decide()``, the reference: every node fitted and scored, the best chosen, ties by name."""
 
 from __future__ import annotations
 
