@@ -13,13 +13,17 @@
 
 When a test that uses the control plane fails, the end of every control-plane log is added to
 its report.
+
+``wait_for`` is how these tests wait for the cluster to get somewhere: it polls a probe until
+the probe's answer is true, and on timeout fails with the last answer (or exception) it got.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Generator, Iterator, Mapping
-from typing import Any, Protocol
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from kubernetes import client as k8s_client
@@ -31,6 +35,9 @@ from placement.quantity import parse_bytes
 
 _PLANE_KEY = pytest.StashKey[ControlPlane]()
 LOG_TAIL_LINES = 40
+WAIT_S = 60.0
+
+T = TypeVar("T")
 
 
 class StartScheduler(Protocol):
@@ -169,3 +176,47 @@ def pytest_runtest_makereport(
             ("control plane log tails", plane.log_tails(LOG_TAIL_LINES) or "(no logs)")
         )
     return report
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = WAIT_S,
+    *,
+    interval: float = 0.1,
+    retry_on: Callable[[Exception], bool] | None = None,
+) -> T:
+    """Call ``probe`` every ``interval`` seconds until it returns something true; return that.
+
+    An exception that ``retry_on`` accepts (``not_found``, say, while an object is being
+    created) counts as "not yet"; any other ends the wait. After ``timeout`` seconds the test
+    fails, naming ``what`` and the probe's last answer or exception.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        last: object
+        try:
+            last = value = probe()
+        except Exception as exc:
+            if retry_on is None or not retry_on(exc):
+                raise
+            last = exc
+        else:
+            if value:
+                return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what} ({_last(last)})"
+            )
+        time.sleep(interval)
+
+
+def _last(answer: object) -> str:
+    if isinstance(answer, Exception):
+        return f"last error: {type(answer).__name__}: {' '.join(str(answer).split())}"
+    return f"last answer: {answer!r}"
+
+
+def not_found(exc: Exception) -> bool:
+    """For ``wait_for``'s ``retry_on``: the API server answered 404 Not Found."""
+    return isinstance(exc, k8s_client.ApiException) and exc.status == 404

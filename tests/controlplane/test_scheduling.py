@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,12 +10,10 @@ from kubernetes import client as k8s_client
 
 from controlplane.cluster import extender_scheduler_config
 from controlplane.nodes import COUNT_LABEL, MEMORY_LABEL, PRODUCT_LABEL
-from controlplane.pytest_plugin import MakeGpuNodes, StartScheduler
+from controlplane.pytest_plugin import MakeGpuNodes, StartScheduler, wait_for
 from placement.demand import GPU_RESOURCE
 
 pytestmark = pytest.mark.integration
-
-WAIT_S = 30.0
 
 
 def gpu_pod(name: str, gpus: int, **spec: Any) -> dict[str, Any]:
@@ -36,17 +32,6 @@ def gpu_pod(name: str, gpus: int, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def scheduled_node(core: k8s_client.CoreV1Api, namespace: str, name: str) -> str | None:

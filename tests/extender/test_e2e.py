@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from kubernetes import client as k8s
 from controlplane.harness import ControlPlane, SchedulerProcess
 from controlplane.nodes import GpuNode, create_nodes, delete_nodes
 from controlplane.processes import ManagedProcess, free_ports, http_ok
+from controlplane.pytest_plugin import wait_for
 from placement.annotation import decode_reservation
 from placement.model import GIB, GpuState, NodeState
 from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION, encode_status, format_time
@@ -48,17 +49,6 @@ def script(name: str) -> str:
     path = Path(sys.executable).parent / name
     assert path.exists(), f"{name} is not installed in this environment"
     return str(path)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 # ----- the cluster's vramfit pieces --------------------------------------------------------
@@ -452,7 +442,7 @@ def test_stopped_agent_takes_its_node_out_and_back(cluster: Cluster, namespace: 
         cluster.create(namespace, [gpu_pod("pinned", node=node)])
         message = wait_for(
             "the node to be refused",
-            lambda: "heartbeat" in (m := cluster.events(namespace, "pinned")) and m,
+            lambda: m if "heartbeat" in (m := cluster.events(namespace, "pinned")) else None,
             timeout=30,
         )
         assert "node agent heartbeat is" in message
@@ -542,7 +532,7 @@ def test_sigkill_mid_burst_and_restart_never_double_books(cluster: Cluster, name
     )
     creating.start()
     try:
-        wait_for("the burst to start", lambda: cluster.bound(namespace), every=0.02)
+        wait_for("the burst to start", lambda: cluster.bound(namespace), interval=0.02)
         cluster.extender.kill()
         at_kill = len(cluster.bound(namespace))
     finally:

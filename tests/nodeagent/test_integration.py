@@ -13,7 +13,7 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 
 from controlplane.harness import ControlPlane
 from controlplane.manifests import load_documents, server_side_apply
-from controlplane.pytest_plugin import MakeGpuNodes
+from controlplane.pytest_plugin import MakeGpuNodes, not_found, wait_for
 from nodeagent.agent import Agent, build_agent, kube_client
 from nodeagent.config import argument_parser, settings_from_args
 from nodeagent.kube import MERGE_PATCH, ApiError, Credentials, KubeClient
@@ -55,22 +55,6 @@ def agent_api(control_plane: ControlPlane) -> ControlPlane:
 def custom(agent_api: ControlPlane) -> Iterator[k8s.CustomObjectsApi]:
     with agent_api.api_client() as api:
         yield k8s.CustomObjectsApi(api)
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except k8s.ApiException as exc:
-            if exc.status != 404:
-                raise
-            last = None
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def start_agent(
@@ -127,6 +111,7 @@ def test_object_and_lease_appear_and_update_only_on_meaningful_change(
             lambda: custom.get_cluster_custom_object_status(
                 "vramfit.io", "v1alpha1", "nodegpustates", node
             ),
+            retry_on=not_found,
         )
         wait_for("its status", lambda: custom.get_cluster_custom_object_status(
             "vramfit.io", "v1alpha1", "nodegpustates", node).get("status"))  # fmt: skip
@@ -137,7 +122,9 @@ def test_object_and_lease_appear_and_update_only_on_meaningful_change(
         assert [g.total_bytes for g in state.gpus] == [80 * GIB, 80 * GIB]
         assert all(g.healthy and g.free_bytes == 80 * GIB for g in state.gpus)
         lease = wait_for(
-            "the Lease", lambda: coordination.read_namespaced_lease(f"vramfit-agent-{node}", NS)
+            "the Lease",
+            lambda: coordination.read_namespaced_lease(f"vramfit-agent-{node}", NS),
+            retry_on=not_found,
         )
         assert lease.spec.holder_identity == node and lease.spec.lease_duration_seconds == 40
         first_renew = lease.spec.renew_time
