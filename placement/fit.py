@@ -172,7 +172,42 @@ def fit(
     name = node.name
     if demand.gpus <= 0:
         return Fit(name, (), True)
+    nvlink = effective_nvlink(demand, settings)
     # Unresolvable first: what the node could never offer, whatever it is doing now.
+    lasting = _lasting(node, demand, nvlink)
+    if isinstance(lasting, Reject):
+        return lasting
+    large, node_islands = lasting
+    # Resolvable: the agent, the report, and what is free now.
+    down = _agent_down(node, now, settings)
+    if down is not None:
+        return down
+    hidden = hidden_gpus(node, (r for r in reservations if r.pod_uid != pod_uid), now)
+    candidates, why = _candidates(large, demand, hidden, pod_uid)
+    if len(candidates) < demand.gpus:
+        return Reject(
+            name,
+            reason_not_free(demand.gpus, demand.vram_per_gpu, len(candidates), why),
+            resolvable=True,
+        )
+    chosen, same_island = _choose(node_islands, candidates, demand.gpus)
+    if nvlink is NvlinkMode.REQUIRED and not same_island:
+        free_ids = {g.uuid for g in candidates}
+        return Reject(
+            name,
+            reason_split(demand.gpus, (len(i & free_ids) for i in node_islands)),
+            resolvable=True,
+        )
+    return Fit(name, chosen, same_island)
+
+
+def _lasting(
+    node: NodeState, demand: Demand, nvlink: NvlinkMode
+) -> Reject | tuple[list[GpuState], list[frozenset[str]]]:
+    """What the node could never offer, in fit()'s order: GPUs, the product, GPUs large enough,
+    an NVLink island large enough. A ``Reject`` (unresolvable, but for an agent that reads no
+    GPUs), else the GPUs of the right product and size and the node's islands."""
+    name = node.name
     if not node.gpus:
         if node.agent_error:
             # An agent that cannot read NVML publishes no GPUs; that says nothing lasting.
@@ -195,15 +230,19 @@ def fit(
             ),
             resolvable=False,
         )
-    nvlink = effective_nvlink(demand, settings)
     node_islands = islands(node) if demand.gpus > 1 else []
     if nvlink is NvlinkMode.REQUIRED:
         large_ids = {g.uuid for g in large}
         best_island = max((len(i & large_ids) for i in node_islands), default=0)
         if best_island < demand.gpus:
             return Reject(name, reason_no_island(demand.gpus, best_island), resolvable=False)
+    return large, node_islands
 
-    # Resolvable: the agent, the report, and what is free now.
+
+def _agent_down(node: NodeState, now: float, settings: FitSettings) -> Reject | None:
+    """Whether the node's agent is failing, gone quiet or behind, in fit()'s order: its error,
+    its Lease (never seen, or expired), the age of its report."""
+    name = node.name
     if node.agent_error:
         return Reject(name, reason_agent_error(node.agent_error), resolvable=True)
     if node.lease_renewed_at is None:
@@ -216,7 +255,13 @@ def fit(
         return Reject(
             name, reason_report_old(report_age, settings.max_report_age_s), resolvable=True
         )
-    hidden = hidden_gpus(node, (r for r in reservations if r.pod_uid != pod_uid), now)
+    return None
+
+
+def _candidates(
+    large: list[GpuState], demand: Demand, hidden: set[str], pod_uid: str
+) -> tuple[list[GpuState], dict[str, int]]:
+    """The GPUs free for the pod now, and how many each cause keeps from being free."""
     why: dict[str, int] = {}
     candidates: list[GpuState] = []
     for g in large:
@@ -225,21 +270,7 @@ def fit(
             candidates.append(g)
         else:
             why[cause] = why.get(cause, 0) + 1
-    if len(candidates) < demand.gpus:
-        return Reject(
-            name,
-            reason_not_free(demand.gpus, demand.vram_per_gpu, len(candidates), why),
-            resolvable=True,
-        )
-    chosen, same_island = _choose(node_islands, candidates, demand.gpus)
-    if nvlink is NvlinkMode.REQUIRED and not same_island:
-        free_ids = {g.uuid for g in candidates}
-        return Reject(
-            name,
-            reason_split(demand.gpus, (len(i & free_ids) for i in node_islands)),
-            resolvable=True,
-        )
-    return Fit(name, chosen, same_island)
+    return candidates, why
 
 
 def _choose(
