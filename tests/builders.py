@@ -70,10 +70,12 @@ def gpu(
 ) -> GpuState:
     """GPU ``index`` of ``node``: an H100 with 80 GiB, all free, healthy, held by no pod.
 
-    ``free=None`` is a GPU whose memory could not be read; an unhealthy GPU's ``reason``
-    defaults to an XID.
+    ``free=None`` is a GPU whose memory could not be read; ``used`` defaults to what is not
+    free, and an unhealthy GPU's ``reason`` to an XID.
     """
     free_gib = total if free is _Full.FULL else free
+    if used is None and free_gib is not None:
+        used = total - free_gib
     return GpuState(
         uuid=uuid(index, node),
         index=index,

@@ -10,42 +10,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeagent.change import ChangeSettings, WriteReason, memory_moved, structure, write_reason
-from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
+from placement.model import GIB, CachedModel, MigDevice, NodeState, PodMemory
+from tests.builders import gpu, node
 
-GIB = 1024**3
 S = ChangeSettings(memory_threshold_bytes=GIB // 2, min_interval_s=5.0, max_age_s=60.0)
 
 
-def node(free: int = 70 * GIB, **gpu: object) -> NodeState:
-    g = GpuState(
-        uuid="GPU-a",
-        index=0,
-        product="H100",
-        total_bytes=80 * GIB,
-        free_bytes=free,
-        used_bytes=80 * GIB - free,
-    )
-    g = dataclasses.replace(g, **gpu)  # type: ignore[arg-type]
-    return NodeState(name="n", gpus=(g,), observed_at=0.0, lease_renewed_at=None)
-
-
-BASE = node()
+BASE = node([gpu(0, free=70)])
 
 
 @pytest.mark.parametrize(
     ("new", "dt", "reason"),
     [
-        pytest.param(node(), 1.0, None, id="nothing-changed"),
-        pytest.param(node(70 * GIB - 100 * 1024**2), 10.0, None, id="small-move"),
-        pytest.param(node(69 * GIB), 10.0, WriteReason.MEMORY, id="big-move"),
-        pytest.param(node(69 * GIB), 2.0, None, id="big-move-too-soon"),
-        pytest.param(node(), 60.0, WriteReason.MAX_AGE, id="max-age"),
+        pytest.param(BASE, 1.0, None, id="nothing-changed"),
+        pytest.param(node([gpu(0, free=70 - 100 / 1024)]), 10.0, None, id="small-move"),
+        pytest.param(node([gpu(0, free=69)]), 10.0, WriteReason.MEMORY, id="big-move"),
+        pytest.param(node([gpu(0, free=69)]), 2.0, None, id="big-move-too-soon"),
+        pytest.param(BASE, 60.0, WriteReason.MAX_AGE, id="max-age"),
+        pytest.param(node([gpu(0, free=70, healthy=False)]), 0.1, WriteReason.CHANGED, id="health"),
         pytest.param(
-            node(healthy=False, unhealthy_reason="XID 79"), 0.1, WriteReason.CHANGED, id="health"
+            node([gpu(0, free=70, holder="pod-1")]), 0.1, WriteReason.CHANGED, id="holder"
         ),
-        pytest.param(node(holder_pod_uid="pod-1"), 0.1, WriteReason.CHANGED, id="holder"),
-        pytest.param(node(free_bytes=None), 0.1, WriteReason.CHANGED, id="reading-lost"),
-        pytest.param(node(pod_memory=(PodMemory("p", 1),)), 0.1, WriteReason.CHANGED, id="new-pod"),
+        pytest.param(node([gpu(0, free=None)]), 0.1, WriteReason.CHANGED, id="reading-lost"),
+        pytest.param(
+            node([gpu(0, free=70, pod_memory=[PodMemory("p", 1)])]),
+            0.1,
+            WriteReason.CHANGED,
+            id="new-pod",
+        ),
         pytest.param(
             dataclasses.replace(BASE, agent_error="NVML unavailable"),
             0.1,
@@ -74,7 +66,7 @@ def test_drift_accumulates_against_the_last_write() -> None:
     written, at = BASE, 0.0
     writes = 0
     for step in range(1, 40):
-        new = node(70 * GIB - step * 50 * 1024**2)
+        new = node([gpu(0, free=70 - step * 50 / 1024)])
         if write_reason(written, at, new, step * 10.0, S):
             written, at, writes = new, step * 10.0, writes + 1
     assert writes >= 3
@@ -89,7 +81,7 @@ def test_memory_only_writes_are_at_least_min_interval_apart(free: list[int]) -> 
     times = []
     for i, f in enumerate(free):
         now = float(i)
-        new = node(f)
+        new = node([gpu(0, free=f / GIB)])
         if write_reason(written, at, new, now, S) is not None:
             written, at = new, now
             times.append(now)
@@ -98,17 +90,17 @@ def test_memory_only_writes_are_at_least_min_interval_apart(free: list[int]) -> 
 
 
 def test_structure_ignores_amounts_and_memory_moved_measures_them() -> None:
-    assert structure(node(1)) == structure(node(2))
-    assert memory_moved(node(10 * GIB), node(7 * GIB)) == 3 * GIB
+    assert structure(node([gpu(0, free=1)])) == structure(node([gpu(0, free=2)]))
+    assert memory_moved(node([gpu(0, free=10)]), node([gpu(0, free=7)])) == 3 * GIB
 
 
 MIG_A = MigDevice("MIG-1", 1, 0, 20 * GIB, 10 * GIB, 10 * GIB)
-MIG_BASE = node(mig_enabled=True, mig_devices=(MIG_A,))
+MIG_BASE = node([gpu(0, free=70, mig=True, mig_devices=[MIG_A])])
 
 
 def mig(**device: object) -> NodeState:
     changed = dataclasses.replace(MIG_A, **device)  # type: ignore[arg-type]
-    return node(mig_enabled=True, mig_devices=(changed,))
+    return node([gpu(0, free=70, mig=True, mig_devices=[changed])])
 
 
 @pytest.mark.parametrize(
@@ -121,7 +113,7 @@ def mig(**device: object) -> NodeState:
         pytest.param(mig(free_bytes=None), 0.1, WriteReason.CHANGED, id="mig-reading-lost"),
         pytest.param(mig(uuid="MIG-2", gpu_instance_id=2), 0.1, WriteReason.CHANGED,
                      id="mig-reconfigured"),
-        pytest.param(node(mig_enabled=True, mig_devices=(MIG_A, dataclasses.replace(MIG_A, uuid="MIG-2"))),
+        pytest.param(node([gpu(0, free=70, mig=True, mig_devices=[MIG_A, dataclasses.replace(MIG_A, uuid="MIG-2")])]),
                      0.1, WriteReason.CHANGED, id="mig-device-added"),
     ],
 )  # fmt: skip
