@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-import simpy
 
-from placement.model import Demand
-from simulator.catalog import BUILTIN_TYPES, islands_for
-from simulator.cluster import Node, ServiceState, SimPod
+from simulator.cluster import Node
 from simulator.default_policy import device_plugin_gpus, nodes_to_find
-from simulator.scenario import Service, Traffic
+from tests.simulator.builders import sim_node
 
 
 @pytest.mark.parametrize(
@@ -31,29 +26,18 @@ def test_nodes_to_find(total: int, percent: int, expected: int) -> None:
     assert nodes_to_find(total, percent) == expected
 
 
-def node(nvlink: str | tuple[tuple[int, ...], ...], held: tuple[int, ...] = ()) -> Node:
-    islands = islands_for(nvlink, 8) if isinstance(nvlink, str) else nvlink
-    t = dataclasses.replace(BUILTIN_TYPES["a100-80gb-8"], islands=islands)
-    n = Node(simpy.Environment(), 0, "n-0", "n", t)
-    spec = Service("s", "m", 1, 1, 1, Traffic("constant", 1.0))
-    holder = SimPod("s-1", ServiceState(spec, Demand(gpus=1)), 0.0)
-    for i in held:
-        n.gpus[i].holder = holder
-    return n
-
-
 QUADS = ((0, 1, 2, 3), (4, 5, 6, 7))
 
 
 @pytest.mark.parametrize(
     ("n", "count", "expected"),
     [
-        pytest.param(node("all"), 1, (0,), id="one-lowest"),
-        pytest.param(node("all", held=(0, 1)), 2, (2, 3), id="nvswitch-lowest-free"),
-        pytest.param(node(QUADS, held=(0,)), 2, (1, 2), id="island-with-fewest-free"),
-        pytest.param(node(QUADS, held=(0, 5)), 3, (1, 2, 3), id="tie-lowest-island"),
-        pytest.param(node(QUADS, held=(0, 1, 4, 5)), 4, (2, 3, 6, 7), id="spans-when-it-must"),
-        pytest.param(node("none", held=(1,)), 2, (0, 2), id="no-nvlink"),
+        pytest.param(sim_node("all"), 1, (0,), id="one-lowest"),
+        pytest.param(sim_node("all", held=(0, 1)), 2, (2, 3), id="nvswitch-lowest-free"),
+        pytest.param(sim_node(QUADS, held=(0,)), 2, (1, 2), id="island-with-fewest-free"),
+        pytest.param(sim_node(QUADS, held=(0, 5)), 3, (1, 2, 3), id="tie-lowest-island"),
+        pytest.param(sim_node(QUADS, held=(0, 1, 4, 5)), 4, (2, 3, 6, 7), id="spans-when-it-must"),
+        pytest.param(sim_node("none", held=(1,)), 2, (0, 2), id="no-nvlink"),
     ],
 )
 def test_device_plugin_gpus(n: Node, count: int, expected: tuple[int, ...]) -> None:
@@ -62,4 +46,4 @@ def test_device_plugin_gpus(n: Node, count: int, expected: tuple[int, ...]) -> N
 
 def test_device_plugin_refuses_more_than_free() -> None:
     with pytest.raises(ValueError, match="has 6 free GPUs, pod asks for 8"):
-        device_plugin_gpus(node("all", held=(0, 1)), 8)
+        device_plugin_gpus(sim_node("all", held=(0, 1)), 8)

@@ -11,11 +11,10 @@ import dataclasses
 import pytest
 
 from placement.lifecycle import GONE, PodFacts
-from placement.model import Demand
-from simulator.cluster import Phase, ServiceState, SimPod
+from simulator.cluster import Phase
 from simulator.engine import Engine
-from simulator.scenario import Service, Traffic
 from simulator.vramfit_policy import pod_facts
+from tests.simulator.builders import sim_pod
 from tests.simulator.test_tiny_scenarios import NODE, tiny
 
 TWO_NODES = tiny(
@@ -48,11 +47,6 @@ def test_a_load_the_agent_already_shows_is_in_flight_until_ready(end: str) -> No
     placed = {p.service: (p.node, p.bound_at, p.ready_at) for p in run.pods}
     assert placed == {"a": ("n-0", 0.0, 10.0), "b": ("n-1", 5.0, 15.0)}
     assert run.node_peaks == (("n-0", 1), ("n-1", 1))
-
-
-def sim_pod(phase: Phase) -> SimPod:
-    spec = Service("s", "m", 1, 1, 1, Traffic("constant", 1.0))
-    return SimPod("s-1", ServiceState(spec, Demand(gpus=1)), 0.0, phase=phase)
 
 
 FACTS = {

@@ -1,0 +1,38 @@
+"""Builders of the simulator's own node and pod for its tests (the core's are ``tests.builders``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import simpy
+
+from placement.model import Demand
+from simulator.catalog import BUILTIN_TYPES, islands_for
+from simulator.cluster import Node, Phase, ServiceState, SimPod
+from simulator.scenario import Service, Traffic
+
+
+def sim_node(
+    nvlink: str | Sequence[Sequence[int]] = "all",
+    *,
+    held: Iterable[int] = (),
+    node_type: str = "a100-80gb-8",
+) -> Node:
+    """Node ``n-0`` of a built-in type, its GPUs linked by ``nvlink`` ("all", "none" or islands
+    of GPU indices), its ``held`` GPUs held by ``sim_pod()``."""
+    base = BUILTIN_TYPES[node_type]
+    islands = (
+        islands_for(nvlink, base.gpus) if isinstance(nvlink, str) else tuple(map(tuple, nvlink))
+    )
+    n = Node(simpy.Environment(), 0, "n-0", "n", dataclasses.replace(base, islands=islands))
+    holder = sim_pod()
+    for i in held:
+        n.gpus[i].holder = holder
+    return n
+
+
+def sim_pod(phase: Phase = Phase.PENDING) -> SimPod:
+    """Pod ``s-1`` of a one-GPU service ``s``, in ``phase``."""
+    spec = Service("s", "m", 1, 1, 1, Traffic("constant", 1.0))
+    return SimPod("s-1", ServiceState(spec, Demand(gpus=1)), 0.0, phase=phase)
