@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from placement.lifecycle import assume
 from placement.model import (
     GIB,
-    CachedModel,
     Demand,
     Fit,
-    GpuState,
     NodeState,
     Reject,
     Reservation,
@@ -20,52 +16,13 @@ from placement.model import (
 )
 from placement.policies import PROFILES, Profile, UnknownProfileError, resolve_profile
 from placement.reference import decide
+from tests.builders import NOW, node, reservation
 
-NOW = 7_000.0
-
-
-def node(
-    name: str, free: Sequence[float], *, models: Sequence[str] = (), lease: float | None = NOW
-) -> NodeState:
-    """A node of 80 GiB GPUs, all NVLinked, with ``free`` GiB on each."""
-    uuids = [f"{name}-GPU-{i}" for i in range(len(free))]
-    gpus = tuple(
-        GpuState(
-            uuid=u,
-            index=i,
-            product="NVIDIA-H100-80GB-HBM3",
-            total_bytes=80 * GIB,
-            free_bytes=int(f * GIB),
-            nvlink_peers=frozenset(uuids) - {u},
-        )
-        for i, (u, f) in enumerate(zip(uuids, free, strict=True))
-    )
-    return NodeState(
-        name=name,
-        gpus=gpus,
-        observed_at=NOW,
-        lease_renewed_at=lease,
-        cached_models=tuple(CachedModel(m, GIB) for m in models),
-    )
-
-
-def reserve(pod: str, state: NodeState, *gpus: int, ready: bool = False) -> Reservation:
-    return Reservation(
-        pod_uid=pod,
-        pod_key=f"ns/{pod}",
-        node=state.name,
-        gpu_uuids=tuple(state.gpus[i].uuid for i in gpus),
-        bytes_per_gpu=40 * GIB,
-        state=ReservationState.READY if ready else ReservationState.LOADING,
-        created_at=NOW - 1,
-    )
-
-
-A = node("a", [80, 80, 80, 80])
-B = node("b", [80, 80, 80, 80])
-FULL_C = node("c", [80, 10, 10, 10])
-CACHED_D = node("d", [80, 80, 80, 80], models=["llama"])
-DOWN_E = node("e", [80, 80], lease=None)
+A = node(4, name="a")
+B = node(4, name="b")
+FULL_C = node(4, name="c", free=[80, 10, 10, 10])
+CACHED_D = node(4, name="d", models=["llama"])
+DOWN_E = node(2, name="e", lease=None)
 
 
 @pytest.mark.parametrize(
@@ -80,16 +37,26 @@ DOWN_E = node("e", [80, 80], lease=None)
             [A, FULL_C, CACHED_D], Demand(1, model_id="llama"), [], "", "d", id="cache-wins"
         ),
         pytest.param(
-            [A, B], Demand(1), [reserve("x", A, 0)], "", "b", id="load-in-flight-pushes-away"
+            [A, B],
+            Demand(1),
+            [reservation("x", [0], node="a", state=ReservationState.LOADING)],
+            "",
+            "b",
+            id="load-in-flight-pushes-away",
         ),
         pytest.param(
-            [A, B], Demand(1), [reserve("me", A, 0)], "me", "a", id="own-load-does-not-count"
+            [A, B],
+            Demand(1),
+            [reservation("me", [0], node="a", state=ReservationState.LOADING)],
+            "me",
+            "a",
+            id="own-load-does-not-count",
         ),
         pytest.param(
             # b's ready (not in flight) reservation is not on the node yet: b is fuller.
             [A, B],
             Demand(1),
-            [reserve("x", B, 0, 1, ready=True)],
+            [reservation("x", [0, 1], node="b", state=ReservationState.READY)],
             "",
             "b",
             id="binpack-counts-reserved-gpus-as-taken",
@@ -128,8 +95,8 @@ def test_decide_reports_every_reject_and_score() -> None:
         Reject("c", "needs 2 free GPU(s) with 40 GiB each; 1 free now (3 busy)", True),
     )
     assert decision.fits == (
-        Fit("a", ("a-GPU-0", "a-GPU-1"), True),
-        Fit("b", ("b-GPU-0", "b-GPU-1"), True),
+        Fit("a", ("a/GPU-0", "a/GPU-1"), True),
+        Fit("b", ("b/GPU-0", "b/GPU-1"), True),
     )
     # binpack (2*5 + 3*10 + 3*0 + 2*10) / 10: half the VRAM left, no load, no cache, linked.
     assert decision.scores == (("a", 6.0), ("b", 6.0))
@@ -170,14 +137,14 @@ def test_custom_profile() -> None:
 
 
 def test_assume_records_the_choice() -> None:
-    chosen = Fit("a", ("a-GPU-2", "a-GPU-3"), True)
+    chosen = Fit("a", ("a/GPU-2", "a/GPU-3"), True)
     demand = Demand(2, vram_per_gpu=40 * GIB, model_id="llama")
     r = assume(chosen, demand, pod_uid="uid-1", pod_key="ns/p", now=NOW, ttl_s=30)
     assert r == Reservation(
         pod_uid="uid-1",
         pod_key="ns/p",
         node="a",
-        gpu_uuids=("a-GPU-2", "a-GPU-3"),
+        gpu_uuids=("a/GPU-2", "a/GPU-3"),
         bytes_per_gpu=40 * GIB,
         state=ReservationState.ASSUMED,
         created_at=NOW,
