@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import pytest
 
@@ -20,7 +19,6 @@ from placement.fleet import (
 )
 from placement.model import (
     GIB,
-    CachedModel,
     Demand,
     Fit,
     FitSettings,
@@ -33,55 +31,19 @@ from placement.model import (
 )
 from placement.policies import POLICIES, Profile
 from placement.reference import decide
-from tests.builders import NOW as FIT_NOW
+from tests.builders import NOW, node, reservation
 from tests.placement.test_fit import CASES as FIT_CASES
-
-NOW = 50_000.0
-
-
-def node(
-    name: str,
-    n: int = 8,
-    *,
-    free: float = 80,
-    held: Sequence[int] = (),
-    islands: Sequence[Sequence[int]] | None = None,
-    lease: float | None = NOW - 1,
-    models: Sequence[str] = (),
-) -> NodeState:
-    """``n`` 80 GiB GPUs; NVLink all, or by ``islands`` of indices; ``held`` GPUs have a pod."""
-    groups = [list(range(n))] if islands is None else islands
-    peers = {i: {j for j in g if j != i} for g in groups for i in g}
-    gpus = tuple(
-        GpuState(
-            uuid=f"{name}/GPU-{i}",
-            index=i,
-            product="NVIDIA-H100-80GB-HBM3",
-            total_bytes=80 * GIB,
-            free_bytes=int(free * GIB),
-            holder_pod_uid="other" if i in held else None,
-            nvlink_peers=frozenset(f"{name}/GPU-{j}" for j in peers.get(i, ())),
-        )
-        for i in range(n)
-    )
-    return NodeState(
-        name=name,
-        gpus=gpus,
-        observed_at=NOW - 1,
-        lease_renewed_at=lease,
-        cached_models=tuple(CachedModel(m, GIB) for m in models),
-    )
 
 
 def test_replace_remove_and_reuse_rows() -> None:
     fleet = Fleet(capacity=1, width=1)
-    a, b, c = node("a"), node("b", 2), node("c", 12)
+    a, b, c = node(name="a"), node(2, name="b"), node(12, name="c")
     fleet.replace(a)
     fleet.replace(b)
     fleet.replace(c)  # more rows and more GPU slots than allocated
     assert len(fleet) == 3 and fleet.width == 12 and fleet.capacity >= 3
     assert fleet.node("c") == c and "c" in fleet and "z" not in fleet
-    smaller = node("c", 2, free=10)
+    smaller = node(2, name="c", free=10)
     fleet.replace(smaller)
     assert fleet.node("c") == smaller and len(fleet) == 3
     fleet.remove("a")
@@ -89,7 +51,7 @@ def test_replace_remove_and_reuse_rows() -> None:
     assert sorted(fleet.names()) == ["b", "c"]
     with pytest.raises(KeyError):
         fleet.node("a")
-    fleet.replace(node("d"))  # takes the freed row
+    fleet.replace(node(name="d"))  # takes the freed row
     assert fleet.capacity == 4
     fits, rejects = evaluate(
         fleet, Query(["a", "b", "c", "d"], Demand(2, vram_per_gpu=20 * GIB), [], now=NOW)
@@ -102,7 +64,7 @@ def test_replace_remove_and_reuse_rows() -> None:
 
 
 def test_renew_changes_only_the_lease() -> None:
-    stale = node("a", lease=NOW - 100)
+    stale = node(name="a", lease=NOW - 100)
     fleet = Fleet([stale])
     assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[1] == {
         "a": Reject("a", "node agent heartbeat is 100s old (lease 40s)", True)
@@ -168,7 +130,7 @@ def gpu(uuid: str, index: int, total: object = 80 * GIB, free: object = 80 * GIB
     ],
 )
 def test_fleet_refuses_what_it_cannot_hold_exactly(state: NodeState, problem: str) -> None:
-    fleet = Fleet([node("x")])
+    fleet = Fleet([node(name="x")])
     before = fleet.node("x")
     with pytest.raises(FleetError) as info:
         fleet.replace(state)
@@ -177,10 +139,10 @@ def test_fleet_refuses_what_it_cannot_hold_exactly(state: NodeState, problem: st
     assert fleet.node("x") == before  # the old row stays
 
 
-SPLIT = node("split", held=[0, 1, 4, 5], islands=[[0, 1, 2, 3], [4, 5, 6, 7]])
-BUSY = node("busy", free=10)
-OK = node("ok")
-SMALL = node("small", 2)
+SPLIT = node(name="split", held=[0, 1, 4, 5], nvlink=[[0, 1, 2, 3], [4, 5, 6, 7]])
+BUSY = node(name="busy", free=10)
+OK = node(name="ok")
+SMALL = node(2, name="small")
 
 
 @pytest.mark.parametrize(
@@ -241,31 +203,22 @@ def test_named_cases(
 
 
 def test_reservations_hide_gpus_and_count_as_loads() -> None:
-    a, b = node("a", 2), node("b", 2)
+    a, b = node(2, name="a"), node(2, name="b")
     fleet = Fleet([a, b])
 
-    def reserve(pod: str, on: NodeState, *gpus: int) -> Reservation:
-        return Reservation(
-            pod,
-            f"ns/{pod}",
-            on.name,
-            tuple(on.gpus[i].uuid for i in gpus),
-            0,
-            ReservationState.LOADING,
-            NOW - 1,
-        )
-
-    reservations = [reserve("p", a, 0), reserve("q", a, 1), reserve("me", b, 0, 1)]
+    loading = ReservationState.LOADING
+    reservations = [
+        reservation("p", [0], node="a", state=loading),
+        reservation("q", [1], node="a", state=loading),
+        reservation("me", [0, 1], node="b", state=loading),
+    ]
     fits, rejects = evaluate(
         fleet, Query(["a", "b"], Demand(1), reservations, now=NOW, pod_uid="me")
     )
     assert fits == {"b": ("b/GPU-0",)}
     assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 reserved)"
     # Once a's node shows p's GPU held by p, it counts as held, not reserved.
-    shown = dataclasses.replace(
-        a, gpus=(dataclasses.replace(a.gpus[0], holder_pod_uid="p"), a.gpus[1])
-    )
-    fleet.replace(shown)
+    fleet.replace(node(2, name="a", held={0: "p"}))
     _, rejects = evaluate(fleet, Query(["a"], Demand(1), reservations, now=NOW, pod_uid="me"))
     assert (
         rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (1 held, 1 reserved)"
@@ -276,11 +229,11 @@ def test_reservations_hide_gpus_and_count_as_loads() -> None:
 
 def test_decide_fleet_scores_and_choice_match_decide() -> None:
     nodes = [
-        node("a"),
-        node("b", free=40),
-        node("c", models=["llama"]),
-        node("d", islands=[[0, 1], [2, 3], [4, 5, 6, 7]]),
-        node("e", held=[0, 1, 2]),
+        node(name="a"),
+        node(name="b", free=40),
+        node(name="c", models=["llama"]),
+        node(name="d", nvlink=[[0, 1], [2, 3], [4, 5, 6, 7]]),
+        node(name="e", held=[0, 1, 2]),
     ]
     fleet = Fleet(nodes)
     for demand in (Demand(1, model_id="llama"), Demand(3, policy="spread"), Demand(2)):
@@ -295,15 +248,13 @@ def test_every_policy_scores_the_same_through_the_fleet(policy: str) -> None:
     """Each registered policy alone, on nodes where it tells them apart: the fleet's form gives
     decide()'s scores bit for bit (a policy without a fleet form fails here, not in a request)."""
     nodes = [
-        node("a"),
-        node("b", free=40, held=[0]),
-        node("c", models=["llama"]),
-        node("d", islands=[[0, 1], [2, 3], [4, 5, 6, 7]]),
-        node("e", held=[0, 1, 2]),
+        node(name="a"),
+        node(name="b", free=40, held=[0]),
+        node(name="c", models=["llama"]),
+        node(name="d", nvlink=[[0, 1], [2, 3], [4, 5, 6, 7]]),
+        node(name="e", held=[0, 1, 2]),
     ]
-    reservations = [
-        Reservation("r", "ns/r", "a", ("a/GPU-0",), 40 * GIB, ReservationState.BOUND, NOW - 5)
-    ]
+    reservations = [reservation("r", [0], node="a", state=ReservationState.BOUND, created=NOW - 5)]
     profile = Profile(policy, ((policy, 1.0),))
     for demand in (Demand(1, model_id="llama"), Demand(4)):
         names = [n.name for n in nodes]
@@ -315,11 +266,11 @@ def test_every_policy_scores_the_same_through_the_fleet(policy: str) -> None:
 
 
 def test_a_demand_of_no_gpus_fits_every_known_node() -> None:
-    fleet = Fleet([node("a"), node("b", 0)])
+    fleet = Fleet([node(name="a"), node(0, name="b")])
     fits, rejects = evaluate(fleet, Query(["a", "b", "zz"], Demand(0), [], now=NOW))
     assert fits == {"a": (), "b": ()}
     assert rejects == {"zz": Reject("zz", REASON_NO_REPORT, True)}
-    assert fit(node("b", 0), Demand(0), [], now=NOW) == Fit("b", (), True)
+    assert fit(node(0, name="b"), Demand(0), [], now=NOW) == Fit("b", (), True)
 
 
 @pytest.mark.parametrize(
@@ -337,7 +288,7 @@ def test_every_named_fit_case_answers_the_same_through_the_fleet(
     fleet = Fleet([state], capacity=1, width=1)
     fits, rejects = evaluate(
         fleet,
-        Query([state.name], demand, reservations, now=FIT_NOW, settings=settings, pod_uid=pod_uid),
+        Query([state.name], demand, reservations, now=NOW, settings=settings, pod_uid=pod_uid),
     )
     if isinstance(expected, Fit):
         assert fits == {state.name: expected.gpu_uuids} and rejects == {}
@@ -346,7 +297,7 @@ def test_every_named_fit_case_answers_the_same_through_the_fleet(
 
 
 def test_mig_mode_follows_the_report() -> None:
-    mig = node("a", 2)
+    mig = node(2, name="a")
     mig = dataclasses.replace(
         mig, gpus=tuple(dataclasses.replace(g, mig_enabled=True) for g in mig.gpus)
     )
@@ -354,12 +305,18 @@ def test_mig_mode_follows_the_report() -> None:
     _, rejects = evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))
     assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 MIG-enabled)"
     assert rejects["a"].resolvable
-    fleet.replace(node("a", 2))  # an administrator turned MIG mode off
+    fleet.replace(node(2, name="a"))  # an administrator turned MIG mode off
     assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[0] == {"a": ("a/GPU-0",)}
 
 
 def test_lean_decision_counts_rejects_without_wording_them() -> None:
-    nodes = [node("a", held=range(8)), node("b", 2), node("c"), node("d", lease=None), node("e")]
+    nodes = [
+        node(name="a", held=range(8)),
+        node(2, name="b"),
+        node(name="c"),
+        node(name="d", lease=None),
+        node(name="e"),
+    ]
     fleet = Fleet(nodes)
     names = ["a", "b", "e", "c", "d", "ghost"]
     full = decide_fleet(fleet, Query(names, Demand(4), [], now=NOW))
@@ -384,12 +341,12 @@ def test_lean_decision_counts_rejects_without_wording_them() -> None:
 
 
 def test_rows_are_reused_lowest_first_and_requests_read_only_rows_in_use() -> None:
-    fleet = Fleet([node(f"n{i}", 1) for i in range(6)], capacity=2, width=1)
+    fleet = Fleet([node(1, name=f"n{i}") for i in range(6)], capacity=2, width=1)
     assert fleet.capacity == 8 and fleet.span == 6
     for name in ("n5", "n4", "n1"):
         fleet.remove(name)
     assert fleet.span == 4  # n3 still holds row 3
-    fleet.replace(node("new", 1))  # takes row 1, the lowest free one
+    fleet.replace(node(1, name="new"))  # takes row 1, the lowest free one
     assert fleet.span == 4
     fleet.remove("n3")
     fleet.remove("n2")
