@@ -87,7 +87,6 @@ def parse_document(
             source,
             f"holds {len(docs)} YAML documents (the second at line {line}); expected one",
             line=line,
-            column=1,
         )
     return docs[0][0] if docs else None
 

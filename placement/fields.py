@@ -48,7 +48,7 @@ def quote(value: object, limit: int = MAX_QUOTE) -> str:
     integers with thousands of digits all give a short text.
     """
     try:
-        text = _repr.repr(value)
+        text = repr(value[: limit + 1]) if isinstance(value, str) else _repr.repr(value)
     except (ValueError, RecursionError):  # an int past the digit limit of int -> str
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[:limit] + "…"
