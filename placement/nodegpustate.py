@@ -3,16 +3,17 @@
 One cluster-scoped ``NodeGPUState`` object (group ``vramfit.io``) per node carries a report of
 the node's GPUs in its ``status``. Both directions live here, pure, so the agent and the
 extender cannot drift apart: ``encode_status`` turns a ``NodeState`` into that status, and
-``decode_status`` turns it back, reporting every malformed field by its path.
+``decode_status`` turns it back with the core's field reader (``placement.fields``), reporting
+every malformed field by its path at once (``ReportError``, an ``InputError``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
+from placement.fields import Fields, InputError, Problem, quote
 from placement.model import CachedModel, GpuState, MigDevice, NodeState, PodMemory
 
 GROUP = "vramfit.io"
@@ -81,12 +82,12 @@ class StatusJSON(TypedDict):
     bandwidth: NotRequired[BandwidthJSON]
 
 
-class ReportError(ValueError):
-    """A NodeGPUState status that does not match the schema; lists every bad field."""
+class ReportError(InputError):
+    """A NodeGPUState status that does not match the schema: an ``InputError`` whose source is
+    ``NodeGPUState <node>`` and whose ``problems`` name every bad field by its path."""
 
-    def __init__(self, node: str, problems: list[str]) -> None:
-        super().__init__(f"NodeGPUState {node}: " + "; ".join(problems))
-        self.problems = problems
+    def __init__(self, node: str, problems: Iterable[Problem]) -> None:
+        super().__init__(f"NodeGPUState {node}", problems)
 
 
 def format_time(ts: float) -> str:
@@ -167,97 +168,139 @@ def _encode_mig(m: MigDevice) -> MigDeviceJSON:
     return mj
 
 
-class _Reader:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
+def _string(f: Fields, key: str, *, required: bool = False) -> str:
+    """A string that may be empty (a product NVML did not name, a reason not given), kept as
+    written; ``""`` when absent."""
+    value = f.get(key)
+    if value is None:
+        if required:
+            f.bad(key, "missing (required)")
+        return ""
+    if not isinstance(value, str):
+        f.bad(key, f"expected a string, got {quote(value)}")
+        return ""
+    return value
 
-    def get(
-        self,
-        obj: Mapping[str, Any],
-        key: str,
-        kind: type | tuple[type, ...],
-        path: str,
-        *,
-        optional: bool = False,
-        default: Any = None,
-    ) -> Any:
-        if key not in obj or obj[key] is None:
-            if not optional:
-                self.problems.append(f"{path}.{key}: missing")
-            return default
-        value = obj[key]
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            self.problems.append(f"{path}.{key}: expected {_kind_name(kind)}, got a boolean")
-            return default
-        if not isinstance(value, kind):
-            self.problems.append(
-                f"{path}.{key}: expected {_kind_name(kind)}, got {type(value).__name__}"
+
+def _uuid(f: Fields, seen: dict[str, int], at: int, first: str) -> str:
+    """A required, non-empty UUID that no earlier entry (``first`` + ``[index]``) has."""
+    uuid = _string(f, "uuid", required=True)
+    if uuid in seen:
+        f.bad("uuid", f"{quote(uuid)} repeats {first}[{seen[uuid]}]")
+    elif uuid:
+        seen[uuid] = at
+    elif f.get("uuid") == "":
+        f.bad("uuid", "must not be empty")
+    return uuid
+
+
+def _size(f: Fields, key: str, *, required: bool = False) -> int | None:
+    """A byte count: a whole number in 0..MAX_REPORT_BYTES."""
+    return f.integer(key, None, minimum=0, maximum=MAX_REPORT_BYTES, required=required)
+
+
+def _entries(f: Fields, key: str, *, required: bool = False) -> list[tuple[int, Fields]]:
+    """Each mapping in the list under ``key``, with its position; an entry that is not a
+    mapping is a problem, and skipped."""
+    out: list[tuple[int, Fields]] = []
+    for i, raw in enumerate(f.items(key, required=required)):
+        if isinstance(raw, Mapping):
+            out.append((i, Fields(raw, f.where(f"{key}[{i}]"), f.problems, unknown="ignore")))
+        else:
+            f.bad(f"{key}[{i}]", f"expected a mapping, got {quote(raw)}")
+    return out
+
+
+def _memory(f: Fields) -> tuple[int | None, int | None, int | None]:
+    """Total (required), free and used bytes of a ``memory`` mapping."""
+    return (
+        _size(f, "totalBytes", required=True),
+        _size(f, "freeBytes"),
+        _size(f, "usedBytes"),
+    )
+
+
+def _mig_devices(g: Fields) -> tuple[MigDevice, ...]:
+    """A GPU's MIG devices; UUIDs must be present and must not repeat."""
+    devices: list[MigDevice] = []
+    seen: dict[str, int] = {}
+    for j, m in _entries(g, "migDevices"):
+        uuid = _uuid(m, seen, j, g.where("migDevices"))
+        total = free = used = None
+        memory = m.get("memory")
+        if isinstance(memory, Mapping):
+            total, free, used = _memory(m.child("memory"))
+        elif memory is not None:
+            m.bad("memory", f"expected a mapping, got {quote(memory)}")
+        devices.append(
+            MigDevice(
+                uuid=uuid,
+                gpu_instance_id=m.integer("gpuInstanceId", None),
+                compute_instance_id=m.integer("computeInstanceId", None),
+                total_bytes=total,
+                free_bytes=free,
+                used_bytes=used,
             )
-            return default
-        return value
-
-    def size(self, obj: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> Any:
-        """A byte count: an integer in 0..MAX_REPORT_BYTES."""
-        value = self.get(obj, key, int, path, optional=optional)
-        if value is not None and not 0 <= value <= MAX_REPORT_BYTES:
-            self.problems.append(f"{path}.{key}: {value} is out of range 0..{MAX_REPORT_BYTES}")
-            return None
-        return value
-
-    def instance_id(self, obj: Mapping[str, Any], key: str, path: str) -> int | None:
-        """An optional MIG instance id: an integer >= 0."""
-        value: int | None = self.get(obj, key, int, path, optional=True)
-        if value is not None and value < 0:
-            self.problems.append(f"{path}.{key}: {value} must not be negative")
-            return None
-        return value
-
-    def mig_devices(self, gj: Mapping[str, Any], path: str) -> tuple[MigDevice, ...]:
-        """A GPU's MIG devices; UUIDs must be present and must not repeat."""
-        devices: list[MigDevice] = []
-        seen: dict[str, int] = {}
-        for j, mj in enumerate(self.get(gj, "migDevices", list, path, optional=True, default=[])):
-            p = f"{path}.migDevices[{j}]"
-            if not isinstance(mj, Mapping):
-                self.problems.append(f"{p}: expected an object")
-                continue
-            uuid = self.get(mj, "uuid", str, p, default="")
-            if "uuid" in mj and mj["uuid"] == "":
-                self.problems.append(f"{p}.uuid: must not be empty")
-            elif uuid in seen:
-                self.problems.append(f"{p}.uuid: {uuid!r} repeats {path}.migDevices[{seen[uuid]}]")
-            elif uuid:
-                seen[uuid] = j
-            mem = self.get(mj, "memory", Mapping, p, optional=True)
-            total = free = used = None
-            if mem is not None:
-                total = self.size(mem, "totalBytes", f"{p}.memory")
-                free = self.size(mem, "freeBytes", f"{p}.memory", optional=True)
-                used = self.size(mem, "usedBytes", f"{p}.memory", optional=True)
-            devices.append(
-                MigDevice(
-                    uuid=uuid,
-                    gpu_instance_id=self.instance_id(mj, "gpuInstanceId", p),
-                    compute_instance_id=self.instance_id(mj, "computeInstanceId", p),
-                    total_bytes=total,
-                    free_bytes=free,
-                    used_bytes=used,
-                )
-            )
-        return tuple(devices)
-
-    def rate(self, obj: Mapping[str, Any], key: str, path: str) -> float | None:
-        """An optional bandwidth: a finite, non-negative number."""
-        value = self.get(obj, key, (int, float), path, optional=True)
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            self.problems.append(f"{path}.{key}: {value} must be a finite number >= 0")
-            return None
-        return None if value is None else float(value)
+        )
+    return tuple(devices)
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
+def _peers(g: Fields) -> frozenset[str]:
+    """A GPU's NVLink peers: each a GPU UUID."""
+    peers: list[str] = []
+    for j, peer in enumerate(g.items("nvlinkPeers")):
+        if isinstance(peer, str) and peer:
+            peers.append(peer)
+        else:
+            g.bad(f"nvlinkPeers[{j}]", f"expected a GPU UUID, got {quote(peer)}")
+    return frozenset(peers)
+
+
+def _gpu(g: Fields, i: int, seen_uuid: dict[str, int], seen_index: dict[int, int]) -> GpuState:
+    """The GPU at ``status.gpus[i]``; UUIDs and indices must not repeat an earlier GPU's."""
+    uuid = _uuid(g, seen_uuid, i, "status.gpus")
+    index = g.integer("index", i, minimum=None, required=True)
+    if index < 0:
+        g.bad("index", f"{index} must not be negative")
+    elif index in seen_index:
+        g.bad("index", f"{index} repeats status.gpus[{seen_index[index]}]")
+    else:
+        seen_index[index] = i
+    total, free, used = _memory(g.child("memory", required=True))
+    pods = tuple(
+        PodMemory(_string(pm, "podUID", required=True), _size(pm, "bytes", required=True) or 0)
+        for _, pm in _entries(g, "pods")
+    )
+    peers = _peers(g)
+    return GpuState(
+        uuid=uuid or f"<missing-{i}>",
+        index=index,
+        product=_string(g, "product", required=True),
+        total_bytes=total or 0,
+        free_bytes=free,
+        used_bytes=used,
+        healthy=g.flag("healthy", False, required=True),
+        unhealthy_reason=_string(g, "unhealthyReason"),
+        mig_enabled=g.flag("migEnabled", False),
+        nvlink_peers=peers,
+        holder_pod_uid=_string(g, "holderPodUID") or None,
+        pod_memory=pods,
+        pci_bus_id=_string(g, "pciBusId"),
+        numa_node=g.integer("numaNode", None, minimum=None),
+        mig_devices=_mig_devices(g),
+    )
+
+
+def _observed_at(f: Fields) -> float:
+    """When the agent read the GPUs: an RFC 3339 time with an offset (0.0 when unreadable)."""
+    text = f.text("observedAt", None, required=True)
+    if text is None:
+        return 0.0
+    try:
+        return parse_time(text)
+    except ValueError:
+        f.bad("observedAt", f"{quote(text)} is not an RFC 3339 time")
+        return 0.0
 
 
 def decode_status(
@@ -269,108 +312,37 @@ def decode_status(
 ) -> NodeState:
     """Turn a report into a ``NodeState`` (pure); raises ``ReportError`` listing every bad field.
 
-    Byte counts must be integers in 0..``MAX_REPORT_BYTES``; GPU UUIDs and indices must not
-    repeat; times must be RFC 3339 with an offset.
+    Byte counts must be whole numbers in 0..``MAX_REPORT_BYTES``; GPU UUIDs and indices must
+    not repeat; times must be RFC 3339 with an offset. Fields this version does not read are
+    ignored (a newer agent may write more).
     """
-    r = _Reader()
     if not isinstance(status, Mapping):
-        raise ReportError(node, ["status: expected an object"])
-    observed_raw = r.get(status, "observedAt", str, "status")
-    observed = 0.0
-    if observed_raw is not None:
-        try:
-            observed = parse_time(observed_raw)
-        except ValueError:
-            r.problems.append(f"status.observedAt: {observed_raw!r} is not an RFC 3339 time")
-    available = r.get(status, "nvmlAvailable", bool, "status", optional=True, default=True)
-    error = r.get(status, "error", str, "status", optional=True, default="")
+        raise ReportError(node, [Problem("status", f"expected a mapping, got {quote(status)}")])
+    f = Fields(status, "status", unknown="ignore")
+    observed = _observed_at(f)
+    available = f.flag("nvmlAvailable", True)
+    error = _string(f, "error")
     if not available and not error:
         error = "NVML unavailable"
-    gpus: list[GpuState] = []
     seen_uuid: dict[str, int] = {}
     seen_index: dict[int, int] = {}
-    for i, gj in enumerate(r.get(status, "gpus", list, "status", default=[])):
-        p = f"status.gpus[{i}]"
-        if not isinstance(gj, Mapping):
-            r.problems.append(f"{p}: expected an object")
-            continue
-        uuid = r.get(gj, "uuid", str, p, default="")
-        if uuid in seen_uuid:
-            r.problems.append(f"{p}.uuid: {uuid!r} repeats status.gpus[{seen_uuid[uuid]}]")
-        elif uuid:
-            seen_uuid[uuid] = i
-        elif "uuid" in gj and gj["uuid"] == "":
-            r.problems.append(f"{p}.uuid: must not be empty")
-        index = r.get(gj, "index", int, p, default=i)
-        if index < 0:
-            r.problems.append(f"{p}.index: {index} must not be negative")
-        elif index in seen_index:
-            r.problems.append(f"{p}.index: {index} repeats status.gpus[{seen_index[index]}]")
-        else:
-            seen_index[index] = i
-        mem = r.get(gj, "memory", Mapping, p, default={})
-        total = r.size(mem, "totalBytes", f"{p}.memory")
-        free = r.size(mem, "freeBytes", f"{p}.memory", optional=True)
-        used = r.size(mem, "usedBytes", f"{p}.memory", optional=True)
-        pods = []
-        for j, pm in enumerate(r.get(gj, "pods", list, p, optional=True, default=[])):
-            if isinstance(pm, Mapping):
-                pods.append(
-                    PodMemory(
-                        r.get(pm, "podUID", str, f"{p}.pods[{j}]", default=""),
-                        r.size(pm, "bytes", f"{p}.pods[{j}]") or 0,
-                    )
-                )
-            else:
-                r.problems.append(f"{p}.pods[{j}]: expected an object")
-        peers: list[str] = []
-        for j, peer in enumerate(r.get(gj, "nvlinkPeers", list, p, optional=True, default=[])):
-            if isinstance(peer, str) and peer:
-                peers.append(peer)
-            else:
-                r.problems.append(f"{p}.nvlinkPeers[{j}]: expected a GPU UUID, got {peer!r}")
-        gpus.append(
-            GpuState(
-                uuid=uuid or f"<missing-{i}>",
-                index=index,
-                product=r.get(gj, "product", str, p, default=""),
-                total_bytes=total or 0,
-                free_bytes=free,
-                used_bytes=used,
-                healthy=r.get(gj, "healthy", bool, p, default=False),
-                unhealthy_reason=r.get(gj, "unhealthyReason", str, p, optional=True, default=""),
-                mig_enabled=r.get(gj, "migEnabled", bool, p, optional=True, default=False),
-                nvlink_peers=frozenset(peers),
-                holder_pod_uid=r.get(gj, "holderPodUID", str, p, optional=True) or None,
-                pod_memory=tuple(pods),
-                pci_bus_id=r.get(gj, "pciBusId", str, p, optional=True, default=""),
-                numa_node=r.get(gj, "numaNode", int, p, optional=True),
-                mig_devices=r.mig_devices(gj, p),
-            )
-        )
-    cached: list[CachedModel] = []
-    for i, cm in enumerate(
-        r.get(status, "cachedModels", list, "status", optional=True, default=[])
-    ):
-        p = f"status.cachedModels[{i}]"
-        if not isinstance(cm, Mapping):
-            r.problems.append(f"{p}: expected an object")
-            continue
-        cached.append(
-            CachedModel(r.get(cm, "modelId", str, p, default=""), r.size(cm, "bytes", p) or 0)
-        )
-    bw = r.get(status, "bandwidth", Mapping, "status", optional=True, default={})
-    local = r.rate(bw, "localDiskBytesPerSecond", "status.bandwidth")
-    remote = r.rate(bw, "remoteBytesPerSecond", "status.bandwidth")
-    if r.problems:
-        raise ReportError(node, r.problems)
+    gpus = tuple(_gpu(g, i, seen_uuid, seen_index) for i, g in _entries(f, "gpus", required=True))
+    cached = tuple(
+        CachedModel(_string(c, "modelId", required=True), _size(c, "bytes", required=True) or 0)
+        for _, c in _entries(f, "cachedModels")
+    )
+    bandwidth = f.child("bandwidth", unknown="ignore")
+    local = bandwidth.number("localDiskBytesPerSecond", None)
+    remote = bandwidth.number("remoteBytesPerSecond", None)
+    if f.problems:
+        raise ReportError(node, f.problems)
     return NodeState(
         name=node,
-        gpus=tuple(gpus),
+        gpus=gpus,
         observed_at=observed,
         lease_renewed_at=lease_renewed_at,
         lease_duration_s=lease_duration_s,
-        cached_models=tuple(cached),
+        cached_models=cached,
         local_disk_bytes_per_s=local,
         remote_bytes_per_s=remote,
         agent_error=error,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from placement.fields import InputError
 from placement.model import GIB, CachedModel, GpuState, MigDevice, NodeState, PodMemory
 from placement.nodegpustate import (
     MAX_REPORT_BYTES,
@@ -153,27 +154,34 @@ BAD_FIELDS = [
         "status.observedAt: '2024-01-01T00:00:00' is not an RFC 3339 time",
         id="observed-without-offset",
     ),
-    pytest.param(set_path("gpus", {}), "status.gpus: expected list, got dict", id="gpus-type"),
+    pytest.param(
+        set_path("gpus", {}), "status.gpus: expected a list, got a mapping", id="gpus-type"
+    ),
     pytest.param(set_path("gpus", DELETE), "status.gpus: missing", id="gpus-missing"),
-    pytest.param(set_path("gpus[1]", "GPU-x"), "status.gpus[1]: expected an object", id="gpu-type"),
+    pytest.param(
+        set_path("gpus[1]", "GPU-x"),
+        "status.gpus[1]: expected a mapping, got 'GPU-x'",
+        id="gpu-type",
+    ),
     pytest.param(
         set_path("gpus[0].memory.totalBytes", "80Gi"),
-        "status.gpus[0].memory.totalBytes: expected int, got str",
+        "status.gpus[0].memory.totalBytes: expected a whole number, got '80Gi'",
         id="total-string",
     ),
     pytest.param(
         set_path("gpus[0].memory.totalBytes", 8.0e10),
-        "status.gpus[0].memory.totalBytes: expected int, got float",
+        "status.gpus[0].memory.totalBytes: expected a whole number, got 80000000000.0",
         id="total-float",
     ),
     pytest.param(
         set_path("gpus[0].memory.freeBytes", -1),
-        f"status.gpus[0].memory.freeBytes: -1 is out of range 0..{MAX_REPORT_BYTES}",
+        f"status.gpus[0].memory.freeBytes: expected a whole number 0..{MAX_REPORT_BYTES}, got -1",
         id="free-negative",
     ),
     pytest.param(
         set_path("gpus[0].memory.usedBytes", MAX_REPORT_BYTES + 1),
-        f"status.gpus[0].memory.usedBytes: {MAX_REPORT_BYTES + 1} is out of range",
+        f"status.gpus[0].memory.usedBytes: expected a whole number 0..{MAX_REPORT_BYTES}, got "
+        f"{MAX_REPORT_BYTES + 1}",
         id="used-too-large",
     ),
     pytest.param(
@@ -181,12 +189,12 @@ BAD_FIELDS = [
     ),
     pytest.param(
         set_path("gpus[0].healthy", "yes"),
-        "status.gpus[0].healthy: expected bool, got str",
+        "status.gpus[0].healthy: expected true or false, got 'yes'",
         id="healthy-type",
     ),
     pytest.param(
         set_path("gpus[0].index", True),
-        "status.gpus[0].index: expected int, got a boolean",
+        "status.gpus[0].index: expected a whole number, got True",
         id="index-bool",
     ),
     pytest.param(
@@ -214,22 +222,22 @@ BAD_FIELDS = [
     ),
     pytest.param(
         set_path("gpus[0].pods[1]", "pod-2"),
-        "status.gpus[0].pods[1]: expected an object",
+        "status.gpus[0].pods[1]: expected a mapping, got 'pod-2'",
         id="pod-type",
     ),
     pytest.param(
         set_path("gpus[0].pods[0].bytes", -5),
-        "status.gpus[0].pods[0].bytes: -5 is out of range",
+        "status.gpus[0].pods[0].bytes: expected a whole number 0..9007199254740992, got -5",
         id="pod-bytes-negative",
     ),
     pytest.param(
         set_path("gpus[1].migDevices", {"uuid": "MIG-1"}),
-        "status.gpus[1].migDevices: expected list, got dict",
+        "status.gpus[1].migDevices: expected a list, got a mapping",
         id="mig-devices-type",
     ),
     pytest.param(
         set_path("gpus[1].migDevices[0]", "MIG-1111"),
-        "status.gpus[1].migDevices[0]: expected an object",
+        "status.gpus[1].migDevices[0]: expected a mapping, got 'MIG-1111'",
         id="mig-device-type",
     ),
     pytest.param(
@@ -249,12 +257,12 @@ BAD_FIELDS = [
     ),
     pytest.param(
         set_path("gpus[1].migDevices[0].gpuInstanceId", -1),
-        "status.gpus[1].migDevices[0].gpuInstanceId: -1 must not be negative",
+        "status.gpus[1].migDevices[0].gpuInstanceId: expected a whole number >= 0, got -1",
         id="mig-negative-instance",
     ),
     pytest.param(
         set_path("gpus[1].migDevices[0].computeInstanceId", "0"),
-        "status.gpus[1].migDevices[0].computeInstanceId: expected int, got str",
+        "status.gpus[1].migDevices[0].computeInstanceId: expected a whole number, got '0'",
         id="mig-instance-type",
     ),
     pytest.param(
@@ -264,37 +272,37 @@ BAD_FIELDS = [
     ),
     pytest.param(
         set_path("gpus[1].migDevices[0].memory.freeBytes", MAX_REPORT_BYTES + 1),
-        f"status.gpus[1].migDevices[0].memory.freeBytes: {MAX_REPORT_BYTES + 1} is out of range",
+        f"status.gpus[1].migDevices[0].memory.freeBytes: expected a whole number 0..{MAX_REPORT_BYTES}",
         id="mig-free-too-large",
     ),
     pytest.param(
         set_path("cachedModels[0].bytes", True),
-        "status.cachedModels[0].bytes: expected int, got a boolean",
+        "status.cachedModels[0].bytes: expected a whole number, got True",
         id="cached-bytes-bool",
     ),
     pytest.param(
         set_path("cachedModels[0]", 3),
-        "status.cachedModels[0]: expected an object",
+        "status.cachedModels[0]: expected a mapping, got 3",
         id="cached-type",
     ),
     pytest.param(
         set_path("bandwidth.localDiskBytesPerSecond", "fast"),
-        "status.bandwidth.localDiskBytesPerSecond: expected int or float, got str",
+        "status.bandwidth.localDiskBytesPerSecond: expected a number, got 'fast'",
         id="bandwidth-type",
     ),
     pytest.param(
         set_path("bandwidth.remoteBytesPerSecond", -1.0),
-        "status.bandwidth.remoteBytesPerSecond: -1.0 must be a finite number >= 0",
+        "status.bandwidth.remoteBytesPerSecond: expected a number >= 0.0, got -1.0",
         id="bandwidth-negative",
     ),
     pytest.param(
         set_path("bandwidth.remoteBytesPerSecond", float("nan")),
-        "status.bandwidth.remoteBytesPerSecond: nan must be a finite number >= 0",
+        "status.bandwidth.remoteBytesPerSecond: expected a number, got nan",
         id="bandwidth-nan",
     ),
     pytest.param(
         set_path("nvmlAvailable", "no"),
-        "status.nvmlAvailable: expected bool, got str",
+        "status.nvmlAvailable: expected true or false, got 'no'",
         id="nvml-type",
     ),
 ]
@@ -306,8 +314,9 @@ def test_decode_names_the_bad_field(mutate: Mutation, problem: str) -> None:
     mutate(status)
     with pytest.raises(ReportError) as info:
         decode_status("h100-0", status, lease_renewed_at=None)
-    assert str(info.value).startswith("NodeGPUState h100-0: ")
-    assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+    assert info.value.source == "NodeGPUState h100-0"
+    assert str(info.value).startswith("NodeGPUState h100-0:")
+    assert any(str(p).startswith(problem) for p in info.value.problems), info.value.problems
 
 
 def test_decode_lists_every_bad_field_at_once() -> None:
@@ -323,20 +332,23 @@ def test_decode_lists_every_bad_field_at_once() -> None:
         mutate(status)
     with pytest.raises(ReportError) as info:
         decode_status("h100-0", status, lease_renewed_at=None)
-    assert info.value.problems == [
+    assert [str(p) for p in info.value.problems] == [
         "status.observedAt: '2024-01-01T00:00:00' is not an RFC 3339 time",
-        "status.nvmlAvailable: expected bool, got str",
-        "status.gpus[0].memory.totalBytes: expected int, got str",
+        "status.nvmlAvailable: expected true or false, got 'no'",
+        "status.gpus[0].memory.totalBytes: expected a whole number, got '80Gi'",
         "status.gpus[1].index: 0 repeats status.gpus[0]",
-        "status.gpus[1].healthy: missing",
-        "status.bandwidth.remoteBytesPerSecond: -1.0 must be a finite number >= 0",
+        "status.gpus[1].healthy: missing (required)",
+        "status.bandwidth.remoteBytesPerSecond: expected a number >= 0.0, got -1.0",
     ]
-    assert str(info.value) == "NodeGPUState h100-0: " + "; ".join(info.value.problems)
+    assert str(info.value) == "NodeGPUState h100-0:\n" + "\n".join(
+        f"  {p}" for p in info.value.problems
+    )
+    assert isinstance(info.value, InputError)
 
 
 @pytest.mark.parametrize("status", [pytest.param([], id="list"), pytest.param("x", id="string")])
 def test_decode_rejects_a_status_that_is_not_an_object(status: Any) -> None:
-    with pytest.raises(ReportError, match=r"NodeGPUState n: status: expected an object"):
+    with pytest.raises(ReportError, match=r"^NodeGPUState n: status: expected a mapping, got "):
         decode_status("n", status, lease_renewed_at=None)
 
 
