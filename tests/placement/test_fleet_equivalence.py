@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Protocol
 
 import pytest
 from hypothesis import given, settings
@@ -32,8 +31,9 @@ from placement.fleet import (
     score_nodes,
     verdict,
 )
-from placement.model import Decision, Demand, FitSettings, NodeState, Reject, Reservation
+from placement.model import Decision, NodeState, Reject
 from placement.reference import decide
+from tests.placement.conftest import Scenario
 
 SLOW = settings(deadline=None, max_examples=300)
 
@@ -91,17 +91,6 @@ def assert_lean_forms_agree(got: FleetDecision, expected: Decision, lean: FleetD
     if not (lean.reasons and lean.all_fits):
         with pytest.raises(ValueError, match="reasons=False or all_fits=False"):
             lean.decision()
-
-
-class Scenario(Protocol):
-    """What the ``scenarios`` fixture draws (tests/placement/conftest.py)."""
-
-    nodes: list[NodeState]
-    demand: Demand
-    reservations: list[Reservation]
-    now: float
-    settings: FitSettings
-    pod_uid: str
 
 
 def query(sc: Scenario, names: list[str]) -> Query:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Protocol
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,9 +11,7 @@ from placement.annotation import decode_reservation, encode_reservation
 from placement.fit import effective_nvlink, fit, hidden_gpus, product_key
 from placement.model import (
     CachedModel,
-    Demand,
     Fit,
-    FitSettings,
     GpuState,
     MigDevice,
     NodeState,
@@ -28,18 +25,7 @@ from placement.nodegpustate import MAX_REPORT_BYTES, decode_status, encode_statu
 from placement.policies import MAX_SCORE, POLICIES, PROFILES, ScoreInput, score
 from placement.reference import decide
 from placement.topology import islands
-
-
-class Scenario(Protocol):
-    """What the ``scenarios`` fixture draws (tests/placement/conftest.py)."""
-
-    nodes: list[NodeState]
-    demand: Demand
-    reservations: list[Reservation]
-    now: float
-    settings: FitSettings
-    pod_uid: str
-
+from tests.placement.conftest import Scenario
 
 SLOW = settings(deadline=None, max_examples=150)
 
