@@ -52,10 +52,15 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
             )
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot build this value ({exc})", node.start_mark
-            ) from None
+        except (ValueError, OverflowError) as exc:
+            detail = str(exc)
+        except (TypeError, LookupError, AttributeError):
+            # An explicit tag forces its constructor onto any text: ``!!bool x`` is a KeyError
+            # in PyYAML, ``!!timestamp x`` an AttributeError.
+            detail = f"not a valid {node.tag.rsplit(':', 1)[-1]}"
+        raise yaml.constructor.ConstructorError(
+            None, None, f"cannot build this value ({detail})", node.start_mark
+        )
 
 
 def parse_document(

@@ -286,7 +286,7 @@ class Fields:
             return default
         return float(value)
 
-    def flag(self, key: str, default: bool, *, required: bool = False) -> bool:
+    def flag(self, key: str, default: _D, *, required: bool = False) -> bool | _D:
         """A boolean (``true`` or ``false``; no strings, no numbers)."""
         if self._absent(key, required):
             return default
@@ -297,8 +297,8 @@ class Fields:
         return value
 
     def choice(
-        self, key: str, choices: Collection[str], default: str, *, required: bool = False
-    ) -> str:
+        self, key: str, choices: Collection[str], default: _D, *, required: bool = False
+    ) -> str | _D:
         """One of ``choices`` (a string, compared exactly)."""
         if self._absent(key, required):
             return default

@@ -85,6 +85,24 @@ def _too_deep_json(depth: int) -> str:
             id="date-that-does-not-exist",
         ),
         pytest.param(
+            "on: !!bool maybe\n",
+            "s.yaml",
+            rf"s\.yaml: not valid YAML {LOCATED}: cannot build this value \(not a valid bool\)",
+            id="explicit-tag-on-text-it-cannot-read",
+        ),
+        pytest.param(
+            "at: !!timestamp soon\n",
+            "s.yaml",
+            rf"s\.yaml: not valid YAML {LOCATED}: cannot build this value \(not a valid timestamp\)",
+            id="explicit-timestamp-tag",
+        ),
+        pytest.param(
+            "n: !!int _\n",
+            "s.yaml",
+            rf"s\.yaml: not valid YAML {LOCATED}: cannot build this value \(not a valid int\)",
+            id="explicit-int-tag-on-underscore",
+        ),
+        pytest.param(
             "x: " + "1:" * 3000 + "1\n",
             "s.yaml",
             rf"s\.yaml: not valid YAML {LOCATED}: an integer of more than 4300 characters",
@@ -324,9 +342,17 @@ def test_any_bytes_parse_or_raise_document_error(data: bytes) -> None:
         assert len(str(exc)) < 400
 
 
+_TAGS = ["", "!!int ", "!!float ", "!!bool ", "!!null ", "!!timestamp ", "!!binary ", "!!str "]
+_TAGS += ["!!set ", "!!omap ", "!!pairs ", "!!map ", "!!seq ", "<<: ", "x: !!merge "]
+
+
 @settings(max_examples=500)
-@given(st.text(alphabet="[]{}:,-&*!|>?'\"\n #%@`ab01.\t\\", max_size=80))
-def test_any_yaml_like_text_parses_or_raises_document_error(text: str) -> None:
+@given(
+    st.sampled_from(_TAGS),
+    st.text(alphabet="[]{}:,-&*!|>?'\"\n #%@`ab01.\t\\_", max_size=80),
+)
+def test_any_yaml_like_text_parses_or_raises_document_error(tag: str, body: str) -> None:
+    text = tag + body
     for source in ("s.yaml", "s.json"):
         try:
             parse_documents(text, source)
