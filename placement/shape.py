@@ -121,13 +121,13 @@ class NodeShape:
     def gfd_labels(self) -> dict[str, str]:
         """The node labels NVIDIA GPU Feature Discovery derives from this shape.
 
-        Per GFD v0.20.0 (``docs/gpu-feature-discovery/README.md``, ``internal/lm/resource.go``;
-        /work/shared/reference/cluster-agreement.md section 6): ``nvidia.com/gpu.product`` is
-        the NVML name cleaned as GFD cleans it (``gfd_product``), ``nvidia.com/gpu.memory`` is
-        MiB (left out when 0, as GFD does), ``nvidia.com/gpu.count`` the GPU count. Where the
-        product names a GPU whose compute capability is public, ``gpu.family`` and
-        ``gpu.compute.major``/``.minor`` follow from it. Real GFD reports NVML's total memory,
-        which is a little under the nominal size: match ``gpu.memory`` by threshold.
+        Per NVIDIA/k8s-device-plugin v0.20.0 (``docs/gpu-feature-discovery/README.md`` and
+        ``internal/lm/resource.go``): ``nvidia.com/gpu.product`` is the NVML name cleaned as
+        GFD cleans it (``gfd_product``), ``nvidia.com/gpu.memory`` is MiB (left out when 0, as
+        GFD does), ``nvidia.com/gpu.count`` the GPU count. Where the product names a GPU whose
+        compute capability is public, ``gpu.family`` and ``gpu.compute.major``/``.minor``
+        follow from it (GFD reads them from the device). Real GFD reports NVML's total memory,
+        a little under the nominal size: match ``gpu.memory`` by threshold.
         """
         labels = {
             "nvidia.com/gpu.product": gfd_product(self.product),
