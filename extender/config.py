@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from extender.decisions import Mode
+from placement.listen import format_listen, parse_listen
 from placement.model import FitSettings, NvlinkMode
 from placement.nodegpustate import LEASE_PREFIX
 from placement.policies import PROFILES
@@ -51,29 +52,14 @@ class Settings:
 
     @property
     def listen(self) -> str:
-        return _address(self.host, self.port)
+        return format_listen(self.host, self.port)
 
     @property
     def metrics_listen(self) -> str | None:
         """The probe and metrics listener, which never answers the scheduler verbs."""
         if self.metrics_host is None or self.metrics_port is None:
             return None
-        return _address(self.metrics_host, self.metrics_port)
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) to its parts; raises ValueError with the reason."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{flag} {text!r}: expected HOST:PORT such as 127.0.0.1:8888")
-    host = host.removeprefix("[").removesuffix("]")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{flag} {text!r}: port must be a number in 1..65535")
-    return host, int(port)
+        return format_listen(self.metrics_host, self.metrics_port)
 
 
 def _listeners(
@@ -85,15 +71,15 @@ def _listeners(
     try:
         host, port = parse_listen(listen)
     except ValueError as exc:
-        problems.append(str(exc))
+        problems.append(f"--listen: {exc}")
     if metrics_listen is None:
         return (host, port), (None, None)
     metrics_host: str | None = None
     metrics_port: int | None = None
     try:
-        metrics_host, metrics_port = parse_listen(metrics_listen, "--metrics-listen")
+        metrics_host, metrics_port = parse_listen(metrics_listen)
     except ValueError as exc:
-        problems.append(str(exc))
+        problems.append(f"--metrics-listen: {exc}")
     if metrics_port == port:
         problems.append(f"--metrics-listen {metrics_listen!r}: must use another port")
     return (host, port), (metrics_host, metrics_port)

@@ -16,8 +16,11 @@ from nodeagent.change import MIB, ChangeSettings
 from nodeagent.nvml.backend import NvmlSettings
 from nodeagent.podresources import DEFAULT_SOCKET
 from nodeagent.publish import PublishSettings
+from placement.listen import format_listen, parse_listen
 
 BACKENDS = ("nvml", "simulated")
+ANY_HOST = "0.0.0.0"
+"""The host of a ``--listen`` that names none (``:9402``): every interface, for Prometheus."""
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
@@ -37,7 +40,7 @@ class Settings:
     node_name: str
     spec_path: Path | None = None
     kubeconfig: Path | None = None
-    listen_host: str = "0.0.0.0"
+    listen_host: str = ANY_HOST
     listen_port: int = 9402
     poll_interval_s: float = 1.0
     publish: PublishSettings = field(default_factory=PublishSettings)
@@ -56,18 +59,6 @@ class Settings:
 DEFAULTS = Settings(backend=BACKENDS[0], node_name="")
 """What each optional flag defaults to, stated once in ``Settings`` and the settings it holds
 (``--backend`` and ``--node-name`` are required, so their values here are never used)."""
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) to its parts; ``ValueError`` says what is wrong."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{value!r} is not HOST:PORT")
-    n = int(port)
-    if not 0 <= n <= 65535:
-        raise ValueError(f"port {n} is not in 0..65535")
-    host = host.strip("[]")
-    return host or "0.0.0.0", n
 
 
 def _bandwidth(value: str | None, flag: str, problems: list[str]) -> float | None:
@@ -188,7 +179,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     spec, kubeconfig = _files(args, backend, problems)
     host, port = DEFAULTS.listen_host, DEFAULTS.listen_port
     try:
-        host, port = parse_listen(str(args.listen))
+        host, port = parse_listen(str(args.listen), any_host=ANY_HOST, allow_port_zero=True)
     except ValueError as exc:
         problems.append(f"--listen: {exc}")
     poll = float(args.poll_interval)
@@ -242,7 +233,7 @@ def argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: the pod's service account)")
     p.add_argument(
         "--listen",
-        default=f"{d.listen_host}:{d.listen_port}",
+        default=format_listen(d.listen_host, d.listen_port),
         help="HOST:PORT for /metrics /healthz /readyz (default %(default)s)",
     )
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from extender.cli import parser, settings_from_args
-from extender.config import Settings
+from extender.config import Settings, SettingsError
 from extender.decisions import Mode
 from placement.model import FitSettings, NvlinkMode
 
@@ -16,6 +16,7 @@ def test_no_flags_give_the_default_settings() -> None:
 
 FLAG_CASES = {
     "listen": (["--listen", "0.0.0.0:9000"], Settings(host="0.0.0.0", port=9000)),
+    "listen-ipv6": (["--listen", "[::1]:9000"], Settings(host="::1", port=9000)),
     "mode": (["--mode", "all-feasible"], Settings(mode=Mode.ALL_FEASIBLE)),
     "fit": (
         ["--max-report-age", "30", "--nvlink", "required"],
@@ -31,3 +32,17 @@ FLAG_CASES = {
 @pytest.mark.parametrize(("argv", "expect"), FLAG_CASES.values(), ids=FLAG_CASES.keys())
 def test_a_flag_changes_only_its_setting(argv: list[str], expect: Settings) -> None:
     assert settings_from_args(parser().parse_args(argv)) == expect
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(":8888", id="no-host"),
+        pytest.param("127.0.0.1:0", id="port-zero"),
+        pytest.param("::1:8888", id="ipv6-without-brackets"),
+    ],
+)
+def test_listen_rejects(value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_from_args(parser().parse_args(["--listen", value]))
+    assert [p.split(":")[0] for p in err.value.problems] == ["--listen"]

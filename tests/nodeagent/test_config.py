@@ -11,7 +11,6 @@ from nodeagent.config import (
     ConfigError,
     Settings,
     argument_parser,
-    parse_listen,
     settings_from_args,
 )
 
@@ -84,11 +83,21 @@ def test_every_error_at_once(tmp_path: Path) -> None:
         pytest.param("[::1]:80", ("::1", 80), id="ipv6"),
     ],
 )
-def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
-    assert parse_listen(value) == expected
+def test_listen(value: str, expected: tuple[str, int]) -> None:
+    s = settings("--backend", "nvml", "--node-name", "n", "--listen", value)
+    assert (s.listen_host, s.listen_port) == expected
 
 
-@pytest.mark.parametrize("value", ["9402", "host:port", "h:70000"])
-def test_parse_listen_rejects(value: str) -> None:
-    with pytest.raises(ValueError, match=r"HOST:PORT|not in 0\.\.65535"):
-        parse_listen(value)
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("9402", id="no-host-or-colon"),
+        pytest.param("host:port", id="port-not-a-number"),
+        pytest.param("h:70000", id="port-out-of-range"),
+        pytest.param("::1:80", id="ipv6-without-brackets"),
+    ],
+)
+def test_listen_rejects(value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        settings("--backend", "nvml", "--node-name", "n", "--listen", value)
+    assert [p.split(":")[0] for p in err.value.problems] == ["--listen"]
