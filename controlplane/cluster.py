@@ -40,9 +40,10 @@ from controlplane.manifests import (
     yaml_files,
 )
 from controlplane.nodes import GpuNode, NodeSpecError, create_nodes, validate_nodes
-from controlplane.nodespec import SpecError, gpu_node, load_nodes
+from controlplane.nodespec import gpu_node, load_nodes
 from controlplane.processes import free_ports, http_ok, runs_executable, stop_pids
 from placement.demand import GPU_RESOURCE
+from placement.fields import InputError
 from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION
 
 DEFAULT_DIR: Final = REPO_ROOT / ".cluster"
@@ -399,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ControlPlaneError,
         ManifestError,
         NodeSpecError,
-        SpecError,
+        InputError,
     ) as exc:
         sys.stderr.write(f"controlplane.cluster: error: {exc}\n")
         return 1

@@ -1,8 +1,11 @@
 """Fake GPU nodes: Node objects that look to kube-scheduler like nodes running the NVIDIA stack.
 
 A node gets ``nvidia.com/gpu`` capacity and allocatable (what the NVIDIA device plugin reports),
-the labels GPU Feature Discovery writes (``nvidia.com/gpu.product``, ``nvidia.com/gpu.memory`` in
-MiB, ``nvidia.com/gpu.count``), ``kubernetes.io/hostname``, and a ``Ready`` condition. The API
+the labels GPU Feature Discovery writes (``NodeShape.gfd_labels``: ``nvidia.com/gpu.product``,
+``nvidia.com/gpu.memory`` in MiB, ``nvidia.com/gpu.count``, and the compute capability and family
+where the product names a known GPU), ``kubernetes.io/hostname``, and a ``Ready`` condition. A
+GPU node is the part of a ``NodeShape`` a Node object shows (product, GPU count, VRAM per GPU);
+``GpuNode.of`` builds one from a shape. The API
 server accepts ``status`` on create for Nodes, so no kubelet is needed; nothing marks them
 not-ready either, because no node-lifecycle controller runs. A node with zero GPUs is a plain
 CPU node (no GPU labels, no ``nvidia.com/gpu`` resource).
@@ -20,6 +23,7 @@ from kubernetes import client as k8s_client
 
 from placement.demand import GPU_RESOURCE
 from placement.quantity import QuantityError, format_bytes, parse_bytes
+from placement.shape import NodeShape, NvLink
 
 PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
 MEMORY_LABEL: Final = "nvidia.com/gpu.memory"
@@ -47,6 +51,30 @@ class GpuNode:
     memory: str = "1Ti"
     pods: int = 110
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, shape: NodeShape, **rest: Any) -> GpuNode:
+        """The fake Node of a node of ``shape`` (``rest``: its CPU, memory, pods and labels)."""
+        return cls(
+            name,
+            gpus=shape.gpus,
+            product=shape.product,
+            memory_per_gpu_bytes=shape.vram_per_gpu,
+            **rest,
+        )
+
+    def gfd_labels(self) -> dict[str, str]:
+        """The GPU Feature Discovery labels of this node's shape (none for a CPU node).
+
+        A Node object does not show NVLink, so the shape is read without it: the labels do not
+        depend on it.
+        """
+        if self.gpus <= 0:
+            return {}
+        shape = NodeShape(
+            self.product, self.gpus, self.memory_per_gpu_bytes, NvLink.none(self.gpus)
+        )
+        return shape.gfd_labels()
 
     def problems(self) -> list[str]:
         """Pure: everything wrong with this node, each naming the field."""
@@ -90,12 +118,7 @@ def validate_nodes(nodes: Sequence[GpuNode]) -> None:
 
 def node_labels(node: GpuNode) -> dict[str, str]:
     """Pure: the labels a GPU node carries (hostname, and the GFD labels when it has GPUs)."""
-    labels = {**node.labels, HOSTNAME_LABEL: node.name}
-    if node.gpus > 0:
-        labels[PRODUCT_LABEL] = node.product
-        labels[MEMORY_LABEL] = str(node.memory_per_gpu_bytes // MIB)
-        labels[COUNT_LABEL] = str(node.gpus)
-    return labels
+    return {**node.labels, HOSTNAME_LABEL: node.name, **node.gfd_labels()}
 
 
 def node_manifest(node: GpuNode, now: datetime) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Fake Nodes for the simulated node spec, so ``make cluster`` shows what the agents simulate.
 
 The spec format, its validation and the built-in default cluster belong to the simulated node
-agent (``nodeagent.simulated.spec``); this module only turns each simulated node into the Node
-object kube-scheduler sees, with the same GPU Feature Discovery labels the agent reports.
+agent (``nodeagent.simulated.spec``); this module only turns each simulated node's shape into the
+Node object kube-scheduler sees, so its GPU Feature Discovery labels come from the same
+``NodeShape`` the agent reports. A bad spec raises ``placement.fields.InputError``.
 """
 
 from __future__ import annotations
@@ -10,25 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from controlplane.nodes import GpuNode
-from nodeagent.simulated.spec import (
-    DEFAULT_CLUSTER_YAML,
-    NodeSpec,
-    SpecError,
-    default_cluster,
-    load_spec,
-)
+from nodeagent.simulated.spec import DEFAULT_CLUSTER_YAML, NodeSpec, default_cluster, load_spec
 
-__all__ = ["DEFAULT_CLUSTER_YAML", "SpecError", "gpu_node", "load_nodes"]
+__all__ = ["DEFAULT_CLUSTER_YAML", "gpu_node", "load_nodes"]
 
 
 def gpu_node(spec: NodeSpec) -> GpuNode:
     """Pure: the fake Node of one simulated node."""
-    return GpuNode(
-        name=spec.name,
-        gpus=spec.gpus,
-        product=spec.product,
-        memory_per_gpu_bytes=spec.memory_per_gpu,
-    )
+    return GpuNode.of(spec.name, spec.shape)
 
 
 def load_nodes(path: Path | None) -> tuple[list[NodeSpec], str]:

@@ -28,6 +28,7 @@ from nodeagent.pods import NodePods
 from nodeagent.publish import Publisher, PublishStats
 from nodeagent.sampler import Backend, HolderSource, Sample, Sampler
 from nodeagent.server import AgentServer
+from placement.fields import InputError
 from placement.model import CachedModel
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,6 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
     from nodeagent.simulated.backend import SimulatedBackend  # noqa: PLC0415
     from nodeagent.simulated.kubelet import SimulatedKubelet  # noqa: PLC0415
     from nodeagent.simulated.spec import (  # noqa: PLC0415 - loads the quantity parser
-        SpecError,
         default_cluster,
         find_node,
         load_spec,
@@ -261,7 +261,7 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
         else:
             specs, source = default_cluster(), "built-in default cluster"
         spec = find_node(specs, settings.node_name, source)
-    except SpecError as exc:
+    except InputError as exc:
         raise ConfigError([f"--spec: {exc}"]) from None
     wake = threading.Event()
     pods = NodePods(client, settings.node_name, on_change=wake.set) if client is not None else None

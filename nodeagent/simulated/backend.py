@@ -20,7 +20,7 @@ class SimulatedBackend:
         self.spec = spec
         self.kubelet = kubelet
         peers: dict[int, frozenset[str]] = {}
-        for island in spec.islands:
+        for island in spec.shape.islands:
             members = frozenset(spec.gpu_uuid(i) for i in island)
             for i in island:
                 peers[i] = members - {spec.gpu_uuid(i)}
@@ -39,9 +39,9 @@ class SimulatedBackend:
     def read(self, now: float) -> NodeReading:
         """The node's GPUs at ``now``."""
         use = self.kubelet.gpu_use(now) if self.kubelet is not None else {}
-        total = self.spec.memory_per_gpu
+        total = self.spec.shape.vram_per_gpu
         gpus = []
-        for i in range(self.spec.gpus):
+        for i in range(self.spec.shape.gpus):
             uuid = self.spec.gpu_uuid(i)
             u = use.get(uuid)
             used = min(total, u.used_bytes) if u is not None else 0
@@ -49,14 +49,14 @@ class SimulatedBackend:
                 GpuReading(
                     uuid=uuid,
                     index=i,
-                    product=self.spec.product,
+                    product=self.spec.shape.product,
                     total_bytes=total,
                     free_bytes=total - used,
                     used_bytes=used,
                     reserved_bytes=0,
                     nvlink_peers=self._peers.get(i, frozenset()),
                     pci_bus_id=f"00000000:{0x18 + 0x10 * i:02X}:00.0",
-                    numa_node=(2 * i) // max(1, self.spec.gpus),
+                    numa_node=(2 * i) // max(1, self.spec.shape.gpus),
                     processes=(
                         (ProcessUse(bytes=used, pod_uid=u.pod_uid),) if u is not None else ()
                     ),

@@ -68,7 +68,7 @@ class SimulatedKubelet:
         self._last: float | None = None
         self._lock = threading.Lock()
         self.wake = threading.Event()
-        self._uuids = [spec.gpu_uuid(i) for i in range(spec.gpus)]
+        self._uuids = [spec.gpu_uuid(i) for i in range(spec.shape.gpus)]
 
     # -- reading --------------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class SimulatedKubelet:
         held = {uuid for t in self._tracked.values() for uuid in t.load.gpu_uuids}
         rejected: list[tuple[PodInfo, str]] = []
         for pod in new:
-            needs = pod_needs(pod.raw, self._spec.name, self._spec.memory_per_gpu)
+            needs = pod_needs(pod.raw, self._spec.name, self._spec.shape.vram_per_gpu)
             if needs.problem and pod.uid not in self._warned:
                 self._warned.add(pod.uid)
                 log.warning("%s: pod %s: %s", self._spec.name, pod.key, needs.problem)

@@ -20,11 +20,22 @@ from controlplane.nodes import (
     node_manifest,
     validate_nodes,
 )
-from controlplane.nodespec import SpecError, gpu_node, load_nodes
+from controlplane.nodespec import gpu_node, load_nodes
 from placement.demand import GPU_RESOURCE
+from placement.fields import DocumentError, InputError
+from placement.shape import NodeShape, NvLink
 
 GIB = 1024 * MIB
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _capability(major: str, minor: str, family: str) -> dict[str, str]:
+    """The labels GFD derives from a known product's compute capability."""
+    return {
+        "nvidia.com/gpu.compute.major": major,
+        "nvidia.com/gpu.compute.minor": minor,
+        "nvidia.com/gpu.family": family,
+    }
 
 
 @pytest.mark.parametrize(
@@ -34,24 +45,32 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
             GpuNode(
                 "h100-0", gpus=8, product="NVIDIA-H100-80GB-HBM3", memory_per_gpu_bytes=80 * GIB
             ),
-            {PRODUCT_LABEL: "NVIDIA-H100-80GB-HBM3", MEMORY_LABEL: "81920", COUNT_LABEL: "8"},
+            {PRODUCT_LABEL: "NVIDIA-H100-80GB-HBM3", MEMORY_LABEL: "81920", COUNT_LABEL: "8"}
+            | _capability("9", "0", "hopper"),
             "8",
         ),
         (
             GpuNode(
                 "a100-3", gpus=4, product="NVIDIA-A100-SXM4-40GB", memory_per_gpu_bytes=40 * GIB
             ),
-            {PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB", MEMORY_LABEL: "40960", COUNT_LABEL: "4"},
+            {PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB", MEMORY_LABEL: "40960", COUNT_LABEL: "4"}
+            | _capability("8", "0", "ampere"),
             "4",
         ),
         (
             GpuNode("l4-0", gpus=1, product="NVIDIA-L4", memory_per_gpu_bytes=23034 * MIB),
-            {PRODUCT_LABEL: "NVIDIA-L4", MEMORY_LABEL: "23034", COUNT_LABEL: "1"},
+            {PRODUCT_LABEL: "NVIDIA-L4", MEMORY_LABEL: "23034", COUNT_LABEL: "1"}
+            | _capability("8", "9", "ada-lovelace"),
             "1",
         ),
         (GpuNode("cpu-0", gpus=0), {}, None),
+        (
+            GpuNode("x-0", gpus=2, product="ACME-X1", memory_per_gpu_bytes=16 * GIB),
+            {PRODUCT_LABEL: "ACME-X1", MEMORY_LABEL: "16384", COUNT_LABEL: "2"},
+            "2",
+        ),
     ],
-    ids=["h100-node", "a100-node", "gfd-style-odd-memory", "cpu-only-node"],
+    ids=["h100-node", "a100-node", "gfd-style-odd-memory", "cpu-only-node", "unknown-product"],
 )
 def test_node_manifest(node: GpuNode, labels: dict[str, str], gpu_capacity: str | None) -> None:
     manifest = node_manifest(node, NOW)
@@ -141,7 +160,16 @@ def test_fake_nodes_carry_the_labels_the_simulated_agent_reports() -> None:
     specs, _ = load_nodes(None)
     for spec in specs:
         labels = node_manifest(gpu_node(spec), NOW)["metadata"]["labels"]
-        assert spec.node_labels().items() <= labels.items()
+        assert spec.shape.gfd_labels().items() <= labels.items()
+
+
+def test_a_node_of_a_shape_shows_its_product_gpus_and_vram() -> None:
+    shape = NodeShape("NVIDIA-L4", 2, 24 * GIB, NvLink.none(2))
+    node = GpuNode.of("l4-0", shape, pods=50)
+    assert node == GpuNode(
+        "l4-0", gpus=2, product="NVIDIA-L4", memory_per_gpu_bytes=24 * GIB, pods=50
+    )
+    assert node.gfd_labels() == shape.gfd_labels()
 
 
 def test_a_spec_file_is_read_and_handed_on_verbatim(tmp_path: Path) -> None:
@@ -156,21 +184,25 @@ def test_a_spec_file_is_read_and_handed_on_verbatim(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "fragment"),
+    ("content", "error", "fragment"),
     [
-        (None, "cannot read"),
-        ("nodes: [", "not valid YAML"),
-        ("nodes:\n- {name: a, product: P, gpus: two, memoryPerGpu: 1Gi}\n", "nodes[0].gpus"),
+        (None, DocumentError, "file not found"),
+        ("nodes: [", DocumentError, "line"),
+        (
+            "nodes:\n- {name: a, product: P, gpus: two, memoryPerGpu: 1Gi}\n",
+            InputError,
+            "nodes[0].gpus",
+        ),
     ],
     ids=["missing-file", "broken-yaml", "bad-field"],
 )
 def test_a_bad_spec_file_is_named_in_the_error(
-    tmp_path: Path, content: str | None, fragment: str
+    tmp_path: Path, content: str | None, error: type[InputError], fragment: str
 ) -> None:
     path = tmp_path / "nodes.yaml"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(error) as caught:
         load_nodes(path)
-    assert str(caught.value).startswith(f"{path}: ")
+    assert caught.value.source == str(path)
     assert fragment in str(caught.value)
