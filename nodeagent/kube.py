@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import yaml
+from documents import DocumentError, load_document
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_REREAD_S = 60.0
@@ -75,9 +75,9 @@ def load_kubeconfig(path: Path) -> Credentials:
     insecure-skip-tls-verify; exec and auth-provider plugins are refused with a clear error.
     """
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise KubeConfigError(f"kubeconfig {path}: {exc}") from None
+        raw = load_document(path, syntax="yaml")  # a kubeconfig in JSON is YAML too
+    except DocumentError as exc:
+        raise KubeConfigError(f"kubeconfig {exc}") from None
     if not isinstance(raw, Mapping):
         raise KubeConfigError(f"kubeconfig {path}: expected a YAML mapping")
 

@@ -77,9 +77,18 @@ def test_unusable_kubeconfig(
         load_kubeconfig(write(tmp_path, cluster, user))
 
 
-def test_not_yaml(tmp_path: Path) -> None:
-    (tmp_path / "k").write_text("- just a list")
-    with pytest.raises(KubeConfigError, match="expected a YAML mapping"):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("- just a list", "expected a YAML mapping", id="a-list"),
+        pytest.param("clusters: [", r"kubeconfig .*/k: not valid YAML at line", id="broken-yaml"),
+        pytest.param(None, r"kubeconfig .*/k: file not found", id="missing"),
+    ],
+)
+def test_not_a_kubeconfig(tmp_path: Path, content: str | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / "k").write_text(content)
+    with pytest.raises(KubeConfigError, match=message):
         load_kubeconfig(tmp_path / "k")
 
 
