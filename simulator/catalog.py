@@ -12,20 +12,20 @@ JSON written by ``vramfit-plan`` lists ``pools`` (``name``, ``gpu_product``, ``g
 the same GPU product, or from conservative defaults; a pool's price comes from the pool itself
 (``price_per_hour``), the plan's ``catalog.pools`` entry of the same name, the pool's total
 ``cost_per_hour`` over its nodes, or the built-in type, in that order. Pure, except
-``load_plan``.
+``load_plan``, which reads the file with the one document loader.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
+from documents import load_document
+from placement.fields import Fields, InputError, Problem
 from placement.fit import product_key
 from placement.model import GIB
-from simulator.fields import ScenarioError
 
 MIB = 1024**2
 
@@ -194,34 +194,11 @@ def _similar(product: str, gpus: int) -> NodeType | None:
     return same[0] if same else None
 
 
-def _whole(raw: Mapping[str, Any], key: str, where: str, problems: list[str], low: int) -> int:
-    value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        problems.append(f"{where}.{key}: expected a whole number >= {low}, got {value!r}")
-        return low
-    return value
-
-
-def _positive(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> float | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        problems.append(f"{where}.{key}: expected a number >= 0, got {value!r}")
-        return None
-    return float(value)
-
-
-def pools_from_plan(raw: object, source: str) -> tuple[PlanPool, ...]:
-    """The pools of a plan document (pure); raises ``ScenarioError`` listing every problem."""
-    problems: list[str] = []
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("pools"), list):
-        raise ScenarioError(source, ["expected a JSON object with a 'pools' list"])
-    pools: list[PlanPool] = []
-    seen: set[str] = set()
-    catalog = raw.get("catalog")
+def _catalog_prices(catalog: object) -> dict[str, float]:
+    """Price per node-hour by pool name from a plan's ``catalog.pools`` (pure); entries without
+    a usable name and price are left out: the catalog is only a fallback."""
     listed = catalog.get("pools") if isinstance(catalog, Mapping) else None
-    catalog_prices = {
+    return {
         c["name"]: float(c["price_per_hour"])
         for c in (listed if isinstance(listed, list) else [])
         if isinstance(c, Mapping)
@@ -230,101 +207,98 @@ def pools_from_plan(raw: object, source: str) -> tuple[PlanPool, ...]:
         and not isinstance(c.get("price_per_hour"), bool)
         and c["price_per_hour"] >= 0
     }
-    for i, entry in enumerate(raw["pools"]):
-        where = f"pools[{i}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{where}: expected an object")
-            continue
-        name = entry.get("name")
-        if not isinstance(name, str) or not name:
-            problems.append(f"{where}.name: expected a non-empty string, got {name!r}")
-            name = f"pool-{i}"
-        elif name in seen:
-            problems.append(f"{where}.name: {name!r} repeats an earlier pool")
-        seen.add(name)
-        product = entry.get("gpu_product")
-        if not isinstance(product, str) or not product:
-            problems.append(f"{where}.gpu_product: expected a non-empty string, got {product!r}")
-            product = "unknown"
-        gpus = _whole(entry, "gpus_per_node", where, problems, 1)
-        vram = _whole(entry, "vram_per_gpu_bytes", where, problems, 1)
-        nodes = _whole(entry, "nodes", where, problems, 0)
-        nvlink = entry.get("nvlink", None)
-        if nvlink is not None and nvlink not in ("all", "none"):
-            problems.append(f"{where}.nvlink: expected 'all' or 'none', got {nvlink!r}")
-            nvlink = None
-        base = _similar(product, gpus)
-        price = _positive(entry, "price_per_hour", where, problems)
-        if price is None:
-            price = catalog_prices.get(name)
-        total = _positive(entry, "cost_per_hour", where, problems)
-        if price is None and total is not None and nodes > 0:
-            price = total / nodes
-        cpu = _positive(entry, "cpu_milli", where, problems)
-        memory = _positive(entry, "memory_bytes", where, problems)
-        disk = _positive(entry, "local_disk_bytes_per_s", where, problems)
-        remote = _positive(entry, "remote_bytes_per_s", where, problems)
-        if price is None and base is None:
-            problems.append(
-                f"{where}.price_per_hour: missing (nor in the plan's catalog, nor a "
-                f"cost_per_hour), and no built-in node type has GPU product {product!r}"
-            )
-        if base is not None:
-            scale = gpus / base.gpus
-            defaults = (
-                base.price_per_hour * scale,
-                base.cpu_milli * scale,
-                base.memory_bytes * scale,
-                base.local_disk_bytes_per_s,
-                base.remote_bytes_per_s,
-                "all" if len(base.islands) == 1 and gpus > 1 else "none",
-            )
-        else:
-            defaults = (
-                0.0,
-                float(DEFAULT_CPU_PER_GPU * gpus),
-                float(DEFAULT_MEMORY_PER_GPU * gpus),
-                DEFAULT_DISK_BYTES_PER_S,
-                DEFAULT_REMOTE_BYTES_PER_S,
-                "all",
-            )
-        pools.append(
-            PlanPool(
-                name=name,
-                nodes=nodes,
-                node_type=NodeType(
-                    name=name,
-                    gpu_product=product,
-                    gpus=gpus,
-                    vram_per_gpu=vram,
-                    islands=islands_for(str(nvlink or defaults[5]), gpus),
-                    cpu_milli=int(cpu if cpu is not None else defaults[1]),
-                    memory_bytes=int(memory if memory is not None else defaults[2]),
-                    local_disk_bytes_per_s=disk or defaults[3],
-                    remote_bytes_per_s=remote or defaults[4],
-                    reserved_per_gpu=512 * MIB,
-                    price_per_hour=price if price is not None else defaults[0],
-                ),
-            )
+
+
+def _plan_price(f: Fields, name: str, nodes: int, catalog: Mapping[str, float]) -> float | None:
+    """A plan pool's price per node: its own, the catalog's, or its total cost over its nodes."""
+    price = f.number("price_per_hour", None)
+    if price is None:
+        price = catalog.get(name)
+    total = f.number("cost_per_hour", None)
+    if price is None and total is not None and nodes > 0:
+        price = total / nodes
+    return price
+
+
+def _plan_pool(f: Fields, index: int, catalog: Mapping[str, float]) -> PlanPool:
+    """One pool of a plan; what it does not say comes from the built-in type of its product."""
+    name = f.text("name", f"pool-{index}", required=True)
+    product = f.text("gpu_product", "unknown", required=True)
+    gpus = f.integer("gpus_per_node", 1, minimum=1, required=True)
+    vram = f.integer("vram_per_gpu_bytes", 1, minimum=1, required=True)
+    nodes = f.integer("nodes", 0, required=True)
+    nvlink = f.choice("nvlink", ("all", "none"), "")
+    base = _similar(product, gpus)
+    price = _plan_price(f, name, nodes, catalog)
+    cpu = f.number("cpu_milli", None)
+    memory = f.number("memory_bytes", None)
+    disk = f.number("local_disk_bytes_per_s", None)
+    remote = f.number("remote_bytes_per_s", None)
+    if price is None and base is None:
+        f.bad(
+            "price_per_hour",
+            "missing (nor in the plan's catalog, nor a cost_per_hour), and no built-in node "
+            f"type has GPU product {product!r}",
         )
-    if not pools and not problems:
-        problems.append("pools: the plan lists no pools")
-    if problems:
-        raise ScenarioError(source, problems)
+    if base is not None:
+        scale = gpus / base.gpus
+        defaults = (
+            base.price_per_hour * scale,
+            base.cpu_milli * scale,
+            base.memory_bytes * scale,
+            base.local_disk_bytes_per_s,
+            base.remote_bytes_per_s,
+            "all" if len(base.islands) == 1 and gpus > 1 else "none",
+        )
+    else:
+        defaults = (
+            0.0,
+            float(DEFAULT_CPU_PER_GPU * gpus),
+            float(DEFAULT_MEMORY_PER_GPU * gpus),
+            DEFAULT_DISK_BYTES_PER_S,
+            DEFAULT_REMOTE_BYTES_PER_S,
+            "all",
+        )
+    return PlanPool(
+        name=name,
+        nodes=nodes,
+        node_type=NodeType(
+            name=name,
+            gpu_product=product,
+            gpus=gpus,
+            vram_per_gpu=vram,
+            islands=islands_for(nvlink or defaults[5], gpus),
+            cpu_milli=int(cpu if cpu is not None else defaults[1]),
+            memory_bytes=int(memory if memory is not None else defaults[2]),
+            local_disk_bytes_per_s=disk or defaults[3],
+            remote_bytes_per_s=remote or defaults[4],
+            reserved_per_gpu=512 * MIB,
+            price_per_hour=price if price is not None else defaults[0],
+        ),
+    )
+
+
+def pools_from_plan(raw: object, source: str) -> tuple[PlanPool, ...]:
+    """The pools of a plan document (pure); raises ``InputError`` listing every problem.
+
+    A plan carries much the simulator does not read: fields it does not know are ignored.
+    """
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("pools"), list):
+        raise InputError(source, [Problem("", "expected a JSON object with a 'pools' list")])
+    plan = Fields(raw, unknown="ignore")
+    catalog = _catalog_prices(raw.get("catalog"))
+    pools: list[PlanPool] = []
+    for i, f in enumerate(plan.children("pools")):
+        pool = _plan_pool(f, i, catalog)
+        if any(p.name == pool.name for p in pools):
+            f.bad("name", f"{pool.name!r} repeats an earlier pool")
+        pools.append(pool)
+    if not pools:
+        plan.bad("pools", "the plan lists no pools")
+    plan.raise_if_problems(source)
     return tuple(pools)
 
 
 def load_plan(path: Path) -> tuple[PlanPool, ...]:
-    """Read a plan JSON file; raises ``ScenarioError`` naming the file and every problem."""
-    source = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ScenarioError(source, ["plan file not found"]) from None
-    except OSError as exc:
-        raise ScenarioError(source, [f"cannot read the plan ({exc.strerror})"]) from None
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise ScenarioError(source, [f"not valid JSON ({exc})"]) from None
-    return pools_from_plan(raw, source)
+    """Read a plan JSON file; raises ``InputError`` naming the file and every problem."""
+    return pools_from_plan(load_document(path, syntax="json"), str(path))

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from placement.fields import FieldError, InputError
 from placement.quantity import duration_seconds
 from simulator.catalog import BUILTIN_TYPES, load_plan
 from simulator.engine import POLICIES, simulate
-from simulator.fields import ScenarioError
 from simulator.metrics import summarize
 from simulator.render import console_for, print_table, to_html, to_json
 from simulator.scenario_files import BUILTINS, builtin_scenario, resolve_scenario
@@ -113,8 +113,8 @@ def _policies(values: list[str] | None) -> tuple[str, ...]:
     names = [n.strip() for v in values for n in v.split(",") if n.strip()]
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
-        raise ScenarioError(
-            "--policy", [f"unknown policy {', '.join(unknown)}; known: {', '.join(POLICIES)}"]
+        raise FieldError(
+            "--policy", f"unknown policy {', '.join(unknown)}; known: {', '.join(POLICIES)}"
         )
     return tuple(dict.fromkeys(names))
 
@@ -148,11 +148,11 @@ def run(args: argparse.Namespace) -> int:
             try:
                 seconds = duration_seconds(args.duration)
             except ValueError as exc:
-                raise ScenarioError("--duration", [str(exc)]) from None
+                raise FieldError("--duration", str(exc)) from None
             if seconds <= 0:
-                raise ScenarioError("--duration", ["must be above zero"])
+                raise FieldError("--duration", "must be above zero")
             scenario = scenario.with_duration(seconds)
-    except ScenarioError as exc:
+    except InputError as exc:
         err.print(f"{PROG}: {exc}", markup=False, highlight=False)
         return 2
     seed = scenario.seed if args.seed is None else args.seed

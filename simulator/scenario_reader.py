@@ -53,10 +53,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from placement.fields import Fields, InputError, Problem
 from placement.fit import product_key
 from placement.model import NvlinkMode
 from placement.policies import PROFILES
-from placement.quantity import QuantityError, parse_milli
 from simulator.catalog import (
     BUILTIN_TYPES,
     DEFAULT_CPU_PER_GPU,
@@ -66,7 +66,6 @@ from simulator.catalog import (
     NodeType,
     islands_for,
 )
-from simulator.fields import Fields, ScenarioError
 from simulator.scenario import PATTERNS, OutOfBand, Pool, Scenario, Service, Traffic
 from simulator.settings import SETTINGS_KEYS, Settings, read_settings
 
@@ -134,20 +133,6 @@ _TRAFFIC = (
 )
 
 
-def _cpu_milli(f: Fields, key: str, default: int) -> int:
-    value = f.get(key)
-    if value is None:
-        return default
-    try:
-        milli = parse_milli(value, key)
-    except QuantityError:
-        milli = 0
-    if milli <= 0:
-        f.bad(key, f"expected CPU cores such as 96 or 500m, got {value!r}")
-        return default
-    return milli
-
-
 def _nvlink_islands(f: Fields, gpus: int, default: tuple[tuple[int, ...], ...]) -> Any:
     value = f.get("nvlink")
     if value is None:
@@ -170,7 +155,7 @@ def _nvlink_islands(f: Fields, gpus: int, default: tuple[tuple[int, ...], ...]) 
     return islands_for("none", gpus)
 
 
-def _pool(raw: object, path: str, problems: list[str]) -> Pool | None:
+def _pool(raw: object, path: str, problems: list[Problem]) -> Pool | None:
     f = Fields(raw, path, problems, _POOL)
     name = f.text("name", required=True)
     base: NodeType | None = None
@@ -196,8 +181,8 @@ def _pool(raw: object, path: str, problems: list[str]) -> Pool | None:
         gpus=gpus,
         vram_per_gpu=vram,
         islands=_nvlink_islands(f, gpus, default_islands),
-        cpu_milli=_cpu_milli(
-            f, "cpu", int(base.cpu_milli * scale) if base else gpus * DEFAULT_CPU_PER_GPU
+        cpu_milli=f.milli(
+            "cpu", int(base.cpu_milli * scale) if base else gpus * DEFAULT_CPU_PER_GPU
         ),
         memory_bytes=f.size(
             "memory", int(base.memory_bytes * scale) if base else gpus * DEFAULT_MEMORY_PER_GPU
@@ -280,7 +265,7 @@ def _traffic(f: Fields, duration: float) -> Traffic:
 
 
 def _services(
-    raw: object, path: str, problems: list[str], settings: Settings, duration: float
+    raw: object, path: str, problems: list[Problem], settings: Settings, duration: float
 ) -> list[Service]:
     f = Fields(raw, path, problems, _SERVICE)
     name = f.text("name", required=True)
@@ -318,7 +303,7 @@ def _services(
             "scaleToZeroAfter", settings.scale_to_zero_after_s, positive=True
         ),
         capacity=f.number("capacity", _SERVICE_DEFAULTS.capacity, exclusive_minimum=True),
-        cpu_milli=_cpu_milli(f, "cpu", _SERVICE_DEFAULTS.cpu_milli * gpus),
+        cpu_milli=f.milli("cpu", _SERVICE_DEFAULTS.cpu_milli * gpus),
         memory_bytes=f.size("memory", _SERVICE_DEFAULTS.memory_bytes * gpus),
         policy=policy,
     )
@@ -329,8 +314,8 @@ def _services(
 
 
 def parse_scenario(raw: object, source: str) -> Scenario:
-    """Validate a raw scenario document (pure); raises ``ScenarioError`` listing every problem."""
-    problems: list[str] = []
+    """Validate a raw scenario document (pure); raises ``InputError`` listing every problem."""
+    problems: list[Problem] = []
     f = Fields(raw, "", problems, _TOP)
     name = f.text("name", default=Path(source).stem)
     duration = f.duration("duration", 3600.0, positive=True, required=True)
@@ -340,15 +325,17 @@ def parse_scenario(raw: object, source: str) -> Scenario:
         p = _pool(entry, f"pools[{i}]", problems)
         if p is not None:
             if any(q.name == p.name for q in pools):
-                problems.append(f"pools[{i}].name: {p.name!r} repeats an earlier pool")
+                problems.append(Problem(f"pools[{i}].name", f"{p.name!r} repeats an earlier pool"))
             pools.append(p)
-    if f.has("pools") and not pools and not any(p.startswith("pools") for p in problems):
+    if f.has("pools") and not pools and not any(p.where.startswith("pools") for p in problems):
         f.bad("pools", "lists no pool")
     services: list[Service] = []
     for i, entry in enumerate(f.items("services", required=True)):
         for s in _services(entry, f"services[{i}]", problems, settings, duration):
             if any(t.name == s.name for t in services):
-                problems.append(f"services[{i}].name: {s.name!r} repeats an earlier service")
+                problems.append(
+                    Problem(f"services[{i}].name", f"{s.name!r} repeats an earlier service")
+                )
             services.append(s)
             _check_service(s, pools, f"services[{i}]", problems)
     node_names = {n: p for p in pools for n in p.node_names()}
@@ -372,12 +359,14 @@ def parse_scenario(raw: object, source: str) -> Scenario:
         for model, _ in p.cached:
             if model not in sizes:
                 problems.append(
-                    f"pools[{i}].cachedModels: model {model!r} is served by no service, so its "
-                    "size is unknown"
+                    Problem(
+                        f"pools[{i}].cachedModels",
+                        f"model {model!r} is served by no service, so its size is unknown",
+                    )
                 )
     seed = f.integer("seed", 1)
     if problems:
-        raise ScenarioError(source, problems)
+        raise InputError(source, problems)
     return Scenario(
         name=name,
         description=f.text("description"),
@@ -391,7 +380,7 @@ def parse_scenario(raw: object, source: str) -> Scenario:
     )
 
 
-def _check_service(s: Service, pools: list[Pool], path: str, problems: list[str]) -> None:
+def _check_service(s: Service, pools: list[Pool], path: str, problems: list[Problem]) -> None:
     """Mistakes that would leave a service pending for a reason no policy can change."""
     if not pools:
         return
@@ -401,12 +390,14 @@ def _check_service(s: Service, pools: list[Pool], path: str, problems: list[str]
         if not matching:
             have = sorted({p.node_type.gpu_product for p in pools})
             problems.append(
-                f"{path}.gpuProduct: {', '.join(s.products)} matches no pool (pools have "
-                f"{', '.join(have)})"
+                Problem(
+                    f"{path}.gpuProduct",
+                    f"{', '.join(s.products)} matches no pool (pools have {', '.join(have)})",
+                )
             )
             return
     else:
         matching = pools
     largest = max(p.node_type.gpus for p in matching)
     if s.gpus > largest:
-        problems.append(f"{path}.gpus: {s.gpus} is more than any node has ({largest})")
+        problems.append(Problem(f"{path}.gpus", f"{s.gpus} is more than any node has ({largest})"))

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from placement.fields import Fields
 from placement.lifecycle import EndRule
 from placement.model import FitSettings
-from simulator.fields import Fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,7 @@ def test_cli_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         pytest.param(["no-such-scenario"], "neither a built-in scenario", id="scenario"),
         pytest.param(["--duration", "soon"], "--duration", id="duration"),
         pytest.param(["--duration", "0s"], "must be above zero", id="zero-duration"),
-        pytest.param(["--plan", "/nonexistent/plan.json"], "plan file not found", id="plan"),
+        pytest.param(["--plan", "/nonexistent/plan.json"], "plan.json: file not found", id="plan"),
     ],
 )
 def test_cli_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
