@@ -50,7 +50,7 @@ def parse_listen(
             if any_host is None:
                 raise ValueError(f"{shown} has no host: {_EXAMPLE}")
             host = any_host
-    if any(c.isspace() or c in "[]/" for c in host):
+    if any(c.isspace() or not c.isprintable() or c in "[]/" for c in host):
         raise ValueError(f"{shown}: the host {quote(host)} is not a host name or address")
     low = 0 if allow_port_zero else 1
     if not _PORT.fullmatch(port_text) or not low <= int(port_text) <= 65535:

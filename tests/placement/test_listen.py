@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from placement.fields import MAX_QUOTE
 from placement.listen import format_listen, parse_listen
 
 
@@ -108,6 +109,12 @@ def test_parse_listen(text: str, kwargs: dict[str, Any], expected: tuple[str, in
             id="blank-in-host",
         ),
         pytest.param(
+            "h\x07:80",
+            {},
+            "'h\\x07:80': the host 'h\\x07' is not a host name or address",
+            id="control-character-in-host",
+        ),
+        pytest.param(
             "h]:80",
             {},
             "'h]:80': the host 'h]' is not a host name or address",
@@ -139,8 +146,8 @@ def test_format_listen_round_trips(host: str, port: int) -> None:
 def test_any_text_parses_or_raises_value_error(text: str) -> None:
     try:
         host, port = parse_listen(text, any_host="0.0.0.0", allow_port_zero=True)
-    except ValueError as exc:
-        assert len(str(exc)) < 200
+    except ValueError as exc:  # at most two quoted values, each capped
+        assert len(str(exc)) < 2 * (MAX_QUOTE + 2) + 80
     else:
         assert host
         assert 0 <= port <= 65535
