@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
@@ -324,7 +323,6 @@ def build_extender(
     return Extender(app, app.test_client(), state, api, metrics, clock, settings)
 
 
-@pytest.fixture
 def mixed_pool() -> list[NodeState]:
     """Two 8x H100 80 GB nodes and two 8x A100 40 GB nodes."""
     return [

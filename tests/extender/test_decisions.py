@@ -32,6 +32,7 @@ from tests.extender.conftest import (
     A100,
     NOW,
     gpu_node,
+    mixed_pool,
     pod_object,
     report_object,
     report_of,
@@ -80,31 +81,22 @@ class FilterCase:
     leases: dict[str, float] = field(default_factory=dict)
 
 
-def _mixed() -> list[NodeState]:
-    return [
-        gpu_node("h100-0"),
-        gpu_node("h100-1"),
-        gpu_node("a100-0", product=A100, gib=40),
-        gpu_node("a100-1", product=A100, gib=40),
-    ]
-
-
 FILTER_CASES = {
     "70GiB-pod-lands-only-on-80GB-GPUs": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("llama-70b", gpus=2),
         Outcome.PLACED,
         passed=("h100-0",),
         codes={"gpu-too-small": 2},
     ),
     "pod-without-gpus-passes-every-node": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("web", gpus=0),
         Outcome.PASSTHROUGH,
         passed=("h100-0", "h100-1", "a100-0", "a100-1"),
     ),
     "unreadable-vram-annotation-fails-every-node-unresolvable": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("bad", vram="lots"),
         Outcome.INVALID_POD,
         unresolvable=dict.fromkeys(
@@ -112,13 +104,13 @@ FILTER_CASES = {
         ),
     ),
     "unknown-policy-annotation-names-the-known-ones": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("bad", annotations={"vramfit.io/policy": "fastest"}),
         Outcome.INVALID_POD,
         unresolvable=dict.fromkeys(("h100-0", "h100-1", "a100-0", "a100-1"), "binpack, spread"),
     ),
     "node-without-report-fails-resolvable": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("p"),
         Outcome.PLACED,
         names=("ghost", "h100-1"),
@@ -126,7 +118,7 @@ FILTER_CASES = {
         codes={"no-report": 1},
     ),
     "node-without-report-is-the-reason-when-nothing-fits": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("p", gpus=9),
         Outcome.UNSCHEDULABLE,
         names=("ghost", "h100-1"),
@@ -135,7 +127,7 @@ FILTER_CASES = {
         codes={"no-report": 1, "gpu-too-small": 1},
     ),
     "expired-lease-takes-the-node-out": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("p"),
         Outcome.PLACED,
         names=("h100-0", "h100-1"),
@@ -144,7 +136,7 @@ FILTER_CASES = {
         codes={"lease-expired": 1},
     ),
     "expired-lease-is-the-reason-when-nothing-fits": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("p"),
         Outcome.UNSCHEDULABLE,
         names=("h100-0",),
@@ -173,7 +165,7 @@ FILTER_CASES = {
         passed=("h100-1",),
     ),
     "gpu-product-constraint": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object(
             "p", vram="20Gi", annotations={"vramfit.io/gpu-product": "NVIDIA A100-SXM4-40GB"}
         ),
@@ -189,7 +181,7 @@ FILTER_CASES = {
         codes={"nvlink-island-too-small": 1},
     ),
     "all-feasible-returns-every-fitting-node": FilterCase(
-        _mixed,
+        mixed_pool,
         lambda: pod_object("p", vram="30Gi"),
         Outcome.FEASIBLE,
         mode=Mode.ALL_FEASIBLE,
