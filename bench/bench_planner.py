@@ -19,13 +19,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from planner.diagnostics import Problem
+from placement.fields import Problem
 from planner.inputs.catalog import Catalog, load_catalog
 from planner.inputs.kserve import parse_inference_service
 from planner.inputs.models import load_model_catalog
 from planner.inputs.traffic import load_traffic
-from planner.packing.units import DemandSettings, Scenario, component_demand
 from planner.packing.solve import SolveOptions
+from planner.packing.units import DemandSettings, Scenario, component_demand
 from planner.plan import plan_scenario
 
 SIZES = (50, 200, 1000)

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from placement.fields import InputError, Problem
 from placement.quantity import QuantityError, format_bytes, parse_bytes
-from planner.diagnostics import InputError, Problem
 from planner.frame import frame_all
 from planner.inputs.catalog import Catalog, keep_existing, load_catalog
 from planner.inputs.kserve import (
@@ -206,6 +206,11 @@ def _solver_arguments(solve: argparse._ArgumentGroup) -> None:
     )
 
 
+def problem_lines(exc: InputError) -> list[str]:
+    """One line per problem of ``exc``, each naming its source when the error has one."""
+    return [f"{exc.source}: {p}" if exc.source else str(p) for p in exc.problems]
+
+
 def plan_settings(args: argparse.Namespace) -> tuple[PlanSettings, list[str]]:
     """The settings the options give, and every problem with them, in the order of the
     options."""
@@ -298,8 +303,8 @@ def run_plan(
     try:
         loaded = _load(args, settings)
     except InputError as exc:
-        for p in exc.problems:
-            error(f"{p}")
+        for line in problem_lines(exc):
+            error(line)
         return EXIT_INPUT
     fmt = args.output or ("table" if out.isatty() and args.output_file is None else "json")
     plan = _solve(
@@ -363,7 +368,7 @@ def _load(args: argparse.Namespace, settings: PlanSettings) -> _Loaded:
             if d is not None:
                 demands.append(d)
     if problems:
-        raise InputError(problems)
+        raise InputError("", problems)
     return _Loaded(catalog, traffic, inputs, tuple(demands))
 
 

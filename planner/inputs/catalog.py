@@ -2,8 +2,11 @@
 
 A catalog is YAML (one entry per pool: GPU product, GPUs per node, VRAM per GPU, NVLink, CPU,
 memory, local disk, price per hour with its source and date, optional min/max/existing nodes,
-labels and taints). The shipped default lists common AWS, GCP and Azure GPU instances. Parsing is
-pure and reports every problem at once; ``load_catalog`` is the thin file-reading shell.
+labels and taints). The shipped default lists common AWS, GCP and Azure GPU instances. A pool's
+GPU node is the core's ``NodeShape``: its NVLink islands are read by the core's one parser and
+its node labels include the GPU Feature Discovery labels the shape implies. Parsing is pure and
+reports every problem at once (the core's ``Fields``); ``load_catalog`` is the thin
+file-reading shell.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from placement.quantity import QuantityError, parse_bytes, parse_milli
-from planner.diagnostics import InputError, Problem
+from placement.fields import Fields
+from placement.shape import NodeShape, NvLink, read_nvlink
+from planner.data import builtin_document
+from planner.inputs.files import load_input
 
 # Share of a node's CPU and memory that pods may request (kubelet system and kube reservations
 # typically keep about 5% back). A pool may give `allocatable` explicitly instead.
@@ -75,32 +77,59 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class PoolType:
-    """One node type that a pool is made of.
+    """One node type that a pool is made of: a GPU node ``shape`` (the core's) and what the
+    catalog adds, where it runs, its price and its node limits.
 
-    ``islands`` are the NVLink islands as GPU index tuples (one island of all GPUs for NVSwitch
-    machines, single GPUs for PCIe-only ones). ``cpu_milli`` and ``memory_bytes`` are what pods
-    may request.
+    ``cpu_milli`` and ``memory_bytes`` are what pods may request. ``labels`` are the labels
+    every node of the pool carries: the instance type, the GPU Feature Discovery labels its
+    shape implies, the pool's name, then the catalog's own.
     """
 
     name: str
     cloud: str
     instance_type: str
     region: str
-    gpu_product: str
-    gpus: int
-    vram_per_gpu: int
-    nvlink: str
-    islands: tuple[tuple[int, ...], ...]
+    shape: NodeShape
     cpu_milli: int
     memory_bytes: int
     local_disk_bytes: int
-    local_disk_bytes_per_s: float | None
     price: Price
     min_nodes: int = 0
     max_nodes: int | None = None
     existing_nodes: int = 0
     labels: tuple[tuple[str, str], ...] = ()
     taints: tuple[Taint, ...] = ()
+
+    @property
+    def gpu_product(self) -> str:
+        """The GPU product as the catalog names it."""
+        return self.shape.product
+
+    @property
+    def gpus(self) -> int:
+        """GPUs per node."""
+        return self.shape.gpus
+
+    @property
+    def vram_per_gpu(self) -> int:
+        """VRAM of each GPU, in bytes."""
+        return self.shape.vram_per_gpu
+
+    @property
+    def islands(self) -> tuple[tuple[int, ...], ...]:
+        """The NVLink islands as GPU index tuples (one island of all GPUs for NVSwitch machines,
+        single GPUs for PCIe-only ones)."""
+        return self.shape.islands
+
+    @property
+    def largest_island(self) -> int:
+        """GPUs in its largest NVLink island."""
+        return self.shape.nvlink.largest
+
+    @property
+    def local_disk_bytes_per_s(self) -> float | None:
+        """How fast weights load from the node's local disk, when the catalog says."""
+        return self.shape.local_disk_bytes_per_s
 
     @property
     def cost_per_hour(self) -> float:
@@ -111,11 +140,6 @@ class PoolType:
     def cost_per_gpu_hour(self) -> float:
         """Price of one of its GPUs per hour."""
         return self.price.per_hour / self.gpus
-
-    @property
-    def largest_island(self) -> int:
-        """GPUs in its largest NVLink island."""
-        return max((len(i) for i in self.islands), default=1)
 
     def label(self, key: str) -> str | None:
         """Value of a node label every node of the pool carries."""
@@ -140,228 +164,121 @@ class Catalog:
         raise KeyError(name)
 
 
-class _Reader:
-    """Collects problems while reading one pool entry."""
-
-    def __init__(self, where: str, problems: list[Problem]) -> None:
-        self.where = where
-        self.problems = problems
-
-    def bad(self, key: str, message: str) -> None:
-        self.problems.append(Problem(f"{self.where}.{key}", message))
-
-    def int_(
-        self, raw: Mapping[str, Any], key: str, minimum: int, default: int | None = None
-    ) -> int | None:
-        v = raw.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            self.bad(key, f"expected an integer of at least {minimum}, got {v!r}")
-            return None
-        return int(v)
-
-    def bytes_(self, raw: Mapping[str, Any], key: str) -> int | None:
-        if key not in raw:
-            return None
-        try:
-            return parse_bytes(raw[key], key)
-        except QuantityError as exc:
-            self.bad(key, exc.detail)
-            return None
-
-    def cpu(self, value: object, key: str) -> int | None:
-        try:
-            milli = parse_milli(value, key)
-        except QuantityError as exc:
-            self.bad(key, f"{value!r} is not a valid CPU quantity ({exc.why})")
-            return None
-        if milli <= 0:
-            self.bad(key, f"{value!r} must be positive")
-            return None
-        return milli
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
-def _islands(reader: _Reader, raw: object, gpus: int) -> tuple[str, tuple[tuple[int, ...], ...]]:
-    if raw is None or raw == "none" or raw is False:
-        return "none", tuple((i,) for i in range(gpus))
-    if raw == "all" or raw is True:
-        return "all", (tuple(range(gpus)),)
-    if isinstance(raw, Mapping) and set(raw) == {"islands"} and isinstance(raw["islands"], list):
-        seen: set[int] = set()
-        out: list[tuple[int, ...]] = []
-        for isl in raw["islands"]:
-            if not isinstance(isl, list) or not all(
-                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < gpus for i in isl
-            ):
-                reader.bad("nvlink.islands", f"each island must list GPU indices 0..{gpus - 1}")
-                return "none", ()
-            if seen & set(isl):
-                reader.bad("nvlink.islands", "a GPU appears in two islands")
-                return "none", ()
-            seen |= set(isl)
-            out.append(tuple(sorted(isl)))
-        out.extend((i,) for i in range(gpus) if i not in seen)
-        return "islands", tuple(sorted(out))
-    reader.bad("nvlink", f"{raw!r} is not all, none or {{islands: [[0,1],...]}}")
-    return "none", ()
-
-
-def _pool(raw: Any, where: str, problems: list[Problem]) -> PoolType | None:
-    r = _Reader(where, problems)
-    if not isinstance(raw, Mapping):
-        problems.append(Problem(where, "expected an object"))
+def _price(f: Fields) -> Price | None:
+    """The ``price`` object: per hour, currency, and the source and date it was read."""
+    per_hour = f.number("perHour", None, minimum=0.0, exclusive_minimum=True, required=True)
+    currency = f.text("currency", "USD")
+    note = f.text("note", "")
+    source = f.get("source")
+    if not isinstance(source, str) or not source.strip():
+        f.bad("source", "missing: say where the price comes from")
+    as_of = f.get("asOf")
+    as_of_text = as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of or "")
+    try:
+        dt.date.fromisoformat(as_of_text[:10])
+    except ValueError:
+        f.bad("asOf", f"expected a date such as 2026-11-09, got {as_of!r}")
         return None
-    before = len(problems)
-    for k in raw:
-        if k not in _POOL_FIELDS:
-            r.bad(str(k), "unknown field")
-    missing = [k for k in _REQUIRED if k not in raw]
-    for k in missing:
-        r.bad(k, "missing")
-    if missing:
+    if per_hour is None or not isinstance(source, str) or not source.strip():
         return None
-    name = str(raw["name"])
-    gpus = r.int_(raw, "gpus", 1)
-    vram = r.bytes_(raw, "memoryPerGpu")
-    cpu = r.cpu(raw["cpu"], "cpu")
-    memory = r.bytes_(raw, "memory")
-    disk = r.bytes_(raw, "localDisk") or 0
-    disk_bw = r.bytes_(raw, "localDiskBandwidth")
-    min_nodes = r.int_(raw, "minNodes", 0, 0)
-    max_nodes = r.int_(raw, "maxNodes", 0)
-    existing = r.int_(raw, "existingNodes", 0, 0)
-    if min_nodes is not None and max_nodes is not None and max_nodes < min_nodes:
-        r.bad("maxNodes", f"{max_nodes} is below minNodes {min_nodes}")
-    nvlink, islands = _islands(r, raw.get("nvlink"), gpus or 1)
-    price_raw = raw["price"]
-    price: Price | None = None
-    if not isinstance(price_raw, Mapping):
-        r.bad("price", "expected an object with perHour, currency, source, asOf")
-    else:
-        for k in price_raw:
-            if k not in _PRICE_FIELDS:
-                r.bad(f"price.{k}", "unknown field")
-        per_hour = price_raw.get("perHour")
-        if isinstance(per_hour, bool) or not isinstance(per_hour, int | float) or per_hour <= 0:
-            r.bad("price.perHour", f"expected a positive number, got {per_hour!r}")
-        source = price_raw.get("source")
-        if not isinstance(source, str) or not source.strip():
-            r.bad("price.source", "missing: say where the price comes from")
-        as_of = price_raw.get("asOf")
-        as_of_text = as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of or "")
-        try:
-            dt.date.fromisoformat(as_of_text[:10])
-        except ValueError:
-            r.bad("price.asOf", f"expected a date such as 2026-11-09, got {as_of!r}")
-        if isinstance(per_hour, int | float) and source and as_of_text:
-            price = Price(
-                float(per_hour),
-                str(price_raw.get("currency", "USD")),
-                str(source),
-                as_of_text,
-                str(price_raw.get("note", "")),
-            )
-    labels_raw = raw.get("labels") or {}
-    if not isinstance(labels_raw, Mapping):
-        r.bad("labels", "expected a mapping of label to value")
-        labels_raw = {}
+    return Price(per_hour, currency, source, as_of_text, note)
+
+
+def _taints(f: Fields) -> tuple[Taint, ...]:
     taints: list[Taint] = []
-    taints_raw = raw.get("taints") or []
-    if not isinstance(taints_raw, list):
-        r.bad("taints", "expected a list")
-        taints_raw = []
-    for i, t in enumerate(taints_raw):
-        if (
-            not isinstance(t, Mapping)
-            or "key" not in t
-            or t.get("effect")
-            not in (
-                "NoSchedule",
-                "PreferNoSchedule",
-                "NoExecute",
-            )
-        ):
-            r.bad(
-                f"taints[{i}]",
-                "expected {key, value, effect: NoSchedule|PreferNoSchedule|NoExecute}",
-            )
-            continue
-        taints.append(Taint(str(t["key"]), str(t.get("value", "")), str(t["effect"])))
-    alloc = raw.get("allocatable")
-    if alloc is not None and not isinstance(alloc, Mapping):
-        r.bad("allocatable", "expected {cpu, memory}")
-        alloc = None
-    if len(problems) > before:
+    for t in f.children("taints"):
+        key = t.text("key", None, required=True)
+        effect = t.choice("effect", _TAINT_EFFECTS, "", required=True)
+        if key is not None and effect:
+            taints.append(Taint(key, str(t.get("value") or ""), effect))
+    return tuple(taints)
+
+
+def _allocatable(f: Fields, cpu_milli: int | None, memory: int | None) -> tuple[int, int]:
+    """What pods may request: ``allocatable`` where given, else ``ALLOCATABLE_FRACTION``."""
+    alloc = f.child("allocatable")
+    cpu = math.floor((cpu_milli or 0) * ALLOCATABLE_FRACTION)
+    mem = math.floor((memory or 0) * ALLOCATABLE_FRACTION)
+    return alloc.milli("cpu", cpu), alloc.size("memory", mem)
+
+
+def _labels(name: str, instance: str, shape: NodeShape, own: dict[str, str]) -> dict[str, str]:
+    """The labels every node of a pool carries; the catalog's own win."""
+    labels = {"node.kubernetes.io/instance-type": instance, **shape.gfd_labels()}
+    labels["vramfit.io/pool"] = name
+    labels.update(own)
+    return labels
+
+
+def _pool(f: Fields) -> PoolType | None:
+    """One pool entry; ``None`` (with its problems recorded) when it is not usable."""
+    before = len(f.problems)
+    name = f.text("name", None, required=True)
+    product = f.text("gpuProduct", None, required=True)
+    gpus = f.integer("gpus", None, minimum=1, required=True)
+    vram = f.size("memoryPerGpu", None, required=True)
+    cpu = f.milli("cpu", None, required=True)
+    memory = f.size("memory", None, required=True)
+    disk = f.size("localDisk", 0)
+    disk_bw = f.rate("localDiskBandwidth", None)
+    min_nodes = f.integer("minNodes", 0)
+    max_nodes = f.integer("maxNodes", None)
+    existing = f.integer("existingNodes", 0)
+    if max_nodes is not None and max_nodes < min_nodes:
+        f.bad("maxNodes", f"{max_nodes} is below minNodes {min_nodes}")
+    nvlink = read_nvlink(f, "nvlink", gpus or 1, NvLink.none(gpus or 1))
+    price = _price(f.child("price", _PRICE_FIELDS, required=True))
+    own_labels = f.string_map("labels")
+    taints = _taints(f)
+    cpu_alloc, mem_alloc = _allocatable(f, cpu, memory)
+    cloud, region = f.text("cloud", ""), f.text("region", "")
+    instance = f.text("instanceType", name or "")
+    if len(f.problems) > before:
         return None
-    assert gpus is not None and vram is not None and cpu is not None and memory is not None
+    assert name is not None and product is not None and gpus is not None and vram is not None
     assert price is not None
-    cpu_alloc = math.floor(cpu * ALLOCATABLE_FRACTION)
-    mem_alloc = math.floor(memory * ALLOCATABLE_FRACTION)
-    if alloc is not None:
-        if "cpu" in alloc:
-            cpu_alloc = r.cpu(alloc["cpu"], "allocatable.cpu") or cpu_alloc
-        if "memory" in alloc:
-            mem_alloc = r.bytes_(alloc, "memory") or mem_alloc
-    instance = str(raw.get("instanceType", name))
-    mib = 1024**2
-    derived = {
-        "node.kubernetes.io/instance-type": instance,
-        "nvidia.com/gpu.product": str(raw["gpuProduct"]),
-        "nvidia.com/gpu.count": str(gpus),
-        "nvidia.com/gpu.memory": str(vram // mib),
-        "vramfit.io/pool": name,
-    }
-    derived.update({str(k): str(v) for k, v in labels_raw.items()})
+    shape = NodeShape(product, gpus, vram, nvlink, local_disk_bytes_per_s=disk_bw)
     return PoolType(
         name=name,
-        cloud=str(raw.get("cloud", "")),
+        cloud=cloud,
         instance_type=instance,
-        region=str(raw.get("region", "")),
-        gpu_product=str(raw["gpuProduct"]),
-        gpus=gpus,
-        vram_per_gpu=vram,
-        nvlink=nvlink,
-        islands=islands,
+        region=region,
+        shape=shape,
         cpu_milli=cpu_alloc,
         memory_bytes=mem_alloc,
         local_disk_bytes=disk,
-        local_disk_bytes_per_s=float(disk_bw) if disk_bw else None,
         price=price,
-        min_nodes=min_nodes or 0,
+        min_nodes=min_nodes,
         max_nodes=max_nodes,
-        existing_nodes=existing or 0,
-        labels=tuple(sorted(derived.items())),
-        taints=tuple(taints),
+        existing_nodes=existing,
+        labels=tuple(sorted(_labels(name, instance, shape, own_labels).items())),
+        taints=taints,
     )
 
 
 def parse_catalog(raw: Any, where: str) -> Catalog:
-    """Validate a raw catalog; raises ``InputError`` listing every problem. Pure."""
-    if not isinstance(raw, Mapping):
-        raise InputError([Problem(where, "expected a mapping with a 'pools' list")])
-    problems: list[Problem] = []
-    for k in raw:
-        if k not in ("version", "pools"):
-            problems.append(Problem(f"{where}: {k}", "unknown field"))
-    entries = raw.get("pools")
-    if not isinstance(entries, list) or not entries:
-        problems.append(Problem(f"{where}: pools", "missing or empty: list at least one pool"))
-        raise InputError(problems)
+    """Validate a raw catalog; raises ``InputError`` (its source ``where``) listing every
+    problem. Pure."""
+    f = Fields(raw, "", known=("version", "pools"))
+    entries = f.items("pools")
+    if not entries and not f.problems:
+        f.bad("pools", "missing or empty: list at least one pool")
     pools: list[PoolType] = []
     names: set[str] = set()
     for i, entry in enumerate(entries):
         label = entry.get("name", i) if isinstance(entry, Mapping) else i
-        p = _pool(entry, f"{where}: pools[{label}]", problems)
+        p = _pool(Fields(entry, f"pools[{label}]", f.problems, _POOL_FIELDS))
         if p is None:
             continue
         if p.name in names:
-            problems.append(Problem(f"{where}: pools[{label}].name", "duplicate pool name"))
+            f.bad(f"pools[{label}].name", "duplicate pool name")
             continue
         names.add(p.name)
         pools.append(p)
-    if problems:
-        raise InputError(problems)
+    f.raise_if_problems(where)
     return Catalog(tuple(pools), where)
 
 
@@ -377,20 +294,9 @@ def keep_existing(catalog: Catalog) -> Catalog:
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
-    """Read a catalog file, or the shipped default when ``path`` is ``None``."""
+    """Read a catalog file, or the shipped default when ``path`` is ``None``; raises
+    ``InputError`` (a ``DocumentError`` when the file cannot be read)."""
     if path is None:
-        text = resources.files("planner.data").joinpath("pools.yaml").read_text()
         where = "built-in pool catalog"
-    else:
-        where = str(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise InputError([Problem(where, "catalog file not found")]) from None
-        except OSError as exc:
-            raise InputError([Problem(where, f"cannot read catalog ({exc.strerror})")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(where, f"not valid YAML ({exc})")]) from None
-    return parse_catalog(raw, where)
+        return parse_catalog(builtin_document("pools.yaml", where), where)
+    return parse_catalog(load_input(path, "pool catalog"), str(path))

@@ -13,23 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.inputs.kserve_fields import (
-    COMPONENTS,
-    LEGACY_FRAMEWORKS,
-    MODEL,
-    PREDICTOR_EXTENSION,
-    WORKER,
-)
+from placement.fields import Fields
+from planner.inputs.kserve_fields import LEGACY_FRAMEWORKS, MODEL, PREDICTOR_EXTENSION, WORKER
 from planner.inputs.pod_spec import (
     DEFAULT_CPU_MILLI,
     DEFAULT_MEMORY,
     Placement,
+    PodResources,
     engine_args,
     read_containers,
     read_placement,
     read_resources,
 )
-from planner.inputs.raw import ReadContext, integer, mapping, unknown_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,133 +62,162 @@ class Component:
     other_accelerators: tuple[str, ...] = ()
 
 
-def read_component(
-    ctx: ReadContext, name: str, comp: Mapping[str, Any], path: str
-) -> Component | None:
-    """Read component ``name`` (predictor, transformer, explainer) at ``path``; ``None``
-    when it has nothing to serve. Problems go to ``ctx``."""
-    known = COMPONENTS[name]
-    unknown_fields(ctx, comp, known, path)
-    containers = read_containers(ctx, comp, path)
-    shape = "containers"
-    model_format = runtime = storage_uri = ""
-    main: Mapping[str, Any] | None = None
-    if name == "predictor":
-        model = mapping(ctx, comp.get("model"), f"{path}.model")
-        frameworks = [f for f in LEGACY_FRAMEWORKS if comp.get(f) is not None]
-        if model is not None and frameworks:
-            ctx.add(path, f"sets both model and the legacy {frameworks[0]}; use one")
-        if len(frameworks) > 1:
-            ctx.add(path, f"sets several legacy frameworks ({', '.join(frameworks)}); use one")
-        if model is not None:
-            shape = "model"
-            unknown_fields(ctx, model, MODEL, f"{path}.model")
-            fmt = mapping(ctx, model.get("modelFormat"), f"{path}.model.modelFormat") or {}
-            model_format = str(fmt.get("name", ""))
-            runtime = str(model.get("runtime", ""))
-            main = model
-            containers.insert(0, (f"{path}.model", model))
-        elif frameworks:
-            shape = frameworks[0]
-            fw = mapping(ctx, comp.get(shape), f"{path}.{shape}")
-            if fw is not None:
-                unknown_fields(ctx, fw, PREDICTOR_EXTENSION, f"{path}.{shape}")
-                model_format = shape
-                main = fw
-                containers.insert(0, (f"{path}.{shape}", fw))
-        elif not containers:
-            ctx.add(path, "has no model, legacy framework or containers")
-            return None
-    if main is None and containers:
-        main = containers[0][1]
-    if main is not None:
-        uri = main.get("storageUri")
-        if uri is None and isinstance(main.get("storageUris"), list) and main["storageUris"]:
-            first = main["storageUris"][0]
-            uri = first.get("uri") if isinstance(first, Mapping) else first
-        if uri is None:
-            for env in main.get("env") or []:
-                if isinstance(env, Mapping) and env.get("name") == "STORAGE_URI":
-                    uri = env.get("value")
-        storage_uri = str(uri or "")
-    gpus, cpu, mem, others = read_resources(ctx, containers)
-    args = engine_args(main) if main is not None else {}
+@dataclass(frozen=True, slots=True)
+class _Serving:
+    """How a predictor names what it serves: its shape (``model``, a legacy framework, or
+    ``containers``), the model format and runtime, and the container that loads the model."""
 
-    def arg_int(key: str) -> int | None:
+    shape: str
+    model_format: str
+    runtime: str
+    main: Fields | None
+
+
+def _serving(comp: Fields, name: str, containers: list[Fields]) -> _Serving | None:
+    """The serving shape of component ``name``; the model or framework container goes first
+    in ``containers``. ``None`` (a problem) for a predictor with nothing to serve."""
+    if name != "predictor":
+        return _Serving("containers", "", "", containers[0] if containers else None)
+    frameworks = [fw for fw in LEGACY_FRAMEWORKS if comp.has(fw)]
+    if comp.has("model") and frameworks:
+        comp.bad("", f"sets both model and the legacy {frameworks[0]}; use one")
+    if len(frameworks) > 1:
+        comp.bad("", f"sets several legacy frameworks ({', '.join(frameworks)}); use one")
+    if comp.has("model"):
+        model = comp.child("model", MODEL)
+        containers.insert(0, model)
+        model_format = str(model.child("modelFormat").get("name") or "")
+        return _Serving("model", model_format, str(model.get("runtime") or ""), model)
+    if frameworks:
+        framework = comp.child(frameworks[0], PREDICTOR_EXTENSION)
+        containers.insert(0, framework)
+        return _Serving(frameworks[0], frameworks[0], "", framework)
+    if not containers:
+        comp.bad("", "has no model, legacy framework or containers")
+        return None
+    return _Serving("containers", "", "", containers[0])
+
+
+def storage_uri(main: Mapping[str, Any]) -> str:
+    """Where the serving container loads its model from: ``storageUri``, else the first of
+    ``storageUris``, else its ``STORAGE_URI`` environment variable ("" when none). Pure."""
+    uri = main.get("storageUri")
+    listed = main.get("storageUris")
+    if uri is None and isinstance(listed, list) and listed:
+        uri = listed[0].get("uri") if isinstance(listed[0], Mapping) else listed[0]
+    if uri is None:
+        for env in main.get("env") or []:
+            if isinstance(env, Mapping) and env.get("name") == "STORAGE_URI":
+                uri = env.get("value")
+    return str(uri or "")
+
+
+@dataclass(frozen=True, slots=True)
+class _Engine:
+    """What the engine's command line says: tensor and pipeline parallelism, and the share of
+    each GPU it may use."""
+
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    gpu_memory_utilization: float | None = None
+
+
+def _engine(comp: Fields, main: Fields | None) -> _Engine:
+    """The vLLM arguments of the serving container; a bad one is a problem of ``comp``."""
+    args = engine_args(main.raw) if main is not None else {}
+
+    def count(key: str) -> int:
         if key not in args:
-            return None
+            return 1
         try:
             v = int(args[key])
         except ValueError:
-            ctx.add(path, f"--{key}={args[key]!r} is not an integer")
-            return None
+            comp.bad("", f"--{key}={args[key]!r} is not an integer")
+            return 1
         if v < 1:
-            ctx.add(path, f"--{key} must be at least 1, got {v}")
-            return None
+            comp.bad("", f"--{key} must be at least 1, got {v}")
+            return 1
         return v
 
-    tp = arg_int("tensor-parallel-size") or 1
-    pp = arg_int("pipeline-parallel-size") or 1
     util: float | None = None
     if "gpu-memory-utilization" in args:
+        raw = args["gpu-memory-utilization"]
         try:
-            util = float(args["gpu-memory-utilization"])
-            if not 0 < util <= 1:
-                raise ValueError
+            util = float(raw)
         except ValueError:
-            ctx.add(
-                path,
-                f"--gpu-memory-utilization={args['gpu-memory-utilization']!r} must be in (0, 1]",
-            )
             util = None
-    multi = False
-    w_gpus = w_cpu = w_mem = 0
-    worker = (
-        mapping(ctx, comp.get("workerSpec"), f"{path}.workerSpec") if name == "predictor" else None
-    )
-    if worker is not None:
-        multi = True
-        unknown_fields(ctx, worker, WORKER, f"{path}.workerSpec")
-        tp = integer(ctx, worker, "tensorParallelSize", f"{path}.workerSpec", 1) or 1
-        pp = integer(ctx, worker, "pipelineParallelSize", f"{path}.workerSpec", 1) or 1
-        wc = read_containers(ctx, worker, f"{path}.workerSpec")
-        if wc:
-            w_gpus, w_cpu, w_mem, w_others = read_resources(ctx, wc)
-            others = tuple(sorted(set(others) | set(w_others)))
-        else:
-            w_gpus, w_cpu, w_mem = gpus, cpu, mem
-    min_r = integer(ctx, comp, "minReplicas", path)
-    max_r = integer(ctx, comp, "maxReplicas", path) or 0
+        if util is None or not 0 < util <= 1:
+            comp.bad("", f"--gpu-memory-utilization={raw!r} must be in (0, 1]")
+            util = None
+    return _Engine(count("tensor-parallel-size"), count("pipeline-parallel-size"), util)
+
+
+@dataclass(frozen=True, slots=True)
+class _Worker:
+    """A multi-node group's worker pods (``workerSpec``): their resources and the group's
+    parallelism."""
+
+    resources: PodResources
+    tensor_parallel: int
+    pipeline_parallel: int
+
+
+def _worker(comp: Fields, head: PodResources) -> _Worker:
+    """The ``workerSpec`` of a predictor; workers without containers ask what the head asks."""
+    worker = comp.child("workerSpec", WORKER)
+    tp = worker.integer("tensorParallelSize", 1, minimum=1)
+    pp = worker.integer("pipelineParallelSize", 1, minimum=1)
+    containers = read_containers(worker)
+    resources = read_resources(containers) if containers else head
+    return _Worker(resources, tp, pp)
+
+
+def read_component(comp: Fields, name: str) -> Component | None:
+    """Read component ``name`` (predictor, transformer, explainer) from ``comp``; ``None``
+    when it has nothing to serve. Problems go to ``comp``'s list."""
+    containers = read_containers(comp)
+    serving = _serving(comp, name, containers)
+    if serving is None:
+        return None
+    main = serving.main
+    resources = read_resources(containers)
+    engine = _engine(comp, main)
+    tp, pp = engine.tensor_parallel, engine.pipeline_parallel
+    worker: _Worker | None = None
+    others = resources.other_accelerators
+    if name == "predictor" and comp.has("workerSpec"):
+        worker = _worker(comp, resources)
+        tp, pp = worker.tensor_parallel, worker.pipeline_parallel
+        others = tuple(sorted(set(others) | set(worker.resources.other_accelerators)))
+    min_r = comp.integer("minReplicas", None)
+    max_r = comp.integer("maxReplicas", 0)
     if min_r is not None and max_r and max_r < min_r:
-        ctx.add(f"{path}.maxReplicas", f"{max_r} is below minReplicas {min_r}")
-    canary = integer(ctx, comp, "canaryTrafficPercent", path)
-    if canary is not None and canary > 100:
-        ctx.add(f"{path}.canaryTrafficPercent", f"must be at most 100, got {canary}")
-        canary = None
-    target = integer(ctx, comp, "scaleTarget", path, 1)
-    cc = integer(ctx, comp, "containerConcurrency", path)
+        comp.bad("maxReplicas", f"{max_r} is below minReplicas {min_r}")
+    canary = comp.integer("canaryTrafficPercent", None, maximum=100)
+    target = comp.integer("scaleTarget", None, minimum=1)
+    concurrency = comp.integer("containerConcurrency", None)
     return Component(
         name=name,
-        shape=shape,
-        model_format=model_format,
-        runtime=runtime,
-        storage_uri=storage_uri,
-        gpus_per_pod=gpus,
-        cpu_milli=cpu,
-        memory_bytes=mem,
+        shape=serving.shape,
+        model_format=serving.model_format,
+        runtime=serving.runtime,
+        storage_uri=storage_uri(main.raw) if main is not None else "",
+        gpus_per_pod=resources.gpus,
+        cpu_milli=resources.cpu_milli,
+        memory_bytes=resources.memory_bytes,
         min_replicas=min_r,
         max_replicas=max_r,
         scale_target=target,
-        scale_metric=str(comp.get("scaleMetric", "")),
-        container_concurrency=cc,
+        scale_metric=str(comp.get("scaleMetric") or ""),
+        container_concurrency=concurrency,
         canary_traffic_percent=canary,
         tensor_parallel=tp,
         pipeline_parallel=pp,
-        multi_node=multi,
-        worker_gpus_per_pod=w_gpus,
-        worker_cpu_milli=w_cpu,
-        worker_memory_bytes=w_mem,
-        placement=read_placement(ctx, comp, path),
-        gpu_memory_utilization=util,
+        multi_node=worker is not None,
+        worker_gpus_per_pod=worker.resources.gpus if worker else 0,
+        worker_cpu_milli=worker.resources.cpu_milli if worker else 0,
+        worker_memory_bytes=worker.resources.memory_bytes if worker else 0,
+        placement=read_placement(comp),
+        gpu_memory_utilization=engine.gpu_memory_utilization,
         other_accelerators=others,
     )

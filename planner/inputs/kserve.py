@@ -10,16 +10,14 @@ components are read by ``component`` (their pods by ``pod_spec``) against the fi
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from placement.quantity import QuantityError, parse_bytes
-from planner.diagnostics import Problem
+from documents import parse_document
+from placement.fields import DocumentError, Fields, Problem, quote
 from planner.inputs.component import Component, read_component
-from planner.inputs.kserve_fields import OBJECT_META, SPEC, TOP
-from planner.inputs.raw import ReadContext, mapping, unknown_fields
+from planner.inputs.kserve_fields import COMPONENTS, OBJECT_META, SPEC, TOP
 
 KSERVE_GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
@@ -122,72 +120,84 @@ def is_inference_service(doc: Mapping[str, Any]) -> bool:
     return doc.get("kind") == "InferenceService" and api.startswith(f"{KSERVE_GROUP}/")
 
 
+def _under(prefix: str, found: Iterable[Problem]) -> list[Problem]:
+    """Problems read with paths inside one object, placed under ``prefix`` (the object)."""
+    return [Problem(f"{prefix}: {p.where}" if p.where else prefix, p.message) for p in found]
+
+
+def _deployment_mode(meta: Fields, annotations: Mapping[str, str]) -> str:
+    """The object's own deployment mode annotation, normalized ("" when it sets none)."""
+    raw = annotations.get(A_DEPLOYMENT_MODE)
+    if raw is None:
+        return ""
+    mode = normalize_deployment_mode(raw)
+    if mode is None:
+        meta.bad(f"annotations[{A_DEPLOYMENT_MODE}]", f"unknown deployment mode {quote(raw)}")
+        return ""
+    return mode
+
+
+def _components(f: Fields) -> tuple[list[Component], list[str]]:
+    """The components of ``spec`` (predictor first), and notes on what is not sized."""
+    if not f.has("spec"):
+        f.bad("spec", "missing")
+        return [], []
+    spec = f.child("spec", SPEC)
+    if not spec.has("predictor"):
+        spec.bad("predictor", "missing")
+    components: list[Component] = []
+    for name, known in COMPONENTS.items():
+        if spec.has(name):
+            c = read_component(spec.child(name, known), name)
+            if c is not None:
+                components.append(c)
+    notes = []
+    if spec.get("canary"):
+        notes.append(
+            "spec.canary (named canaries) is not sized; the rollout scenario uses "
+            "canaryTrafficPercent"
+        )
+    return components, notes
+
+
 def parse_inference_service(
     doc: Mapping[str, Any], origin: str, problems: list[Problem]
 ) -> InferenceService | None:
-    """Read one raw InferenceService; append every problem found to ``problems``.
+    """Read one raw InferenceService; append every problem found to ``problems``, each under
+    ``origin: InferenceService namespace/name``.
 
     Pure. Returns ``None`` when the object is too broken to plan (its problems are listed).
     """
     meta_raw = doc.get("metadata")
-    meta = meta_raw if isinstance(meta_raw, Mapping) else {}
-    name = str(meta.get("name", "") or "")
-    namespace = str(meta.get("namespace", "") or "default")
-    ctx = ReadContext(f"{origin}: InferenceService {namespace}/{name or '<unnamed>'}")
-    before = len(ctx.problems)
-    unknown_fields(ctx, doc, TOP, "")
-    if not isinstance(meta_raw, Mapping):
-        ctx.add("metadata", "missing or not an object")
+    meta_map = meta_raw if isinstance(meta_raw, Mapping) else {}
+    name = str(meta_map.get("name") or "")
+    namespace = str(meta_map.get("namespace") or "default")
+    f = Fields(doc, "", known=TOP)
+    if isinstance(meta_raw, Mapping):
+        meta = f.child("metadata", OBJECT_META)
     else:
-        unknown_fields(ctx, meta_raw, OBJECT_META, "metadata")
+        f.bad("metadata", "missing or not an object")
+        meta = Fields(None, "metadata", f.problems)
     if not name:
-        ctx.add("metadata.name", "missing")
+        meta.bad("name", "missing")
     api = str(doc.get("apiVersion", ""))
     if api != f"{KSERVE_GROUP}/{ISVC_VERSION}":
-        ctx.add("apiVersion", f"{api!r} is not read; expected {KSERVE_GROUP}/{ISVC_VERSION}")
-    annotations_raw = mapping(ctx, meta.get("annotations"), "metadata.annotations") or {}
-    annotations = tuple(sorted((str(k), str(v)) for k, v in annotations_raw.items()))
-    spec = mapping(ctx, doc.get("spec"), "spec")
-    components: list[Component] = []
-    notes: list[str] = []
-    if spec is None:
-        ctx.add("spec", "missing")
-    else:
-        unknown_fields(ctx, spec, SPEC, "spec")
-        if spec.get("predictor") is None:
-            ctx.add("spec.predictor", "missing")
-        for cname in ("predictor", "transformer", "explainer"):
-            comp = mapping(ctx, spec.get(cname), f"spec.{cname}")
-            if comp is not None:
-                c = read_component(ctx, cname, comp, f"spec.{cname}")
-                if c is not None:
-                    components.append(c)
-        if spec.get("canary"):
-            notes.append(
-                "spec.canary (named canaries) is not sized; the rollout scenario uses "
-                "canaryTrafficPercent"
-            )
-    mode_raw = annotations_raw.get(A_DEPLOYMENT_MODE)
-    mode = ""
-    if mode_raw is not None:
-        m = normalize_deployment_mode(str(mode_raw))
-        if m is None:
-            ctx.add(
-                f"metadata.annotations[{A_DEPLOYMENT_MODE}]",
-                f"unknown deployment mode {mode_raw!r}",
-            )
-        else:
-            mode = m
-    problems.extend(ctx.problems)
-    if len(ctx.problems) > before or not name:
+        f.bad("apiVersion", f"{quote(api)} is not read; expected {KSERVE_GROUP}/{ISVC_VERSION}")
+    annotations = meta.string_map("annotations")
+    mode = _deployment_mode(meta, annotations)
+    components, notes = _components(f)
+    problems.extend(
+        _under(f"{origin}: InferenceService {namespace}/{name or '<unnamed>'}", f.problems)
+    )
+    if f.problems or not name:
         return None
     return InferenceService(
         namespace=namespace,
         name=name,
         origin=origin,
-        annotations=annotations,
+        annotations=tuple(sorted(annotations.items())),
         deployment_mode=mode,
-        autoscaler_class=str(annotations_raw.get(A_AUTOSCALER_CLASS, "")),
+        autoscaler_class=annotations.get(A_AUTOSCALER_CLASS, ""),
         components=tuple(components),
         notes=tuple(notes),
     )
@@ -197,28 +207,16 @@ def parse_local_model_cache(
     doc: Mapping[str, Any], origin: str, problems: list[Problem]
 ) -> LocalModelCache | None:
     """Read a raw LocalModelCache (``serving.kserve.io/v1alpha1``). Pure."""
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
-    assert isinstance(meta, Mapping)
-    name = str(meta.get("name", "<unnamed>"))
-    ctx = ReadContext(f"{origin}: LocalModelCache {name}")
-    spec = mapping(ctx, doc.get("spec"), "spec") or {}
-    uri = spec.get("sourceModelUri")
-    if not isinstance(uri, str) or not uri:
-        ctx.add("spec.sourceModelUri", "missing")
-    size = 0
-    if "modelSize" in spec:
-        try:
-            size = parse_bytes(spec["modelSize"], "spec.modelSize")
-        except QuantityError as exc:
-            ctx.add("spec.modelSize", exc.detail)
-    groups = spec.get("nodeGroups") or []
-    if not isinstance(groups, list):
-        ctx.add("spec.nodeGroups", "expected a list")
-        groups = []
-    problems.extend(ctx.problems)
-    if ctx.problems:
+    meta = doc.get("metadata")
+    name = str(meta.get("name") or "<unnamed>") if isinstance(meta, Mapping) else "<unnamed>"
+    spec = Fields(doc, "").child("spec")
+    uri = spec.text("sourceModelUri", "", required=True)
+    size = spec.size("modelSize", 0)
+    groups = spec.items("nodeGroups")
+    problems.extend(_under(f"{origin}: LocalModelCache {name}", spec.problems))
+    if spec.problems:
         return None
-    return LocalModelCache(name, str(uri), size, tuple(str(g) for g in groups))
+    return LocalModelCache(name, uri, size, tuple(str(g) for g in groups))
 
 
 def parse_cluster_config(
@@ -237,15 +235,17 @@ def parse_cluster_config(
             source=f"{where} (no deploy key; KServe default {KSERVE_DEFAULT_DEPLOYMENT_MODE})"
         )
     try:
-        deploy = json.loads(str(raw))
-    except ValueError as exc:
-        problems.append(Problem(f"{where}: data.deploy", f"not JSON ({exc})"))
+        deploy = parse_document(str(raw), f"{where}: data.deploy", syntax="json")
+    except DocumentError as exc:
+        problems.append(Problem(exc.source, exc.detail))
         return ClusterConfig()
     mode_raw = deploy.get("defaultDeploymentMode", "") if isinstance(deploy, Mapping) else ""
     mode = normalize_deployment_mode(str(mode_raw))
     if mode is None:
         problems.append(
-            Problem(f"{where}: data.deploy.defaultDeploymentMode", f"unknown mode {mode_raw!r}")
+            Problem(
+                f"{where}: data.deploy.defaultDeploymentMode", f"unknown mode {quote(mode_raw)}"
+            )
         )
         return ClusterConfig()
     return ClusterConfig(default_deployment_mode=mode, source=where)

@@ -13,16 +13,15 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from placement.demand import A_MODEL, A_MODEL_SIZE, A_VRAM_PER_GPU
+from placement.fields import Fields, InputError, Problem
 from placement.model import GIB
 from placement.quantity import QuantityError, parse_bytes
-from planner.diagnostics import InputError, Problem
+from planner.data import builtin_document
+from planner.inputs.files import load_input
 
 BYTES_PER_PARAM: dict[str, float] = {
     "fp32": 4.0,
@@ -114,59 +113,34 @@ class Sizing:
 
 
 def load_model_catalog(path: Path | None = None) -> ModelCatalog:
-    """Read the model catalog YAML (the shipped one when ``path`` is ``None``)."""
+    """Read the model catalog YAML (the shipped one when ``path`` is ``None``); raises
+    ``InputError`` (a ``DocumentError`` when the file cannot be read)."""
     if path is None:
-        text = resources.files("planner.data").joinpath("models.yaml").read_text()
         where = "built-in model catalog"
-    else:
-        where = str(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError([Problem(where, f"cannot read ({exc.strerror})")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(where, f"not valid YAML ({exc})")]) from None
-    return parse_model_catalog(raw, where)
+        return parse_model_catalog(builtin_document("models.yaml", where), where)
+    return parse_model_catalog(load_input(path, "model catalog"), str(path))
 
 
 def parse_model_catalog(raw: Any, where: str) -> ModelCatalog:
-    """Validate a raw model catalog; raises ``InputError`` with every problem. Pure."""
-    problems: list[Problem] = []
+    """Validate a raw model catalog; raises ``InputError`` (its source ``where``) with every
+    problem. Pure."""
     if not isinstance(raw, Mapping) or not isinstance(raw.get("models"), list):
-        raise InputError([Problem(where, "expected a mapping with a 'models' list")])
+        raise InputError(where, [Problem("", "expected a mapping with a 'models' list")])
+    f = Fields(raw, "")
     by_key: dict[str, ModelInfo] = {}
-    for i, entry in enumerate(raw["models"]):
-        at = f"{where}: models[{i}]"
-        if not isinstance(entry, Mapping):
-            problems.append(Problem(at, "expected an object"))
-            continue
-        unknown = set(entry) - {"ids", "params_b", "dtype"}
-        for k in sorted(unknown):
-            problems.append(Problem(f"{at}.{k}", "unknown field"))
-        ids = entry.get("ids")
-        params = entry.get("params_b")
-        dtype = entry.get("dtype")
-        if not isinstance(ids, list) or not ids or not all(isinstance(x, str) for x in ids):
-            problems.append(Problem(f"{at}.ids", "expected a non-empty list of model ids"))
-            continue
-        if isinstance(params, bool) or not isinstance(params, int | float) or params <= 0:
-            problems.append(
-                Problem(f"{at}.params_b", f"expected a positive number, got {params!r}")
-            )
-            continue
-        if dtype not in BYTES_PER_PARAM:
-            problems.append(
-                Problem(f"{at}.dtype", f"{dtype!r} is not one of {', '.join(BYTES_PER_PARAM)}")
-            )
+    for entry in f.children("models", ("ids", "params_b", "dtype")):
+        ids = entry.strings("ids", required=True)
+        if not ids and isinstance(entry.get("ids"), list):
+            entry.bad("ids", "expected a non-empty list of model ids")
+        params = entry.number("params_b", None, minimum=0.0, exclusive_minimum=True, required=True)
+        dtype = entry.choice("dtype", tuple(BYTES_PER_PARAM), "", required=True)
+        if not ids or params is None or not dtype:
             continue
         for model_id in ids:
             info = ModelInfo(model_id, round(params * 1e9), dtype)
             by_key[model_id.lower()] = info
             by_key.setdefault(model_id.split("/")[-1].lower(), info)
-    if problems:
-        raise InputError(problems)
+    f.raise_if_problems(where)
     return ModelCatalog(by_key, str(raw.get("source", where)))
 
 

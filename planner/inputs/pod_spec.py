@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from placement.demand import DemandError, gpu_count
-from placement.quantity import QuantityError, parse_bytes
+from placement.fields import Fields, quote
+from placement.quantity import QuantityError, parse_milli
 from planner.inputs.kserve_fields import CONTAINER
-from planner.inputs.raw import ReadContext, cpu_milli, mapping, unknown_fields
 
 OTHER_GPU_RESOURCES = ("amd.com/gpu", "intel.com/gpu", "habana.ai/gaudi")
 
@@ -58,43 +58,61 @@ class Placement:
     node_name: str = ""
 
 
-def read_resources(
-    ctx: ReadContext, containers: Sequence[tuple[str, Mapping[str, Any]]]
-) -> tuple[int, int, int, tuple[str, ...]]:
-    """GPUs, CPU (millicores) and memory of a pod made of ``containers`` (path, container)."""
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+
+
+@dataclass(frozen=True, slots=True)
+class PodResources:
+    """What one pod asks for: NVIDIA GPUs, CPU (millicores), memory (bytes), and the other
+    accelerators it names (which the planner does not plan)."""
+
+    gpus: int
+    cpu_milli: int
+    memory_bytes: int
+    other_accelerators: tuple[str, ...]
+
+
+def _first(sections: Sequence[Fields], name: str) -> Fields | None:
+    """The section (requests, else limits, as the scheduler reads them) that sets ``name``."""
+    return next((section for section in sections if name in section.raw), None)
+
+
+def _cpu(section: Fields, value: object) -> int:
+    """Millicores of a CPU request; 0 (and a problem) when it does not parse."""
+    try:
+        return parse_milli(value, section.where("cpu"))
+    except QuantityError as exc:
+        section.bad("cpu", f"{quote(value)} is not a valid CPU quantity ({exc.why})")
+        return 0
+
+
+def read_resources(containers: Sequence[Fields]) -> PodResources:
+    """GPUs, CPU and memory of a pod made of ``containers``, summed; KServe's runtime defaults
+    for CPU and memory when no container sets them."""
     cpu = mem = 0
     saw_cpu = saw_mem = False
-    others: list[str] = []
-    for path, c in containers:
-        res = mapping(ctx, c.get("resources"), f"{path}.resources") or {}
-        requests = mapping(ctx, res.get("requests"), f"{path}.resources.requests") or {}
-        limits = mapping(ctx, res.get("limits"), f"{path}.resources.limits") or {}
-        for name in OTHER_GPU_RESOURCES:
-            if name in requests or name in limits:
-                others.append(name)
-        if "cpu" in requests or "cpu" in limits:
+    others: set[str] = set()
+    for c in containers:
+        res = c.child("resources")
+        sections = (res.child("requests"), res.child("limits"))
+        for section in sections:
+            others.update(name for name in OTHER_GPU_RESOURCES if name in section.raw)
+        if (at := _first(sections, "cpu")) is not None:
             saw_cpu = True
-            kind = "requests" if "cpu" in requests else "limits"
-            raw_cpu = requests["cpu"] if kind == "requests" else limits["cpu"]
-            cpu += cpu_milli(ctx, raw_cpu, f"{path}.resources.{kind}.cpu")
-        if "memory" in requests or "memory" in limits:
+            cpu += _cpu(at, at.raw["cpu"])
+        if (at := _first(sections, "memory")) is not None:
             saw_mem = True
-            kind = "requests" if "memory" in requests else "limits"
-            raw = requests["memory"] if kind == "requests" else limits["memory"]
-            try:
-                mem += parse_bytes(raw, f"{path}.resources.{kind}.memory")
-            except QuantityError as exc:
-                ctx.add(f"{path}.resources.{kind}.memory", exc.detail)
+            mem += at.size("memory", 0)
     gpus = 0
     try:
-        gpus = gpu_count({"spec": {"containers": [c for _, c in containers]}})
+        gpus = gpu_count({"spec": {"containers": [c.raw for c in containers]}})
     except DemandError as exc:
-        ctx.add(containers[0][0] if containers else "", str(exc))
-    return (
+        containers[0].bad("", str(exc))
+    return PodResources(
         gpus,
         cpu if saw_cpu else DEFAULT_CPU_MILLI,
         mem if saw_mem else DEFAULT_MEMORY,
-        tuple(sorted(set(others))),
+        tuple(sorted(others)),
     )
 
 
@@ -125,76 +143,46 @@ def engine_args(container: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def read_placement(ctx: ReadContext, comp: Mapping[str, Any], path: str) -> Placement:
-    """nodeSelector, required node affinity, tolerations and nodeName of a pod spec."""
-    selector: list[tuple[str, str]] = []
-    ns = mapping(ctx, comp.get("nodeSelector"), f"{path}.nodeSelector") or {}
-    for k, v in ns.items():
-        selector.append((str(k), str(v)))
+def _affinity_terms(pod: Fields) -> tuple[tuple[Requirement, ...], ...]:
+    """The required node affinity's terms (ORed), each a tuple of requirements (ANDed)."""
+    required = (
+        pod.child("affinity")
+        .child("nodeAffinity")
+        .child("requiredDuringSchedulingIgnoredDuringExecution")
+    )
     terms: list[tuple[Requirement, ...]] = []
-    aff = mapping(ctx, comp.get("affinity"), f"{path}.affinity") or {}
-    node_aff = mapping(ctx, aff.get("nodeAffinity"), f"{path}.affinity.nodeAffinity") or {}
-    req = (
-        mapping(
-            ctx,
-            node_aff.get("requiredDuringSchedulingIgnoredDuringExecution"),
-            f"{path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
-        )
-        or {}
-    )
-    raw_terms = req.get("nodeSelectorTerms") or []
-    if not isinstance(raw_terms, list):
-        ctx.add(f"{path}.affinity.nodeAffinity...nodeSelectorTerms", "expected a list")
-        raw_terms = []
-    for ti, term in enumerate(raw_terms):
-        tpath = f"{path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{ti}]"
-        t = mapping(ctx, term, tpath) or {}
+    for term in required.children("nodeSelectorTerms"):
         reqs: list[Requirement] = []
-        for ei, expr in enumerate(t.get("matchExpressions") or []):
-            e = mapping(ctx, expr, f"{tpath}.matchExpressions[{ei}]") or {}
-            op = str(e.get("operator", ""))
-            if op not in ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"):
-                ctx.add(f"{tpath}.matchExpressions[{ei}].operator", f"unknown operator {op!r}")
+        for expr in term.children("matchExpressions"):
+            op = str(expr.get("operator") or "")
+            if op not in _OPERATORS:
+                expr.bad("operator", f"unknown operator {quote(op)}")
                 continue
-            values = e.get("values") or []
-            reqs.append(Requirement(str(e.get("key", "")), op, tuple(str(v) for v in values)))
+            values = expr.get("values") or []
+            reqs.append(Requirement(str(expr.get("key") or ""), op, tuple(str(v) for v in values)))
         terms.append(tuple(reqs))
-    tols: list[Toleration] = []
-    raw_tols = comp.get("tolerations") or []
-    if not isinstance(raw_tols, list):
-        ctx.add(f"{path}.tolerations", "expected a list")
-        raw_tols = []
-    for i, tol in enumerate(raw_tols):
-        t = mapping(ctx, tol, f"{path}.tolerations[{i}]") or {}
-        tols.append(
-            Toleration(
-                key=str(t.get("key", "")),
-                operator=str(t.get("operator", "Equal")),
-                value=str(t.get("value", "")),
-                effect=str(t.get("effect", "")),
-            )
+    return tuple(terms)
+
+
+def read_placement(pod: Fields) -> Placement:
+    """nodeSelector, required node affinity, tolerations and nodeName of a pod spec."""
+    tolerations = tuple(
+        Toleration(
+            key=str(t.get("key") or ""),
+            operator=str(t.get("operator") or "Equal"),
+            value=str(t.get("value") or ""),
+            effect=str(t.get("effect") or ""),
         )
+        for t in pod.children("tolerations")
+    )
     return Placement(
-        node_selector=tuple(sorted(selector)),
-        affinity_terms=tuple(terms),
-        tolerations=tuple(tols),
-        node_name=str(comp.get("nodeName") or ""),
+        node_selector=tuple(sorted(pod.string_map("nodeSelector").items())),
+        affinity_terms=_affinity_terms(pod),
+        tolerations=tolerations,
+        node_name=str(pod.get("nodeName") or ""),
     )
 
 
-def read_containers(
-    ctx: ReadContext, comp: Mapping[str, Any], path: str
-) -> list[tuple[str, Mapping[str, Any]]]:
-    """The pod spec's containers, each with its path, checked for unknown fields."""
-    out: list[tuple[str, Mapping[str, Any]]] = []
-    raw = comp.get("containers") or []
-    if not isinstance(raw, list):
-        ctx.add(f"{path}.containers", "expected a list")
-        return out
-    for i, c in enumerate(raw):
-        cp = f"{path}.containers[{i}]"
-        m = mapping(ctx, c, cp)
-        if m is not None:
-            unknown_fields(ctx, m, CONTAINER, cp)
-            out.append((cp, m))
-    return out
+def read_containers(pod: Fields) -> list[Fields]:
+    """The pod spec's containers, each checked for unknown fields."""
+    return pod.children("containers", CONTAINER)

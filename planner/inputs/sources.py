@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
-from planner.diagnostics import InputError, Problem
+from documents import load_documents
+from placement.fields import DocumentError, InputError, Problem
 from planner.inputs.kserve import (
     CONFIGMAP_NAME,
     ISVC_PLURAL,
@@ -83,17 +83,9 @@ def read_paths(paths: Iterable[Path]) -> tuple[list[tuple[str, Any]], list[Probl
     docs: list[tuple[str, Any]] = []
     for f in files:
         try:
-            text = f.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(f), f"cannot read ({exc})"))
-            continue
-        try:
-            loaded = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f"{f}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(f)
-            what = getattr(exc, "problem", None) or str(exc)
-            problems.append(Problem(at, f"not valid YAML ({what})"))
+            loaded = load_documents(f)
+        except DocumentError as exc:
+            problems.append(Problem(exc.source, exc.detail))
             continue
         for n, doc in enumerate(loaded):
             if doc is None:
@@ -145,7 +137,7 @@ def collect(
         else:
             skipped[kind] += 1
     if problems:
-        raise InputError(problems)
+        raise InputError("", problems)
     return Inputs(tuple(services), tuple(caches), config, dict(skipped), source)
 
 
@@ -167,7 +159,7 @@ def kube_client(kubeconfig: str | None, context: str | None) -> Any:
         return config.new_client_from_config(config_file=path, context=context)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         where = path or str(default)
-        raise InputError([Problem(f"kubeconfig {where}", f"cannot load ({exc})")]) from None
+        raise InputError(f"kubeconfig {where}", [Problem("", f"cannot load ({exc})")]) from None
 
 
 def read_cluster(api: Any, namespace: str | None, kserve_namespace: str) -> Inputs:
@@ -186,18 +178,19 @@ def read_cluster(api: Any, namespace: str | None, kserve_namespace: str) -> Inpu
     except ApiException as exc:
         if exc.status == 404:
             raise InputError(
+                "",
                 [
                     Problem(
                         server,
                         "the InferenceService CRD (serving.kserve.io/v1beta1) is not installed",
                     )
-                ]
+                ],
             ) from None
         raise InputError(
-            [Problem(server, f"listing InferenceServices failed: {exc.status} {exc.reason}")]
+            server, [Problem("", f"listing InferenceServices failed: {exc.status} {exc.reason}")]
         ) from None
     except (HTTPError, OSError) as exc:
-        raise InputError([Problem(server, f"cannot reach the API server ({exc})")]) from None
+        raise InputError(server, [Problem("", f"cannot reach the API server ({exc})")]) from None
     docs: list[tuple[str, Any]] = []
     for item in listed.get("items", []):
         item.setdefault("apiVersion", f"{KSERVE_GROUP}/{ISVC_VERSION}")
@@ -214,12 +207,13 @@ def read_cluster(api: Any, namespace: str | None, kserve_namespace: str) -> Inpu
     except ApiException as exc:
         if exc.status not in (403, 404):
             raise InputError(
+                "",
                 [
                     Problem(
                         server,
                         f"reading ConfigMap {kserve_namespace}/{CONFIGMAP_NAME}: {exc.status}",
                     )
-                ]
+                ],
             ) from None
     try:
         caches = custom.list_cluster_custom_object(KSERVE_GROUP, LMC_VERSION, LMC_PLURAL)
@@ -228,6 +222,8 @@ def read_cluster(api: Any, namespace: str | None, kserve_namespace: str) -> Inpu
             docs.append((server, item))
     except ApiException as exc:
         if exc.status not in (403, 404):
-            raise InputError([Problem(server, f"listing LocalModelCaches: {exc.status}")]) from None
+            raise InputError(
+                server, [Problem("", f"listing LocalModelCaches: {exc.status}")]
+            ) from None
     where = f"{server} ({'namespace ' + namespace if namespace else 'all namespaces'})"
     return collect(docs, where)

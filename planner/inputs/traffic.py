@@ -9,17 +9,18 @@ comes from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from placement.quantity import QuantityError, duration_seconds, parse_bytes
-from planner.diagnostics import FieldError, InputError, Problem
+from placement.fields import FieldError, Fields, Problem
+from placement.quantity import duration_seconds
+from planner.data import builtin_document
+from planner.inputs.files import load_input
 
 DEFAULT_COLD_START_BUDGET_S = 60.0
+DEFAULT_RUNTIME_START_S = 30.0
+"""Engine start besides the weight load, when the shipped storage tiers do not say."""
 TIERS = ("cache", "pvc", "s3", "gs", "hf", "oci", "http")
 
 
@@ -52,7 +53,7 @@ class Traffic:
     """Everything the decision frame needs besides the plan."""
 
     tiers: Mapping[str, Tier]
-    runtime_start_s: float = 30.0
+    runtime_start_s: float = DEFAULT_RUNTIME_START_S
     default_budget_s: float = DEFAULT_COLD_START_BUDGET_S
     default_idle_fraction: float | None = None
     profiles: Mapping[str, Profile] = field(default_factory=dict)
@@ -70,147 +71,96 @@ def parse_duration(value: object, where: str) -> float:
         raise FieldError(where, str(exc)) from None
 
 
-def _tiers(
-    raw: Any, where: str, problems: list[Problem], base: Mapping[str, Tier]
-) -> dict[str, Tier]:
+_TOP = ("version", "defaults", "storage", "services")
+_DEFAULTS = ("coldStartBudget", "runtimeStart", "idleFraction")
+_PROFILE = ("hourlyRequests", "idleFraction", "coldStartBudget")
+
+
+def _tiers(f: Fields, base: Mapping[str, Tier]) -> dict[str, Tier]:
+    """Storage tiers from ``f`` (tier to bandwidth, or to ``{bandwidth, source}``) over
+    ``base``."""
     out = dict(base)
-    if not isinstance(raw, Mapping):
-        problems.append(Problem(where, "expected a mapping of tier to bandwidth"))
-        return out
-    for name, spec in raw.items():
-        at = f"{where}.{name}"
+    for name, spec in f.raw.items():
         if name not in TIERS:
-            problems.append(Problem(at, f"unknown storage tier; known: {', '.join(TIERS)}"))
+            f.bad(str(name), f"unknown storage tier; known: {', '.join(TIERS)}")
             continue
-        source = "traffic file"
-        value = spec
         if isinstance(spec, Mapping):
-            for k in spec:
-                if k not in ("bandwidth", "source"):
-                    problems.append(Problem(f"{at}.{k}", "unknown field"))
-            value = spec.get("bandwidth")
-            source = str(spec.get("source", source))
-        try:
-            bw = parse_bytes(value, at)
-        except QuantityError as exc:
-            problems.append(Problem(at, exc.detail))
-            continue
-        if bw <= 0:
-            problems.append(Problem(at, "bandwidth must be positive"))
-            continue
-        out[str(name)] = Tier(str(name), float(bw), source)
+            tier = f.child(name, ("bandwidth", "source"))
+            bw = tier.rate("bandwidth", None, required=True)
+            source = str(spec.get("source", "traffic file"))
+        else:
+            bw = f.rate(name, None, required=True)
+            source = "traffic file"
+        if bw is not None:
+            out[str(name)] = Tier(str(name), bw, source)
     return out
 
 
 def default_tiers() -> tuple[dict[str, Tier], float]:
     """The shipped tier bandwidths and runtime start time."""
-    raw = yaml.safe_load(resources.files("planner.data").joinpath("storage.yaml").read_text())
-    problems: list[Problem] = []
-    tiers = _tiers(raw.get("tiers"), "built-in storage tiers: tiers", problems, {})
-    start = parse_duration(raw.get("runtimeStart", 30), "built-in storage tiers: runtimeStart")
-    if problems:
-        raise InputError(problems)
+    where = "built-in storage tiers"
+    f = Fields(builtin_document("storage.yaml", where), "")
+    tiers = _tiers(f.child("tiers"), {})
+    start = f.duration("runtimeStart", DEFAULT_RUNTIME_START_S)
+    f.raise_if_problems(where)
     return tiers, start
 
 
-def parse_traffic(raw: Any, where: str, base: Traffic) -> Traffic:
-    """Validate a raw traffic file on top of ``base``; raises ``InputError`` with every problem.
+def _hourly(f: Fields) -> tuple[float, ...]:
+    """24 non-negative request rates, one per hour (empty when absent)."""
+    v = f.get("hourlyRequests")
+    if v is None:
+        return ()
+    if (
+        not isinstance(v, list)
+        or len(v) != 24
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in v)
+    ):
+        f.bad("hourlyRequests", "expected 24 non-negative numbers (one per hour)")
+        return ()
+    return tuple(float(x) for x in v)
 
-    Pure.
-    """
-    problems: list[Problem] = []
-    if not isinstance(raw, Mapping):
-        raise InputError([Problem(where, "expected a mapping with defaults, storage, services")])
-    for k in raw:
-        if k not in ("version", "defaults", "storage", "services"):
-            problems.append(Problem(f"{where}: {k}", "unknown field"))
-    tiers = dict(base.tiers)
-    start = base.runtime_start_s
-    budget = base.default_budget_s
-    idle_default = base.default_idle_fraction
-    defaults = raw.get("defaults") or {}
-    if not isinstance(defaults, Mapping):
-        problems.append(Problem(f"{where}: defaults", "expected a mapping"))
-        defaults = {}
-    for k, v in defaults.items():
-        at = f"{where}: defaults.{k}"
-        try:
-            if k == "coldStartBudget":
-                budget = parse_duration(v, at)
-            elif k == "runtimeStart":
-                start = parse_duration(v, at)
-            elif k == "idleFraction":
-                idle_default = _fraction(v, at)
-            else:
-                problems.append(Problem(at, "unknown field"))
-        except FieldError as exc:
-            problems.append(Problem(at, exc.detail))
-    if "storage" in raw:
-        tiers = _tiers(raw["storage"], f"{where}: storage", problems, tiers)
-    profiles: dict[str, Profile] = dict(base.profiles)
-    services = raw.get("services") or {}
-    if not isinstance(services, Mapping):
-        problems.append(
-            Problem(f"{where}: services", "expected a mapping of namespace/name to profile")
-        )
-        services = {}
-    for key, spec in services.items():
-        at = f"{where}: services[{key}]"
+
+def _profiles(f: Fields, base: Mapping[str, Profile]) -> dict[str, Profile]:
+    """Traffic profiles per ``namespace/name`` from the ``services`` mapping ``f``."""
+    profiles = dict(base)
+    for key, spec in f.raw.items():
+        at = f"{f.path}[{key}]"
         if "/" not in str(key):
-            problems.append(Problem(at, "key must be namespace/name"))
+            f.problems.append(Problem(at, "key must be namespace/name"))
             continue
         if not isinstance(spec, Mapping):
-            problems.append(Problem(at, "expected a mapping"))
+            f.problems.append(Problem(at, "expected a mapping"))
             continue
-        prof = Profile()
-        for k, v in spec.items():
-            fat = f"{at}.{k}"
-            try:
-                if k == "hourlyRequests":
-                    if (
-                        not isinstance(v, list)
-                        or len(v) != 24
-                        or not all(
-                            isinstance(x, int | float) and not isinstance(x, bool) and x >= 0
-                            for x in v
-                        )
-                    ):
-                        raise FieldError(fat, "expected 24 non-negative numbers (one per hour)")
-                    prof = replace(prof, hourly_requests=tuple(float(x) for x in v))
-                elif k == "idleFraction":
-                    prof = replace(prof, idle_fraction=_fraction(v, fat))
-                elif k == "coldStartBudget":
-                    prof = replace(prof, cold_start_budget_s=parse_duration(v, fat))
-                else:
-                    problems.append(Problem(fat, "unknown field"))
-            except FieldError as exc:
-                problems.append(Problem(fat, exc.detail))
-        profiles[str(key)] = prof
-    if problems:
-        raise InputError(problems)
-    return Traffic(tiers, start, budget, idle_default, profiles)
+        p = Fields(spec, at, f.problems, _PROFILE)
+        profiles[str(key)] = Profile(
+            hourly_requests=_hourly(p),
+            idle_fraction=p.number("idleFraction", None, minimum=0, maximum=1),
+            cold_start_budget_s=p.duration("coldStartBudget", None),
+        )
+    return profiles
 
 
-def _fraction(v: object, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-        raise FieldError(where, f"expected a number from 0 to 1, got {v!r}")
-    return float(v)
+def parse_traffic(raw: Any, where: str, base: Traffic) -> Traffic:
+    """Validate a raw traffic file on top of ``base``; raises ``InputError`` (its source
+    ``where``) with every problem. Pure.
+    """
+    f = Fields(raw, "", known=_TOP)
+    defaults = f.child("defaults", _DEFAULTS)
+    budget = defaults.duration("coldStartBudget", base.default_budget_s)
+    start = defaults.duration("runtimeStart", base.runtime_start_s)
+    idle = defaults.number("idleFraction", base.default_idle_fraction, minimum=0, maximum=1)
+    tiers = _tiers(f.child("storage"), base.tiers)
+    profiles = _profiles(f.child("services"), base.profiles)
+    f.raise_if_problems(where)
+    return Traffic(tiers, start, budget, idle, profiles)
 
 
 def load_traffic(path: Path | None) -> Traffic:
-    """The shipped tiers, then the traffic file at ``path`` (if any) on top."""
+    """The shipped tiers, then the traffic file at ``path`` (if any) on top; raises
+    ``InputError`` (a ``DocumentError`` when the file cannot be read)."""
     tiers, start = default_tiers()
     base = Traffic(tiers, start)
     if path is None:
         return base
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError([Problem(str(path), "traffic file not found")]) from None
-    except OSError as exc:
-        raise InputError([Problem(str(path), f"cannot read ({exc.strerror})")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(str(path), f"not valid YAML ({exc})")]) from None
-    return parse_traffic(raw, str(path), base)
+    return parse_traffic(load_input(path, "traffic file"), str(path), base)

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from placement.demand import A_GPU_PRODUCT, A_NVLINK
+from placement.fields import Problem
 from placement.model import NvlinkMode
-from planner.diagnostics import Problem
 from planner.inputs.catalog import Catalog
 from planner.inputs.component import Component
 from planner.inputs.kserve import KSERVE_DEFAULT_DEPLOYMENT_MODE, InferenceService

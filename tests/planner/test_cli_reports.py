@@ -258,7 +258,7 @@ BAD_INPUT = [
     pytest.param(
         lambda d: [_write(d / "a.yaml", [_isvc(minReplicas=-2)])],
         [],
-        "spec.predictor.minReplicas: must be at least 0, got -2",
+        "spec.predictor.minReplicas: expected a whole number >= 0, got -2",
         id="negative-replicas",
     ),
     pytest.param(
@@ -270,13 +270,13 @@ BAD_INPUT = [
     pytest.param(
         lambda d: [_write(d / "a.yaml", [_isvc()])],
         ["--catalog", "/nonexistent/pools.yaml"],
-        "/nonexistent/pools.yaml: catalog file not found",
+        "pool catalog /nonexistent/pools.yaml: file not found",
         id="missing-catalog",
     ),
     pytest.param(
         lambda d: [_write(d / "a.yaml", [_isvc()])],
         ["--traffic", "/nonexistent/t.yaml"],
-        "/nonexistent/t.yaml: traffic file not found",
+        "traffic file /nonexistent/t.yaml: file not found",
         id="missing-traffic",
     ),
 ]
@@ -331,7 +331,7 @@ def test_bad_catalog_lists_every_problem(
     assert rc == EXIT_INPUT
     lines = err.strip().splitlines()
     assert len(lines) == 4, lines
-    assert "pools[a].gpus: expected an integer of at least 1, got -1" in lines[0]
+    assert "pools[a].gpus: expected a whole number >= 1, got -1" in lines[0]
     assert "pools[b].gpuCount: unknown field" in lines[1]
     assert "pools[b].price.source: missing" in lines[2]
     assert "pools[b].price.asOf: expected a date" in lines[3]

@@ -3,14 +3,15 @@ transformers with GPUs, pinning; and one clear error per problem in bad manifest
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from placement.fields import InputError, Problem
 from placement.model import GIB, NvlinkMode
-from planner.diagnostics import InputError, Problem
 from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import parse_inference_service
 from planner.inputs.models import ModelCatalog
@@ -137,10 +138,16 @@ def _isvc(**predictor: Any) -> dict[str, Any]:
 
 BAD = [
     pytest.param(
-        _isvc(minReplicas=-1), "spec.predictor.minReplicas", "at least 0", id="negative-min"
+        _isvc(minReplicas=-1),
+        "spec.predictor.minReplicas",
+        "number >= 0, got -1",
+        id="negative-min",
     ),
     pytest.param(
-        _isvc(maxReplicas=-3), "spec.predictor.maxReplicas", "at least 0", id="negative-max"
+        _isvc(maxReplicas=-3),
+        "spec.predictor.maxReplicas",
+        "number >= 0, got -3",
+        id="negative-max",
     ),
     pytest.param(
         _isvc(minReplicas=3, maxReplicas=2),
@@ -152,12 +159,15 @@ BAD = [
         _isvc(replicas=2), "spec.predictor.replicas", "unknown field", id="unknown-component-field"
     ),
     pytest.param(
-        _isvc(canaryTrafficPercent=150), "canaryTrafficPercent", "at most 100", id="canary-over-100"
+        _isvc(canaryTrafficPercent=150),
+        "canaryTrafficPercent",
+        "number 0..100, got 150",
+        id="canary-over-100",
     ),
     pytest.param(
         _isvc(minReplicas="two"),
         "spec.predictor.minReplicas",
-        "expected an integer",
+        "expected a whole number, got 'two'",
         id="replicas-not-int",
     ),
     pytest.param(
@@ -181,7 +191,7 @@ BAD = [
     pytest.param(
         _isvc(workerSpec={"tensorParallelSize": 0}),
         "workerSpec.tensorParallelSize",
-        "at least 1",
+        "number >= 1, got 0",
         id="tp-zero",
     ),
 ]
@@ -206,8 +216,7 @@ def test_every_problem_of_a_folder_at_once(tmp_path: Path) -> None:
     # Files that cannot be read come first, then every object's problems, one each.
     messages = [str(p) for p in err.value.problems]
     assert len(messages) == 3, messages
-    assert messages[0].startswith(f"{tmp_path / 'b.yaml'}:3:1: ")
-    assert "not valid YAML" in messages[0]
+    assert messages[0].startswith(f"{tmp_path / 'b.yaml'}: not valid YAML at line 3, column 1: ")
     assert "ns/x: spec.predictor.minReplicas" in messages[1]
     assert "ns/y: spec.predictor.bogus: unknown field" in messages[2]
 
@@ -216,3 +225,33 @@ def test_missing_path_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         read_files([tmp_path / "nope"])
     assert str(err.value) == f"{tmp_path / 'nope'}: no such file or folder"
+
+
+# name: (file name, text, services read or the problem named)
+FILES: dict[str, tuple[str, str | bytes, list[str] | str]] = {
+    "kubectl-json-list": (
+        "list.json",
+        json.dumps({"apiVersion": "v1", "kind": "List", "items": [_isvc()]}),
+        ["ns/x"],
+    ),
+    "yaml-stream": ("two.yaml", yaml.safe_dump(_isvc()) + "---\n# empty\n", ["ns/x"]),
+    "broken-json": ("bad.json", '{"kind": "List",\n "items": [}', "not valid JSON at line 2"),
+    "not-utf8": ("bad.yaml", b"\xff\xfe kind: x", "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(FILES), ids=list(FILES))
+def test_manifest_files_are_read_by_the_one_loader(case: str, tmp_path: Path) -> None:
+    name, text, expected = FILES[case]
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    if isinstance(expected, list):
+        assert [s.key for s in read_files([path]).services] == expected
+        return
+    with pytest.raises(InputError) as err:
+        read_files([path])
+    (problem,) = err.value.problems
+    assert problem.where == str(path) and expected in problem.message

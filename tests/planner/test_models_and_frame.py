@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from placement.fields import InputError, Problem
 from placement.model import GIB
-from planner.diagnostics import InputError, Problem
 from planner.frame import Recommendation, ServiceFrame, frame_service
 from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import LocalModelCache, parse_inference_service
@@ -110,12 +110,13 @@ def test_traffic_file_errors_name_each_field_once(traffic: Traffic) -> None:
     }
     with pytest.raises(InputError) as err:
         parse_traffic(raw, "f.yaml", traffic)
+    assert err.value.source == "f.yaml"
     assert [str(p) for p in err.value.problems] == [
-        "f.yaml: defaults.coldStartBudget: expected a duration such as 90s, 15m, 1h30m or a "
+        "defaults.coldStartBudget: expected a finite duration such as 90s, 15m, 1h30m or a "
         "number of seconds, got 'zz'",
-        "f.yaml: storage.s3: 'abc' is not a valid quantity (expected a Kubernetes quantity such "
+        "storage.s3: 'abc' is not a valid quantity (expected a Kubernetes quantity such "
         "as 70Gi, 80G or 1.5e9)",
-        "f.yaml: services[a/b].idleFraction: expected a number from 0 to 1, got 3",
+        "services[a/b].idleFraction: expected a number >= 0 and <= 1, got 3",
     ]
 
 
