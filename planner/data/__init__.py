@@ -1,4 +1,4 @@
-"""The data shipped with the planner (pool and model catalogs, storage tiers, the example
+"""The data shipped with the planner (the pool catalog, storage tiers, the example
 fleet), read with the one document loader like any file a person gives."""
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from placement.demand import A_GPU_PRODUCT, A_NVLINK
 from placement.fields import Problem
 from placement.model import NvlinkMode
+from placement.models import Headroom, ModelCatalog, Sizing, size_model
 from planner.inputs.catalog import Catalog
 from planner.inputs.component import Component
 from planner.inputs.kserve import KSERVE_DEFAULT_DEPLOYMENT_MODE, InferenceService
-from planner.inputs.models import Headroom, ModelCatalog, Sizing, size_model
 from planner.inputs.traffic import Traffic
 from planner.packing.eligibility import placement_rejection, pool_rejection
 from planner.packing.problem import ItemType

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from placement.models import ModelCatalog
 from planner.inputs.catalog import Catalog, load_catalog
-from planner.inputs.models import ModelCatalog, load_model_catalog
+from planner.inputs.models import load_model_catalog
 from planner.inputs.traffic import Traffic, load_traffic
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,9 +12,9 @@ import yaml
 
 from placement.fields import InputError, Problem
 from placement.model import GIB, NvlinkMode
+from placement.models import ModelCatalog
 from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import parse_inference_service
-from planner.inputs.models import ModelCatalog
 from planner.inputs.sources import read_files
 from planner.inputs.traffic import Traffic
 from planner.packing.units import DemandSettings, Scenario, component_demand

@@ -7,10 +7,10 @@ import pytest
 
 from placement.fields import InputError, Problem
 from placement.model import GIB
+from placement.models import Headroom, ModelCatalog, lookup, size_model, vram_per_gpu
 from planner.frame import Recommendation, ServiceFrame, frame_service
 from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import LocalModelCache, parse_inference_service
-from planner.inputs.models import Headroom, ModelCatalog, lookup, size_model, vram_per_gpu
 from planner.inputs.traffic import Traffic, parse_duration, parse_traffic
 from planner.packing.solve import SolveOptions
 from planner.packing.units import DemandSettings, component_demand
