@@ -5,7 +5,8 @@ own them), the kubelet's pod-resources API (which pod holds which GPU) and the n
 cache. Here the same facts come from the simulated truth: a GPU is held from the moment the
 kubelet admits its pod, and its used memory is what the pod's model server has loaded so far
 plus memory held outside any pod. The report is a snapshot: between polls the extender sees
-the previous one, so GPU memory in the report lags a load by up to one poll interval.
+the previous one, so GPU memory in the report lags a load by up to one poll interval. The
+node's labels are those GPU Feature Discovery derives from its shape (``placement.shape``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from __future__ import annotations
 from placement.model import CachedModel, GpuState, NodeState, PodMemory
 from simulator.cluster import Node
 
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
 
 def peers_of(node: Node) -> tuple[frozenset[str], ...]:
     """Each GPU's NVLink peers (by UUID), from the node type's islands."""
     peers: list[frozenset[str]] = [frozenset()] * len(node.gpus)
-    for island in node.type.islands:
+    for island in node.type.shape.islands:
         uuids = {node.gpus[i].uuid for i in island}
         for i in island:
             peers[i] = frozenset(uuids - {node.gpus[i].uuid})
@@ -28,7 +27,7 @@ def peers_of(node: Node) -> tuple[frozenset[str], ...]:
 
 def read_gpus(node: Node, peers: tuple[frozenset[str], ...]) -> tuple[GpuState, ...]:
     """The node's GPUs as the agent reads them now."""
-    product = node.type.gpu_product
+    product = node.type.shape.product
     out = []
     for g in node.gpus:
         holder = g.holder
@@ -74,7 +73,7 @@ def report(
         lease_renewed_at=lease_renewed_at,
         lease_duration_s=lease_duration_s,
         cached_models=cached,
-        local_disk_bytes_per_s=node.type.local_disk_bytes_per_s,
-        remote_bytes_per_s=node.type.remote_bytes_per_s,
-        labels=((GPU_PRODUCT_LABEL, node.type.gpu_product),),
+        local_disk_bytes_per_s=node.type.shape.local_disk_bytes_per_s,
+        remote_bytes_per_s=node.type.shape.remote_bytes_per_s,
+        labels=node.labels,
     )

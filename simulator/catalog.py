@@ -26,37 +26,42 @@ from documents import load_document
 from placement.fields import Fields, InputError, Problem
 from placement.fit import product_key
 from placement.model import GIB
+from placement.shape import NodeShape, NvLink, read_nvlink
 
 MIB = 1024**2
 
 
 @dataclass(frozen=True, slots=True)
 class NodeType:
-    """The shape of every node of a pool, as the scheduler and the node agent see it."""
+    """Every node of a pool, as the scheduler and the node agent see it: the core's GPU node
+    shape (product, GPUs, VRAM per GPU, NVLink, load bandwidths) and what only a simulation
+    needs besides (CPU and memory allocatable, GPU memory in use with no pod, a price).
+
+    A simulated node loads weights at known speeds: both bandwidths of the shape must be set.
+    """
 
     name: str
-    gpu_product: str
-    gpus: int
-    vram_per_gpu: int
-    islands: tuple[tuple[int, ...], ...]
+    shape: NodeShape
     cpu_milli: int
     memory_bytes: int
-    local_disk_bytes_per_s: float
-    remote_bytes_per_s: float
     reserved_per_gpu: int
     price_per_hour: float
+
+    def __post_init__(self) -> None:
+        if self.shape.local_disk_bytes_per_s is None or self.shape.remote_bytes_per_s is None:
+            raise ValueError(f"node type {self.name}: both load bandwidths must be known")
+
+    @property
+    def bandwidths(self) -> tuple[float, float]:
+        """Bytes per second from local disk and from remote storage."""
+        disk, remote = self.shape.local_disk_bytes_per_s, self.shape.remote_bytes_per_s
+        assert disk is not None and remote is not None  # __post_init__
+        return disk, remote
 
     @property
     def price_per_gpu_hour(self) -> float:
         """Price of one GPU-hour on this node type."""
-        return self.price_per_hour / self.gpus if self.gpus else 0.0
-
-
-def islands_for(nvlink: str, gpus: int) -> tuple[tuple[int, ...], ...]:
-    """NVLink islands for ``all`` (one island, NVSwitch) or ``none`` (every GPU alone) (pure)."""
-    if nvlink == "all":
-        return (tuple(range(gpus)),)
-    return tuple((i,) for i in range(gpus))
+        return self.price_per_hour / self.shape.gpus
 
 
 def _type(
@@ -74,14 +79,16 @@ def _type(
 ) -> NodeType:
     return NodeType(
         name=name,
-        gpu_product=product,
-        gpus=gpus,
-        vram_per_gpu=vram,
-        islands=islands_for(nvlink, gpus),
+        shape=NodeShape(
+            product=product,
+            gpus=gpus,
+            vram_per_gpu=vram,
+            nvlink=NvLink.all(gpus) if nvlink == "all" else NvLink.none(gpus),
+            local_disk_bytes_per_s=disk_gib_s * GIB,
+            remote_bytes_per_s=remote_gib_s * GIB,
+        ),
         cpu_milli=cpu * 1000,
         memory_bytes=memory_gib * GIB,
-        local_disk_bytes_per_s=disk_gib_s * GIB,
-        remote_bytes_per_s=remote_gib_s * GIB,
         reserved_per_gpu=512 * MIB,
         price_per_hour=price,
     )
@@ -171,7 +178,7 @@ class PlanPoolJSON(TypedDict):
     existing_nodes: NotRequired[int]
     cost_per_hour: NotRequired[float]
     price_per_hour: NotRequired[float]
-    nvlink: NotRequired[str]
+    nvlink: NotRequired[object]  # as a scenario's: all, none, or islands
     cpu_milli: NotRequired[int]
     memory_bytes: NotRequired[int]
     local_disk_bytes_per_s: NotRequired[float]
@@ -189,8 +196,9 @@ class PlanPool:
 
 def _similar(product: str, gpus: int) -> NodeType | None:
     """The built-in type with the same GPU product, preferring the same GPU count."""
-    same = [t for t in BUILTIN_TYPES.values() if product_key(t.gpu_product) == product_key(product)]
-    same.sort(key=lambda t: (t.gpus != gpus, t.name))
+    key = product_key(product)
+    same = [t for t in BUILTIN_TYPES.values() if product_key(t.shape.product) == key]
+    same.sort(key=lambda t: (t.shape.gpus != gpus, t.name))
     return same[0] if same else None
 
 
@@ -227,8 +235,11 @@ def _plan_pool(f: Fields, index: int, catalog: Mapping[str, float]) -> PlanPool:
     gpus = f.integer("gpus_per_node", 1, minimum=1, required=True)
     vram = f.integer("vram_per_gpu_bytes", 1, minimum=1, required=True)
     nodes = f.integer("nodes", 0, required=True)
-    nvlink = f.choice("nvlink", ("all", "none"), "")
     base = _similar(product, gpus)
+    # Unsaid, NVLink is the built-in type's when it joins every GPU, else none; no built-in
+    # type of the product: all.
+    joined = base is None or (len(base.shape.islands) == 1 and gpus > 1)
+    nvlink = read_nvlink(f, "nvlink", gpus, NvLink.all(gpus) if joined else NvLink.none(gpus))
     price = _plan_price(f, name, nodes, catalog)
     cpu = f.number("cpu_milli", None)
     memory = f.number("memory_bytes", None)
@@ -241,14 +252,12 @@ def _plan_pool(f: Fields, index: int, catalog: Mapping[str, float]) -> PlanPool:
             f"type has GPU product {product!r}",
         )
     if base is not None:
-        scale = gpus / base.gpus
+        scale = gpus / base.shape.gpus
         defaults = (
             base.price_per_hour * scale,
             base.cpu_milli * scale,
             base.memory_bytes * scale,
-            base.local_disk_bytes_per_s,
-            base.remote_bytes_per_s,
-            "all" if len(base.islands) == 1 and gpus > 1 else "none",
+            *base.bandwidths,
         )
     else:
         defaults = (
@@ -257,21 +266,22 @@ def _plan_pool(f: Fields, index: int, catalog: Mapping[str, float]) -> PlanPool:
             float(DEFAULT_MEMORY_PER_GPU * gpus),
             DEFAULT_DISK_BYTES_PER_S,
             DEFAULT_REMOTE_BYTES_PER_S,
-            "all",
         )
     return PlanPool(
         name=name,
         nodes=nodes,
         node_type=NodeType(
             name=name,
-            gpu_product=product,
-            gpus=gpus,
-            vram_per_gpu=vram,
-            islands=islands_for(nvlink or defaults[5], gpus),
+            shape=NodeShape(
+                product=product,
+                gpus=gpus,
+                vram_per_gpu=vram,
+                nvlink=nvlink,
+                local_disk_bytes_per_s=disk or defaults[3],
+                remote_bytes_per_s=remote or defaults[4],
+            ),
             cpu_milli=int(cpu if cpu is not None else defaults[1]),
             memory_bytes=int(memory if memory is not None else defaults[2]),
-            local_disk_bytes_per_s=disk or defaults[3],
-            remote_bytes_per_s=remote or defaults[4],
             reserved_per_gpu=512 * MIB,
             price_per_hour=price if price is not None else defaults[0],
         ),

@@ -127,7 +127,7 @@ def _list(console: Console) -> int:
     console.print("[bold]Built-in node types[/bold] (pools[].type)")
     for t in BUILTIN_TYPES.values():
         console.print(
-            f"  {t.name:14s} {t.gpus}x {t.gpu_product}, {t.vram_per_gpu / 1024**3:.0f} GiB, "
+            f"  {t.name:14s} {t.shape.gpus}x {t.shape.product}, {t.shape.vram_per_gpu / 1024**3:.0f} GiB, "
             f"${t.price_per_hour:.2f}/h"
         )
     return 0

@@ -53,7 +53,7 @@ class Gpu:
 
 
 class Node:
-    """One GPU node: its GPUs, its cached weights, its two load links, its pods."""
+    """One GPU node: its GPUs, its labels, its cached weights, its two load links, its pods."""
 
     def __init__(
         self, env: simpy.Environment, idx: int, name: str, pool: str, node_type: NodeType
@@ -63,12 +63,14 @@ class Node:
         self.pool = pool
         self.type = node_type
         self.gpus = [
-            Gpu(f"GPU-{name}-{i:02d}", i, node_type.vram_per_gpu, node_type.reserved_per_gpu)
-            for i in range(node_type.gpus)
+            Gpu(f"GPU-{name}-{i:02d}", i, node_type.shape.vram_per_gpu, node_type.reserved_per_gpu)
+            for i in range(node_type.shape.gpus)
         ]
         self.cached: dict[str, int] = {}
-        self.disk = SharedLink(env, node_type.local_disk_bytes_per_s)
-        self.remote = SharedLink(env, node_type.remote_bytes_per_s)
+        disk, remote = node_type.bandwidths
+        self.disk = SharedLink(env, disk)
+        self.remote = SharedLink(env, remote)
+        self.labels = tuple(sorted(node_type.shape.gfd_labels().items()))
         self.loads = 0
         self.peak_loads = 0
         self.loading: set[SimPod] = set()
@@ -156,7 +158,7 @@ class SchedulerCache:
 
     def __init__(self, nodes: list[Node]) -> None:
         n = len(nodes)
-        self.gpu_alloc: IntArray = np.array([x.type.gpus for x in nodes], dtype=np.int64)
+        self.gpu_alloc: IntArray = np.array([x.type.shape.gpus for x in nodes], dtype=np.int64)
         self.cpu_alloc: IntArray = np.array([x.type.cpu_milli for x in nodes], dtype=np.int64)
         self.mem_alloc: IntArray = np.array([x.type.memory_bytes for x in nodes], dtype=np.int64)
         self.gpu_used: IntArray = np.zeros(n, dtype=np.int64)

@@ -65,7 +65,7 @@ def device_plugin_gpus(node: Node, count: int) -> tuple[int, ...]:
     if count <= 1:
         return tuple(free[:count])
     fitting = []
-    for island in node.type.islands:
+    for island in node.type.shape.islands:
         members = [i for i in island if i in free]
         if len(members) >= count:
             fitting.append((len(members), members[0], members))

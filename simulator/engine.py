@@ -320,7 +320,7 @@ class Engine:
             )
             for p in self.pods
         )
-        fleet_gpus = sum(n.type.gpus for n in self.nodes)
+        fleet_gpus = sum(n.type.shape.gpus for n in self.nodes)
         fleet_cost = sum(n.type.price_per_hour for n in self.nodes) * end / 3600.0
         t = self.tally
         return RunResult(

@@ -104,7 +104,7 @@ def report_json(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) ->
             "seed": seed,
             "durationSeconds": scenario.duration_s,
             "nodes": sum(p.nodes for p in scenario.pools),
-            "gpus": sum(p.nodes * p.node_type.gpus for p in scenario.pools),
+            "gpus": sum(p.nodes * p.node_type.shape.gpus for p in scenario.pools),
             "services": len(scenario.services),
         },
         "policies": [
@@ -189,7 +189,7 @@ def _cells(s: PolicySummary) -> list[str]:
 def table(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> Table:
     """The comparison as a rich table."""
     nodes = sum(p.nodes for p in scenario.pools)
-    gpus = sum(p.nodes * p.node_type.gpus for p in scenario.pools)
+    gpus = sum(p.nodes * p.node_type.shape.gpus for p in scenario.pools)
     t = Table(
         title=f"{scenario.name}: {len(scenario.services)} services on {nodes} nodes "
         f"({gpus} GPUs), {_seconds(scenario.duration_s)}, seed {seed}",
@@ -252,7 +252,7 @@ def _activity_end(rows: Sequence[PolicySummary], duration: float) -> float:
 def to_html(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> str:
     """The comparison as one self-contained HTML page with inline SVG charts."""
     nodes = sum(p.nodes for p in scenario.pools)
-    gpus = sum(p.nodes * p.node_type.gpus for p in scenario.pools)
+    gpus = sum(p.nodes * p.node_type.shape.gpus for p in scenario.pools)
     head = "".join(f"<th>{escape(name)}</th>" for name, _ in _COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(s)) + "</tr>" for s in rows

@@ -15,8 +15,10 @@ as quantities (``2Gi``). The shape::
       - name: a100-80
         type: a100-80gb-8          # built-in node type; or give product, gpus,
         nodes: 3                   #   memoryPerGpu and pricePerHour; any field overrides:
-        # product, gpus, memoryPerGpu, nvlink (all | none | [[0,1],[2,3]]), cpu, memory,
-        # localDiskBandwidth, remoteBandwidth, reservedPerGpu, pricePerHour
+        # product, gpus, memoryPerGpu, nvlink, cpu, memory, localDiskBandwidth,
+        # remoteBandwidth, reservedPerGpu, pricePerHour
+        nvlink: all                # all | none | {islands: [[0,1],[2,3]]} (a GPU not listed
+                                   #   is joined to no other; each GPU at most once)
         cachedModels: [{model: org/name, nodes: 1}]   # nodes: how many hold it (default all)
     outOfBand: [{node: a100-80-1, gpu: 3, memory: 22Gi}]   # memory used outside Kubernetes
     services:
@@ -49,14 +51,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from placement.fields import Fields, InputError, Problem
 from placement.fit import product_key
 from placement.model import NvlinkMode
 from placement.policies import PROFILES
+from placement.shape import NodeShape, NvLink, read_nvlink
 from simulator.catalog import (
     BUILTIN_TYPES,
     DEFAULT_CPU_PER_GPU,
@@ -64,7 +65,6 @@ from simulator.catalog import (
     DEFAULT_MEMORY_PER_GPU,
     DEFAULT_REMOTE_BYTES_PER_S,
     NodeType,
-    islands_for,
 )
 from simulator.scenario import PATTERNS, OutOfBand, Pool, Scenario, Service, Traffic
 from simulator.settings import SETTINGS_KEYS, Settings, read_settings
@@ -133,70 +133,67 @@ _TRAFFIC = (
 )
 
 
-def _nvlink_islands(f: Fields, gpus: int, default: tuple[tuple[int, ...], ...]) -> Any:
-    value = f.get("nvlink")
-    if value is None:
-        return default if sum(len(i) for i in default) == gpus else islands_for("all", gpus)
-    if value in ("all", "none"):
-        return islands_for(str(value), gpus)
-    if isinstance(value, Mapping) and set(value) == {"islands"}:
-        value = value["islands"]
-    if (
-        isinstance(value, list)
-        and all(isinstance(i, list) and i for i in value)
-        and all(isinstance(g, int) and not isinstance(g, bool) for i in value for g in i)
-    ):
-        flat = sorted(g for i in value for g in i)
-        if flat != list(range(gpus)):
-            f.bad("nvlink", f"islands must name each GPU 0..{gpus - 1} exactly once, got {value}")
-            return islands_for("none", gpus)
-        return tuple(tuple(sorted(i)) for i in value)
-    f.bad("nvlink", f"expected all, none or a list of islands such as [[0,1],[2,3]], got {value!r}")
-    return islands_for("none", gpus)
-
-
-def _pool(raw: object, path: str, problems: list[Problem]) -> Pool | None:
-    f = Fields(raw, path, problems, _POOL)
-    name = f.text("name", required=True)
-    base: NodeType | None = None
+def _base_type(f: Fields) -> tuple[str, NodeType | None]:
+    """The pool's ``type``: its name and the built-in type it names (``None``: a type of its
+    own, which must then give what a built-in type would)."""
     type_name = f.text("type")
     if type_name:
         base = BUILTIN_TYPES.get(type_name)
         if base is None:
             f.bad("type", f"unknown node type {type_name!r}; known: {', '.join(BUILTIN_TYPES)}")
-    elif not all(f.has(k) for k in ("product", "gpus", "memoryPerGpu", "pricePerHour")):
+        return type_name, base
+    if not all(f.has(k) for k in ("product", "gpus", "memoryPerGpu", "pricePerHour")):
         f.bad(
             "type",
             "missing: name a built-in node type, or give product, gpus, memoryPerGpu and "
             f"pricePerHour (built-in types: {', '.join(BUILTIN_TYPES)})",
         )
-    nodes = f.integer("nodes", 0, required=True)
-    gpus = f.integer("gpus", base.gpus if base else 1, minimum=1, maximum=64)
-    vram = f.size("memoryPerGpu", base.vram_per_gpu if base else 0, positive=True)
-    default_islands = base.islands if base else islands_for("all", gpus)
-    scale = gpus / base.gpus if base else 1.0
-    node_type = NodeType(
-        name=type_name or name,
-        gpu_product=f.text("product", base.gpu_product if base else ""),
-        gpus=gpus,
-        vram_per_gpu=vram,
-        islands=_nvlink_islands(f, gpus, default_islands),
+    return "", None
+
+
+def _node_type(f: Fields, name: str, base: NodeType | None) -> NodeType:
+    """A pool's node type: the built-in ``base`` with the fields the pool sets, or the pool's
+    own. A different GPU count scales CPU, memory and price; NVLink, unsaid, is the base's
+    when the count is the same, else every GPU joined."""
+    gpus = f.integer("gpus", base.shape.gpus if base else 1, minimum=1, maximum=64)
+    vram = f.size("memoryPerGpu", base.shape.vram_per_gpu if base else 0, positive=True)
+    scale = gpus / base.shape.gpus if base else 1.0
+    disk, remote = (
+        base.bandwidths if base else (DEFAULT_DISK_BYTES_PER_S, DEFAULT_REMOTE_BYTES_PER_S)
+    )
+    product = f.text("product", base.shape.product if base else "")
+    same_count = base is not None and base.shape.gpus == gpus
+    nvlink = read_nvlink(
+        f, "nvlink", gpus, base.shape.nvlink if base and same_count else NvLink.all(gpus)
+    )
+    return NodeType(
+        name=name,
         cpu_milli=f.milli(
             "cpu", int(base.cpu_milli * scale) if base else gpus * DEFAULT_CPU_PER_GPU
         ),
         memory_bytes=f.size(
             "memory", int(base.memory_bytes * scale) if base else gpus * DEFAULT_MEMORY_PER_GPU
         ),
-        local_disk_bytes_per_s=f.rate(
-            "localDiskBandwidth", base.local_disk_bytes_per_s if base else DEFAULT_DISK_BYTES_PER_S
-        ),
-        remote_bytes_per_s=f.rate(
-            "remoteBandwidth", base.remote_bytes_per_s if base else DEFAULT_REMOTE_BYTES_PER_S
+        shape=NodeShape(
+            product=product,
+            gpus=gpus,
+            vram_per_gpu=vram,
+            nvlink=nvlink,
+            local_disk_bytes_per_s=f.rate("localDiskBandwidth", disk),
+            remote_bytes_per_s=f.rate("remoteBandwidth", remote),
         ),
         reserved_per_gpu=f.size("reservedPerGpu", base.reserved_per_gpu if base else 0),
         price_per_hour=f.number("pricePerHour", base.price_per_hour * scale if base else 0.0),
     )
-    if node_type.reserved_per_gpu >= node_type.vram_per_gpu > 0:
+
+
+def _pool(raw: object, path: str, problems: list[Problem]) -> Pool | None:
+    f = Fields(raw, path, problems, _POOL)
+    name = f.text("name", required=True)
+    type_name, base = _base_type(f)
+    nodes = f.integer("nodes", 0, required=True)
+    node_type = _node_type(f, type_name or name, base)
+    if node_type.reserved_per_gpu >= node_type.shape.vram_per_gpu > 0:
         f.bad("reservedPerGpu", "must be below memoryPerGpu")
     cached: list[tuple[str, int | None]] = []
     for j, entry in enumerate(f.items("cachedModels")):
@@ -349,9 +346,10 @@ def parse_scenario(raw: object, source: str) -> Scenario:
         if node and pool is None:
             o.bad("node", f"no node {node!r} in the pools (names are <pool>-<index>)")
         elif pool is not None:
-            if gpu >= pool.node_type.gpus:
-                o.bad("gpu", f"node {node} has GPUs 0..{pool.node_type.gpus - 1}")
-            elif size + pool.node_type.reserved_per_gpu > pool.node_type.vram_per_gpu:
+            shape = pool.node_type.shape
+            if gpu >= shape.gpus:
+                o.bad("gpu", f"node {node} has GPUs 0..{shape.gpus - 1}")
+            elif size + pool.node_type.reserved_per_gpu > shape.vram_per_gpu:
                 o.bad("memory", "is more than the GPU holds")
         oob.append(OutOfBand(node, gpu, size))
     sizes = {s.model_id: s.model_bytes for s in services}
@@ -386,9 +384,9 @@ def _check_service(s: Service, pools: list[Pool], path: str, problems: list[Prob
         return
     if s.products:
         wanted = {product_key(p) for p in s.products}
-        matching = [p for p in pools if product_key(p.node_type.gpu_product) in wanted]
+        matching = [p for p in pools if product_key(p.node_type.shape.product) in wanted]
         if not matching:
-            have = sorted({p.node_type.gpu_product for p in pools})
+            have = sorted({p.node_type.shape.product for p in pools})
             problems.append(
                 Problem(
                     f"{path}.gpuProduct",
@@ -398,6 +396,6 @@ def _check_service(s: Service, pools: list[Pool], path: str, problems: list[Prob
             return
     else:
         matching = pools
-    largest = max(p.node_type.gpus for p in matching)
+    largest = max(p.node_type.shape.gpus for p in matching)
     if s.gpus > largest:
         problems.append(Problem(f"{path}.gpus", f"{s.gpus} is more than any node has ({largest})"))

@@ -79,7 +79,7 @@ class KubeFilter:
     def __init__(self, nodes: list[Node], cache: SchedulerCache) -> None:
         self.nodes = nodes
         self.cache = cache
-        self._products = [product_key(n.type.gpu_product) for n in nodes]
+        self._products = [product_key(n.type.shape.product) for n in nodes]
         self._selectors: dict[tuple[str, ...], BoolArray] = {}
 
     def _selector(self, products: tuple[str, ...]) -> BoolArray:

@@ -115,7 +115,9 @@ class VramfitExtender:
         self.claimed = np.zeros(n, dtype=np.int64)
         self.classes = NodeClasses(n)
         self.lease_seen = np.zeros(n, dtype=np.float64)
-        self.fleet = Fleet(capacity=max(1, n), width=max((x.type.gpus for x in nodes), default=1))
+        self.fleet = Fleet(
+            capacity=max(1, n), width=max((x.type.shape.gpus for x in nodes), default=1)
+        )
         # The reservations, kept resolved against the fleet's rows as the extender keeps them.
         self.reservations = self.fleet.claims
         self.reports: list[NodeState] = []

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 import simpy
 
 from placement.model import Demand
-from simulator.catalog import BUILTIN_TYPES, islands_for
+from placement.shape import NvLink, parse_nvlink
+from simulator.catalog import BUILTIN_TYPES
 from simulator.cluster import Node, Phase, ServiceState, SimPod
 from simulator.scenario import Service, Traffic
 
@@ -22,10 +23,14 @@ def sim_node(
     """Node ``n-0`` of a built-in type, its GPUs linked by ``nvlink`` ("all", "none" or islands
     of GPU indices), its ``held`` GPUs held by ``sim_pod()``."""
     base = BUILTIN_TYPES[node_type]
-    islands = (
-        islands_for(nvlink, base.gpus) if isinstance(nvlink, str) else tuple(map(tuple, nvlink))
+    gpus = base.shape.gpus
+    links = (
+        parse_nvlink(nvlink, gpus, "nvlink")
+        if isinstance(nvlink, str)
+        else NvLink.of(tuple(map(tuple, nvlink)), gpus)
     )
-    n = Node(simpy.Environment(), 0, "n-0", "n", dataclasses.replace(base, islands=islands))
+    t = dataclasses.replace(base, shape=dataclasses.replace(base.shape, nvlink=links))
+    n = Node(simpy.Environment(), 0, "n-0", "n", t)
     holder = sim_pod()
     for i in held:
         n.gpus[i].holder = holder

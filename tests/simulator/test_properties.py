@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement.model import NvlinkMode
+from placement.shape import NodeShape, NvLink
 from simulator.catalog import NodeType
 from simulator.engine import POLICIES, Engine
 from simulator.scenario import OutOfBand, Pool, Scenario, Service, Traffic
@@ -18,13 +19,13 @@ GIB = 1024**3
 MIB = 1024**2
 
 
-def islands(kind: str, n: int) -> tuple[tuple[int, ...], ...]:
-    """NVLink islands of ``n`` GPUs: all joined, none, or in pairs."""
+def nvlink(kind: str, n: int) -> NvLink:
+    """NVLink of ``n`` GPUs: all joined, none, or in pairs."""
     if kind == "all":
-        return (tuple(range(n)),)
+        return NvLink.all(n)
     if kind == "none":
-        return tuple((i,) for i in range(n))
-    return tuple(tuple(range(i, min(n, i + 2))) for i in range(0, n, 2))
+        return NvLink.none(n)
+    return NvLink.of(tuple(tuple(range(i, min(n, i + 2))) for i in range(0, n, 2)), n)
 
 
 @st.composite
@@ -34,19 +35,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         gpus = draw(st.sampled_from([1, 2, 4, 8, 8, 8]))
         t = NodeType(
             name=f"t{i}",
-            gpu_product=draw(st.sampled_from(["GPU-A", "GPU-B"])),
-            gpus=gpus,
-            vram_per_gpu=draw(st.sampled_from([16, 24, 40, 48, 80, 80])) * GIB,
-            islands=islands(draw(st.sampled_from(["all", "none", "pairs"])), gpus),
+            shape=NodeShape(
+                product=draw(st.sampled_from(["GPU-A", "GPU-B"])),
+                gpus=gpus,
+                vram_per_gpu=draw(st.sampled_from([16, 24, 40, 48, 80, 80])) * GIB,
+                nvlink=nvlink(draw(st.sampled_from(["all", "none", "pairs"])), gpus),
+                local_disk_bytes_per_s=draw(st.sampled_from([1, 2, 4])) * GIB,
+                remote_bytes_per_s=draw(st.sampled_from([0.5, 1, 2])) * GIB,
+            ),
             cpu_milli=draw(st.sampled_from([32_000, 96_000, 192_000])),
             memory_bytes=draw(st.sampled_from([256, 1024])) * GIB,
-            local_disk_bytes_per_s=draw(st.sampled_from([1, 2, 4])) * GIB,
-            remote_bytes_per_s=draw(st.sampled_from([0.5, 1, 2])) * GIB,
             reserved_per_gpu=draw(st.sampled_from([0, 512 * MIB, 1 * GIB])),
             price_per_hour=10.0,
         )
         pools.append(Pool(f"p{i}", t, draw(st.integers(1, 3))))
-    largest = max(p.node_type.gpus for p in pools)
+    largest = max(p.node_type.shape.gpus for p in pools)
     services = []
     for j in range(draw(st.integers(1, 8))):
         size = draw(st.sampled_from([2, 8, 8, 15, 15, 30, 62, 131])) * GIB
@@ -98,8 +101,10 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     for p in pools:
         for name in p.node_names():
             if draw(st.integers(0, 3)) == 0:
-                room = p.node_type.vram_per_gpu - p.node_type.reserved_per_gpu
-                oob.append(OutOfBand(name, draw(st.integers(0, p.node_type.gpus - 1)), room // 2))
+                room = p.node_type.shape.vram_per_gpu - p.node_type.reserved_per_gpu
+                oob.append(
+                    OutOfBand(name, draw(st.integers(0, p.node_type.shape.gpus - 1)), room // 2)
+                )
     s = Settings(
         agent_interval_s=draw(st.sampled_from([1.0, 5.0, 10.0, 30.0])),
         scheduling_cycle_s=draw(st.sampled_from([0.0, 0.01])),

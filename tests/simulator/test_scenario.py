@@ -50,7 +50,7 @@ def test_morning_burst_is_what_it_says() -> None:
     assert len(s.services) == 20
     big = [x for x in s.services if x.model_bytes >= 130 * GIB]
     assert {x.gpus for x in big} >= {2, 4, 8}
-    assert {p.node_type.vram_per_gpu for p in s.pools} == {40 * GIB, 80 * GIB}
+    assert {p.node_type.shape.vram_per_gpu for p in s.pools} == {40 * GIB, 80 * GIB}
     assert all(x.traffic.pattern == "burst" and x.traffic.start[1] <= 60 for x in s.services)
     assert all(x.min_replicas == 0 for x in s.services)
 
@@ -166,7 +166,7 @@ def test_count_expands_services_and_defaults_apply() -> None:
         ),
         pytest.param(
             GOOD.replace("nodes: 2}", "nodes: 2, nvlink: [[0, 1], [1, 2]]}"),
-            ["pools[0].nvlink: islands must name each GPU 0..7 exactly once"],
+            ["pools[0].nvlink[1]: GPU 1 is listed again (in island 0)"],
             id="bad-islands",
         ),
         pytest.param(
@@ -180,6 +180,56 @@ def test_problems_name_their_field(text: str, expected: list[str]) -> None:
     found = problems(text)
     for e in expected:
         assert any(e in p for p in found), (e, found)
+
+
+ALL = ((0, 1, 2, 3, 4, 5, 6, 7),)
+NONE = tuple((i,) for i in range(8))
+
+
+@pytest.mark.parametrize(
+    ("nvlink", "islands"),
+    [
+        pytest.param("all", ALL, id="all"),
+        pytest.param("none", NONE, id="none"),
+        pytest.param("null", ALL, id="unsaid-is-the-types"),
+        pytest.param("true", ALL, id="true-is-all"),
+        pytest.param("false", NONE, id="false-is-none"),
+        pytest.param(
+            "[[0, 1], [2, 3]]", ((0, 1), (2, 3), (4,), (5,), (6,), (7,)), id="unlisted-gpus-alone"
+        ),
+        pytest.param(
+            "{islands: [[7, 6, 5, 4], [3, 2, 1, 0]]}",
+            ((0, 1, 2, 3), (4, 5, 6, 7)),
+            id="islands-mapping-sorted",
+        ),
+    ],
+)
+def test_pool_nvlink(nvlink: str, islands: tuple[tuple[int, ...], ...]) -> None:
+    """One NVLink rule for every file (placement.shape.parse_nvlink): a GPU no island lists is
+    joined to no other, and true/false mean all/none (a scenario used to reject all three)."""
+    s = scenario_from_text(GOOD.replace("nodes: 2}", f"nodes: 2, nvlink: {nvlink}}}"), "x")
+    assert s.pools[0].node_type.shape.islands == islands
+
+
+@pytest.mark.parametrize(
+    ("nvlink", "problem"),
+    [
+        pytest.param(
+            "[[0, 1], [1, 2]]",
+            "pools[0].nvlink[1]: GPU 1 is listed again (in island 0)",
+            id="repeat",
+        ),
+        pytest.param(
+            "[[0, 0]]", "pools[0].nvlink[0]: GPU 0 is listed twice in this island", id="twice"
+        ),
+        pytest.param("[[0, 8]]", "pools[0].nvlink[0]: 8 is not a GPU index 0..7", id="range"),
+        pytest.param("[[0, 1], []]", "pools[0].nvlink[1]: an island lists no GPU", id="empty"),
+        pytest.param("some", "pools[0].nvlink: expected all, none or islands", id="not-a-form"),
+    ],
+)
+def test_pool_nvlink_problems(nvlink: str, problem: str) -> None:
+    found = problems(GOOD.replace("nodes: 2}", f"nodes: 2, nvlink: {nvlink}}}"))
+    assert any(problem in p for p in found), found
 
 
 def test_all_problems_are_reported_at_once() -> None:
@@ -270,7 +320,7 @@ def test_plan_pools_replace_the_scenario_pools(tmp_path: Path) -> None:
     ]
     h100 = s.pools[0].node_type
     assert h100.price_per_hour == BUILTIN_TYPES["h100-80gb-8"].price_per_hour
-    assert h100.islands == ((0, 1, 2, 3, 4, 5, 6, 7),)
+    assert h100.shape.islands == ((0, 1, 2, 3, 4, 5, 6, 7),)
     assert h100.cpu_milli == BUILTIN_TYPES["h100-80gb-8"].cpu_milli
     # Price: the pool's own, then the plan's catalog, then its total cost over its nodes.
     assert [p.node_type.price_per_hour for p in s.pools[1:]] == [100.0, 30.0, 40.44]
@@ -298,6 +348,36 @@ def test_plan_problems(raw: object, expected: str) -> None:
     with pytest.raises(InputError) as info:
         pools_from_plan(raw, "plan.json")
     assert any(expected in str(p) for p in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("nvlink", "islands"),
+    [
+        pytest.param(None, ALL, id="unsaid-is-the-built-in-types"),
+        pytest.param("none", NONE, id="none"),
+        pytest.param(
+            [[0, 1], [2, 3], [4, 5], [6, 7]],
+            ((0, 1), (2, 3), (4, 5), (6, 7)),
+            id="islands",
+        ),
+        pytest.param(
+            {"islands": [[0, 1, 2, 3]]}, ((0, 1, 2, 3), (4,), (5,), (6,), (7,)), id="unlisted-alone"
+        ),
+    ],
+)
+def test_plan_pool_nvlink(nvlink: object, islands: tuple[tuple[int, ...], ...]) -> None:
+    """A plan's pools read NVLink by the same rule as a scenario's (they used to take only all
+    or none)."""
+    (pool,) = pools_from_plan({"pools": [{**POOLS[0], "nvlink": nvlink}]}, "plan.json")
+    assert pool.node_type.shape.islands == islands
+
+
+def test_plan_pool_nvlink_problem() -> None:
+    with pytest.raises(InputError) as info:
+        pools_from_plan({"pools": [{**POOLS[0], "nvlink": [[0, 1], [1]]}]}, "plan.json")
+    assert [str(p) for p in info.value.problems] == [
+        "pools[0].nvlink[1]: GPU 1 is listed again (in island 0)"
+    ]
 
 
 def test_plan_file_errors(tmp_path: Path) -> None:
