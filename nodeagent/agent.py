@@ -265,10 +265,16 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
         raise ConfigError([f"--spec: {exc}"]) from None
     wake = threading.Event()
     pods = NodePods(client, settings.node_name, on_change=wake.set) if client is not None else None
+    kubelet_client = client
+    if client is not None and settings.kubelet_kubeconfig is not None:
+        kubelet_client = KubeClient(
+            load_kubeconfig(settings.kubelet_kubeconfig),
+            user_agent=f"vramfit-simulated-kubelet/{settings.node_name}",
+        )
     kubelet = SimulatedKubelet(
         spec,
         pods.snapshot if pods is not None else dict,
-        client,
+        kubelet_client,
         complete_deletions=settings.complete_deletions,
     )
     kubelet.wake = wake

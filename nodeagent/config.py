@@ -40,6 +40,7 @@ class Settings:
     node_name: str
     spec_path: Path | None = None
     kubeconfig: Path | None = None
+    kubelet_kubeconfig: Path | None = None
     listen_host: str = ANY_HOST
     listen_port: int = 9402
     poll_interval_s: float = 1.0
@@ -102,6 +103,11 @@ def _files(
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     if kubeconfig is not None and not kubeconfig.is_file():
         problems.append(f"--kubeconfig: {kubeconfig} is not a file")
+    kubelet = getattr(args, "kubelet_kubeconfig", None)
+    if kubelet and backend == "nvml":
+        problems.append("--kubelet-kubeconfig: only used with --backend simulated")
+    elif kubelet and not Path(kubelet).is_file():
+        problems.append(f"--kubelet-kubeconfig: {kubelet} is not a file")
     return spec, kubeconfig
 
 
@@ -201,6 +207,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         node_name=node,
         spec_path=spec,
         kubeconfig=kubeconfig,
+        kubelet_kubeconfig=Path(kubelet)
+        if (kubelet := getattr(args, "kubelet_kubeconfig", None))
+        else None,
         listen_host=host,
         listen_port=port,
         poll_interval_s=poll,
@@ -311,6 +320,11 @@ def argument_parser() -> argparse.ArgumentParser:
         help="comma-separated XIDs that do not make a GPU unhealthy (default "
         + ",".join(map(str, sorted(d.nvml.ignored_xids)))
         + ")",
+    )
+    p.add_argument(
+        "--kubelet-kubeconfig",
+        help="simulated kubelet: the kubelet's own kubeconfig for its pod status writes and "
+        "deletions (a real kubelet is not the agent; default: --kubeconfig)",
     )
     p.add_argument(
         "--no-complete-deletions",

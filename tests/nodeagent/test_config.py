@@ -101,3 +101,26 @@ def test_listen_rejects(value: str) -> None:
     with pytest.raises(ConfigError) as err:
         settings("--backend", "nvml", "--node-name", "n", "--listen", value)
     assert [p.split(":")[0] for p in err.value.problems] == ["--listen"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "exists", "problem"),
+    [
+        pytest.param("simulated", True, "", id="simulated-with-a-file"),
+        pytest.param("simulated", False, "{path} is not a file", id="simulated-missing-file"),
+        pytest.param("nvml", True, "only used with --backend simulated", id="nvml-refuses-it"),
+    ],
+)
+def test_kubelet_kubeconfig_is_the_simulated_kubelets_own(
+    tmp_path: Path, backend: str, exists: bool, problem: str
+) -> None:
+    path = tmp_path / "kubelet.kubeconfig"
+    if exists:
+        path.write_text("{}")
+    argv = ("--backend", backend, "--node-name", "n", "--kubelet-kubeconfig", str(path))
+    if not problem:
+        assert settings(*argv).kubelet_kubeconfig == path
+        return
+    with pytest.raises(ConfigError) as err:
+        settings(*argv)
+    assert err.value.problems == [f"--kubelet-kubeconfig: {problem.format(path=path)}"]
