@@ -1,7 +1,8 @@
 """Column generation: the LP relaxation of the configuration model, its lower bound, and a
 rounding of it by diving.
 
-The master LP (GLOP) covers every item type's demand with node configurations at least cost;
+The master LP (GLOP) covers every item type's demand (and every multi-node group, whole on one
+node type) with node configurations at least cost;
 pricing adds configurations that improve it until none does, and the LP optimum is then a
 lower bound on every plan (Farley's ratio bound before it converges). Diving fixes the columns
 the LP uses whole, lowers the demand and repeats, for an integer plan to hint CP-SAT with.
@@ -28,24 +29,44 @@ Progress = Callable[[str], None]
 class Master:
     """The LP relaxation of the configuration model, grown one column at a time (GLOP).
 
-    Demands and node limits can be lowered to a residual while diving.
+    Pods placed alone are covered per item type. A family of multi-node groups is covered per
+    group: ``y[f, t]`` groups go on node type ``t``, and the nodes of type ``t`` must hold
+    ``per_group * y[f, t]`` pods of each member item (the coupling rows), so no group is split
+    across node types. Demands and node limits can be lowered to a residual while diving.
     """
 
     def __init__(self, problem: Problem, penalty: float) -> None:
         self.p = problem
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
         inf = self.lp.infinity()
-        self.cover: list[Any] = []
+        self.cover: dict[int, Any] = {}
         self.slacks: list[Any] = []
         self.vars: list[Any] = []
         self.obj = self.lp.Objective()
-        for i, it in enumerate(problem.items):
-            c = self.lp.Constraint(float(it.count), inf, f"cover{i}")
+        for i in problem.singles():
+            c = self.lp.Constraint(float(problem.items[i].count), inf, f"cover{i}")
             s = self.lp.NumVar(0.0, inf, f"slack{i}")
             c.SetCoefficient(s, 1.0)
             self.obj.SetCoefficient(s, penalty)
             self.slacks.append(s)
-            self.cover.append(c)
+            self.cover[i] = c
+        self.families = problem.families()
+        self.group_cover: list[Any] = []
+        self.coupling: dict[tuple[int, int], Any] = {}
+        for f, fam in enumerate(self.families):
+            c = self.lp.Constraint(float(fam.groups), inf, f"groups{f}")
+            s = self.lp.NumVar(0.0, inf, f"gslack{f}")
+            c.SetCoefficient(s, 1.0)
+            self.obj.SetCoefficient(s, penalty * sum(n for _, n in fam.members))
+            self.slacks.append(s)
+            self.group_cover.append(c)
+            for t in fam.bins:
+                y = self.lp.NumVar(0.0, inf, f"y{f}_{t}")
+                c.SetCoefficient(y, 1.0)
+                for i, per in fam.members:
+                    row = self.lp.Constraint(0.0, inf, f"couple{f}_{i}_{t}")
+                    row.SetCoefficient(y, -float(per))
+                    self.coupling[(t, i)] = row
         self.upper: dict[int, Any] = {}
         self.lower: dict[int, Any] = {}
         for t, b in enumerate(problem.bins):
@@ -56,6 +77,11 @@ class Master:
         self.obj.SetMinimization()
         self.columns: list[Column] = []
         self.known: set[Column] = set()
+
+    def _row(self, t: int, i: int) -> Any:
+        """The row an item of type ``i`` on a node of type ``t`` counts in (``None``: none, a
+        group pod on a node type its group cannot use whole)."""
+        return self.coupling.get((t, i)) if self.p.items[i].group else self.cover[i]
 
     def add(self, col: Column) -> bool:
         """Add ``col`` as a new LP variable; false when the master has it already."""
@@ -68,28 +94,39 @@ class Master:
         self.vars.append(v)
         self.obj.SetCoefficient(v, float(self.p.bins[t].cost))
         for i, n in items:
-            self.cover[i].SetCoefficient(v, float(n))
+            row = self._row(t, i)
+            if row is not None:
+                row.SetCoefficient(v, float(n))
         for cons in (self.upper.get(t), self.lower.get(t)):
             if cons is not None:
                 cons.SetCoefficient(v, 1.0)
         return True
 
-    def residual(self, counts: list[int], used: Counter[int]) -> None:
-        """Ask only for ``counts`` more items, with ``used`` nodes of each type already taken."""
+    def residual(
+        self, counts: list[int], used: Counter[int], held: Counter[tuple[int, int]]
+    ) -> None:
+        """Ask only for ``counts`` more pods placed alone, with ``used`` nodes of each type and
+        ``held`` group pods per (node type, item) already taken."""
         inf = self.lp.infinity()
-        for i, c in enumerate(self.cover):
+        for i, c in self.cover.items():
             c.SetBounds(float(counts[i]), inf)
+        for (t, i), c in self.coupling.items():
+            c.SetBounds(-float(held[(t, i)]), inf)
         for t, c in self.upper.items():
             c.SetBounds(0.0, float(max(0, (self.p.bins[t].max_nodes or 0) - used[t])))
         for t, c in self.lower.items():
             c.SetBounds(float(max(0, self.p.bins[t].min_nodes - used[t])), inf)
 
-    def solve(self) -> tuple[float, list[float], list[float]]:
-        """Solve the LP: its value, the dual of each item's cover, and of each node limit."""
+    def solve(self) -> tuple[float, list[list[float]], list[float]]:
+        """Solve the LP: its value, per node type the dual value of one item of each type on
+        it, and the dual of each node limit."""
         status = self.lp.Solve()
         if status != pywraplp.Solver.OPTIMAL:
             raise RuntimeError(f"LP master did not solve (status {status})")
-        duals = [c.dual_value() for c in self.cover]
+        duals: list[list[float]] = []
+        for t in range(len(self.p.bins)):
+            rows = [self._row(t, i) for i in range(len(self.p.items))]
+            duals.append([0.0 if r is None else r.dual_value() for r in rows])
         lam = [0.0] * len(self.p.bins)
         for t, c in self.upper.items():
             lam[t] += c.dual_value()
@@ -102,7 +139,7 @@ class Master:
         return [v.solution_value() for v in self.vars]
 
     def slack_total(self) -> float:
-        """Items the last LP solution left uncovered."""
+        """Items (or groups) the last LP solution left uncovered."""
         return float(sum(s.solution_value() for s in self.slacks))
 
 
@@ -138,17 +175,17 @@ def generate(
             )
         added = 0
         for t, b in enumerate(problem.bins):
-            value, col = greedy_column(problem, t, duals, counts)
+            value, col = greedy_column(problem, t, duals[t], counts)
             if col is not None and b.cost - value - lam[t] < -EPS * b.cost:
                 added += master.add(col)
         if not added:
             ratio = 1.0
             for t, b in enumerate(problem.bins):
                 left = max(0.05, deadline - time.monotonic())
-                upper, col = exact_column(problem, t, duals, counts, min(left, 2.0))
+                upper, col = exact_column(problem, t, duals[t], counts, min(left, 2.0))
                 ratio = max(ratio, (upper + lam[t]) / b.cost)
                 if col is not None:
-                    value = sum(duals[i] * n for i, n in col[1])
+                    value = sum(duals[t][i] * n for i, n in col[1])
                     if b.cost - value - lam[t] < -EPS * b.cost:
                         added += master.add(col)
             candidate = lp_value / ratio
@@ -158,6 +195,18 @@ def generate(
         if time.monotonic() > deadline:
             return Generation(lp_value, bound, False, iteration)
     return Generation(lp_value, bound, False, max_iterations)
+
+
+def _covered(problem: Problem, counts: list[int], held: Counter[tuple[int, int]]) -> bool:
+    """Whether the fixed nodes cover every pod placed alone (``counts`` left: none) and every
+    multi-node group whole on one node type (``held``: group pods per node type and item)."""
+    if any(counts[i] > 0 for i in problem.singles()):
+        return False
+    for fam in problem.families():
+        whole = sum(min(held[(t, i)] // per for i, per in fam.members) for t in fam.bins)
+        if whole < fam.groups:
+            return False
+    return True
 
 
 def dive(
@@ -172,12 +221,13 @@ def dive(
     the rest cannot be covered."""
     counts = [it.count for it in problem.items]
     used: Counter[int] = Counter()
+    held: Counter[tuple[int, int]] = Counter()
     fixed: list[Column] = []
     try:
-        while sum(counts) > 0:
+        while not _covered(problem, counts, held):
             if time.monotonic() > deadline:
                 return None
-            master.residual(counts, used)
+            master.residual(counts, used, held)
             generate(
                 master,
                 problem,
@@ -200,9 +250,12 @@ def dive(
                     fixed.append((t, items))
                     used[t] += 1
                     for i, a in items:
-                        counts[i] = max(0, counts[i] - a)
+                        if problem.items[i].group:
+                            held[(t, i)] += a
+                        else:
+                            counts[i] = max(0, counts[i] - a)
     finally:
-        master.residual([it.count for it in problem.items], Counter())
+        master.residual([it.count for it in problem.items], Counter(), Counter())
     if progress is not None:
         progress(f"diving: {len(fixed)} nodes")
     return trim(problem, [(t, Counter(dict(items))) for t, items in fixed])

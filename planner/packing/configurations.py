@@ -3,7 +3,8 @@
 A column is a node type index and, per item type index, how many items of it the node holds.
 This module makes the columns the solver starts from (the nodes of a packing, one item type
 filling a node, or every configuration when there are few), bounds how many items one node can
-take, and trims a set of chosen nodes to the demand. Pure.
+take, and trims a set of chosen nodes to the demand (whole multi-node groups per node type).
+Pure.
 """
 
 from __future__ import annotations
@@ -95,14 +96,32 @@ def enumerate_columns(problem: Problem, limit: int) -> list[Column] | None:
     return out
 
 
+def _wanted(problem: Problem, nodes: list[tuple[int, Counter[int]]]) -> dict[tuple[int, int], int]:
+    """Pods to keep: per ``(-1, item)`` for pods placed alone, the demand; per ``(node type,
+    item)`` for pods of multi-node groups, whole groups only, at most the demand, filled in
+    node-type order."""
+    wanted = {(-1, i): it.count for i, it in enumerate(problem.items) if not it.group}
+    have: dict[int, Counter[int]] = {}
+    for t, items in nodes:
+        have.setdefault(t, Counter()).update(items)
+    for fam in problem.families():
+        left = fam.groups
+        for t in sorted(have):
+            keep = min(left, *(have[t][i] // per for i, per in fam.members))
+            left -= keep
+            for i, per in fam.members:
+                wanted[(t, i)] = keep * per
+    return wanted
+
+
 def trim(problem: Problem, nodes: list[tuple[int, Counter[int]]]) -> Packing:
-    """Drop items covered more often than demanded, then nodes left empty (above min_nodes)."""
-    have: Counter[int] = Counter()
-    for _, items in nodes:
-        have.update(items)
-    for i, it in enumerate(problem.items):
-        surplus = have[i] - it.count
-        for _, items in reversed(nodes):
+    """Drop items covered more often than demanded (and pods of multi-node groups that make
+    no whole group on their node type), then nodes left empty (above min_nodes); what stays
+    uncovered is unplaced."""
+    for (where, i), count in _wanted(problem, nodes).items():
+        mine = [items for t, items in nodes if where in (-1, t)]
+        surplus = sum(items[i] for items in mine) - count
+        for items in reversed(mine):
             if surplus <= 0:
                 break
             take = min(surplus, items[i])
@@ -110,11 +129,16 @@ def trim(problem: Problem, nodes: list[tuple[int, Counter[int]]]) -> Packing:
             surplus -= take
     per_bin: Counter[int] = Counter(t for t, _ in nodes)
     kept: list[Node] = []
+    placed: Counter[int] = Counter()
     for t, items in nodes:
         b = problem.bins[t]
+        placed.update(items)
         if sum(items.values()) == 0 and per_bin[t] > b.min_nodes:
             per_bin[t] -= 1
             continue
         keys = tuple(problem.items[i].key for i in sorted(items) for _ in range(items[i]))
         kept.append(Node(b.name, keys))
-    return Packing(tuple(kept), {})
+    unplaced = {
+        it.key: it.count - placed[i] for i, it in enumerate(problem.items) if placed[i] < it.count
+    }
+    return Packing(tuple(kept), unplaced)

@@ -5,7 +5,12 @@ with the same shape and the same allowed node types are one item type with a cou
 type has GPUs (grouped into NVLink islands), CPU and memory, a price and optional node limits.
 ``node_fits`` is the one capacity rule shared by first-fit-decreasing, the column generator and
 the CP-SAT model, and it mirrors ``placement.fit``'s GPU choice (NVLink-bound items first, each
-in the fullest island that still holds it). Pure.
+in the fullest island that still holds it).
+
+A replica of several pods (a multi-node group: a LeaderWorkerSet replica, a Ray head and its
+workers) runs on nodes of ONE pool: its pods are item types of one ``Family``, each holding
+``per_group`` pods of every group, and a valid packing puts whole groups on each node type
+(``group_errors``). Pure.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ class BinType:
 @dataclass(frozen=True, slots=True)
 class ItemType:
     """Identical pods: ``count`` of them, each needing ``gpus`` (on one NVLink island when
-    ``island``), CPU and memory, allowed on the node types named in ``allowed``."""
+    ``island``), CPU and memory, allowed on the node types named in ``allowed``.
+
+    ``group`` names the family of multi-node groups the pods belong to ("" for pods placed
+    alone); each group of the family has ``per_group`` pods of this type."""
 
     key: str
     gpus: int
@@ -42,6 +50,20 @@ class ItemType:
     island: bool
     allowed: tuple[str, ...]
     count: int
+    group: str = ""
+    per_group: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """Multi-node groups of one shape: ``groups`` of them, each made of ``per_group`` pods of
+    every member item type (``members``: item index and pods per group). A group's pods all go
+    on node types in ``bins`` (indices), the types every member may use, and on one of them."""
+
+    name: str
+    members: tuple[tuple[int, int], ...]
+    groups: int
+    bins: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +86,25 @@ class Problem:
             if i.key == key:
                 return i
         raise KeyError(key)
+
+    def families(self) -> tuple[Family, ...]:
+        """The multi-node group families, in the order their first item appears."""
+        members: dict[str, list[tuple[int, int]]] = {}
+        for i, it in enumerate(self.items):
+            if it.group:
+                members.setdefault(it.group, []).append((i, max(1, it.per_group)))
+        out = []
+        for name, ms in members.items():
+            first, per = ms[0]
+            bins = tuple(
+                t for t, b in enumerate(self.bins) if all(eligible(b, self.items[i]) for i, _ in ms)
+            )
+            out.append(Family(name, tuple(ms), self.items[first].count // per, bins))
+        return tuple(out)
+
+    def singles(self) -> tuple[int, ...]:
+        """Indices of the item types whose pods are placed alone (no group)."""
+        return tuple(i for i, it in enumerate(self.items) if not it.group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +198,40 @@ def validate(problem: Problem, packing: Packing) -> list[str]:
         got = placed[it.key] + packing.unplaced.get(it.key, 0)
         if got != it.count:
             errors.append(f"item {it.key}: {got} placed or unplaced, demand {it.count}")
+    errors.extend(group_errors(problem, packing))
     per_bin = packing.nodes_per_bin()
     for b in problem.bins:
         if b.max_nodes is not None and per_bin[b.name] > b.max_nodes:
             errors.append(f"{b.name}: {per_bin[b.name]} nodes exceed maxNodes {b.max_nodes}")
         if per_bin[b.name] < b.min_nodes:
             errors.append(f"{b.name}: {per_bin[b.name]} nodes are below minNodes {b.min_nodes}")
+    return errors
+
+
+def whole_groups(problem: Problem, family: Family, nodes: Iterable[Node]) -> Counter[str]:
+    """Whole groups of ``family`` on ``nodes`` per node type: on each type, the fewest groups
+    any member's pods there complete. Pure."""
+    per_bin: dict[str, Counter[str]] = {}
+    for node in nodes:
+        per_bin.setdefault(node.bin, Counter()).update(node.items)
+    out: Counter[str] = Counter()
+    for name, have in per_bin.items():
+        out[name] = min(have[problem.items[i].key] // n for i, n in family.members)
+    return +out
+
+
+def group_errors(problem: Problem, packing: Packing) -> list[str]:
+    """Multi-node groups that a packing splits: pods of a family on a node type (or left
+    unplaced) that do not make whole groups there. Pure."""
+    errors: list[str] = []
+    for fam in problem.families():
+        places: dict[str, Counter[str]] = {}
+        for node in packing.nodes:
+            places.setdefault(node.bin, Counter()).update(node.items)
+        places["unplaced"] = Counter(packing.unplaced)
+        for where, have in sorted(places.items()):
+            sizes = {have[problem.items[i].key] / n for i, n in fam.members}
+            if len(sizes) > 1 or any(s != int(s) for s in sizes):
+                counts = {problem.items[i].key: have[problem.items[i].key] for i, _ in fam.members}
+                errors.append(f"group {fam.name} is split on {where}: {counts}")
     return errors

@@ -2,7 +2,8 @@
 
 The model is the configuration (pattern) formulation of bin packing with several node types:
 a column is one way to fill one node of one type, and the integer program picks how many nodes
-of each configuration to buy so every pod is covered at least cost. Column generation over the
+of each configuration to buy so every pod is covered at least cost, and every multi-node group
+whole on nodes of one type. Column generation over the
 LP relaxation (GLOP master, CP-SAT knapsack pricing) gives the columns and a valid lower bound
 (the LP optimum once no column prices out, Farley's ratio bound before). CP-SAT then solves the
 integer program over those columns, hinted with first-fit-decreasing, whose nodes are columns
@@ -34,7 +35,7 @@ from planner.packing.configurations import (
     trim,
 )
 from planner.packing.ffd import first_fit_decreasing
-from planner.packing.problem import Packing, Problem, validate
+from planner.packing.problem import Packing, Problem, validate, whole_groups
 
 # Up to this many node configurations, every one goes into the model, and CP-SAT's bound is a
 # proof for the whole problem rather than for the generated columns only.
@@ -215,7 +216,7 @@ def _integer_master(
     solver status, and CP-SAT's bound over these columns."""
     m = cp_model.CpModel()
     x = []
-    terms: list[list[tuple[int, int]]] = [[] for _ in problem.items]
+    terms: dict[tuple[int, int], list[tuple[int, int]]] = {}
     per_bin: list[list[int]] = [[] for _ in problem.bins]
     for k, (t, items) in enumerate(cols):
         b = problem.bins[t]
@@ -224,26 +225,41 @@ def _integer_master(
         x.append(m.new_int_var(0, max(ub, b.min_nodes), f"x{k}"))
         per_bin[t].append(k)
         for i, n in items:
-            terms[i].append((k, n))
-    slack = [m.new_int_var(0, it.count, f"s{i}") for i, it in enumerate(problem.items)]
-    for i, it in enumerate(problem.items):
-        m.add(sum(n * x[k] for k, n in terms[i]) + slack[i] >= it.count)
+            where = t if problem.items[i].group else -1
+            terms.setdefault((where, i), []).append((k, n))
+    pen = math.ceil(penalty)
+    penalties = []
+    for i in problem.singles():
+        it = problem.items[i]
+        slack = m.new_int_var(0, it.count, f"s{i}")
+        m.add(sum(n * x[k] for k, n in terms.get((-1, i), [])) + slack >= it.count)
+        m.add_hint(slack, incumbent.unplaced.get(it.key, 0))
+        penalties.append(pen * slack)
+    placed_groups = {f.name: whole_groups(problem, f, incumbent.nodes) for f in problem.families()}
+    for f, fam in enumerate(problem.families()):
+        slack = m.new_int_var(0, fam.groups, f"g{f}")
+        ys = []
+        for t in fam.bins:
+            y = m.new_int_var(0, fam.groups, f"y{f}_{t}")
+            for i, per in fam.members:
+                m.add(sum(n * x[k] for k, n in terms.get((t, i), [])) >= per * y)
+            m.add_hint(y, placed_groups[fam.name][problem.bins[t].name])
+            ys.append(y)
+        m.add(sum(ys) + slack >= fam.groups)
+        first, per = fam.members[0]
+        m.add_hint(slack, incumbent.unplaced.get(problem.items[first].key, 0) // per)
+        penalties.append(pen * sum(n for _, n in fam.members) * slack)
     for t, b in enumerate(problem.bins):
         if b.max_nodes is not None:
             m.add(sum(x[k] for k in per_bin[t]) <= b.max_nodes)
         if b.min_nodes > 0:
             m.add(sum(x[k] for k in per_bin[t]) >= b.min_nodes)
-    pen = math.ceil(penalty)
-    objective = sum(problem.bins[t].cost * x[k] for k, (t, _) in enumerate(cols)) + sum(
-        pen * s for s in slack
-    )
+    objective = sum(problem.bins[t].cost * x[k] for k, (t, _) in enumerate(cols)) + sum(penalties)
     m.add(objective >= math.floor(lower))
     m.minimize(objective)
     hint = dict(columns_of(problem, incumbent))
     for k, col in enumerate(cols):
         m.add_hint(x[k], hint.get(col, 0))
-    for i, it in enumerate(problem.items):
-        m.add_hint(slack[i], incumbent.unplaced.get(it.key, 0))
     solver = _cp_sat(options, max(0.5, deadline - time.monotonic()))
     if progress is not None:
         progress("CP-SAT: searching")
@@ -255,13 +271,7 @@ def _integer_master(
     nodes: list[tuple[int, Counter[int]]] = []
     for k, (t, items) in enumerate(cols):
         nodes.extend((t, Counter(dict(items))) for _ in range(int(solver.value(x[k]))))
-    trimmed = trim(problem, nodes)
-    unplaced = {
-        it.key: int(solver.value(slack[i]))
-        for i, it in enumerate(problem.items)
-        if solver.value(slack[i])
-    }
-    packed = Packing(trimmed.nodes, unplaced)
+    packed = trim(problem, nodes)
     if validate(problem, packed) or not _better(problem, packed, incumbent):
         return incumbent, name, bound
     return packed, name, bound

@@ -1,10 +1,12 @@
 """The solver: tiny instances with a known optimum, a published bin-packing instance, never
-worse than first-fit decreasing, valid packings, and lower bounds that hold."""
+worse than first-fit decreasing, valid packings, lower bounds that hold, and multi-node groups
+that are never split across node types."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +14,16 @@ from hypothesis import strategies as st
 
 from planner.packing.bounds import l2_bins
 from planner.packing.ffd import first_fit_decreasing
-from planner.packing.problem import BinType, ItemType, Problem, node_fits, validate
+from planner.packing.problem import (
+    BinType,
+    ItemType,
+    Node,
+    Packing,
+    Problem,
+    group_errors,
+    node_fits,
+    validate,
+)
 from planner.packing.solve import SolveOptions, solve
 
 FAST = SolveOptions(time_limit_s=5.0, workers=1)
@@ -185,7 +196,91 @@ def problems(draw: st.DrawFn) -> Problem:
         items.append(
             ItemType(f"i{k}", gpus, cpu, 0, island, tuple(sorted(allowed)), draw(st.integers(1, 6)))
         )
+    if draw(st.booleans()):
+        # One family of multi-node groups: a head and workers of another shape.
+        gpus = draw(st.sampled_from([1, 4, 8]))
+        allowed = tuple(sorted(draw(st.lists(st.sampled_from(_names), min_size=1, unique=True))))
+        workers, groups = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        items.append(ItemType("head", gpus, 8_000, 0, False, allowed, groups, "g", 1))
+        items.append(ItemType("work", gpus, 0, 0, False, allowed, groups * workers, "g", workers))
     return Problem(_BINS, tuple(items))
+
+
+def _group(key: str, family: str, gpus: int, per_group: int, groups: int, **kw: Any) -> ItemType:
+    """Pods of a multi-node group family: ``per_group`` of them in each of ``groups`` groups."""
+    return ItemType(
+        key,
+        gpus,
+        kw.get("cpu", 0),
+        0,
+        kw.get("island", False),
+        kw.get("allowed", ("a100", "h100")),
+        per_group * groups,
+        family,
+        per_group,
+    )
+
+
+# name: (node types, item types, the optimum cost, the nodes per type it buys)
+GROUPS: dict[str, tuple[tuple[BinType, ...], tuple[ItemType, ...], int, dict[str, int]]] = {
+    # Split, the group would take the 3 cheap nodes and one dear one (550); whole, it takes 4
+    # dear nodes, because a group of 4 never fits a pool capped at 3.
+    "a-group-never-spans-two-pools": (
+        (_bin("a100", 8, 100, max_nodes=3), _bin("h100", 8, 250)),
+        (_group("head", "lws", 8, 1, 1), _group("worker", "lws", 8, 3, 1, cpu=1000)),
+        1000,
+        {"h100": 4},
+    ),
+    "two-groups-take-one-pool-each": (
+        (_bin("a100", 8, 100, max_nodes=3), _bin("h100", 8, 250)),
+        (_group("pod", "lws", 8, 2, 2),),
+        700,
+        {"a100": 2, "h100": 2},
+    ),
+    "group-pods-share-nodes-with-single-pods": (
+        (_bin("a100", 8, 100), _bin("l4", 4, 30)),
+        (
+            _group("g", "ray", 4, 3, 2, island=True, allowed=("a100", "l4")),
+            ItemType("s", 2, 0, 0, False, ("a100", "l4"), 3),
+        ),
+        240,
+        {"l4": 8},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(GROUPS), ids=list(GROUPS))
+def test_groups_are_placed_whole_on_one_node_type(case: str) -> None:
+    bins, items, optimum, nodes = GROUPS[case]
+    problem = Problem(bins, items)
+    for packing in (first_fit_decreasing(problem), solve(problem, FAST).packing):
+        assert validate(problem, packing) == []
+        assert packing.unplaced == {}
+    sol = solve(problem, FAST)
+    assert sol.packing.cost(problem) == optimum
+    assert dict(sol.packing.nodes_per_bin()) == nodes
+    assert sol.stats.lower_bound == optimum
+
+
+def test_a_group_that_fits_no_pool_whole_is_left_out_whole() -> None:
+    problem = Problem(
+        (_bin("a100", 8, 100, max_nodes=3),),
+        (_group("head", "lws", 8, 1, 1), _group("worker", "lws", 8, 3, 1)),
+    )
+    sol = solve(problem, FAST)
+    assert sol.packing.nodes == ()
+    assert sol.packing.unplaced == {"head": 1, "worker": 3}
+    assert sol.stats.status == "partial"
+
+
+def test_a_split_group_is_named() -> None:
+    problem = Problem(
+        (_bin("a100", 8, 100), _bin("h100", 8, 250)), (_group("pod", "lws", 8, 2, 1),)
+    )
+    split = Packing((Node("a100", ("pod",)), Node("h100", ("pod",))), {})
+    errors = group_errors(problem, split)
+    assert len(errors) == 2 and "group lws is split on a100" in errors[0]
+    assert validate(problem, split) == errors
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
