@@ -1,8 +1,8 @@
 """The extender's HTTP face: a Flask app factory with ten-line handlers.
 
 Routes: ``POST /scheduler/{filter,prioritize,bind}`` (the kube-scheduler extender verbs),
-``/healthz``, ``/readyz`` (ready once every reservation was rebuilt from pods) and ``/metrics``.
-Each verb decodes the request (``wire``), asks a pure function (``decisions``) or the binder,
+``/healthz``, ``/readyz`` (ready once every reservation was rebuilt from pods) and ``/metrics``
+(``probe_routes``, which the probe listener of ``--metrics-listen`` serves too). Each verb decodes the request (``wire``), asks a pure function (``decisions``) or the binder,
 and encodes the answer. A request that does not match the protocol gets 400 (413 when too
 large, 404 for an unknown verb) with a message; nothing here answers 500.
 """
@@ -31,6 +31,7 @@ from extender.decisions import (
     read_demand,
 )
 from extender.metrics import ExtenderMetrics
+from extender.probes import Page, Route
 from extender.requeue import Requeuer
 from extender.state import ClusterState, PendingPod
 from extender.wire import (
@@ -189,6 +190,39 @@ class Handlers:
         return _json({"Error": out.error})
 
 
+def probe_routes(state: ClusterState, metrics: ExtenderMetrics) -> dict[str, Route]:
+    """``/healthz``, ``/readyz`` and ``/metrics``: served on the verbs' port and, when one is
+    configured, by the probe listener (``extender.probes``), which has threads of its own."""
+
+    def healthz() -> Page:
+        return Page(200, b"ok\n")
+
+    def readyz() -> Page:
+        unsynced = state.unsynced()
+        metrics.ready.set(0 if unsynced else 1)
+        if unsynced:
+            waiting = ", ".join(unsynced)
+            return Page(503, f"not ready: waiting for the first list of {waiting}\n".encode())
+        return Page(200, b"ok\n")
+
+    def metrics_page() -> Page:
+        metrics.ready.set(0 if state.unsynced() else 1)
+        valid, invalid = state.node_count()
+        metrics.nodes.labels("valid").set(valid)
+        metrics.nodes.labels("invalid").set(invalid)
+        return Page(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+
+    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_page}
+
+
+def _page_view(route: Route) -> Callable[[], Response]:
+    def view() -> Response:
+        page = route()
+        return Response(page.body, status=page.status, content_type=page.content_type)
+
+    return view
+
+
 def create_app(
     settings: Settings,
     state: ClusterState,
@@ -212,10 +246,7 @@ def create_app(
     @app.post("/scheduler/<verb>")
     def scheduler_verb(verb: str) -> Response:
         handler = verbs.get(verb)
-        if handler is None or (
-            settings.metrics_port is not None
-            and request.environ.get("SERVER_PORT") == str(settings.metrics_port)
-        ):
+        if handler is None:
             metrics.bad_requests.labels("404").inc()
             return _json(
                 {"error": f"unknown verb {verb!r}; expected one of {', '.join(VERBS)}"}, 404
@@ -241,29 +272,8 @@ def create_app(
         finally:
             metrics.observe(verb, started)
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return Response("ok\n", mimetype="text/plain")
-
-    @app.get("/readyz")
-    def readyz() -> Response:
-        unsynced = state.unsynced()
-        metrics.ready.set(0 if unsynced else 1)
-        if unsynced:
-            return Response(
-                f"not ready: waiting for the first list of {', '.join(unsynced)}\n",
-                status=503,
-                mimetype="text/plain",
-            )
-        return Response("ok\n", mimetype="text/plain")
-
-    @app.get("/metrics")
-    def metrics_view() -> Response:
-        metrics.ready.set(0 if state.unsynced() else 1)
-        valid, invalid = state.node_count()
-        metrics.nodes.labels("valid").set(valid)
-        metrics.nodes.labels("invalid").set(invalid)
-        return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    for path, route in probe_routes(state, metrics).items():
+        app.add_url_rule(path, path.strip("/"), _page_view(route), methods=["GET"])
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

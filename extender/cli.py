@@ -72,6 +72,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bind-lock-timeout", type=float, default=DEFAULTS.bind_lock_timeout_s)
     p.add_argument("--api-timeout", type=float, default=DEFAULTS.api_timeout_s)
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=DEFAULTS.read_timeout_s,
+        help="seconds a verb connection may take for each read or write; a client that sends "
+        "half a request loses its thread after it (default %(default)s)",
+    )
     p.add_argument("--watch-timeout", type=int, default=DEFAULTS.watch_timeout_s)
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
@@ -95,6 +102,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         agent_namespace=args.agent_namespace,
         bind_lock_timeout_s=args.bind_lock_timeout,
         api_timeout_s=args.api_timeout,
+        read_timeout_s=args.read_timeout,
         watch_timeout_s=args.watch_timeout,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -41,6 +41,7 @@ class Settings:
     fit: FitSettings = field(default_factory=FitSettings)
     max_body_bytes: int = 16 * 1024 * 1024
     threads: int = 8
+    read_timeout_s: float = 10.0
     agent_namespace: str = AGENT_NAMESPACE
     lease_prefix: str = LEASE_PREFIX
     bind_lock_timeout_s: float = 5.0
@@ -53,6 +54,12 @@ class Settings:
     @property
     def listen(self) -> str:
         return format_listen(self.host, self.port)
+
+    @property
+    def max_connections(self) -> int:
+        """Verb connections open at once, idle keep-alive ones included (more wait unaccepted):
+        kube-scheduler holds one or two, bench and tests a few per thread."""
+        return 8 * self.threads
 
     @property
     def metrics_listen(self) -> str | None:
@@ -149,6 +156,7 @@ def build_settings(
     agent_namespace: str,
     bind_lock_timeout_s: float,
     api_timeout_s: float,
+    read_timeout_s: float,
     watch_timeout_s: int,
     tls_cert: str | None,
     tls_key: str | None,
@@ -164,6 +172,7 @@ def build_settings(
             "--max-report-age": max_report_age_s,
             "--bind-lock-timeout": bind_lock_timeout_s,
             "--api-timeout": api_timeout_s,
+            "--read-timeout": read_timeout_s,
         },
         max_body_bytes=max_body_bytes,
         threads=threads,
@@ -191,6 +200,7 @@ def build_settings(
         agent_namespace=agent_namespace,
         bind_lock_timeout_s=bind_lock_timeout_s,
         api_timeout_s=api_timeout_s,
+        read_timeout_s=read_timeout_s,
         watch_timeout_s=watch_timeout_s,
         tls_cert=tls_cert,
         tls_key=tls_key,

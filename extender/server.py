@@ -1,9 +1,15 @@
 """Serve the extender with gunicorn: one worker process, many threads, watches in the worker.
 
 The state lives in one process, so there is exactly one worker (``gthread``). The app, its
-API client and its watch threads are built in ``load()``, which gunicorn calls inside the
-worker after the fork (``preload_app`` stays off): threads started before a fork would stay
-behind in the master.
+API client, its watch threads and the probe listener are built in ``load()``, which gunicorn
+calls inside the worker after the fork (``preload_app`` stays off): threads started before a
+fork would stay behind in the master.
+
+gunicorn serves only the scheduler's verbs (and probes when no probe listener is given). Its
+threads read a request with no deadline of their own, so every verb connection gets a socket
+timeout (``--read-timeout``): a client that sends half a request loses its thread after it,
+and idle keep-alive connections are closed after ``keepalive`` seconds. The probe listener
+(``extender.probes``) has threads of its own, so whoever reaches it never holds a verb's.
 """
 
 from __future__ import annotations
@@ -16,16 +22,18 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from prometheus_client import CollectorRegistry
 
-from extender.app import create_app
+from extender.app import create_app, probe_routes
 from extender.bind import Binder
 from extender.config import Settings
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
 from extender.objects import read_lease, read_pod, read_report
+from extender.probes import ProbeServer
 from extender.requeue import CapacitySignals, Requeuer
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from extender.watch import Watcher, WatchTarget
@@ -126,7 +134,40 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             timeout_s=settings.watch_timeout_s,
         ).start()
     binder = Binder(state, api, settings)
+    if settings.metrics_host is not None and settings.metrics_port is not None:
+        probes = ProbeServer(
+            settings.metrics_host, settings.metrics_port, probe_routes(state, metrics)
+        )
+        probes.start()
+        log.info("probes and metrics on %s", settings.metrics_listen)
     return create_app(settings, state, binder, metrics, requeuer=requeuer)
+
+
+class _QuietTimeouts(logging.Filter):
+    """gunicorn logs a socket timeout with a traceback; a client that stalled is no fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], TimeoutError))
+
+
+class TimedThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker with a timeout on every read and write of a verb connection."""
+
+    read_timeout_s = 10.0
+
+    def init_process(self) -> None:
+        logging.getLogger("gunicorn.error").addFilter(_QuietTimeouts())
+        super().init_process()
+
+    def handle(self, conn: Any) -> Any:
+        # The connection was just made blocking (without a timeout) for this thread.
+        conn.sock.settimeout(self.read_timeout_s)
+        return super().handle(conn)
+
+
+def worker_class(read_timeout_s: float) -> type[TimedThreadWorker]:
+    """The worker class, with this process's read timeout."""
+    return type("ExtenderWorker", (TimedThreadWorker,), {"read_timeout_s": read_timeout_s})
 
 
 class ExtenderServer(BaseApplication):  # type: ignore[misc]
@@ -140,10 +181,12 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         s = self.settings
         options: dict[str, Any] = {
-            "bind": [s.listen] + ([s.metrics_listen] if s.metrics_listen else []),
+            "bind": [s.listen],
             "workers": 1,
-            "worker_class": "gthread",
+            "worker_class": worker_class(s.read_timeout_s),
             "threads": s.threads,
+            # Open connections at once (idle keep-alive ones included); more wait unaccepted.
+            "worker_connections": s.max_connections,
             "preload_app": False,
             "timeout": 60,
             "graceful_timeout": 10,

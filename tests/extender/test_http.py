@@ -149,20 +149,3 @@ def test_prioritize_for_a_pod_without_gpus_is_all_zero() -> None:
     status, body = post(ext, "prioritize", load("filter-no-gpu.request.json"))
     assert status == 200
     assert body == [{"Host": n, "Score": 0} for n in ("a100-0", "a100-1", "h100-0", "h100-1")]
-
-
-def test_metrics_listener_serves_probes_but_never_the_verbs() -> None:
-    ext = build_extender(synced_state(golden_pool()), metrics_port=9888)
-    on_metrics_port = {"SERVER_PORT": "9888"}
-    refused = ext.client.post(
-        "/scheduler/bind", json=load("bind.request.json"), environ_overrides=on_metrics_port
-    )
-    assert refused.status_code == 404
-    for path in ("/metrics", "/healthz", "/readyz"):
-        assert ext.client.get(path, environ_overrides=on_metrics_port).status_code == 200
-    allowed = ext.client.post(
-        "/scheduler/filter",
-        json=load("filter-70b.request.json"),
-        environ_overrides={"SERVER_PORT": "8888"},
-    )
-    assert allowed.status_code == 200

@@ -202,3 +202,98 @@ def test_tls(tmp_path: Path) -> None:
         conn.close()
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def half_sent(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that each send half a request line and then nothing."""
+    held = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"POST /scheduler/fil")
+        held.append(s)
+    return held
+
+
+def timed_filter(port: int) -> float:
+    """Seconds a filter took on a fresh connection (it must answer 200 within 5 s)."""
+    fresh = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    filt = json.dumps({"Pod": pod_object("p"), "NodeNames": ["n0"]}).encode()
+    started = time.monotonic()
+    try:
+        status, _ = request(fresh, "POST", "/scheduler/filter", filt)
+    finally:
+        fresh.close()
+    assert status == 200
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def two_ports(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """An extender with 8 verb threads, a 1 s read timeout and a probe listener."""
+    port, metrics_port = free_port(), free_port()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    proc = start(
+        [
+            f"--kubeconfig={kubeconfig(tmp_path)}",
+            f"--listen=127.0.0.1:{port}",
+            f"--metrics-listen=127.0.0.1:{metrics_port}",
+            "--threads=8",
+            "--read-timeout=1",
+        ],
+        conn,
+        tmp_path / "extender.log",
+    )
+    try:
+        yield port, metrics_port
+    finally:
+        conn.close()
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        assert "Traceback" not in (tmp_path / "extender.log").read_text()
+
+
+def test_idle_connections_to_the_metrics_port_never_stall_a_filter(
+    two_ports: tuple[int, int],
+) -> None:
+    """Regression: the probe listener shared the verbs' threads, so eight half-sent requests
+    to it stopped every filter for as long as they stayed open."""
+    port, metrics_port = two_ports
+    held = half_sent(metrics_port, 16)
+    try:
+        time.sleep(0.3)
+        assert timed_filter(port) < 1.0
+    finally:
+        for s in held:
+            s.close()
+    # Once they hang up, the probe listener answers at once (what it queued ends at EOF).
+    probe = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+    started = time.monotonic()
+    try:
+        assert request(probe, "GET", "/healthz") == (200, b"ok\n")
+    finally:
+        probe.close()
+    assert time.monotonic() - started < 1.0
+
+
+def test_half_sent_verb_requests_lose_their_threads_after_the_read_timeout(
+    two_ports: tuple[int, int],
+) -> None:
+    """Regression: gunicorn's threads read with no timeout, so as many half-sent requests as
+    threads stopped every filter until they hung up."""
+    port, _ = two_ports
+    held = half_sent(port, 8)
+    try:
+        assert timed_filter(port) < 3.0
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_the_probe_listener_answers_no_verb(two_ports: tuple[int, int]) -> None:
+    _, metrics_port = two_ports
+    probe = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+    try:
+        status, _ = request(probe, "POST", "/scheduler/bind", b"{}")
+        assert status == 501
+    finally:
+        probe.close()
