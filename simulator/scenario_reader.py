@@ -209,6 +209,34 @@ def _pool(raw: object, path: str, problems: list[Problem]) -> Pool | None:
     return Pool(name, node_type, nodes, tuple(cached))
 
 
+def _start(f: Fields) -> tuple[float, float]:
+    """A burst's ``start``: one time, or a window ``[from, to]`` to draw it from."""
+    if not f.has("start"):
+        return (0.0, 0.0)
+    raw = f.get("start")
+    if not isinstance(raw, list):
+        t = f.duration("start", 0.0)
+        return (t, t)
+    if len(raw) != 2:
+        f.bad("start", f"expected a duration or a window [from, to], got {raw!r}")
+        return (0.0, 0.0)
+    w = Fields({"from": raw[0], "to": raw[1]}, f.where("start"), f.problems, ("from", "to"))
+    lo, hi = w.duration("from", 0.0), w.duration("to", 0.0)
+    if hi < lo:
+        f.bad("start", f"window ends before it starts: {raw!r}")
+        return (0.0, 0.0)
+    return (lo, hi)
+
+
+_PATTERN_FIELDS = {
+    "burst": {"start", "duration"},
+    "onoff": {"onMean", "offMean"},
+    "diurnal": {"trough", "period", "peakAt"},
+    "constant": set(),
+}
+"""The fields each traffic pattern reads (besides ``rate``)."""
+
+
 def _traffic(f: Fields, duration: float) -> Traffic:
     pattern = f.choice("pattern", PATTERNS, "")
     if not pattern:
@@ -216,24 +244,7 @@ def _traffic(f: Fields, duration: float) -> Traffic:
             f.bad("pattern", f"missing (required): one of {', '.join(PATTERNS)}")
         return Traffic("constant", 0.0)
     rate = f.number("rate", 1.0, exclusive_minimum=True, required=True)
-    start = (0.0, 0.0)
-    if f.has("start"):
-        raw = f.get("start")
-        if isinstance(raw, list):
-            if len(raw) != 2:
-                f.bad("start", f"expected a duration or a window [from, to], got {raw!r}")
-            else:
-                w = Fields(
-                    {"from": raw[0], "to": raw[1]}, f.where("start"), f.problems, ("from", "to")
-                )
-                lo, hi = w.duration("from", 0.0), w.duration("to", 0.0)
-                if hi < lo:
-                    f.bad("start", f"window ends before it starts: {raw!r}")
-                else:
-                    start = (lo, hi)
-        else:
-            t = f.duration("start", 0.0)
-            start = (t, t)
+    start = _start(f)
     if start[0] >= duration > 0:
         f.bad("start", "starts after the scenario ends")
     traffic = Traffic(
@@ -247,14 +258,8 @@ def _traffic(f: Fields, duration: float) -> Traffic:
         period_s=f.duration("period", _TRAFFIC_DEFAULTS.period_s, positive=True),
         peak_at_s=f.duration("peakAt", _TRAFFIC_DEFAULTS.peak_at_s),
     )
-    used = {
-        "burst": {"start", "duration"},
-        "onoff": {"onMean", "offMean"},
-        "diurnal": {"trough", "period", "peakAt"},
-        "constant": set(),
-    }[pattern]
     for key in ("trough", "start", "duration", "onMean", "offMean", "period", "peakAt"):
-        if f.has(key) and key not in used:
+        if f.has(key) and key not in _PATTERN_FIELDS[pattern]:
             f.bad(key, f"does not apply to pattern {pattern!r}")
     if pattern == "diurnal" and traffic.trough > rate:
         f.bad("trough", f"must not exceed rate (the peak), {rate}")
@@ -315,8 +320,33 @@ def parse_scenario(raw: object, source: str) -> Scenario:
     problems: list[Problem] = []
     f = Fields(raw, "", problems, _TOP)
     name = f.text("name", default=Path(source).stem)
+    description = f.text("description")
     duration = f.duration("duration", 3600.0, positive=True, required=True)
     settings = read_settings(f.child("settings", SETTINGS_KEYS))
+    pools = _pools(f)
+    services = _all_services(f, pools, settings, duration)
+    oob = _out_of_band(f, pools)
+    sizes = {s.model_id: s.model_bytes for s in services}
+    _check_cached(pools, sizes, problems)
+    seed = f.integer("seed", 1)
+    if problems:
+        raise InputError(source, problems)
+    return Scenario(
+        name=name,
+        description=description,
+        duration_s=duration,
+        seed=seed,
+        settings=settings,
+        pools=tuple(pools),
+        services=tuple(services),
+        out_of_band=tuple(oob),
+        model_sizes=tuple(sorted(sizes.items())),
+    )
+
+
+def _pools(f: Fields) -> list[Pool]:
+    """The ``pools`` list: at least one, each name once."""
+    problems = f.problems
     pools: list[Pool] = []
     for i, entry in enumerate(f.items("pools", required=True)):
         p = _pool(entry, f"pools[{i}]", problems)
@@ -326,6 +356,14 @@ def parse_scenario(raw: object, source: str) -> Scenario:
             pools.append(p)
     if f.has("pools") and not pools and not any(p.where.startswith("pools") for p in problems):
         f.bad("pools", "lists no pool")
+    return pools
+
+
+def _all_services(
+    f: Fields, pools: list[Pool], settings: Settings, duration: float
+) -> list[Service]:
+    """The ``services`` list, counts expanded: each name once, each placeable on some pool."""
+    problems = f.problems
     services: list[Service] = []
     for i, entry in enumerate(f.items("services", required=True)):
         for s in _services(entry, f"services[{i}]", problems, settings, duration):
@@ -335,10 +373,14 @@ def parse_scenario(raw: object, source: str) -> Scenario:
                 )
             services.append(s)
             _check_service(s, pools, f"services[{i}]", problems)
+    return services
+
+
+def _out_of_band(f: Fields, pools: list[Pool]) -> list[OutOfBand]:
+    """The ``outOfBand`` list: memory on a GPU of a node of the pools, within what it holds."""
     node_names = {n: p for p in pools for n in p.node_names()}
     oob: list[OutOfBand] = []
-    for i, entry in enumerate(f.items("outOfBand")):
-        o = Fields(entry, f"outOfBand[{i}]", problems, ("node", "gpu", "memory"))
+    for o in f.children("outOfBand", ("node", "gpu", "memory")):
         node = o.text("node", required=True)
         gpu = o.integer("gpu", 0, required=True)
         size = o.size("memory", 0, positive=True, required=True)
@@ -352,7 +394,11 @@ def parse_scenario(raw: object, source: str) -> Scenario:
             elif size + pool.node_type.reserved_per_gpu > shape.vram_per_gpu:
                 o.bad("memory", "is more than the GPU holds")
         oob.append(OutOfBand(node, gpu, size))
-    sizes = {s.model_id: s.model_bytes for s in services}
+    return oob
+
+
+def _check_cached(pools: list[Pool], sizes: dict[str, int], problems: list[Problem]) -> None:
+    """A cached model must be one a service serves: its size comes from the service."""
     for i, p in enumerate(pools):
         for model, _ in p.cached:
             if model not in sizes:
@@ -362,20 +408,6 @@ def parse_scenario(raw: object, source: str) -> Scenario:
                         f"model {model!r} is served by no service, so its size is unknown",
                     )
                 )
-    seed = f.integer("seed", 1)
-    if problems:
-        raise InputError(source, problems)
-    return Scenario(
-        name=name,
-        description=f.text("description"),
-        duration_s=duration,
-        seed=seed,
-        settings=settings,
-        pools=tuple(pools),
-        services=tuple(services),
-        out_of_band=tuple(oob),
-        model_sizes=tuple(sorted(sizes.items())),
-    )
 
 
 def _check_service(s: Service, pools: list[Pool], path: str, problems: list[Problem]) -> None:

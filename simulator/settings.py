@@ -7,7 +7,7 @@ scenario reader and the command line take them from here. ``read_settings`` is p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,26 +76,32 @@ SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {
 """YAML key under ``settings:`` -> (``Settings`` field, kind of value)."""
 
 
+_READERS: Mapping[str, Callable[[Fields, str, Any], Any]] = {
+    "duration": lambda f, key, default: f.duration(key, default),
+    "positive-duration": lambda f, key, default: f.duration(key, default, positive=True),
+    "fraction": lambda f, key, default: f.number(key, default, maximum=10.0),
+    "flag": lambda f, key, default: f.flag(key, default),
+    "reservation-end": lambda f, key, default: f.choice(key, RESERVATION_ENDS, default),
+    "percent": lambda f, key, default: f.integer(key, default, maximum=100),
+}
+"""How each kind of value in ``SETTINGS_KEYS`` is read."""
+
+
 def read_settings(f: Fields) -> Settings:
     """The ``settings:`` mapping read into ``Settings``; problems are recorded in ``f``."""
-    values: dict[str, Any] = {}
-    for key, (attr, kind) in SETTINGS_KEYS.items():
-        if not f.has(key):
-            continue
-        default = getattr(Settings(), attr)
-        if kind == "duration":
-            values[attr] = f.duration(key, default)
-        elif kind == "positive-duration":
-            values[attr] = f.duration(key, default, positive=True)
-        elif kind == "fraction":
-            values[attr] = f.number(key, default, maximum=10.0)
-        elif kind == "flag":
-            values[attr] = f.flag(key, default)
-        elif kind == "reservation-end":
-            values[attr] = f.choice(key, RESERVATION_ENDS, default)
-        else:
-            values[attr] = f.integer(key, default, maximum=100)
+    defaults = Settings()
+    values = {
+        attr: _READERS[kind](f, key, getattr(defaults, attr))
+        for key, (attr, kind) in SETTINGS_KEYS.items()
+        if f.has(key)
+    }
     s = Settings(**values)
+    _check(f, s)
+    return s
+
+
+def _check(f: Fields, s: Settings) -> None:
+    """Settings that are each valid but together would make the simulated cluster misbehave."""
     if s.crash_backoff_max_s < s.crash_backoff_s:
         f.bad("crashBackoffMax", "must not be below crashBackoff")
     if s.pod_backoff_max_s < s.pod_backoff_s:
@@ -109,4 +115,3 @@ def read_settings(f: Fields) -> Settings:
         f.bad("bindLatency", "must be below reservationTtl, or assumed reservations expire unbound")
     if s.lease_interval_s >= s.lease_duration_s:
         f.bad("leaseInterval", "must be below leaseDuration, or every Lease expires")
-    return s

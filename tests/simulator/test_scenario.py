@@ -80,6 +80,11 @@ def test_count_expands_services_and_defaults_apply() -> None:
         ),
         pytest.param(GOOD + "extra: 1\n", ["extra: unknown field"], id="unknown-top"),
         pytest.param(
+            GOOD + "description: 5\n",
+            ["description: expected a non-empty string, got 5"],
+            id="bad-description",
+        ),
+        pytest.param(
             GOOD.replace("nodes: 2}", "nodez: 2}"),
             ["pools[0].nodez: unknown field", "pools[0].nodes: missing (required)"],
             id="unknown-pool-field",
