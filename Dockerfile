@@ -1,4 +1,5 @@
-# One image for all three vramfit commands: vramfit-agent, vramfit-extender, vramfit-plan.
+# One image for all four vramfit commands: vramfit-agent, vramfit-extender, vramfit-admission,
+# vramfit-plan.
 # Build stage: compile wheels (including the generated gRPC stubs) with the build tools.
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
@@ -13,6 +14,7 @@ COPY nodeagent ./nodeagent
 COPY planner ./planner
 COPY simulator ./simulator
 COPY controlplane ./controlplane
+COPY admission ./admission
 RUN python -m venv /opt/vramfit \
     && /opt/vramfit/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/vramfit/bin/pip install --no-cache-dir .

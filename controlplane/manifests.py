@@ -62,8 +62,16 @@ class SchedulerConfigSource:
 
 
 def yaml_files(root: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``root``, sorted."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
+    """Every ``*.yaml``/``*.yml`` under ``root``, sorted; kustomize components (``components/``)
+    are optional overlays, applied only where a kustomization enables them, so they are left out.
+    """
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix in (".yaml", ".yml")
+        and "components" not in p.relative_to(root).parts[:-1]
+    )
 
 
 def parse_documents(text: str, source: Path) -> list[Document]:

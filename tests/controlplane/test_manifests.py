@@ -119,7 +119,8 @@ def test_a_configmap_value_that_fails_to_be_a_scheduler_config_is_an_error(
 
 
 def test_yaml_files_walks_subfolders_and_ignores_other_files(tmp_path: Path) -> None:
-    for name in ("b.yaml", "sub/a.yml", "README.md", "sub/c.json"):
+    names = ("b.yaml", "sub/a.yml", "README.md", "sub/c.json", "components/x/kustomization.yaml")
+    for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
     assert [p.relative_to(tmp_path).as_posix() for p in yaml_files(tmp_path)] == [
