@@ -210,64 +210,93 @@ class _LibyamlDepthError(Exception):
     """libyaml's own nesting limit, met while looking ahead."""
 
 
+class _EventWalk:
+    """The state of one walk over YAML events (see :func:`_check_events`).
+
+    A frame per open collection holds its anchor, the nodes it stands for so far (aliases
+    counted at the size of what they name) and its height; a closed anchored node's size and
+    height are remembered for its aliases.
+    """
+
+    def __init__(self, source: str, max_depth: int, max_alias_nodes: int) -> None:
+        self.source = source
+        self.max_depth = max_depth
+        self.max_alias_nodes = max_alias_nodes
+        self.too_deep = f"nested too deeply (more than {max_depth} levels)"
+        self.stack: list[list[Any]] = []  # [anchor, nodes, height]
+        self.anchors: dict[str, tuple[int, int]] = {}
+        self.aliased = 0
+        self.starts: list[int] = []
+
+    def document_start(self, event: yaml.DocumentStartEvent) -> None:
+        mark = event.start_mark
+        self.starts.append(mark.line + 1 if mark is not None else 1)
+        self.anchors = {}
+
+    def collection_start(self, event: yaml.CollectionStartEvent) -> None:
+        if len(self.stack) >= self.max_depth:
+            raise _refuse(self.source, self.too_deep, event.start_mark)
+        self.stack.append([event.anchor, 0, 0])
+
+    def alias(self, event: yaml.AliasEvent) -> tuple[int, int]:
+        """The size and height an alias stands for; refuses what would expand too far."""
+        name = event.anchor or ""
+        if any(frame[0] == name for frame in self.stack):
+            raise _refuse(
+                self.source,
+                f"the YAML alias *{_cap(name)} is inside the node it names",
+                event.start_mark,
+            )
+        nodes, height = self.anchors.get(name, (1, 0))
+        self.aliased += nodes
+        if self.aliased > self.max_alias_nodes:
+            raise _refuse(
+                self.source,
+                f"YAML aliases expand to more than {self.max_alias_nodes} nodes",
+                event.start_mark,
+            )
+        if len(self.stack) + height > self.max_depth:
+            raise _refuse(self.source, self.too_deep, event.start_mark)
+        return nodes, height
+
+    def node_end(self, anchor: str | None, nodes: int, height: int) -> None:
+        """A node closed (scalar, alias or collection): count it in its parent."""
+        if anchor is not None:
+            self.anchors[anchor] = (nodes, height)
+        if self.stack:
+            self.stack[-1][1] += nodes
+            self.stack[-1][2] = max(self.stack[-1][2], height)
+
+    def step(self, event: yaml.Event) -> None:
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.document_start(event)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            self.collection_start(event)
+        elif isinstance(event, yaml.ScalarEvent):
+            self.node_end(event.anchor, 1, 0)
+        elif isinstance(event, yaml.AliasEvent):
+            self.node_end(None, *self.alias(event))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, nodes, height = self.stack.pop()
+            self.node_end(anchor, nodes + 1, height + 1)
+
+
 def _check_events(
     text: str, source: str, max_depth: int, max_alias_nodes: int, loader: type[yaml.SafeLoader]
 ) -> list[int]:
     """Walk the YAML events: refuse deep nesting and unbounded or self-containing aliases.
 
-    Returns the line each document starts on. A frame per open collection holds its anchor,
-    the nodes it stands for so far (aliases counted at the size of what they name) and its
-    height; a closed anchored node's size and height are remembered for its aliases.
+    Returns the line each document starts on.
     """
-    too_deep = f"nested too deeply (more than {max_depth} levels)"
-    stack: list[list[Any]] = []  # [anchor, nodes, height]
-    anchors: dict[str, tuple[int, int]] = {}
-    aliased = 0
-    starts: list[int] = []
+    walk = _EventWalk(source, max_depth, max_alias_nodes)
     try:
         for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.DocumentStartEvent):
-                mark = event.start_mark
-                starts.append(mark.line + 1 if mark is not None else 1)
-                anchors = {}
-            elif isinstance(event, yaml.CollectionStartEvent):
-                if len(stack) >= max_depth:
-                    raise _refuse(source, too_deep, event.start_mark)
-                stack.append([event.anchor, 0, 0])
-            elif isinstance(event, yaml.ScalarEvent | yaml.AliasEvent | yaml.CollectionEndEvent):
-                if isinstance(event, yaml.ScalarEvent):
-                    anchor, nodes, height = event.anchor, 1, 0
-                elif isinstance(event, yaml.AliasEvent):
-                    anchor, name = None, event.anchor or ""
-                    if any(frame[0] == name for frame in stack):
-                        raise _refuse(
-                            source,
-                            f"the YAML alias *{_cap(name)} is inside the node it names",
-                            event.start_mark,
-                        )
-                    nodes, height = anchors.get(name, (1, 0))
-                    aliased += nodes
-                    if aliased > max_alias_nodes:
-                        raise _refuse(
-                            source,
-                            f"YAML aliases expand to more than {max_alias_nodes} nodes",
-                            event.start_mark,
-                        )
-                    if len(stack) + height > max_depth:
-                        raise _refuse(source, too_deep, event.start_mark)
-                else:
-                    anchor, nodes, height = stack.pop()
-                    nodes, height = nodes + 1, height + 1
-                if anchor is not None:
-                    anchors[anchor] = (nodes, height)
-                if stack:
-                    stack[-1][1] += nodes
-                    stack[-1][2] = max(stack[-1][2], height)
+            walk.step(event)
     except yaml.YAMLError as exc:
         if "maximum nesting depth" in str(getattr(exc, "problem", "")):
             raise _LibyamlDepthError from None
         raise _yaml_error(exc, text, source) from None
-    return starts
+    return walk.starts
 
 
 def _json(text: str, source: str, max_depth: int) -> Any:
