@@ -6,15 +6,22 @@ waits until both are ready, writes a kubeconfig, and starts kube-scheduler proce
 ``KubeSchedulerConfiguration`` dicts and, on request, kube-controller-manager. Every process logs to ``<workdir>/logs/<name>.log``;
 ``log_tails()`` shows the end of each log (the pytest plugin prints it when a test fails).
 
-Authentication is a static bearer token (``--token-auth-file``) for a member of
-``system:masters``, so no client certificates are needed; the kubeconfig verifies the API
-server's self-signed serving certificate. ``start_controller_manager()`` adds the real
+The admin authenticates with a static bearer token (``--token-auth-file``) for a member of
+``system:masters``; the kubeconfig verifies the API server's self-signed serving certificate.
+Components under test get identities of their own (``controlplane.identities``): ServiceAccount
+tokens from the TokenRequest API, and kubelet client certificates from the plane's client CA
+(``--client-ca-file``), which the Node authorizer and the NodeRestriction admission plugin
+check as in a real cluster (``--authorization-mode=Node,RBAC``). ``start_controller_manager()`` adds the real
 kube-controller-manager, so Deployments, ReplicaSets, StatefulSets and Jobs create pods, the
 garbage collector removes what their owners leave, namespaces are finalised and service accounts
 exist. Its node-lifecycle controller is off: fake nodes have no kubelet to renew their Leases,
 and that controller would taint them unreachable and evict their pods, which no real cluster
 does to healthy nodes (the ``TaintNodesByCondition`` admission plugin stays off for the same
 reason).
+
+``restart_apiserver()`` stops kube-apiserver, compacts etcd (so every watch's old
+resourceVersion is gone) and starts it again on the same port, with the same flags and serving
+certificate, while etcd and every client keep running.
 
 A plane that is not ``detached`` stops everything it started on ``stop()``, at interpreter exit,
 and on SIGTERM or SIGHUP; its children also die with the parent process if that is killed.
@@ -27,6 +34,7 @@ import atexit
 import contextlib
 import copy
 import functools
+import json
 import os
 import secrets
 import shutil
@@ -34,6 +42,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +54,12 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from controlplane.binaries import BinarySet
+from controlplane.identities import (
+    ClientCA,
+    ServiceAccountIdentity,
+    kubelet_identity,
+    service_account_identity,
+)
 from controlplane.processes import (
     ManagedProcess,
     NotReadyError,
@@ -210,6 +225,8 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.logs_dir = self.workdir / "logs"
         self.token = secrets.token_urlsafe(24)
+        self.client_ca = ClientCA(self.workdir / "client-ca.crt", self.workdir / "client-ca.key")
+        self.identities_dir = self.workdir / "identities"
         self.timings: dict[str, float] = {}
         self.api_port = 0
         self.etcd_port = 0
@@ -311,6 +328,67 @@ class ControlPlane:
             )
         return result
 
+    # --- identities -------------------------------------------------------------------------
+
+    def service_account_identity(
+        self, namespace: str, name: str, *, label: str = "", pod: k8s_client.V1Pod | None = None
+    ) -> ServiceAccountIdentity:
+        """A kubeconfig that authenticates as ServiceAccount ``namespace/name`` with a token
+        from the TokenRequest API, bound to ``pod`` when given (``label``: its folder name, so
+        that several components may use one account)."""
+        directory = self.identities_dir / f"sa-{namespace}-{name}" / (label or "default")
+        with self.api_client() as api:
+            return service_account_identity(
+                k8s_client.CoreV1Api(api),
+                server=self.server,
+                ca_file=self.ca_file,
+                directory=directory,
+                namespace=namespace,
+                name=name,
+                pod=pod,
+            )
+
+    def kubelet_kubeconfig(self, node: str) -> Path:
+        """A kubeconfig that authenticates as node ``node``'s kubelet (``system:node:<node>``)."""
+        return kubelet_identity(
+            self.client_ca,
+            server=self.server,
+            ca_file=self.ca_file,
+            directory=self.identities_dir / f"node-{node}",
+            node=node,
+        )
+
+    # --- faults -------------------------------------------------------------------------------
+
+    def restart_apiserver(
+        self, while_down: Callable[[], None] | None = None, *, compact: bool = True
+    ) -> float:
+        """Stop kube-apiserver (SIGTERM), compact etcd to its latest revision when ``compact``
+        (a watch can then resume from no resourceVersion it saw before: 410 Gone), call
+        ``while_down()``, and start kube-apiserver again on the same port with the same flags
+        and serving certificate. Returns the seconds from the restart until ``/readyz`` is ok.
+        etcd, its data and every client keep running."""
+        with self._lock:
+            if not self._started:
+                raise ControlPlaneError("the control plane is not running")
+            (apiserver,) = (p for p in self._processes if p.name == "kube-apiserver")
+            self._drop(apiserver)
+        if compact:
+            self.compact_etcd()
+        if while_down is not None:
+            while_down()
+        port = self.api_port
+        self._start_apiserver(self.workdir / "service-account.key", pick=lambda _n: [port])
+        return self.timings["kube-apiserver"]
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision; returns that revision."""
+        base = f"http://127.0.0.1:{self.etcd_port}/v3/kv"
+        header = _etcd_call(f"{base}/range", {"key": "AA=="})["header"]
+        revision = int(header["revision"])
+        _etcd_call(f"{base}/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
     # --- schedulers -------------------------------------------------------------------------
 
     def start_scheduler(
@@ -321,17 +399,22 @@ class ControlPlane:
         leader_elect: bool = False,
         fast_backoff: bool = True,
         verbosity: int = 2,
+        kubeconfig: Path | None = None,
     ) -> SchedulerProcess:
         """Start kube-scheduler with ``config`` (see :func:`scheduler_configuration`), wait for
-        ``/readyz``, and return it. A configuration kube-scheduler rejects raises
-        :class:`ControlPlaneError` with the scheduler's own message."""
+        ``/readyz``, and return it. It talks to the API server with ``kubeconfig`` (default:
+        the admin's). A configuration kube-scheduler rejects raises :class:`ControlPlaneError`
+        with the scheduler's own message."""
         if not self._started:
             raise ControlPlaneError("start the control plane before starting a scheduler")
         with self._lock:
             self._scheduler_count += 1
             name = name or f"kube-scheduler-{self._scheduler_count}"
         prepared = scheduler_configuration(
-            config or {}, self.kubeconfig, leader_elect=leader_elect, fast_backoff=fast_backoff
+            config or {},
+            kubeconfig or self.kubeconfig,
+            leader_elect=leader_elect,
+            fast_backoff=fast_backoff,
         )
         config_path = self.workdir / "schedulers" / f"{name}.yaml"
         config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -500,6 +583,7 @@ class ControlPlane:
             )
             if result.returncode != 0:
                 raise ControlPlaneError(f"openssl genrsa failed: {result.stderr.strip()}")
+        ClientCA.create(self.workdir)
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{self.token},vramfit-admin,vramfit-admin,"system:masters"\n')
         tokens.chmod(0o600)
@@ -516,15 +600,18 @@ class ControlPlane:
         timeout_s: float,
         prepare: Callable[[], None] | None = None,
         exited: Callable[[ProcessExitedError], str] = str,
+        pick_ports: Callable[[int], list[int]] | None = None,
     ) -> tuple[ManagedProcess, tuple[int, ...], float]:
-        """Start ``name`` on freshly picked loopback ports and wait until it is ready; a port
-        taken between picking and binding is retried on new ports (``START_ATTEMPTS`` times).
-        Returns the process, its ports and the seconds it took to become ready."""
+        """Start ``name`` on freshly picked loopback ports (``pick_ports``, default the
+        plane's) and wait until it is ready; a port taken between picking and binding is
+        retried on new ports (``START_ATTEMPTS`` times). Returns the process, its ports and
+        the seconds it took to become ready."""
         log_path = self.logs_dir / f"{name}.log"
+        pick = pick_ports or self._pick_ports
         for attempt in range(1, START_ATTEMPTS + 1):
             if prepare is not None:
                 prepare()
-            ports = tuple(self._pick_ports(port_count))
+            ports = tuple(pick(port_count))
             process = ManagedProcess(name, command(ports), log_path, detached=self.detached)
             self._adopt(process)
             try:
@@ -571,7 +658,9 @@ class ControlPlane:
         )
         self.etcd_port = ports[0]
 
-    def _start_apiserver(self, service_account_key: Path) -> None:
+    def _start_apiserver(
+        self, service_account_key: Path, pick: Callable[[int], list[int]] | None = None
+    ) -> None:
         def command(ports: tuple[int, ...]) -> list[str]:
             return [
                 str(self.binaries.kube_apiserver),
@@ -584,7 +673,10 @@ class ControlPlane:
                 f"--secure-port={ports[0]}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
+                # Node: kubelets (the simulated ones included) get a kubelet's rights, no more.
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--client-ca-file={self.client_ca.cert}",
                 f"--token-auth-file={self.workdir / 'tokens.csv'}",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={service_account_key}",
@@ -602,6 +694,7 @@ class ControlPlane:
             lambda ports: f"https://127.0.0.1:{ports[0]}/readyz",
             ready=_is_ok,
             timeout_s=APISERVER_READY_TIMEOUT_S,
+            pick_ports=pick,
         )
         self.api_port = ports[0]
 
@@ -613,6 +706,16 @@ class ControlPlane:
 
 def _is_ok(body: bytes) -> bool:
     return body.strip() == b"ok"
+
+
+def _etcd_call(url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST to etcd's JSON gateway (``/v3/...``); returns its answer."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
 
 
 def _etcd_healthy(body: bytes) -> bool:
