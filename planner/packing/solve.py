@@ -22,6 +22,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from ortools.sat.python import cp_model
 
@@ -200,21 +201,11 @@ def solve(
     return Solution(best, ffd, stats)
 
 
-def _integer_master(
-    problem: Problem,
-    cols: list[Column],
-    *,
-    incumbent: Packing,
-    lower: float,
-    penalty: float,
-    options: SolveOptions,
-    deadline: float,
-    progress: Progress | None,
-    cost_scale: float,
-) -> tuple[Packing, str, float]:
-    """CP-SAT over the generated columns, hinted with ``incumbent``: the better of the two, the
-    solver status, and CP-SAT's bound over these columns."""
-    m = cp_model.CpModel()
+def _column_vars(
+    m: cp_model.CpModel, problem: Problem, cols: list[Column]
+) -> tuple[list[Any], dict[tuple[int, int], list[tuple[int, int]]], list[list[int]]]:
+    """One integer variable per column (how many nodes of it), the columns that place each
+    item (per bin for grouped items, ``-1`` otherwise), and the columns of each bin."""
     x = []
     terms: dict[tuple[int, int], list[tuple[int, int]]] = {}
     per_bin: list[list[int]] = [[] for _ in problem.bins]
@@ -227,7 +218,20 @@ def _integer_master(
         for i, n in items:
             where = t if problem.items[i].group else -1
             terms.setdefault((where, i), []).append((k, n))
-    pen = math.ceil(penalty)
+    return x, terms, per_bin
+
+
+def _coverage(
+    m: cp_model.CpModel,
+    problem: Problem,
+    x: list[Any],
+    terms: dict[tuple[int, int], list[tuple[int, int]]],
+    *,
+    incumbent: Packing,
+    pen: int,
+) -> list[Any]:
+    """Every item placed or paid for as slack; a group only whole, on one bin type. Returns
+    the penalty terms."""
     penalties = []
     for i in problem.singles():
         it = problem.items[i]
@@ -249,6 +253,26 @@ def _integer_master(
         first, per = fam.members[0]
         m.add_hint(slack, incumbent.unplaced.get(problem.items[first].key, 0) // per)
         penalties.append(pen * sum(n for _, n in fam.members) * slack)
+    return penalties
+
+
+def _integer_master(
+    problem: Problem,
+    cols: list[Column],
+    *,
+    incumbent: Packing,
+    lower: float,
+    penalty: float,
+    options: SolveOptions,
+    deadline: float,
+    progress: Progress | None,
+    cost_scale: float,
+) -> tuple[Packing, str, float]:
+    """CP-SAT over the generated columns, hinted with ``incumbent``: the better of the two, the
+    solver status, and CP-SAT's bound over these columns."""
+    m = cp_model.CpModel()
+    x, terms, per_bin = _column_vars(m, problem, cols)
+    penalties = _coverage(m, problem, x, terms, incumbent=incumbent, pen=math.ceil(penalty))
     for t, b in enumerate(problem.bins):
         if b.max_nodes is not None:
             m.add(sum(x[k] for k in per_bin[t]) <= b.max_nodes)
