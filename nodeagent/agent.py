@@ -94,6 +94,7 @@ class Agent:
             lambda: self.sampler.sample(self._clock()),
             lambda: self.publisher.stats if self.publisher is not None else None,
             parts.xid_events,
+            gpu_uuids=settings.metrics_gpu_uuids,
         )
         self.registry = make_registry(self.collector)
         self.server: AgentServer | None = None

@@ -54,6 +54,7 @@ class Settings:
     remote_bandwidth: float | None = None
     complete_deletions: bool = True
     once: bool = False
+    metrics_gpu_uuids: bool = False
     log_level: str = "INFO"
 
 
@@ -223,6 +224,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         remote_bandwidth=remote,
         complete_deletions=not args.no_complete_deletions,
         once=bool(args.once),
+        metrics_gpu_uuids=bool(args.metrics_gpu_uuids),
         log_level=level,
     )
 
@@ -244,6 +246,12 @@ def argument_parser() -> argparse.ArgumentParser:
         "--listen",
         default=format_listen(d.listen_host, d.listen_port),
         help="HOST:PORT for /metrics /healthz /readyz (default %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-gpu-uuids",
+        action="store_true",
+        help="label /metrics series with GPU and MIG UUIDs too (default: by index only; "
+        "/metrics is unauthenticated, and a UUID is what a reservation names)",
     )
     p.add_argument(
         "--poll-interval",

@@ -4,6 +4,10 @@ A custom collector calls the sampler when Prometheus scrapes, so a scrape never 
 reading older than itself (the stale-but-healthy values that make dcgm-exporter hard to trust).
 Memory is in bytes; a value the agent could not read is left out rather than exported as an
 old number. The registry is injected (prometheus-client's own advice for libraries).
+
+/metrics is unauthenticated, so GPUs are labelled by index: their UUIDs (and those of MIG
+devices) are what a reservation names, and are published only when the operator asks
+(``--metrics-gpu-uuids``, for dashboards that join on them).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from nodeagent.sampler import Sample
 
 log = logging.getLogger(__name__)
 
-GPU_LABELS = ["node", "gpu", "uuid", "product"]
+GPU_LABELS = ["node", "gpu", "product"]
+UUID_LABELS = ["node", "gpu", "uuid", "product"]
 
 
 class AgentCollector(Collector):
@@ -34,8 +39,11 @@ class AgentCollector(Collector):
         sample: Callable[[], Sample],
         stats: Callable[[], PublishStats | None],
         xid_events: Callable[[], int] = lambda: 0,
+        *,
+        gpu_uuids: bool = False,
     ) -> None:
         self._node = node
+        self._uuids = gpu_uuids
         self._sample = sample
         self._stats = stats
         self._xids = xid_events
@@ -83,51 +91,55 @@ class AgentCollector(Collector):
 
     def _gpu_metrics(self, s: Sample) -> Iterator[Metric]:
         n = self._node
+        labels = UUID_LABELS if self._uuids else GPU_LABELS
+        mig_labels = [*labels, *(["mig_uuid"] if self._uuids else []), "gpu_instance"]
+        mig_labels.append("compute_instance")
+        uuid = (lambda u: [u]) if self._uuids else (lambda _u: [])
         total = GaugeMetricFamily(
-            "vramfit_gpu_memory_total_bytes", "GPU memory size", labels=GPU_LABELS
+            "vramfit_gpu_memory_total_bytes", "GPU memory size", labels=labels
         )
         free = GaugeMetricFamily(
-            "vramfit_gpu_memory_free_bytes", "GPU memory free now", labels=GPU_LABELS
+            "vramfit_gpu_memory_free_bytes", "GPU memory free now", labels=labels
         )
         used = GaugeMetricFamily(
-            "vramfit_gpu_memory_used_bytes", "GPU memory used now", labels=GPU_LABELS
+            "vramfit_gpu_memory_used_bytes", "GPU memory used now", labels=labels
         )
         reserved = GaugeMetricFamily(
             "vramfit_gpu_memory_reserved_bytes",
             "GPU memory reserved by the driver (memory info v2 only)",
-            labels=GPU_LABELS,
+            labels=labels,
         )
         healthy = GaugeMetricFamily(
-            "vramfit_gpu_healthy", "1 when the GPU is healthy, 0 when not", labels=GPU_LABELS
+            "vramfit_gpu_healthy", "1 when the GPU is healthy, 0 when not", labels=labels
         )
         peers = GaugeMetricFamily(
             "vramfit_gpu_nvlink_peers",
             "GPUs of this node joined to this one by NVLink",
-            labels=GPU_LABELS,
+            labels=labels,
         )
         held = GaugeMetricFamily(
             "vramfit_gpu_holder_info",
             "The pod the kubelet allocated this GPU to (value 1)",
-            labels=[*GPU_LABELS, "pod_uid"],
+            labels=[*labels, "pod_uid"],
         )
         pod_mem = GaugeMetricFamily(
             "vramfit_gpu_pod_memory_bytes",
             "GPU memory used by one pod's processes",
-            labels=[*GPU_LABELS, "pod_uid"],
+            labels=[*labels, "pod_uid"],
         )
         mig_total = GaugeMetricFamily(
             "vramfit_mig_device_memory_total_bytes",
             "MIG device memory size",
-            labels=[*GPU_LABELS, "mig_uuid", "gpu_instance", "compute_instance"],
+            labels=mig_labels,
         )
         mig_free = GaugeMetricFamily(
             "vramfit_mig_device_memory_free_bytes",
             "MIG device memory free now",
-            labels=[*GPU_LABELS, "mig_uuid", "gpu_instance", "compute_instance"],
+            labels=mig_labels,
         )
         by_uuid = {g.uuid: g for g in s.state.gpus}
         for r in s.reading.gpus:
-            lv = [n, str(r.index), r.uuid, r.product]
+            lv = [n, str(r.index), *uuid(r.uuid), r.product]
             total.add_metric(lv, r.total_bytes)
             if r.free_bytes is not None:
                 free.add_metric(lv, r.free_bytes)
@@ -146,7 +158,7 @@ class AgentCollector(Collector):
             for m in r.mig_devices:
                 mlv = [
                     *lv,
-                    m.uuid,
+                    *uuid(m.uuid),
                     "" if m.gpu_instance_id is None else str(m.gpu_instance_id),
                     "" if m.compute_instance_id is None else str(m.compute_instance_id),
                 ]

@@ -140,3 +140,26 @@ def test_readiness(case: str) -> None:
     assert why.startswith(reason), why
     if case == "lease-lapsed-in-an-outage":
         assert why.endswith("503 Service Unavailable")
+
+
+@pytest.mark.parametrize(
+    ("flags", "published"),
+    [((), False), (("--metrics-gpu-uuids",), True)],
+    ids=["by-index-by-default", "uuids-when-asked"],
+)
+def test_gpu_uuids_are_published_only_when_asked(flags: tuple[str, ...], published: bool) -> None:
+    """Regression: GPU UUIDs (what a forged reservation needs) were on the unauthenticated
+    /metrics of every agent; GPUs are labelled by index unless the operator asks."""
+    a = agent("--backend", "simulated", "--node-name", "h100-0", *flags)
+    server = AgentServer("127.0.0.1", 0, a.registry, live=a.live, ready=a.ready)
+    server.start()
+    try:
+        code, body = get(f"http://127.0.0.1:{server.address[1]}/metrics")
+    finally:
+        server.stop()
+    assert code == 200
+    uuids = [g.uuid for g in a.sampler.sample(0.0).reading.gpus]
+    assert uuids
+    assert all((u in body) is published for u in uuids)
+    assert ('uuid="' in body) is published
+    assert 'vramfit_gpu_memory_total_bytes{gpu="0",node="h100-0"' in body
