@@ -9,7 +9,6 @@ test harness can run agents in-process.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -22,7 +21,7 @@ from nodeagent.config import ConfigError, Settings
 from nodeagent.kube import KubeClient, in_cluster, load_kubeconfig
 from nodeagent.metrics import AgentCollector, make_registry
 from nodeagent.modelcache import ModelCacheScanner
-from nodeagent.nvml.backend import NvmlBackend
+from nodeagent.nvml.backend import NvmlBackend, load_pynvml
 from nodeagent.nvml.calls import NvmlRestartRequiredError
 from nodeagent.pods import NodePods
 from nodeagent.publish import Publisher, PublishStats
@@ -216,7 +215,7 @@ def _nvml(
     module: ModuleType | None,
     clock: Callable[[], float],
 ) -> _Parts:
-    nvml = module if module is not None else importlib.import_module("pynvml")
+    nvml = module if module is not None else load_pynvml()
     backend = NvmlBackend(nvml, settings=settings.nvml, clock=clock)
     # The node's pod watch serves only to name the pods that pod-resources reports: without
     # that socket, holders come from process cgroups and no watch is opened.

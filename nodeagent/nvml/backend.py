@@ -36,6 +36,15 @@ from nodeagent.retry import Backoff
 log = logging.getLogger(__name__)
 
 
+def load_pynvml() -> ModuleType:
+    """The real ``pynvml`` module (``nvidia-ml-py``), imported only by an agent that reads GPUs:
+    the one place the agent imports it, so tests hand ``NvmlBackend`` a fake module instead."""
+    import pynvml  # noqa: PLC0415 - only the NVML backend loads the NVML bindings
+
+    bindings: ModuleType = pynvml
+    return bindings
+
+
 @dataclass(frozen=True, slots=True)
 class NvmlSettings:
     """Knobs of the NVML backend."""
