@@ -94,7 +94,10 @@ class AgentCollector(Collector):
         labels = UUID_LABELS if self._uuids else GPU_LABELS
         mig_labels = [*labels, *(["mig_uuid"] if self._uuids else []), "gpu_instance"]
         mig_labels.append("compute_instance")
-        uuid = (lambda u: [u]) if self._uuids else (lambda _u: [])
+
+        def uuid(value: str) -> list[str]:
+            return [value] if self._uuids else []
+
         total = GaugeMetricFamily(
             "vramfit_gpu_memory_total_bytes", "GPU memory size", labels=labels
         )
