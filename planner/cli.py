@@ -39,6 +39,7 @@ from planner.inputs.traffic import (
 from planner.packing.solve import SolveOptions
 from planner.packing.units import SCENARIOS, ComponentDemand, Scenario, component_demand
 from planner.plan import Plan, plan_all
+from planner.reports.autoscalers import render_cluster_autoscaler, render_karpenter
 from planner.reports.build import build_report
 from planner.reports.document import Report, render_json
 from planner.reports.html_page import render_html
@@ -52,7 +53,7 @@ EXIT_USAGE = 2
 EXIT_UNPLACEABLE = 3
 EXIT_FIT = 4
 
-FORMATS = ("table", "json", "markdown", "html")
+FORMATS = ("table", "json", "markdown", "html", "karpenter", "cluster-autoscaler")
 
 
 DEFAULTS = PlanSettings()
@@ -69,7 +70,9 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         "--output",
         choices=FORMATS,
         default=None,
-        help="table (default on a terminal), json (default otherwise), markdown, html",
+        help="table (default on a terminal), json (default otherwise), markdown, html; or "
+        "autoscaler configuration from the plan: karpenter (NodePools), cluster-autoscaler "
+        "(node groups)",
     )
     out.add_argument("--output-file", type=Path, help="write the report here instead of stdout")
 
@@ -317,7 +320,7 @@ def run_plan(
     frames = frame_all(plan, loaded.traffic, loaded.inputs.caches)
     warnings = _warnings(loaded.inputs, loaded.demands)
     report = build_report(plan, frames, loaded.inputs, settings.primary, warnings)
-    _write(report, fmt, args.output_file, out)
+    _write(report, fmt, args.output_file, out, loaded.catalog)
     fit_errors = [e for sp in plan.scenarios.values() for e in sp.fit_errors]
     if fit_errors:
         for e in fit_errors:
@@ -372,7 +375,7 @@ def _load(args: argparse.Namespace, settings: PlanSettings) -> _Loaded:
     return _Loaded(catalog, traffic, inputs, tuple(demands))
 
 
-def _write(report: Report, fmt: str, path: Path | None, out: TextIO) -> None:
+def _write(report: Report, fmt: str, path: Path | None, out: TextIO, catalog: Catalog) -> None:
     """Write the report in ``fmt`` to ``path``, else to ``out``."""
     if fmt == "table":
         if path is None:
@@ -381,7 +384,11 @@ def _write(report: Report, fmt: str, path: Path | None, out: TextIO) -> None:
             with path.open("w") as f:
                 print_report(report, Console(file=f, width=160))
         return
-    text = {"json": render_json, "markdown": render_markdown, "html": render_html}[fmt](report)
+    if fmt in ("karpenter", "cluster-autoscaler"):
+        render = render_karpenter if fmt == "karpenter" else render_cluster_autoscaler
+        text = render(report, catalog)
+    else:
+        text = {"json": render_json, "markdown": render_markdown, "html": render_html}[fmt](report)
     if path is not None:
         path.write_text(text)
     else:
