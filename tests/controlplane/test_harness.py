@@ -236,27 +236,26 @@ FAILING_TEST = textwrap.dedent(
 )
 
 
-@pytest.mark.integration
-def test_a_failing_test_shows_the_control_plane_logs(tmp_path: Path) -> None:
+def run_failing_test(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run ``FAILING_TEST`` in a pytest of its own that loads only the control-plane plugin."""
     (tmp_path / "test_inner.py").write_text(FAILING_TEST)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "controlplane.pytest_plugin",
-            "-p",
-            "no:cacheprovider",
-            f"--rootdir={tmp_path}",
-            str(tmp_path / "test_inner.py"),
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "controlplane.pytest_plugin",
+         "-p", "no:cacheprovider", *args, f"--rootdir={tmp_path}", str(tmp_path / "test_inner.py")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=240,
+        env=env,
+        timeout=timeout,
         check=False,
-    )
+    )  # fmt: skip
+
+
+@pytest.mark.integration
+def test_a_failing_test_shows_the_control_plane_logs(tmp_path: Path) -> None:
+    result = run_failing_test(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "control plane log tails" in result.stdout
     assert "----- kube-apiserver (pid " in result.stdout
@@ -264,31 +263,11 @@ def test_a_failing_test_shows_the_control_plane_logs(tmp_path: Path) -> None:
 
 
 def test_a_missing_binary_fails_the_test_loudly(tmp_path: Path) -> None:
-    (tmp_path / "test_inner.py").write_text(FAILING_TEST)
     (tmp_path / "empty").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_ASSET_")}
     env["KUBEBUILDER_ASSETS"] = str(tmp_path / "empty")
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "controlplane.pytest_plugin",
-            "-p",
-            "no:cacheprovider",
-            "-rA",
-            f"--rootdir={tmp_path}",
-            str(tmp_path / "test_inner.py"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    result = run_failing_test(tmp_path, "-rA", env=env, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "control plane unavailable: missing control-plane binaries: etcd" in result.stdout
     assert "1 error" in result.stdout

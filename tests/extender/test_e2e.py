@@ -31,8 +31,9 @@ from controlplane.nodes import GpuNode, create_nodes, delete_nodes
 from controlplane.processes import ManagedProcess, free_ports, http_ok
 from controlplane.pytest_plugin import wait_for
 from placement.annotation import decode_reservation
-from placement.model import GIB, GpuState, NodeState
+from placement.model import GIB
 from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION, encode_status, format_time
+from tests.extender.conftest import gpu_node
 
 pytestmark = pytest.mark.integration
 
@@ -463,26 +464,7 @@ def test_unhealthy_gpu_is_never_chosen(cluster: Cluster, namespace: str) -> None
     create_nodes(cluster.core, [GpuNode(name, product=H100)])
     try:
         now = time.time()
-        uuids = [f"GPU-{name}-{i}" for i in range(8)]
-        node = NodeState(
-            name=name,
-            gpus=tuple(
-                GpuState(
-                    uuid=uuids[i],
-                    index=i,
-                    product=H100,
-                    total_bytes=80 * GIB,
-                    free_bytes=80 * GIB,
-                    used_bytes=0,
-                    healthy=i == 7,
-                    unhealthy_reason="" if i == 7 else "XID 79: GPU has fallen off the bus",
-                    nvlink_peers=frozenset(u for u in uuids if u != uuids[i]),
-                )
-                for i in range(8)
-            ),
-            observed_at=now,
-            lease_renewed_at=now,
-        )
+        node = gpu_node(name, unhealthy=tuple(range(7)), observed_at=now)
         cluster.custom.create_cluster_custom_object(
             GROUP,
             VERSION,
@@ -511,7 +493,7 @@ def test_unhealthy_gpu_is_never_chosen(cluster: Cluster, namespace: str) -> None
         (first,) = wait_for("one pod bound", lambda: cluster.bound(namespace), timeout=30)
         time.sleep(3)
         assert len(cluster.bound(namespace)) == 1
-        assert reservations([first])[first["metadata"]["name"]] == (name, (uuids[7],))
+        assert reservations([first])[first["metadata"]["name"]] == (name, (node.gpus[7].uuid,))
         waiting = next(p for p in cluster.pods(namespace) if not p["spec"].get("nodeName"))
         message = wait_for(
             "the refusal", lambda: cluster.events(namespace, waiting["metadata"]["name"])
