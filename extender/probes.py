@@ -68,6 +68,8 @@ class _Server(HTTPServer):
             for i in range(limits.threads)
         ]
         self._threads.append(threading.Thread(target=self._reap, name="probes-reap", daemon=True))
+
+    def start_threads(self) -> None:
         for t in self._threads:
             t.start()
 
@@ -157,7 +159,8 @@ class ProbeServer:
         return str(host), int(port)
 
     def start(self) -> None:
-        """Serve in a daemon thread."""
+        """Serve in daemon threads."""
+        self._httpd.start_threads()
         self._thread.start()
 
     def stop(self) -> None:
