@@ -19,7 +19,7 @@ from typing import Any
 from extender.config import Settings
 from extender.decisions import recheck
 from extender.kubeapi import KubeError, PodAPI
-from extender.objects import read_pod
+from extender.objects import PodInfo, read_pod
 from extender.state import ClusterState, PendingPod
 from extender.wire import BindingArgs
 from placement.annotation import encode_reservation
@@ -72,7 +72,7 @@ class Binder:
         except KubeError as exc:
             code = "pod-gone" if exc.status == 404 else "api-error"
             return None, _fail(code, f"cannot read pod {args.key}: {exc}")
-        info = read_pod(raw)
+        info = read_pod(raw, now=self.clock(), scheduler_name=self.settings.scheduler_name)
         if info is None or info.uid != args.pod_uid:
             return None, _fail(
                 "uid-mismatch",
@@ -83,6 +83,11 @@ class Binder:
         return PendingPod(
             info.uid, info.key, info.resource_version, info.demand, self.clock()
         ), None
+
+    def _read(self, args: BindingArgs) -> PodInfo | None:
+        """The pod as the API server has it now (``KubeError`` when it cannot be read)."""
+        raw = self.api.get_pod(args.pod_namespace, args.pod_name)
+        return read_pod(raw, now=self.clock(), scheduler_name=self.settings.scheduler_name)
 
     def _already(self, args: BindingArgs, node_name: str) -> BindOutcome:
         if node_name == args.node:
@@ -164,7 +169,7 @@ class Binder:
                 return _fail(code, f"cannot record the reservation on pod {args.key}: {exc}")
         # The pod changed since we read it: re-read, and retry only if it is the same unbound pod.
         try:
-            fresh = read_pod(self.api.get_pod(args.pod_namespace, args.pod_name))
+            fresh = self._read(args)
         except KubeError as exc:
             return _fail("patch-failed", f"cannot re-read pod {args.key}: {exc}")
         if fresh is None or fresh.uid != args.pod_uid:
@@ -186,7 +191,7 @@ class Binder:
         except KubeError as exc:
             if exc.status == 409:
                 try:
-                    fresh = read_pod(self.api.get_pod(args.pod_namespace, args.pod_name))
+                    fresh = self._read(args)
                 except KubeError:
                     fresh = None
                 if fresh is not None and fresh.uid == args.pod_uid and fresh.node_name:

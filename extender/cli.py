@@ -70,6 +70,12 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULTS.agent_namespace,
         help="namespace of the node agents' Leases (default %(default)s)",
     )
+    p.add_argument(
+        "--scheduler-name",
+        default=DEFAULTS.scheduler_name,
+        help="schedulerName of the profile that calls this extender: a reservation annotation "
+        "on a pod another scheduler places is ignored (default %(default)s)",
+    )
     p.add_argument("--bind-lock-timeout", type=float, default=DEFAULTS.bind_lock_timeout_s)
     p.add_argument("--api-timeout", type=float, default=DEFAULTS.api_timeout_s)
     p.add_argument(
@@ -100,6 +106,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
         agent_namespace=args.agent_namespace,
+        scheduler_name=args.scheduler_name,
         bind_lock_timeout_s=args.bind_lock_timeout,
         api_timeout_s=args.api_timeout,
         read_timeout_s=args.read_timeout,

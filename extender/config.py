@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from extender.decisions import Mode
+from extender.objects import SCHEDULER_NAME
 from placement.listen import format_listen, parse_listen
 from placement.model import FitSettings, NvlinkMode
 from placement.nodegpustate import LEASE_PREFIX
@@ -43,6 +44,7 @@ class Settings:
     threads: int = 8
     read_timeout_s: float = 10.0
     agent_namespace: str = AGENT_NAMESPACE
+    scheduler_name: str = SCHEDULER_NAME
     lease_prefix: str = LEASE_PREFIX
     bind_lock_timeout_s: float = 5.0
     api_timeout_s: float = 5.0
@@ -112,6 +114,7 @@ def _limit_problems(
     threads: int,
     watch_timeout_s: int,
     agent_namespace: str,
+    scheduler_name: str,
 ) -> list[str]:
     problems = [
         f"{flag} {value!r}: must be a positive number of seconds"
@@ -126,6 +129,8 @@ def _limit_problems(
         problems.append(f"--watch-timeout {watch_timeout_s}: must be in 10..3600 seconds")
     if not agent_namespace:
         problems.append("--agent-namespace: must not be empty")
+    if not scheduler_name:
+        problems.append("--scheduler-name: must not be empty")
     return problems
 
 
@@ -154,6 +159,7 @@ def build_settings(
     max_body_bytes: int,
     threads: int,
     agent_namespace: str,
+    scheduler_name: str,
     bind_lock_timeout_s: float,
     api_timeout_s: float,
     read_timeout_s: float,
@@ -178,6 +184,7 @@ def build_settings(
         threads=threads,
         watch_timeout_s=watch_timeout_s,
         agent_namespace=agent_namespace,
+        scheduler_name=scheduler_name,
     )
     problems += _file_problems(kubeconfig, tls_cert, tls_key)
     levels = ("debug", "info", "warning", "error")
@@ -198,6 +205,7 @@ def build_settings(
         max_body_bytes=max_body_bytes,
         threads=threads,
         agent_namespace=agent_namespace,
+        scheduler_name=scheduler_name,
         bind_lock_timeout_s=bind_lock_timeout_s,
         api_timeout_s=api_timeout_s,
         read_timeout_s=read_timeout_s,

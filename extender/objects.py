@@ -4,17 +4,28 @@ The watches deliver raw JSON; everything past this module works on the typed val
 so the cluster state and the requeue signals never look inside an API object. Each reader is
 pure and tolerant: an object without the identity it needs reads as ``None``, and a report whose
 status cannot be decoded reads as a ``NodeReport`` that carries the reason instead of a node.
+
+A pod's ``vramfit.io/reservation`` annotation holds GPUs, so it is believed only where the
+extender could have written it (deploy/'s admission policy lets no one else write it; this is
+the second line): on a pod that requests GPUs and that vramfit's scheduler places, dated no
+later than now plus a small clock skew, and for no more GPUs than the pod requests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from placement.annotation import reservation_of
-from placement.demand import DemandError, demand_from_pod
+from placement.annotation import (
+    AnnotationError,
+    decode_reservation,
+    encode_reservation,
+    reservation_of,
+)
+from placement.demand import DemandError, demand_from_pod, gpu_count
 from placement.lifecycle import PodFacts
 from placement.model import Demand, NodeState
 from placement.nodegpustate import LEASE_PREFIX, ReportError, decode_status, parse_time
@@ -23,6 +34,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_DURATION_S = 40.0
 """The duration assumed for a Lease that states none (the agent's own default)."""
+
+SCHEDULER_NAME = "vramfit"
+"""The ``schedulerName`` of the profile that calls the extender (deploy/scheduler-config.yaml)."""
+
+MAX_CLOCK_SKEW_S = 60.0
+"""How far in the future a reservation's time may be: the replica that wrote it may run on a
+node whose clock is a little ahead. Anything later is a forgery or a broken clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +123,57 @@ def _ready(status: Mapping[str, Any]) -> bool:
     return ready
 
 
-def read_pod(raw: Mapping[str, Any]) -> PodInfo | None:
+def trusted_annotation(
+    raw: Mapping[str, Any], key: str, *, now: float, scheduler_name: str = SCHEDULER_NAME
+) -> str | None:
+    """Pure: the pod's reservation annotation as the extender believes it, or ``None``.
+
+    Ignored on a pod that requests no GPU or that another scheduler places, and when dated
+    more than ``MAX_CLOCK_SKEW_S`` after ``now``; capped at the GPUs the pod requests. A value
+    that does not decode is passed on, for the state to report (it holds nothing).
+    """
+    value = reservation_of(raw)
+    if value is None:
+        return None
+    spec = _mapping(raw, "spec")
+    if spec.get("schedulerName") != scheduler_name:
+        log.debug("pod %s is not placed by %s: reservation ignored", key, scheduler_name)
+        return None
+    try:
+        gpus = gpu_count(raw)
+    except DemandError:
+        gpus = 0
+    if gpus == 0:
+        log.debug("pod %s requests no GPU: reservation ignored", key)
+        return None
+    try:
+        r = decode_reservation(value, pod_uid="", pod_key=key)
+    except AnnotationError:
+        return value
+    if r.created_at > now + MAX_CLOCK_SKEW_S:
+        log.warning(
+            "pod %s: reservation dated %.0fs in the future: ignored", key, r.created_at - now
+        )
+        return None
+    if len(r.gpu_uuids) > gpus:
+        log.warning(
+            "pod %s: reservation names %d GPUs for a pod that requests %d: capped",
+            key,
+            len(r.gpu_uuids),
+            gpus,
+        )
+        return encode_reservation(dataclasses.replace(r, gpu_uuids=r.gpu_uuids[:gpus]))
+    return value
+
+
+def read_pod(
+    raw: Mapping[str, Any], *, now: float, scheduler_name: str = SCHEDULER_NAME
+) -> PodInfo | None:
     """Pure: the reservation-relevant facts of a raw pod, or ``None`` if it has no identity.
 
     A pod whose GPU demand cannot be read keeps ``demand=None``; its reservation annotation
-    still counts, since GPUs promised to it are promised whatever its annotations say.
+    still counts, since GPUs promised to it are promised whatever its annotations say, as far
+    as ``trusted_annotation`` believes it (read at ``now``).
     """
     meta = raw.get("metadata")
     if not isinstance(meta, Mapping) or not isinstance(meta.get("uid"), str):
@@ -120,17 +184,21 @@ def read_pod(raw: Mapping[str, Any]) -> PodInfo | None:
         demand = demand_from_pod(raw)  # None for a pod without GPUs
     except DemandError:
         demand = None
+    name = str(meta.get("name", ""))
+    namespace = str(meta.get("namespace", "default"))
     return PodInfo(
         uid=meta["uid"],
-        name=str(meta.get("name", "")),
-        namespace=str(meta.get("namespace", "default")),
+        name=name,
+        namespace=namespace,
         resource_version=str(meta.get("resourceVersion", "")),
         node_name=str(spec.get("nodeName") or ""),
         phase=str(status.get("phase") or ""),
         ready=_ready(status),
         terminating=meta.get("deletionTimestamp") is not None,
         demand=demand,
-        annotation=reservation_of(raw),
+        annotation=trusted_annotation(
+            raw, f"{namespace}/{name}", now=now, scheduler_name=scheduler_name
+        ),
     )
 
 
@@ -177,9 +245,12 @@ def read_report(raw: Mapping[str, Any]) -> NodeReport | None:
         return NodeReport(name, problem=f"GPU report is invalid: {exc}")
 
 
-def read_pods(items: Iterable[Mapping[str, Any]]) -> list[PodInfo]:
+def read_pods(
+    items: Iterable[Mapping[str, Any]], *, now: float, scheduler_name: str = SCHEDULER_NAME
+) -> list[PodInfo]:
     """The pods of a list that have an identity."""
-    return [p for p in map(read_pod, items) if p is not None]
+    pods = (read_pod(i, now=now, scheduler_name=scheduler_name) for i in items)
+    return [p for p in pods if p is not None]
 
 
 def read_leases(items: Iterable[Mapping[str, Any]], prefix: str = LEASE_PREFIX) -> list[AgentLease]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -116,7 +117,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         _target(
             PODS,
             "/api/v1/pods",
-            read=read_pod,
+            read=lambda raw: read_pod(raw, now=time.time(), scheduler_name=settings.scheduler_name),
             replace=lambda pods, at: state.replace_pods(pods, listed_at=at),
             apply=state.apply_pod,
             grew=signals.pod,

@@ -132,7 +132,7 @@ def lease_of(raw: Mapping[str, Any]) -> AgentLease:
 
 def pod_of(raw: Mapping[str, Any]) -> PodInfo:
     """The pod facts the watch reads from a raw pod (which must have a UID)."""
-    info = read_pod(raw)
+    info = read_pod(raw, now=NOW)
     assert info is not None, raw
     return info
 
@@ -203,7 +203,7 @@ def synced_state(
     lease_times = {n.name: lease_at for n in nodes} | dict(leases or {})
     state.replace_leases(read_leases([lease_object(n, t) for n, t in lease_times.items()]))
     state.replace_reports(read_reports([report_object(n) for n in nodes]))
-    state.replace_pods(read_pods(pods or []), listed_at=NOW - 60)
+    state.replace_pods(read_pods(pods or [], now=NOW), listed_at=NOW - 60)
     for resource in (REPORTS, LEASES, PODS):
         state.mark_synced(resource)
     return state

@@ -44,14 +44,14 @@ def test_read_lease(raw: dict[str, Any], expect: AgentLease | None) -> None:
 
 
 def test_read_pod_tolerates_odd_pods() -> None:
-    assert read_pod({"metadata": {}}) is None
-    info = read_pod(pod_object("p", vram="lots", uid="u"))
+    assert read_pod({"metadata": {}}, now=NOW) is None
+    info = read_pod(pod_object("p", vram="lots", uid="u"), now=NOW)
     assert info is not None and info.demand is None
 
 
 def test_read_pod_reads_what_reservations_need() -> None:
     raw = pod_object("p", uid="u", node_name="n0", phase="Running", ready=True, deleting=True)
-    info = read_pod(raw)
+    info = read_pod(raw, now=NOW)
     assert info is not None
     assert (info.key, info.node_name, info.phase) == ("serving/p", "n0", "Running")
     assert info.ready and info.terminating

@@ -156,32 +156,59 @@ def test_bad_settings_are_all_reported_at_once(tmp_path: Path) -> None:
             "--mode=guess",
             "--threads=0",
             "--tls-cert=/nope.pem",
+            "--scheduler-name=",
         ],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 2
-    for flag in ("--kubeconfig", "--listen", "--policy", "--mode", "--threads", "--tls-cert"):
+    flags = ("--kubeconfig", "--listen", "--policy", "--mode", "--threads", "--tls-cert")
+    for flag in (*flags, "--scheduler-name"):
         assert flag in result.stderr
 
 
-def test_tls(tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is required for the TLS test"
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
+def openssl(*args: str) -> None:
+    exe = shutil.which("openssl")
+    assert exe is not None, "openssl is required for the TLS tests"
+    subprocess.run([exe, *args], check=True, capture_output=True)
+
+
+def self_signed(tmp: Path, name: str, *extra: str) -> tuple[Path, Path]:
+    cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
+    openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+        *extra, "-keyout", str(key), "-out", str(cert),
     )  # fmt: skip
+    return cert, key
+
+
+def signed_by(tmp: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    cert, key, csr = tmp / f"{name}.crt", tmp / f"{name}.key", tmp / f"{name}.csr"
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+        "-keyout", str(key), "-out", str(csr),
+    )  # fmt: skip
+    openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+        "-CAcreateserial", "-days", "1", "-out", str(cert),
+    )  # fmt: skip
+    return cert, key
+
+
+def https(
+    port: int, server_cert: Path, client: tuple[Path, Path] | None
+) -> http.client.HTTPSConnection:
+    context = ssl.create_default_context(cafile=str(server_cert))
+    if client is not None:
+        context.load_cert_chain(str(client[0]), str(client[1]))
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+
+
+def test_tls(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
     port = free_port()
-    context = ssl.create_default_context(cafile=str(cert))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    conn = https(port, cert, None)
     proc = start(
         [
             f"--kubeconfig={kubeconfig(tmp_path)}",
