@@ -88,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--watch-timeout", type=int, default=DEFAULTS.watch_timeout_s)
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    p.add_argument(
+        "--tls-client-ca",
+        help="require a client certificate signed by this CA (PEM): kube-scheduler presents "
+        "one with its extender tlsConfig certFile/keyFile; use it whenever --listen is not "
+        "loopback",
+    )
     p.add_argument("--log-level", default=DEFAULTS.log_level, help="debug, info, warning, error")
     return p
 
@@ -113,6 +119,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         watch_timeout_s=args.watch_timeout,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
         log_level=args.log_level,
     )
 

@@ -51,6 +51,7 @@ class Settings:
     watch_timeout_s: int = 300
     tls_cert: str | None = None
     tls_key: str | None = None
+    tls_client_ca: str | None = None
     log_level: str = "info"
 
     @property
@@ -134,13 +135,21 @@ def _limit_problems(
     return problems
 
 
-def _file_problems(kubeconfig: str | None, tls_cert: str | None, tls_key: str | None) -> list[str]:
+def _file_problems(
+    kubeconfig: str | None, tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None
+) -> list[str]:
     problems = []
     if kubeconfig is not None and not os.path.isfile(kubeconfig):
         problems.append(f"--kubeconfig {kubeconfig!r}: no such file")
     if (tls_cert is None) != (tls_key is None):
         problems.append("--tls-cert and --tls-key: give both or neither")
-    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+    if tls_client_ca is not None and tls_cert is None:
+        problems.append("--tls-client-ca: needs --tls-cert and --tls-key (it checks TLS clients)")
+    for flag, path in (
+        ("--tls-cert", tls_cert),
+        ("--tls-key", tls_key),
+        ("--tls-client-ca", tls_client_ca),
+    ):
         if path is not None and not os.path.isfile(path):
             problems.append(f"{flag} {path!r}: no such file")
     return problems
@@ -166,6 +175,7 @@ def build_settings(
     watch_timeout_s: int,
     tls_cert: str | None,
     tls_key: str | None,
+    tls_client_ca: str | None,
     log_level: str,
 ) -> Settings:
     """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
@@ -186,7 +196,7 @@ def build_settings(
         agent_namespace=agent_namespace,
         scheduler_name=scheduler_name,
     )
-    problems += _file_problems(kubeconfig, tls_cert, tls_key)
+    problems += _file_problems(kubeconfig, tls_cert, tls_key, tls_client_ca)
     levels = ("debug", "info", "warning", "error")
     if log_level not in levels:
         problems.append(f"--log-level {log_level!r}: expected one of {', '.join(levels)}")
@@ -212,5 +222,6 @@ def build_settings(
         watch_timeout_s=watch_timeout_s,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
         log_level=log_level,
     )

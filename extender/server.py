@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -206,6 +207,10 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
         if s.tls_cert and s.tls_key:
             options["certfile"] = s.tls_cert
             options["keyfile"] = s.tls_key
+        if s.tls_client_ca:
+            # Only clients with a certificate this CA signed get past the handshake.
+            options["ca_certs"] = s.tls_client_ca
+            options["cert_reqs"] = ssl.CERT_REQUIRED
         for key, value in options.items():
             self.cfg.set(key, value)
 

@@ -156,6 +156,7 @@ def test_bad_settings_are_all_reported_at_once(tmp_path: Path) -> None:
             "--mode=guess",
             "--threads=0",
             "--tls-cert=/nope.pem",
+            "--tls-client-ca=/nope-ca.pem",
             "--scheduler-name=",
         ],
         capture_output=True,
@@ -164,7 +165,7 @@ def test_bad_settings_are_all_reported_at_once(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     flags = ("--kubeconfig", "--listen", "--policy", "--mode", "--threads", "--tls-cert")
-    for flag in (*flags, "--scheduler-name"):
+    for flag in (*flags, "--tls-client-ca", "--scheduler-name"):
         assert flag in result.stderr
 
 
@@ -226,6 +227,43 @@ def test_tls(tmp_path: Path) -> None:
             request(plain, "GET", "/healthz")
     finally:
         plain.close()
+        conn.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_tls_client_ca_admits_only_the_clients_it_signed(tmp_path: Path) -> None:
+    """Regression: TLS had no client authentication, so whoever reached an off-loopback verb
+    port could bind any pending pod to any node. With --tls-client-ca only a client holding a
+    certificate that CA signed (kube-scheduler, through its extender tlsConfig) gets an answer."""
+    cert, key = self_signed(tmp_path, "127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+    ca = self_signed(tmp_path, "vramfit-clients")
+    scheduler = signed_by(tmp_path, "kube-scheduler", ca)
+    stranger = self_signed(tmp_path, "stranger")
+    port = free_port()
+    conn = https(port, cert, scheduler)
+    proc = start(
+        [
+            f"--kubeconfig={kubeconfig(tmp_path)}",
+            f"--listen=127.0.0.1:{port}",
+            f"--tls-cert={cert}",
+            f"--tls-key={key}",
+            f"--tls-client-ca={ca[0]}",
+        ],
+        conn,
+        tmp_path / "extender.log",
+    )
+    try:
+        bind = json.dumps(
+            {"PodName": "p", "PodNamespace": "default", "PodUID": "u", "Node": "n0"}
+        ).encode()
+        assert request(conn, "POST", "/scheduler/bind", bind)[0] == 200
+        for client in (None, stranger):
+            other = https(port, cert, client)
+            with pytest.raises((ssl.SSLError, http.client.HTTPException, OSError)):
+                request(other, "POST", "/scheduler/bind", bind)
+            other.close()
+    finally:
         conn.close()
         proc.terminate()
         proc.wait(timeout=20)
