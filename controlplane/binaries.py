@@ -14,7 +14,9 @@ Only what none of these provides is built, into the cache, under a lock file so 
 processes never build at once, and into a temporary name first so that an interrupted build
 never leaves half a binary behind.
 
-``python -m controlplane.binaries ensure`` is what ``make binaries`` runs.
+``python -m controlplane.binaries ensure`` is what ``make binaries`` runs. helm, which only the
+chart tests need, is built the same way from its own wrapper module into its own cache folder
+(``controlplane.helm``).
 """
 
 from __future__ import annotations
@@ -388,7 +390,7 @@ def run_recipe(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _remove_stale_staging(cache_dir: Path) -> None:
+def remove_stale_staging(cache_dir: Path) -> None:
     """Folders left by a build that was killed; only called while holding the lock."""
     for stale in cache_dir.glob(".build-*"):
         if stale.is_dir():
@@ -411,7 +413,7 @@ def ensure(
         return require_all(resolution), resolution
     go = go_toolchain(environ, versions.go)
     with build_lock(cache_dir, out):
-        _remove_stale_staging(cache_dir)
+        remove_stale_staging(cache_dir)
         resolution = resolve(environ, cache_dir)  # another process may have built meanwhile
         if resolution.missing:
             started = time.monotonic()
