@@ -2,42 +2,40 @@
 plan, write the report. Subcommands: ``plan`` (the default) and ``simulate`` (the burst
 simulator, loaded only when asked for).
 
-Exit codes: 0 planned; 1 bad input (every problem listed); 2 bad usage; 3 planned, but some
-InferenceServices cannot be placed (named in the report); 4 a planned placement failed the
-placement core's fit check (a bug: the report says which).
+Exit codes: 0 planned; 1 bad input (every problem listed): a catalog or the traffic file is
+wrong, or no InferenceService or LLMInferenceService could be read and some object could not;
+2 bad usage; 3 planned, but some services cannot be placed (named in the report); 4 a planned
+placement failed the placement core's fit check (a bug: the report says which). Objects that
+cannot be read while others can are listed (in the report's ``inputs.broken`` and on stderr)
+and the others planned: that alone does not change the exit code. Notes on what was read go to
+stderr and the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from placement.fields import InputError, Problem
+from placement.fields import InputError
 from placement.quantity import QuantityError, format_bytes, parse_bytes
 from planner.frame import frame_all
-from planner.inputs.catalog import Catalog, keep_existing, load_catalog
+from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import (
     KSERVE_DEFAULT_DEPLOYMENT_MODE,
     KSERVE_NAMESPACE,
     normalize_deployment_mode,
 )
-from planner.inputs.models import load_model_catalog
-from planner.inputs.sources import Inputs, kube_client, read_cluster, read_files
-from planner.inputs.traffic import (
-    DEFAULT_COLD_START_BUDGET_S,
-    Traffic,
-    load_traffic,
-    parse_duration,
-)
+from planner.inputs.traffic import DEFAULT_COLD_START_BUDGET_S, parse_duration
+from planner.loading import load, stderr_notes, warnings
 from planner.packing.solve import SolveOptions
-from planner.packing.units import SCENARIOS, ComponentDemand, Scenario, component_demand
+from planner.packing.units import SCENARIOS, ComponentDemand, Scenario
 from planner.plan import Plan, plan_all
 from planner.reports.autoscalers import render_cluster_autoscaler, render_karpenter
 from planner.reports.build import build_report
@@ -84,22 +82,24 @@ def _input_arguments(src: argparse._ArgumentGroup) -> None:
         nargs="+",
         type=Path,
         metavar="PATH",
-        help="read InferenceServices (and LocalModelCaches, the inferenceservice-config "
-        "ConfigMap) from YAML/JSON files or folders instead of a cluster",
+        help="read InferenceServices and LLMInferenceServices (and their "
+        "LLMInferenceServiceConfigs, LocalModelCaches, the inferenceservice-config ConfigMap) "
+        "from YAML/JSON files or folders instead of a cluster",
     )
     src.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
     )
     src.add_argument("--context", help="kubeconfig context (default: the current context)")
     ns = src.add_mutually_exclusive_group()
-    ns.add_argument("-n", "--namespace", help="read InferenceServices of one namespace")
+    ns.add_argument("-n", "--namespace", help="read the services of one namespace")
     ns.add_argument(
         "-A", "--all-namespaces", action="store_true", help="read every namespace (default)"
     )
     src.add_argument(
         "--kserve-namespace",
         default=KSERVE_NAMESPACE,
-        help="namespace of the inferenceservice-config ConfigMap (default %(default)s)",
+        help="namespace of the inferenceservice-config ConfigMap and of the shared "
+        "LLMInferenceServiceConfigs (default %(default)s)",
     )
     src.add_argument(
         "--catalog",
@@ -304,11 +304,15 @@ def run_plan(
             error(e)
         return EXIT_USAGE
     try:
-        loaded = _load(args, settings)
+        loaded = load(args, settings)
     except InputError as exc:
         for line in problem_lines(exc):
             error(line)
         return EXIT_INPUT
+    for line in stderr_notes(loaded.inputs, loaded.demands):
+        err_stream.write(f"note: {line}\n")
+    for p in loaded.inputs.problems():
+        error(f"{p} (not planned)")
     fmt = args.output or ("table" if out.isatty() and args.output_file is None else "json")
     plan = _solve(
         loaded.demands,
@@ -318,8 +322,8 @@ def run_plan(
         show=fmt == "table",
     )
     frames = frame_all(plan, loaded.traffic, loaded.inputs.caches)
-    warnings = _warnings(loaded.inputs, loaded.demands)
-    report = build_report(plan, frames, loaded.inputs, settings.primary, warnings)
+    notes = warnings(loaded.inputs, loaded.demands)
+    report = build_report(plan, frames, loaded.inputs, settings.primary, notes)
     _write(report, fmt, args.output_file, out, loaded.catalog)
     fit_errors = [e for sp in plan.scenarios.values() for e in sp.fit_errors]
     if fit_errors:
@@ -331,48 +335,6 @@ def run_plan(
         error(f"cannot place {', '.join(names)} (see the report)")
         return EXIT_UNPLACEABLE
     return EXIT_OK
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    """Everything read for one run, and the units it asks the plan to place."""
-
-    catalog: Catalog
-    traffic: Traffic
-    inputs: Inputs
-    demands: tuple[ComponentDemand, ...]
-
-
-def _load(args: argparse.Namespace, settings: PlanSettings) -> _Loaded:
-    """Read the catalogs, traffic and InferenceServices, and size every GPU component; raises
-    ``InputError`` with every problem."""
-    catalog = load_catalog(args.catalog)
-    if args.keep_existing:
-        catalog = keep_existing(catalog)
-    models = load_model_catalog(args.models)
-    traffic = load_traffic(args.traffic)
-    if settings.cold_start_budget_s is not None:
-        traffic = replace(traffic, default_budget_s=settings.cold_start_budget_s)
-    inputs = _read_inputs(args)
-    units = settings.units_for(inputs.config)
-    problems: list[Problem] = []
-    demands = []
-    for isvc in inputs.services:
-        for comp in isvc.components:
-            d = component_demand(
-                isvc,
-                comp,
-                catalog=catalog,
-                models=models,
-                traffic=traffic,
-                settings=units,
-                problems=problems,
-            )
-            if d is not None:
-                demands.append(d)
-    if problems:
-        raise InputError("", problems)
-    return _Loaded(catalog, traffic, inputs, tuple(demands))
 
 
 def _write(report: Report, fmt: str, path: Path | None, out: TextIO, catalog: Catalog) -> None:
@@ -393,16 +355,6 @@ def _write(report: Report, fmt: str, path: Path | None, out: TextIO, catalog: Ca
         path.write_text(text)
     else:
         out.write(text)
-
-
-def _read_inputs(args: argparse.Namespace) -> Inputs:
-    if args.paths:
-        return read_files(args.paths)
-    api = kube_client(args.kubeconfig, args.context)
-    try:
-        return read_cluster(api, args.namespace, args.kserve_namespace)
-    finally:
-        api.close()
 
 
 def _solve(
@@ -431,21 +383,6 @@ def _solve(
         return plan_all(demands, catalog, settings.solve, scenarios, update)
 
 
-def _warnings(inputs: Inputs, demands: Sequence[ComponentDemand]) -> list[str]:
-    out: list[str] = []
-    for d in demands:
-        out.extend(f"{d.service} {d.component}: {n}" for n in d.notes)
-    if inputs.skipped:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(inputs.skipped.items()))
-        out.append(f"ignored objects that are not InferenceServices: {kinds}")
-    cpu_only = [s.key for s in inputs.services if not any(d.service == s.key for d in demands)]
-    if cpu_only:
-        out.append(
-            f"{len(cpu_only)} InferenceServices ask for no NVIDIA GPU and are not planned: {', '.join(cpu_only)}"
-        )
-    return list(dict.fromkeys(out))
-
-
 def _simulator_cli() -> Any:
     """The simulator's CLI module, imported only for ``simulate`` (it pulls in simpy)."""
     import simulator.cli  # noqa: PLC0415 - lazy: a plan run never loads the simulator
@@ -460,10 +397,11 @@ def build_parser(
     ``None`` (a plan run, which never parses ``simulate``) leaves the simulator unloaded."""
     parser = argparse.ArgumentParser(
         prog="vramfit-plan",
-        description="Size GPU node pools across every InferenceService, price scale-to-zero, and "
-        "simulate scale-up bursts.",
-        epilog="Exit codes: 0 planned; 1 bad input; 2 bad usage; 3 some InferenceServices cannot be "
-        "placed; 4 a placement failed the fit check.",
+        description="Size GPU node pools across every InferenceService and LLMInferenceService, "
+        "price scale-to-zero, and simulate scale-up bursts.",
+        epilog="Exit codes: 0 planned (objects that cannot be read are listed, the rest planned); "
+        "1 bad input (nothing could be read, or a bad catalog or traffic file); 2 bad usage; "
+        "3 some services cannot be placed; 4 a placement failed the fit check.",
     )
     sub = parser.add_subparsers(dest="command")
     add_plan_arguments(sub.add_parser("plan", help="plan node pools (default)"))

@@ -24,6 +24,9 @@ from planner.packing.units import ComponentDemand, Scenario
 from planner.plan import Plan
 
 HOURS_PER_DAY = 24.0
+MAIN_COMPONENTS = ("predictor", "workload", "decode")
+"""The component a service's frame describes: the predictor, or an LLMInferenceService's
+(decode) workload."""
 
 
 class Recommendation(enum.StrEnum):
@@ -38,10 +41,12 @@ class Recommendation(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ServiceFrame:
-    """The facts and the recommendation for one InferenceService."""
+    """The facts and the recommendation for one InferenceService or LLMInferenceService."""
 
     name: str
+    kind: str
     components: tuple[str, ...]
+    replica_shape: str
     model_id: str
     sizing_source: str
     weights_bytes: int | None
@@ -119,8 +124,8 @@ def frame_service(
     traffic: Traffic,
     caches: Sequence[LocalModelCache],
 ) -> ServiceFrame:
-    """The decision frame of one InferenceService from its GPU components. Pure."""
-    main = next((d for d in demands if d.component == "predictor"), demands[0])
+    """The decision frame of one service from its GPU components. Pure."""
+    main = next((d for d in demands if d.component in MAIN_COMPONENTS), demands[0])
     profile = traffic.profile(name)
     budget = (
         profile.cold_start_budget_s
@@ -191,9 +196,12 @@ def frame_service(
     annotations: dict[str, str] = {}
     for d in demands:
         annotations.update(recommended_annotations(d))
+    shapes = [f"{d.component}: {d.shape}" for d in demands]
     return ServiceFrame(
         name=name,
+        kind=main.kind,
         components=tuple(d.component for d in demands),
+        replica_shape=main.shape if len(demands) == 1 else "; ".join(shapes),
         model_id=main.sizing.model_id,
         sizing_source=main.sizing.source,
         weights_bytes=weights,

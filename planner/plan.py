@@ -2,8 +2,9 @@
 
 This ties the pure pieces together: demand per component, the packing problem per scenario,
 the solver, and the core's ``placement.fit`` to choose (and so check) the GPUs of every pod on
-its planned node. The result is plain data the reports render. Pure apart from the solver's
-clock.
+its planned node. The pods of a multi-node replica are handed out whole: each group goes to
+one pool, its pods to nodes of that pool, and the plan lists the nodes each group spans. The
+result is plain data the reports render. Pure apart from the solver's clock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from placement.model import (
     ReservationState,
 )
 from planner.inputs.catalog import Catalog, PoolType
-from planner.packing.problem import BinType, Packing, Problem
+from planner.packing.problem import BinType, Packing, Problem, whole_groups
 from planner.packing.solve import Solution, SolveOptions, SolveStats, solve
 from planner.packing.units import SCENARIOS, ComponentDemand, Scenario, Unit, item_types, units
 
@@ -91,6 +92,20 @@ class Unplaceable:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedGroup:
+    """One multi-node replica of a plan: the pool it runs in and the nodes its pods span."""
+
+    service: str
+    component: str
+    replica: int
+    canary: bool
+    pool: str
+    pods: int
+    gpus_per_pod: tuple[int, ...]
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ScenarioPlan:
     """The plan of one scenario, its baseline and its bounds."""
 
@@ -101,6 +116,7 @@ class ScenarioPlan:
     unplaced: tuple[Unplaceable, ...]
     stats: SolveStats
     fit_errors: tuple[str, ...] = ()
+    groups: tuple[PlannedGroup, ...] = ()
 
     @property
     def cost_per_hour(self) -> float:
@@ -276,26 +292,57 @@ def plan_scenario(
         solution = Solution(Packing((), {}), Packing((), {}), empty)
     else:
         solution = solve(problem, options, progress, cost_scale=MICRO)
-    return _realize(scenario, catalog, solution, members, unplaced)
+    return _realize(
+        scenario, catalog, problem=problem, solution=solution, members=members, unplaced=unplaced
+    )
+
+
+def _queues(
+    problem: Problem, solution: Solution, members: dict[str, list[Unit]]
+) -> tuple[dict[tuple[str, str], list[Unit]], list[Unit]]:
+    """The pods each node type's nodes take, per (item key, pool; "" for any pool), and the
+    pods left out. Whole groups of a family go to each pool, as many as the packing holds
+    there; the groups that do not fit are left out whole, the last ones first."""
+    queues: dict[tuple[str, str], list[Unit]] = {}
+    left: list[Unit] = []
+    for it in problem.items:
+        if not it.group:
+            us = list(members[it.key])
+            n = solution.packing.unplaced.get(it.key, 0)
+            queues[(it.key, "")] = us[: len(us) - n]
+            left.extend(us[len(us) - n :])
+    for fam in problem.families():
+        groups: dict[str, list[tuple[str, Unit]]] = {}
+        for i, _ in fam.members:
+            key = problem.items[i].key
+            for u in members[key]:
+                groups.setdefault(u.group, []).append((key, u))
+        order = sorted(groups)
+        for pool, n in sorted(whole_groups(problem, fam, solution.packing.nodes).items()):
+            for g in order[:n]:
+                for key, u in groups[g]:
+                    queues.setdefault((key, pool), []).append(u)
+            order = order[n:]
+        left.extend(u for g in order for _, u in groups[g])
+    return queues, left
 
 
 def _realize(
     scenario: Scenario,
     catalog: Catalog,
+    *,
+    problem: Problem,
     solution: Solution,
     members: dict[str, list[Unit]],
     unplaced: list[Unplaceable],
 ) -> ScenarioPlan:
-    queues = {k: list(v) for k, v in members.items()}
-    left_out: Counter[tuple[str, str]] = Counter()
-    for key, n in solution.packing.unplaced.items():
-        for _ in range(n):
-            u = queues[key].pop()
-            left_out[(u.service, u.component)] += 1
+    queues, left = _queues(problem, solution, members)
+    left_out = Counter((u.service, u.component) for u in left)
     for (service, component), n in sorted(left_out.items()):
         unplaced.append(
             Unplaceable(service, component, scenario.value, n, "pool maxNodes limits leave no room")
         )
+    grouped = {it.key for it in problem.items if it.group}
     nodes: list[PlannedNode] = []
     errors: list[str] = []
     per_pool: Counter[str] = Counter()
@@ -303,7 +350,7 @@ def _realize(
         pool = catalog.pool(node.bin)
         name = f"{pool.name}-{per_pool[pool.name]}"
         per_pool[pool.name] += 1
-        pods = [queues[key].pop(0) for key in node.items]
+        pods = [queues[(key, pool.name if key in grouped else "")].pop(0) for key in node.items]
         placed, errs = place_on_node(name, pool, pods)
         errors.extend(errs)
         nodes.append(
@@ -323,7 +370,34 @@ def _realize(
         unplaced=tuple(unplaced),
         stats=solution.stats,
         fit_errors=tuple(errors),
+        groups=planned_groups(nodes),
     )
+
+
+def planned_groups(nodes: list[PlannedNode]) -> tuple[PlannedGroup, ...]:
+    """The multi-node replicas placed on ``nodes``, each with its pool and nodes. Pure."""
+    pods: dict[str, list[Placed]] = {}
+    for n in nodes:
+        for p in n.pods:
+            if p.unit.group:
+                pods.setdefault(p.unit.group, []).append(p)
+    out = []
+    for _, ps in sorted(pods.items()):
+        ps.sort(key=lambda p: p.unit.pod)
+        u = ps[0].unit
+        out.append(
+            PlannedGroup(
+                service=u.service,
+                component=u.component,
+                replica=u.replica,
+                canary=u.canary,
+                pool=ps[0].pool,
+                pods=len(ps),
+                gpus_per_pod=tuple(len(p.gpu_indices) for p in ps),
+                nodes=tuple(dict.fromkeys(p.node for p in ps)),
+            )
+        )
+    return tuple(out)
 
 
 def plan_all(

@@ -35,6 +35,11 @@ class Component:
     ask for ``worker_gpus_per_pod`` each and the group needs ``tensor_parallel *
     pipeline_parallel`` GPUs in all. ``min_replicas`` is ``None`` when the manifest leaves it
     out (KServe then writes 1).
+
+    An LLMInferenceService workload (decode, prefill, or its only workload) states its group
+    size: ``pods_per_replica`` is the LeaderWorkerSet's size (1 leader and the rest workers),
+    and ``data_parallel`` and ``expert_parallel`` say how its weights spread over the GPUs;
+    ``model_name`` is the name it serves the model under (``spec.model.name``).
     """
 
     name: str
@@ -60,6 +65,10 @@ class Component:
     placement: Placement = field(default_factory=Placement)
     gpu_memory_utilization: float | None = None
     other_accelerators: tuple[str, ...] = ()
+    pods_per_replica: int | None = None
+    data_parallel: int = 1
+    expert_parallel: bool = False
+    model_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,11 @@
 LocalModelCache) from raw JSON into frozen values the planner sizes.
 
 Raw objects come from YAML files or the API server and are typed as ``TypedDict`` only at this
-edge. Parsing is pure and collects every problem (unknown fields, negative replicas, bad
-quantities) with the object and field path, so one run reports all of them. An object's
-components are read by ``component`` (their pods by ``pod_spec``) against the fields listed in
-``kserve_fields``.
+edge. Parsing is pure and collects every problem of an object (negative replicas, bad
+quantities) with the object and field path, so one run reports all of them. Real manifests
+carry fields vramfit does not read: an unknown field is a note naming its path, never a
+problem; only the fields vramfit uses are checked strictly. An object's components are read by
+``component`` (their pods by ``pod_spec``) against the fields listed in ``kserve_fields``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ class RawObject(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True)
 class InferenceService:
-    """An InferenceService as the planner needs it."""
+    """A served model as the planner needs it: a v1beta1 InferenceService, or an
+    LLMInferenceService (``kind``) read into the same shape, its workloads as components.
+
+    ``label`` names it in plans and reports (``namespace/name``, unless another kind holds
+    that name too)."""
 
     namespace: str
     name: str
@@ -67,11 +72,13 @@ class InferenceService:
     autoscaler_class: str = ""
     components: tuple[Component, ...] = ()
     notes: tuple[str, ...] = ()
+    kind: str = "InferenceService"
+    label: str = ""
 
     @property
     def key(self) -> str:
-        """``namespace/name``."""
-        return f"{self.namespace}/{self.name}"
+        """How plans and reports name it: ``namespace/name`` unless ``label`` says else."""
+        return self.label or f"{self.namespace}/{self.name}"
 
     def annotation(self, name: str) -> str | None:
         """The value of an annotation, if set."""
@@ -120,7 +127,7 @@ def is_inference_service(doc: Mapping[str, Any]) -> bool:
     return doc.get("kind") == "InferenceService" and api.startswith(f"{KSERVE_GROUP}/")
 
 
-def _under(prefix: str, found: Iterable[Problem]) -> list[Problem]:
+def under(prefix: str, found: Iterable[Problem]) -> list[Problem]:
     """Problems read with paths inside one object, placed under ``prefix`` (the object)."""
     return [Problem(f"{prefix}: {p.where}" if p.where else prefix, p.message) for p in found]
 
@@ -160,19 +167,30 @@ def _components(f: Fields) -> tuple[list[Component], list[str]]:
     return components, notes
 
 
+def object_key(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """``(namespace, name)`` of a raw object (namespace ``default`` and name "" when left
+    out). Pure."""
+    meta = doc.get("metadata")
+    meta_map = meta if isinstance(meta, Mapping) else {}
+    return str(meta_map.get("namespace") or "default"), str(meta_map.get("name") or "")
+
+
 def parse_inference_service(
-    doc: Mapping[str, Any], origin: str, problems: list[Problem]
+    doc: Mapping[str, Any],
+    origin: str,
+    problems: list[Problem],
+    notes: list[Problem] | None = None,
 ) -> InferenceService | None:
-    """Read one raw InferenceService; append every problem found to ``problems``, each under
-    ``origin: InferenceService namespace/name``.
+    """Read one raw InferenceService; append every problem found to ``problems`` and a note
+    for every field vramfit does not know to ``notes``, each under ``origin: InferenceService
+    namespace/name``.
 
     Pure. Returns ``None`` when the object is too broken to plan (its problems are listed).
     """
     meta_raw = doc.get("metadata")
-    meta_map = meta_raw if isinstance(meta_raw, Mapping) else {}
-    name = str(meta_map.get("name") or "")
-    namespace = str(meta_map.get("namespace") or "default")
-    f = Fields(doc, "", known=TOP)
+    namespace, name = object_key(doc)
+    found: list[Problem] = []
+    f = Fields(doc, "", known=TOP, unknown="note", notes=found)
     if isinstance(meta_raw, Mapping):
         meta = f.child("metadata", OBJECT_META)
     else:
@@ -185,10 +203,11 @@ def parse_inference_service(
         f.bad("apiVersion", f"{quote(api)} is not read; expected {KSERVE_GROUP}/{ISVC_VERSION}")
     annotations = meta.string_map("annotations")
     mode = _deployment_mode(meta, annotations)
-    components, notes = _components(f)
-    problems.extend(
-        _under(f"{origin}: InferenceService {namespace}/{name or '<unnamed>'}", f.problems)
-    )
+    components, kept = _components(f)
+    where = f"{origin}: InferenceService {namespace}/{name or '<unnamed>'}"
+    problems.extend(under(where, f.problems))
+    if notes is not None:
+        notes.extend(under(where, found))
     if f.problems or not name:
         return None
     return InferenceService(
@@ -199,7 +218,7 @@ def parse_inference_service(
         deployment_mode=mode,
         autoscaler_class=annotations.get(A_AUTOSCALER_CLASS, ""),
         components=tuple(components),
-        notes=tuple(notes),
+        notes=tuple(kept),
     )
 
 
@@ -213,7 +232,7 @@ def parse_local_model_cache(
     uri = spec.text("sourceModelUri", "", required=True)
     size = spec.size("modelSize", 0)
     groups = spec.items("nodeGroups")
-    problems.extend(_under(f"{origin}: LocalModelCache {name}", spec.problems))
+    problems.extend(under(f"{origin}: LocalModelCache {name}", spec.problems))
     if spec.problems:
         return None
     return LocalModelCache(name, uri, size, tuple(str(g) for g in groups))

@@ -1,56 +1,87 @@
-"""Where InferenceServices come from: YAML files and folders, or a live cluster's API server.
+"""Where InferenceServices and LLMInferenceServices come from: YAML files and folders (this
+module), or a live cluster's API server (``cluster``). Both end in the same pure ``collect``.
 
 Files may hold many documents and ``kind: List`` objects; folders are read recursively in name
-order. A live cluster is read with the kubernetes client, following kubectl's rules for the
-kubeconfig (``--kubeconfig``, else ``$KUBECONFIG``, else ``~/.kube/config``, else in-cluster) and
-``--context``. Both end in the same pure ``collect`` step.
+order. Reading is tolerant, because real manifests are: an object of an apiVersion or kind
+vramfit does not read is skipped with a note; an unknown field is a note; an object that cannot
+be read (or a file that cannot) is listed in ``broken`` with every problem and never stops the
+others. Two objects of one kind, namespace and name: the one read later (a later file, or later
+in a file) replaces the earlier, with a note naming both places, as ``kubectl apply`` of the
+files in that order would leave it.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from urllib3.exceptions import HTTPError
-
 from documents import load_documents
-from placement.fields import DocumentError, InputError, Problem
+from placement.fields import DocumentError, Problem
 from planner.inputs.kserve import (
     CONFIGMAP_NAME,
-    ISVC_PLURAL,
     ISVC_VERSION,
     KSERVE_GROUP,
-    LMC_PLURAL,
+    KSERVE_NAMESPACE,
     LMC_VERSION,
     ClusterConfig,
     InferenceService,
     LocalModelCache,
-    is_inference_service,
+    object_key,
     parse_cluster_config,
     parse_inference_service,
     parse_local_model_cache,
 )
+from planner.inputs.llm_fields import LLM_CONFIG_KIND, LLM_KIND, LLM_VERSIONS
+from planner.inputs.llmisvc import LLMConfig, parse_llm_config, read_llm_service
 
 SUFFIXES = (".yaml", ".yml", ".json")
+ISVC_KIND = "InferenceService"
+LMC_KIND = "LocalModelCache"
+
+READ: Mapping[str, tuple[str, ...]] = {
+    ISVC_KIND: (f"{KSERVE_GROUP}/{ISVC_VERSION}",),
+    LLM_KIND: tuple(f"{KSERVE_GROUP}/{v}" for v in LLM_VERSIONS),
+    LLM_CONFIG_KIND: tuple(f"{KSERVE_GROUP}/{v}" for v in LLM_VERSIONS),
+    LMC_KIND: (f"{KSERVE_GROUP}/{LMC_VERSION}",),
+    "ConfigMap": ("v1",),
+}
+"""The kinds vramfit reads, each at the apiVersions it reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """An object (or a file) that could not be read, and every problem with it."""
+
+    source: str
+    object: str
+    problems: tuple[Problem, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
-    """Everything read: InferenceServices, LocalModelCaches, the KServe config, and what else
-    was seen and skipped (kind to count)."""
+    """Everything read: InferenceServices and LLMInferenceServices (``services``, in the order
+    read), LocalModelCaches, the KServe config, the kinds seen and skipped (kind to count),
+    notes on what was read, and what could not be read."""
 
     services: tuple[InferenceService, ...]
     caches: tuple[LocalModelCache, ...] = ()
     config: ClusterConfig | None = None
     skipped: Mapping[str, int] = field(default_factory=dict)
     source: str = ""
+    notes: tuple[Problem, ...] = ()
+    broken: tuple[Broken, ...] = ()
+    llm_configs: int = 0
+
+    def count(self, kind: str) -> int:
+        """How many services of ``kind`` were read."""
+        return sum(1 for s in self.services if s.kind == kind)
+
+    def problems(self) -> list[Problem]:
+        """Every problem of every broken object, in the order read."""
+        return [p for b in self.broken for p in b.problems]
 
 
 def _flatten(doc: Any, origin: str) -> Iterator[tuple[str, Any]]:
@@ -95,135 +126,140 @@ def read_paths(paths: Iterable[Path]) -> tuple[list[tuple[str, Any]], list[Probl
     return docs, problems
 
 
-def collect(
-    docs: Iterable[tuple[str, Any]], source: str, earlier: Iterable[Problem] = ()
-) -> Inputs:
-    """Parse raw documents into ``Inputs``; raises ``InputError`` with every problem (after
-    ``earlier`` ones, such as files that could not be read). Pure."""
-    problems: list[Problem] = list(earlier)
-    services: list[InferenceService] = []
-    caches: list[LocalModelCache] = []
-    config: ClusterConfig | None = None
-    skipped: Counter[str] = Counter()
-    seen: dict[str, str] = {}
-    for origin, doc in docs:
+@dataclass
+class _Seen:
+    """The objects of the kinds vramfit reads, the later of two of one name kept."""
+
+    objects: dict[tuple[str, str, str], tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+    notes: list[Problem] = field(default_factory=list)
+    broken: list[Broken] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    unread: Counter[str] = field(default_factory=Counter)
+
+    def add(self, origin: str, doc: Any) -> None:
         if not isinstance(doc, Mapping):
-            problems.append(
-                Problem(origin, f"expected a Kubernetes object, got {type(doc).__name__}")
-            )
-            continue
-        kind = str(doc.get("kind", ""))
+            what = f"expected a Kubernetes object, got {type(doc).__name__}"
+            self.broken.append(Broken(origin, "", (Problem(origin, what),)))
+            return
+        kind, api = str(doc.get("kind") or ""), str(doc.get("apiVersion") or "")
         if not kind:
-            problems.append(Problem(origin, "object has no kind"))
-            continue
-        if is_inference_service(doc):
-            isvc = parse_inference_service(doc, origin, problems)
-            if isvc is not None:
-                if isvc.key in seen:
-                    problems.append(
-                        Problem(
-                            origin, f"InferenceService {isvc.key} also defined in {seen[isvc.key]}"
-                        )
-                    )
-                    continue
-                seen[isvc.key] = origin
-                services.append(isvc)
-        elif kind == "LocalModelCache":
-            cache = parse_local_model_cache(doc, origin, problems)
-            if cache is not None:
-                caches.append(cache)
-        elif kind == "ConfigMap" and (doc.get("metadata") or {}).get("name") == CONFIGMAP_NAME:
-            config = parse_cluster_config(doc, origin, problems)
+            self.broken.append(Broken(origin, "", (Problem(origin, "object has no kind"),)))
+            return
+        namespace, name = object_key(doc)
+        if kind not in READ or (kind == "ConfigMap" and name != CONFIGMAP_NAME):
+            self.skipped[kind] += 1
+            self.unread[f"{api} {kind}".strip()] += 1
+            return
+        if api not in READ[kind]:
+            self.skipped[kind] += 1
+            read = " or ".join(READ[kind])
+            self.notes.append(
+                Problem(
+                    f"{origin}: {kind} {namespace}/{name}",
+                    f"apiVersion {api!r} is not read (vramfit reads {read}): skipped",
+                )
+            )
+            return
+        key = (kind, namespace, name)
+        if key in self.objects and name:
+            earlier = self.objects[key][0]
+            self.notes.append(
+                Problem(
+                    f"{origin}: {kind} {namespace}/{name}",
+                    f"also defined in {earlier}; the later one ({origin}) is planned",
+                )
+            )
+            del self.objects[key]
+        self.objects[key if name else (kind, namespace, f"<unnamed {origin}>")] = (origin, doc)
+
+    def of(self, kind: str) -> list[tuple[str, Mapping[str, Any]]]:
+        return [v for (k, _, _), v in self.objects.items() if k == kind]
+
+
+def _parse(
+    seen: _Seen,
+    kind: str,
+    read: Callable[[Mapping[str, Any], str, list[Problem], list[Problem]], Any],
+) -> list[Any]:
+    """Every object of ``kind`` read with ``read``; the broken ones listed in ``seen``."""
+    out = []
+    for origin, doc in seen.of(kind):
+        problems: list[Problem] = []
+        value = read(doc, origin, problems, seen.notes)
+        if problems or value is None:
+            namespace, name = object_key(doc)
+            seen.broken.append(Broken(origin, f"{kind} {namespace}/{name}", tuple(problems)))
         else:
-            skipped[kind] += 1
-    if problems:
-        raise InputError("", problems)
-    return Inputs(tuple(services), tuple(caches), config, dict(skipped), source)
+            out.append(value)
+    return out
 
 
-def read_files(paths: Iterable[Path]) -> Inputs:
-    """InferenceServices (and LocalModelCaches, the KServe ConfigMap) from files and folders."""
+def _labelled(services: list[InferenceService]) -> tuple[InferenceService, ...]:
+    """Services named ``namespace/name``; an LLMInferenceService that shares its name with
+    an InferenceService is named ``namespace/name (LLMInferenceService)``."""
+    taken = {s.key for s in services if s.kind == ISVC_KIND}
+    return tuple(
+        replace(s, label=f"{s.key} ({s.kind})") if s.kind != ISVC_KIND and s.key in taken else s
+        for s in services
+    )
+
+
+def collect(
+    docs: Iterable[tuple[str, Any]],
+    source: str,
+    earlier: Iterable[Problem] = (),
+    *,
+    kserve_namespace: str = KSERVE_NAMESPACE,
+    notes: Iterable[Problem] = (),
+) -> Inputs:
+    """Parse raw documents into ``Inputs``. ``earlier`` problems (files that could not be
+    read) are listed as broken, ``notes`` kept first. Never raises. Pure."""
+    seen = _Seen(notes=list(notes))
+    seen.broken.extend(Broken(p.where, "", (p,)) for p in earlier)
+    for origin, doc in docs:
+        seen.add(origin, doc)
+    configs: dict[tuple[str, str], LLMConfig] = {
+        (c.namespace, c.name): c for c in _parse(seen, LLM_CONFIG_KIND, parse_llm_config)
+    }
+
+    def llm(
+        doc: Mapping[str, Any], origin: str, problems: list[Problem], found: list[Problem]
+    ) -> InferenceService | None:
+        return read_llm_service(
+            doc,
+            origin,
+            configs=configs,
+            kserve_namespace=kserve_namespace,
+            problems=problems,
+            notes=found,
+        )
+
+    services = _parse(seen, ISVC_KIND, parse_inference_service) + _parse(seen, LLM_KIND, llm)
+    caches = _parse(seen, LMC_KIND, lambda d, o, p, _: parse_local_model_cache(d, o, p))
+    cluster = _parse(seen, "ConfigMap", lambda d, o, p, _: parse_cluster_config(d, o, p))
+    if seen.unread:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(seen.unread.items()))
+        seen.notes.append(Problem(source, f"skipped objects vramfit does not read: {kinds}"))
+    return Inputs(
+        services=_labelled(services),
+        caches=tuple(caches),
+        config=cluster[-1] if cluster else None,
+        skipped=dict(seen.skipped),
+        source=source,
+        notes=tuple(seen.notes),
+        broken=tuple(seen.broken),
+        llm_configs=len(configs),
+    )
+
+
+def read_files(paths: Iterable[Path], kserve_namespace: str = KSERVE_NAMESPACE) -> Inputs:
+    """InferenceServices and LLMInferenceServices (with their presets, LocalModelCaches, the
+    KServe ConfigMap) from files and folders."""
     paths = list(paths)
     docs, problems = read_paths(paths)
-    return collect(docs, ", ".join(str(p) for p in paths), problems)
-
-
-def kube_client(kubeconfig: str | None, context: str | None) -> Any:
-    """An ApiClient the way kubectl picks its config; raises ``InputError`` when there is none."""
-    path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    default = Path("~/.kube/config").expanduser()
-    try:
-        if path is None and not default.exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
-            return client.ApiClient()
-        return config.new_client_from_config(config_file=path, context=context)
-    except (ConfigException, OSError, TypeError, ValueError) as exc:
-        where = path or str(default)
-        raise InputError(f"kubeconfig {where}", [Problem("", f"cannot load ({exc})")]) from None
-
-
-def read_cluster(api: Any, namespace: str | None, kserve_namespace: str) -> Inputs:
-    """InferenceServices (one namespace or all), the ``inferenceservice-config`` ConfigMap and
-    LocalModelCaches from the API server behind ``api`` (a kubernetes ``ApiClient``)."""
-    custom = client.CustomObjectsApi(api)
-    core = client.CoreV1Api(api)
-    server = getattr(api.configuration, "host", "the API server")
-    try:
-        if namespace:
-            listed = custom.list_namespaced_custom_object(
-                KSERVE_GROUP, ISVC_VERSION, namespace, ISVC_PLURAL
-            )
-        else:
-            listed = custom.list_cluster_custom_object(KSERVE_GROUP, ISVC_VERSION, ISVC_PLURAL)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise InputError(
-                "",
-                [
-                    Problem(
-                        server,
-                        "the InferenceService CRD (serving.kserve.io/v1beta1) is not installed",
-                    )
-                ],
-            ) from None
-        raise InputError(
-            server, [Problem("", f"listing InferenceServices failed: {exc.status} {exc.reason}")]
-        ) from None
-    except (HTTPError, OSError) as exc:
-        raise InputError(server, [Problem("", f"cannot reach the API server ({exc})")]) from None
-    docs: list[tuple[str, Any]] = []
-    for item in listed.get("items", []):
-        item.setdefault("apiVersion", f"{KSERVE_GROUP}/{ISVC_VERSION}")
-        item.setdefault("kind", "InferenceService")
-        docs.append((server, item))
-    try:
-        cm = core.read_namespaced_config_map(CONFIGMAP_NAME, kserve_namespace)
-        docs.append(
-            (
-                f"{server} {kserve_namespace}",
-                {"kind": "ConfigMap", "metadata": {"name": CONFIGMAP_NAME}, "data": cm.data or {}},
-            )
-        )
-    except ApiException as exc:
-        if exc.status not in (403, 404):
-            raise InputError(
-                "",
-                [
-                    Problem(
-                        server,
-                        f"reading ConfigMap {kserve_namespace}/{CONFIGMAP_NAME}: {exc.status}",
-                    )
-                ],
-            ) from None
-    try:
-        caches = custom.list_cluster_custom_object(KSERVE_GROUP, LMC_VERSION, LMC_PLURAL)
-        for item in caches.get("items", []):
-            item.setdefault("kind", "LocalModelCache")
-            docs.append((server, item))
-    except ApiException as exc:
-        if exc.status not in (403, 404):
-            raise InputError(
-                server, [Problem("", f"listing LocalModelCaches: {exc.status}")]
-            ) from None
-    where = f"{server} ({'namespace ' + namespace if namespace else 'all namespaces'})"
-    return collect(docs, where)
+    return collect(
+        docs,
+        ", ".join(str(p) for p in paths),
+        problems,
+        kserve_namespace=kserve_namespace,
+    )

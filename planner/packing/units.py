@@ -2,50 +2,47 @@
 
 Not the core's ``placement.demand`` (what one live pod asks of a node): this is what a whole
 component needs in the plan. A component (predictor, transformer or explainer that asks for
-GPUs) becomes a ``ComponentDemand``: GPUs and VRAM per pod, pods per replica (a multi-node
-tensor/pipeline parallel group), CPU and memory, the NVLink rule, the node pools it may use
-(see ``eligibility``) and its replicas in each scenario:
-
-- ``min``: the replicas that are always on (``minReplicas``, 1 when left out, as KServe writes);
-- ``peak``: ``maxReplicas`` (or the traffic profile's peak when the scale metric is rps);
-- ``rollout``: peak plus the canary revision's share while ``canaryTrafficPercent`` is set;
-- ``cold-burst``: the always-on replicas plus one replica of every scale-to-zero component,
-  all starting at once.
+GPUs, or an LLMInferenceService workload) becomes a ``ComponentDemand``: GPUs and VRAM per pod,
+pods per replica (a multi-node tensor/pipeline parallel group, or a LeaderWorkerSet of a leader
+and its workers), CPU and memory, the NVLink rule, the node pools it may use (see
+``eligibility``) and its replicas in each scenario (see ``replicas``).
 
 ``units`` expands a component into one ``Unit`` per pod of a scenario, and ``item_types``
-groups identical units into the packing problem's item types. Pure: it works on parsed values
-and the catalog, and does no I/O.
+groups identical units into the packing problem's item types; the pods of one multi-node
+replica form a group the packing keeps whole on one pool. Pure: it works on parsed values and
+the catalog, and does no I/O.
 """
 
 from __future__ import annotations
 
-import enum
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from placement.demand import A_GPU_PRODUCT, A_NVLINK
 from placement.fields import Problem
 from placement.model import NvlinkMode
-from placement.models import Headroom, ModelCatalog, Sizing, size_model
+from placement.models import Headroom, ModelCatalog, Sizing
 from planner.inputs.catalog import Catalog
 from planner.inputs.component import Component
 from planner.inputs.kserve import KSERVE_DEFAULT_DEPLOYMENT_MODE, InferenceService
+from planner.inputs.model_ids import identify, size
 from planner.inputs.traffic import Traffic
 from planner.packing.eligibility import placement_rejection, pool_rejection
 from planner.packing.problem import ItemType
+from planner.packing.replicas import SCENARIOS, Scenario, replicas
 
-
-class Scenario(enum.StrEnum):
-    """The demand situations the planner prices."""
-
-    MIN = "min"
-    PEAK = "peak"
-    ROLLOUT = "rollout"
-    COLD_BURST = "cold-burst"
-
-
-SCENARIOS = tuple(Scenario)
+__all__ = [
+    "SCENARIOS",
+    "ComponentDemand",
+    "DemandSettings",
+    "Scenario",
+    "Unit",
+    "component_demand",
+    "item_types",
+    "units",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +87,30 @@ class ComponentDemand:
     min_replicas: int
     scale_to_zero: bool
     notes: tuple[str, ...] = ()
+    worker_gpus_per_pod: int | None = None
+    kind: str = "InferenceService"
+    model_guessed_from: str = ""
+
+    @property
+    def worker_gpus(self) -> int:
+        """GPUs of each worker pod of a group (those of the head unless they differ)."""
+        return self.gpus_per_pod if self.worker_gpus_per_pod is None else self.worker_gpus_per_pod
 
     @property
     def gpus_per_replica(self) -> int:
         """GPUs of one replica (every pod of its group)."""
-        return self.gpus_per_pod * self.pods_per_replica
+        return self.gpus_per_pod + self.worker_gpus * (self.pods_per_replica - 1)
+
+    @property
+    def shape(self) -> str:
+        """One replica in words: "1 pod x 4 GPUs", or "2 pods x 8 GPUs (one group)"."""
+        gpus = f"{self.gpus_per_pod}"
+        if self.worker_gpus != self.gpus_per_pod:
+            gpus += f"+{self.worker_gpus}"
+        gpus += " GPU" if gpus == "1" else " GPUs"
+        if self.pods_per_replica == 1:
+            return f"1 pod x {gpus}"
+        return f"{self.pods_per_replica} pods x {gpus} (one group)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +131,28 @@ class Unit:
     model_bytes: int
     products: frozenset[str]
     allowed: tuple[str, ...]
+    group_size: int = 1
 
     @property
     def uid(self) -> str:
         """A stable identifier of this pod in the plan."""
+        return f"{self.replica_uid}/pod-{self.pod}"
+
+    @property
+    def replica_uid(self) -> str:
+        """A stable identifier of this pod's replica in the plan."""
         kind = "canary" if self.canary else "replica"
-        return f"{self.service}/{self.component}/{kind}-{self.replica}/pod-{self.pod}"
+        return f"{self.service}/{self.component}/{kind}-{self.replica}"
+
+    @property
+    def group(self) -> str:
+        """The multi-node group this pod belongs to ("" when its replica is one pod)."""
+        return self.replica_uid if self.group_size > 1 else ""
+
+    @property
+    def family(self) -> str:
+        """The groups of its component: they all have the same shape ("" for no group)."""
+        return f"{self.service}/{self.component}" if self.group_size > 1 else ""
 
     @property
     def needs_island(self) -> bool:
@@ -128,31 +160,39 @@ class Unit:
         return self.nvlink is NvlinkMode.REQUIRED and self.gpus > 1
 
 
-def _peak_from_traffic(comp: Component, traffic: Traffic, key: str) -> int | None:
-    profile = traffic.profile(key)
-    if not profile.hourly_requests or comp.scale_metric != "rps" or not comp.scale_target:
-        return None
-    peak_rps = max(profile.hourly_requests) / 3600.0
-    return max(1, math.ceil(peak_rps / comp.scale_target))
-
-
 @dataclass(frozen=True, slots=True)
 class _Group:
-    """How one replica's GPUs are split: GPUs per pod, pods, and the parallelism."""
+    """How one replica's GPUs are split: GPUs of the head pod and of each worker, pods, the
+    parallelism, and how many ways the weights are split (``shards``)."""
 
     gpus_per_pod: int
+    worker_gpus: int
     pods: int
     tensor_parallel: int
     pipeline_parallel: int
+    shards: int
+
+
+def _llm_group(comp: Component) -> _Group:
+    """A LeaderWorkerSet replica (or one pod) of an LLMInferenceService workload. Every data
+    parallel rank holds the whole model over ``tensor x pipeline`` GPUs; with expert
+    parallelism the experts, most of an MoE model's weights, spread over ``tensor x data``."""
+    tp, pp = comp.tensor_parallel, comp.pipeline_parallel
+    shards = tp * comp.data_parallel if comp.expert_parallel else tp * pp
+    pods = comp.pods_per_replica or 1
+    worker = comp.worker_gpus_per_pod if comp.multi_node else comp.gpus_per_pod
+    return _Group(comp.gpus_per_pod, worker, pods, tp, pp, max(1, shards))
 
 
 def _group(comp: Component, mode: str, notes: list[str]) -> _Group:
     """The pods of one replica: one pod, or a multi-node group as KServe runs it."""
+    if comp.pods_per_replica is not None:
+        return _llm_group(comp)
     tp, pp = comp.tensor_parallel, comp.pipeline_parallel
     if not comp.multi_node:
         if tp == 1 and comp.gpus_per_pod > 1:
             tp = comp.gpus_per_pod  # the serving runtimes shard a model over every GPU of the pod
-        return _Group(comp.gpus_per_pod, 1, tp, pp)
+        return _Group(comp.gpus_per_pod, comp.gpus_per_pod, 1, tp, pp, tp * pp)
     per_pod = comp.worker_gpus_per_pod or comp.gpus_per_pod
     if per_pod <= 0:
         # kserve-huggingfaceserver-multinode asks for one GPU per pod by default.
@@ -166,7 +206,8 @@ def _group(comp: Component, mode: str, notes: list[str]) -> _Group:
         pp, tp = pp * (tp // per_pod), per_pod
     if mode != "Standard":
         notes.append("multi-node groups run only in Standard deployment mode")
-    return _Group(per_pod, max(1, math.ceil(tp * pp / per_pod)), tp, pp)
+    pods = max(1, math.ceil(tp * pp / per_pod))
+    return _Group(per_pod, per_pod, pods, tp, pp, tp * pp)
 
 
 def _nvlink(annotations: Mapping[str, str], tp: int, allow_pcie: bool) -> NvlinkMode:
@@ -231,48 +272,6 @@ def _pools(
     return _Pools(tuple(allowed), tuple(rejected), tuple(pinned_out))
 
 
-@dataclass(frozen=True, slots=True)
-class _Replicas:
-    """Replicas per scenario, the always-on ones, and whether it scales to zero."""
-
-    per_scenario: Mapping[Scenario, int]
-    min_replicas: int
-    scale_to_zero: bool
-
-
-def _replicas(
-    isvc: InferenceService, comp: Component, mode: str, traffic: Traffic, notes: list[str]
-) -> _Replicas:
-    min_r = 1 if comp.min_replicas is None else comp.min_replicas
-    scale_to_zero = min_r == 0
-    if scale_to_zero and mode == "Standard" and isvc.autoscaler_class not in ("keda", "external"):
-        notes.append("minReplicas 0 in Standard mode with HPA cannot scale to zero: planned as 1")
-        min_r, scale_to_zero = 1, False
-    if comp.multi_node and min_r == 0:
-        notes.append("multi-node groups do not autoscale: planned as 1 replica")
-        min_r, scale_to_zero = 1, False
-    peak = comp.max_replicas
-    from_traffic = _peak_from_traffic(comp, traffic, isvc.key)
-    if from_traffic is not None:
-        peak = min(from_traffic, comp.max_replicas) if comp.max_replicas else from_traffic
-    if not peak:
-        peak = max(min_r, 1)
-        notes.append(f"maxReplicas unset (unlimited): peak assumes {peak}; set maxReplicas")
-    if comp.multi_node:
-        peak = max(min_r, 1)
-    peak = max(peak, min_r)
-    canary = 0
-    if comp.canary_traffic_percent is not None and 0 < comp.canary_traffic_percent < 100:
-        canary = max(1, math.ceil(peak * comp.canary_traffic_percent / 100))
-    per_scenario = {
-        Scenario.MIN: min_r,
-        Scenario.PEAK: peak,
-        Scenario.ROLLOUT: peak + canary,
-        Scenario.COLD_BURST: max(min_r, 1),
-    }
-    return _Replicas(per_scenario, min_r, scale_to_zero)
-
-
 def component_demand(
     isvc: InferenceService,
     comp: Component,
@@ -284,20 +283,21 @@ def component_demand(
     problems: list[Problem],
 ) -> ComponentDemand | None:
     """The demand of one component, or ``None`` when it asks for no NVIDIA GPU. Pure."""
-    if comp.gpus_per_pod <= 0 and comp.worker_gpus_per_pod <= 0 and not comp.multi_node:
+    asks = comp.gpus_per_pod > 0 or comp.worker_gpus_per_pod > 0
+    if not asks and (not comp.multi_node or comp.pods_per_replica is not None):
         return None
     notes: list[str] = list(isvc.notes)
     mode = isvc.deployment_mode or settings.default_deployment_mode
     annotations = dict(isvc.annotations)
     group = _group(comp, mode, notes)
-    shards = group.tensor_parallel * group.pipeline_parallel
+    ref = identify(models, annotations, comp.storage_uri, comp.model_name)
     try:
-        sizing = size_model(
-            annotations, comp.storage_uri, shards, settings.headroom_for(comp), models
-        )
+        sizing = size(annotations, ref, group.shards, settings.headroom_for(comp), models)
     except ValueError as exc:
-        problems.append(Problem(f"{isvc.origin}: InferenceService {isvc.key}", str(exc)))
+        problems.append(Problem(f"{isvc.origin}: {isvc.kind} {isvc.key}", str(exc)))
         return None
+    if ref.guessed_from:
+        notes.append(f"model id guessed from {ref.guessed_from}: {ref.model_id}")
     if sizing.vram_per_gpu is None:
         notes.append(
             f"model size unknown ({comp.storage_uri or 'no storageUri'}): planned by GPU count "
@@ -306,7 +306,7 @@ def component_demand(
     try:
         nvlink = _nvlink(annotations, group.tensor_parallel, settings.allow_pcie_tensor_parallel)
     except ValueError as exc:
-        where = f"{isvc.origin}: InferenceService {isvc.key}: spec.{comp.name}"
+        where = f"{isvc.origin}: {isvc.kind} {isvc.key}: spec.{comp.name}"
         problems.append(Problem(where, str(exc)))
         return None
     products = frozenset(
@@ -317,12 +317,12 @@ def component_demand(
     pools = _pools(
         catalog,
         comp,
-        gpus_per_pod=group.gpus_per_pod,
+        gpus_per_pod=max(group.gpus_per_pod, group.worker_gpus),
         vram_per_gpu=sizing.vram_per_gpu,
         nvlink=nvlink,
         products=products,
     )
-    replicas = _replicas(isvc, comp, mode, traffic, notes)
+    scaled = replicas(isvc, comp, mode, traffic, notes)
     if comp.other_accelerators:
         notes.append(f"also asks for {', '.join(comp.other_accelerators)}: not planned")
     return ComponentDemand(
@@ -345,10 +345,13 @@ def component_demand(
         allowed=pools.allowed,
         rejected=pools.rejected,
         pinned_out=pools.pinned_out,
-        replicas=replicas.per_scenario,
-        min_replicas=replicas.min_replicas,
-        scale_to_zero=replicas.scale_to_zero,
+        replicas=scaled.per_scenario,
+        min_replicas=scaled.min_replicas,
+        scale_to_zero=scaled.scale_to_zero,
         notes=tuple(dict.fromkeys(notes)),
+        worker_gpus_per_pod=group.worker_gpus,
+        kind=isvc.kind,
+        model_guessed_from=ref.guessed_from,
     )
 
 
@@ -367,7 +370,7 @@ def units(demand: ComponentDemand, scenario: Scenario) -> list[Unit]:
                     replica=r if r < regular else r - regular,
                     pod=pod,
                     canary=r >= regular,
-                    gpus=demand.gpus_per_pod,
+                    gpus=demand.gpus_per_pod if head else demand.worker_gpus,
                     vram_per_gpu=demand.vram_per_gpu or 0,
                     cpu_milli=demand.cpu_milli if head else demand.worker_cpu_milli,
                     memory_bytes=demand.memory_bytes if head else demand.worker_memory_bytes,
@@ -376,23 +379,26 @@ def units(demand: ComponentDemand, scenario: Scenario) -> list[Unit]:
                     model_bytes=demand.sizing.weights_bytes or 0,
                     products=demand.products,
                     allowed=demand.allowed,
+                    group_size=demand.pods_per_replica,
                 )
             )
     return out
 
 
 def item_types(all_units: Iterable[Unit]) -> tuple[tuple[ItemType, ...], dict[str, list[Unit]]]:
-    """Group identical pods into item types; returns the types and the pods of each. Pure."""
-    groups: dict[tuple[int, int, int, bool, tuple[str, ...]], list[Unit]] = {}
+    """Group identical pods into item types; returns the types and the pods of each. Pods of
+    multi-node groups are item types of their own, one family per component, each type
+    knowing how many of its pods one group holds. Pure."""
+    shapes: dict[tuple[int, int, int, bool, tuple[str, ...], str], list[Unit]] = {}
     for u in all_units:
-        groups.setdefault(
-            (u.gpus, u.cpu_milli, u.memory_bytes, u.needs_island, u.allowed), []
-        ).append(u)
+        shape = (u.gpus, u.cpu_milli, u.memory_bytes, u.needs_island, u.allowed, u.family)
+        shapes.setdefault(shape, []).append(u)
     items: list[ItemType] = []
     members: dict[str, list[Unit]] = {}
-    for n, (shape, us) in enumerate(sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0]))):
-        gpus, cpu, mem, island, allowed = shape
-        key = f"t{n:03d}-{gpus}gpu{'-nvlink' if island else ''}"
-        items.append(ItemType(key, gpus, cpu, mem, island, allowed, len(us)))
+    for n, (shape, us) in enumerate(sorted(shapes.items(), key=lambda kv: (-kv[0][0], kv[0]))):
+        gpus, cpu, mem, island, allowed, family = shape
+        per_group = max(Counter(u.group for u in us).values()) if family else 0
+        key = f"t{n:03d}-{gpus}gpu{'-nvlink' if island else ''}{'-group' if family else ''}"
+        items.append(ItemType(key, gpus, cpu, mem, island, allowed, len(us), family, per_group))
         members[key] = sorted(us, key=lambda u: u.uid)
     return tuple(items), members

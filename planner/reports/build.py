@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planner.frame import ServiceFrame
-from planner.inputs.sources import Inputs
+from planner.inputs.llm_fields import LLM_KIND
+from planner.inputs.sources import ISVC_KIND, Inputs
 from planner.packing.units import Scenario
 from planner.plan import MICRO, Plan, PoolUse, ScenarioPlan
 from planner.reports.document import (
     REPORT_VERSION,
     BaselineJSON,
+    BrokenJSON,
     CatalogJSON,
     CatalogPoolJSON,
+    GroupJSON,
     InputsJSON,
     NodeJSON,
     PlacementJSON,
@@ -85,6 +88,19 @@ def scenario_json(sp: ScenarioPlan) -> ScenarioJSON:
             )
             for n in sp.nodes
         ],
+        groups=[
+            GroupJSON(
+                inference_service=g.service,
+                component=g.component,
+                replica=g.replica,
+                canary=g.canary,
+                pool=g.pool,
+                pods=g.pods,
+                gpus_per_pod=list(g.gpus_per_pod),
+                nodes=list(g.nodes),
+            )
+            for g in sp.groups
+        ],
         unplaceable=[
             UnplaceableJSON(
                 inference_service=u.service,
@@ -118,7 +134,9 @@ def service_json(f: ServiceFrame) -> ServiceJSON:
 
     return ServiceJSON(
         name=f.name,
+        kind=f.kind,
         components=list(f.components),
+        replica_shape=f.replica_shape,
         model_id=f.model_id,
         sizing_source=f.sizing_source,
         weights_bytes=f.weights_bytes,
@@ -148,11 +166,18 @@ def inputs_json(inputs: Inputs, gpu_components: int) -> InputsJSON:
     """What was read, as JSON. Pure."""
     return InputsJSON(
         source=inputs.source,
-        inference_services=len(inputs.services),
+        inference_services=inputs.count(ISVC_KIND),
+        llm_inference_services=inputs.count(LLM_KIND),
+        llm_inference_service_configs=inputs.llm_configs,
         gpu_components=gpu_components,
         local_model_caches=len(inputs.caches),
         default_deployment_mode=(inputs.config.default_deployment_mode if inputs.config else None),
         skipped_kinds=dict(inputs.skipped),
+        notes=[str(n) for n in inputs.notes],
+        broken=[
+            BrokenJSON(source=b.source, object=b.object, problems=[str(p) for p in b.problems])
+            for b in inputs.broken
+        ],
     )
 
 

@@ -3,8 +3,10 @@
 ``Report`` is the one document every renderer takes (terminal table, Markdown, HTML) and the
 JSON report writes as it is. Top-level fields describe the primary scenario (``pools``,
 ``cost_per_hour``, ``lower_bound_cost_per_hour``, ``gap``, ``ffd``, ``placements``,
-``unplaceable``); ``scenarios`` holds the same for each scenario, and ``services`` the decision
-frame per InferenceService. ``build`` makes it from a plan; the names here are the JSON keys.
+``unplaceable``); ``scenarios`` holds the same for each scenario (with the nodes each
+multi-node replica spans, ``groups``), ``services`` the decision frame per InferenceService or
+LLMInferenceService, and ``inputs`` what was read, with notes and the objects that could not
+be. ``build`` makes it from a plan; the names here are the JSON keys.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ class PlacementJSON(TypedDict):
     node: str
     gpus: list[int]
     vram_per_gpu_bytes: int
+
+
+class GroupJSON(TypedDict):
+    """One multi-node replica: the pool it runs in and the nodes its pods span."""
+
+    inference_service: str
+    component: str
+    replica: int
+    canary: bool
+    pool: str
+    pods: int
+    gpus_per_pod: list[int]
+    nodes: list[str]
 
 
 class UnplaceableJSON(TypedDict):
@@ -97,16 +112,20 @@ class ScenarioJSON(TypedDict):
     gpus: int
     placements: list[PlacementJSON]
     nodes: list[NodeJSON]
+    groups: list[GroupJSON]
     unplaceable: list[UnplaceableJSON]
     fit_errors: list[str]
     stats: StatsJSON
 
 
 class ServiceJSON(TypedDict):
-    """Decision frame of one InferenceService."""
+    """Decision frame of one InferenceService or LLMInferenceService (``kind``).
+    ``replica_shape`` says how one replica is split into pods, per component when several."""
 
     name: str
+    kind: str
     components: list[str]
+    replica_shape: str
     model_id: str
     sizing_source: str
     weights_bytes: int | None
@@ -131,15 +150,27 @@ class ServiceJSON(TypedDict):
     notes: list[str]
 
 
+class BrokenJSON(TypedDict):
+    """An object (or a file) that could not be read or sized, and every problem with it."""
+
+    source: str
+    object: str
+    problems: list[str]
+
+
 class InputsJSON(TypedDict):
-    """What was read, and from where."""
+    """What was read, and from where; notes on reading it, and what could not be read."""
 
     source: str
     inference_services: int
+    llm_inference_services: int
+    llm_inference_service_configs: int
     gpu_components: int
     local_model_caches: int
     default_deployment_mode: str | None
     skipped_kinds: dict[str, int]
+    notes: list[str]
+    broken: list[BrokenJSON]
 
 
 class CatalogPoolJSON(TypedDict):

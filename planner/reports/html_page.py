@@ -10,7 +10,10 @@ from planner.reports.document import Report
 from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
+    broken_lines,
+    group_lines,
     money,
+    note_lines,
     percent,
     pool_table,
     scenario_rows,
@@ -123,7 +126,9 @@ def render_html(report: Report) -> str:
         f"({escape(u['scenario'])}, {u['pods']} pods): {escape(u['reason'])}</li>"
         for u in report["unplaceable"]
     )
-    notes = "".join(f"<li class='note'>{escape(w)}</li>" for w in report["warnings"])
+    notes = "".join(f"<li class='note'>{escape(w)}</li>" for w in note_lines(report))
+    broken = "".join(f"<li class='bad'>{escape(w)}</li>" for w in broken_lines(report))
+    groups = "".join(f"<li>{escape(g)}</li>" for g in group_lines(report))
     prices = _table(
         ["pool", "instance", "$/h", "source", "as of", "note"],
         [
@@ -143,7 +148,8 @@ def render_html(report: Report) -> str:
         f"<p>Scenario <b>{escape(main)}</b>: {escape(money(report['cost_per_hour'], '/h'))} "
         f"(first-fit decreasing {escape(money(report['ffd']['cost_per_hour'], '/h'))}, lower bound "
         f"{escape(money(report['lower_bound_cost_per_hour'], '/h'))}, gap {escape(percent(report['gap']))}). "
-        f"{report['inputs']['inference_services']} InferenceServices from "
+        f"{report['inputs']['inference_services']} InferenceServices and "
+        f"{report['inputs']['llm_inference_services']} LLMInferenceServices from "
         f"{escape(str(report['inputs']['source']))}.</p>",
         charts[0],
         "<h2>Cost per scenario</h2>",
@@ -155,14 +161,17 @@ def render_html(report: Report) -> str:
         _table(*pool_table(report["ffd"]["pools"])),
         "<h2>VRAM use per node</h2>",
         charts[2],
-        "<h2>Decision frame per InferenceService</h2>",
+        "<h2>Decision frame per service</h2>",
         _table(SERVICE_HEADER, service_rows(report["services"])),
         charts[3],
+        *([f"<h2>Multi-node groups ({escape(main)})</h2>", f"<ul>{groups}</ul>"] if groups else []),
         "<h2>Recommended actions</h2>",
         f"<ul>{actions}</ul>",
     ]
     if unplaceable:
         body += ["<h2>Cannot be placed</h2>", f"<ul>{unplaceable}</ul>"]
+    if broken:
+        body += ["<h2>Could not be read</h2>", f"<ul>{broken}</ul>"]
     if notes:
         body += ["<h2>Notes</h2>", f"<ul>{notes}</ul>"]
     body += ["<h2>Prices</h2>", prices]

@@ -6,7 +6,10 @@ from planner.reports.document import Report
 from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
+    broken_lines,
+    group_lines,
     money,
+    note_lines,
     percent,
     pool_table,
     scenario_rows,
@@ -24,6 +27,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _section(title: str, items: list[str], *, before: bool = False) -> list[str]:
+    """A titled bullet list (nothing when ``items`` is empty); ``before``: a blank line
+    first, else after."""
+    if not items:
+        return []
+    body = [f"## {title}", "", *(f"- {_cell(i)}" for i in items)]
+    return ["", *body] if before else [*body, ""]
+
+
 def render_markdown(report: Report) -> str:
     """The report as a Markdown document."""
     main = report["scenario"]
@@ -34,7 +46,8 @@ def render_markdown(report: Report) -> str:
         f"(first-fit decreasing {money(report['ffd']['cost_per_hour'], '/h')}, "
         f"lower bound {money(report['lower_bound_cost_per_hour'], '/h')}, gap {percent(report['gap'])}).",
         "",
-        f"Inputs: {report['inputs']['inference_services']} InferenceServices "
+        f"Inputs: {report['inputs']['inference_services']} InferenceServices and "
+        f"{report['inputs']['llm_inference_services']} LLMInferenceServices "
         f"({report['inputs']['gpu_components']} GPU components) from {report['inputs']['source']}.",
         "",
         "## Cost per scenario",
@@ -49,10 +62,11 @@ def render_markdown(report: Report) -> str:
         "",
         *_table(*pool_table(report["ffd"]["pools"])),
         "",
-        "## Decision frame per InferenceService",
+        "## Decision frame per service",
         "",
         *_table(SERVICE_HEADER, service_rows(report["services"])),
         "",
+        *_section(f"Multi-node groups ({main})", group_lines(report)),
         "## Recommended actions",
         "",
     ]
@@ -68,9 +82,8 @@ def render_markdown(report: Report) -> str:
                 f"- **{u['inference_service']}** {u['component']} ({u['scenario']}, {u['pods']} pods): "
                 f"{_cell(u['reason'])}"
             )
-    if report["warnings"]:
-        lines += ["", "## Notes", ""]
-        lines.extend(f"- {_cell(w)}" for w in report["warnings"])
+    lines += _section("Could not be read", broken_lines(report), before=True)
+    lines += _section("Notes", note_lines(report), before=True)
     lines += ["", "## Prices", ""]
     lines += _table(
         ["pool", "instance", "$/h", "source", "as of"],

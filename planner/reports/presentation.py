@@ -67,7 +67,8 @@ SCENARIO_HEADER = [
     "status",
 ]
 SERVICE_HEADER = [
-    "InferenceService",
+    "service",
+    "replica",
     "GPUs",
     "VRAM/GPU",
     "tier",
@@ -103,11 +104,37 @@ def pool_table(pools: Sequence[PoolJSON]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def group_lines(report: Report) -> list[str]:
+    """One line per multi-node replica of the primary scenario: its pods and GPUs, the one
+    pool it runs in, and the nodes it spans."""
+    out = []
+    for g in report["scenarios"][report["scenario"]]["groups"]:
+        kind = "canary" if g["canary"] else "replica"
+        gpus = "+".join(str(n) for n in g["gpus_per_pod"])
+        out.append(
+            f"{g['inference_service']} {g['component']} {kind} {g['replica']}: {g['pods']} pods "
+            f"({gpus} GPUs) on {len(g['nodes'])} {g['pool']} nodes: {', '.join(g['nodes'])}"
+        )
+    return out
+
+
+def broken_lines(report: Report) -> list[str]:
+    """One line per problem of every object (or file) that could not be read or sized."""
+    return [p for b in report["inputs"]["broken"] for p in b["problems"]]
+
+
+def note_lines(report: Report) -> list[str]:
+    """The notes on what was read (unknown fields, skipped objects, replaced duplicates),
+    then the plan's notes per component."""
+    return list(dict.fromkeys([*report["inputs"]["notes"], *report["warnings"]]))
+
+
 def service_rows(services: Sequence[ServiceJSON]) -> list[list[str]]:
     """One row per InferenceService's decision frame."""
     return [
         [
             s["name"],
+            s["replica_shape"],
             str(s["gpus_per_replica"]),
             size(s["vram_per_gpu_bytes"]),
             s["storage_tier"],

@@ -10,6 +10,9 @@ from planner.reports.document import Report
 from planner.reports.presentation import (
     SCENARIO_HEADER,
     SERVICE_HEADER,
+    broken_lines,
+    group_lines,
+    note_lines,
     pool_table,
     scenario_rows,
     service_rows,
@@ -35,10 +38,10 @@ def renderable(report: Report) -> Group:
             f"First-fit decreasing for {main} (what cluster-autoscaler/Karpenter would buy)",
             *pool_table(report["ffd"]["pools"]),
         ),
-        _table(
-            "Decision frame per InferenceService", SERVICE_HEADER, service_rows(report["services"])
-        ),
+        _table("Decision frame per service", SERVICE_HEADER, service_rows(report["services"])),
     ]
+    if groups := group_lines(report):
+        parts.append(Panel("\n".join(groups), title=f"Multi-node groups for {main}"))
     actions = [f"[bold]{s['name']}[/bold]: {s['action']}" for s in report["services"]]
     parts.append(Panel("\n".join(actions) or "none", title="Recommended actions"))
     annotated = [
@@ -53,8 +56,10 @@ def renderable(report: Report) -> Group:
             for u in report["unplaceable"]
         ]
         parts.append(Panel("\n".join(lines), title="Cannot be placed", border_style="red"))
-    if report["warnings"]:
-        parts.append(Panel("\n".join(report["warnings"]), title="Notes", border_style="yellow"))
+    if broken := broken_lines(report):
+        parts.append(Panel("\n".join(broken), title="Could not be read", border_style="red"))
+    if notes := note_lines(report):
+        parts.append(Panel("\n".join(notes), title="Notes", border_style="yellow"))
     return Group(*parts)
 
 

@@ -242,6 +242,8 @@ def _isvc(name: str = "x", **predictor: Any) -> dict[str, Any]:
     }
 
 
+SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf-token"}}
+
 BAD_INPUT = [
     pytest.param(
         lambda d: [_write(d / "a.yaml", [_isvc()]).with_name("missing.yaml")],
@@ -262,10 +264,10 @@ BAD_INPUT = [
         id="negative-replicas",
     ),
     pytest.param(
-        lambda d: [_write(d / "a.yaml", [_isvc(scaleTargett=3)])],
+        lambda d: [_write(d / "a.yaml", [_isvc(minReplicas=-2), SECRET])],
         [],
-        "spec.predictor.scaleTargett: unknown field",
-        id="unknown-field",
+        "ns/x: spec.predictor.minReplicas: expected a whole number >= 0, got -2",
+        id="the-only-service-broken",
     ),
     pytest.param(
         lambda d: [_write(d / "a.yaml", [_isvc()])],

@@ -1,5 +1,6 @@
 """Parsing real-world shaped InferenceServices: both predictor shapes, multi-node, canary,
-transformers with GPUs, pinning; and one clear error per problem in bad manifests."""
+transformers with GPUs, pinning; one clear error per problem in bad manifests, a note for
+every unknown field, and a broken object or file listed without stopping the others."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from placement.fields import InputError, Problem
+from placement.fields import Problem
 from placement.model import GIB, NvlinkMode
 from placement.models import ModelCatalog
 from planner.inputs.catalog import Catalog
@@ -156,9 +157,6 @@ BAD = [
         id="max-below-min",
     ),
     pytest.param(
-        _isvc(replicas=2), "spec.predictor.replicas", "unknown field", id="unknown-component-field"
-    ),
-    pytest.param(
         _isvc(canaryTrafficPercent=150),
         "canaryTrafficPercent",
         "number 0..100, got 150",
@@ -183,12 +181,6 @@ BAD = [
         id="fractional-gpu",
     ),
     pytest.param(
-        _isvc(model={"modelFormat": {"name": "x"}, "storageUrl": "s3://a/b"}),
-        "spec.predictor.model.storageUrl",
-        "unknown field",
-        id="typo-in-model",
-    ),
-    pytest.param(
         _isvc(workerSpec={"tensorParallelSize": 0}),
         "workerSpec.tensorParallelSize",
         "number >= 1, got 0",
@@ -207,24 +199,62 @@ def test_bad_manifest_gives_one_clear_error(doc: dict[str, Any], where: str, mes
     assert where in text and message in text
 
 
-def test_every_problem_of_a_folder_at_once(tmp_path: Path) -> None:
+# name: (the manifest, the path of the one unknown field it has)
+UNKNOWN = [
+    pytest.param(_isvc(replicas=2), "spec.predictor.replicas", id="unknown-component-field"),
+    pytest.param(
+        _isvc(
+            model={
+                "modelFormat": {"name": "x"},
+                "storageUrl": "s3://a/b",
+                "resources": {"limits": {"nvidia.com/gpu": "1"}},
+            }
+        ),
+        "spec.predictor.model.storageUrl",
+        id="typo-in-model",
+    ),
+    pytest.param(_isvc(someNewField={"a": 1}), "spec.predictor.someNewField", id="new-field"),
+    pytest.param(
+        {**_isvc(), "metadata": {"name": "x", "namespace": "ns", "newMeta": 1}},
+        "metadata.newMeta",
+        id="unknown-metadata",
+    ),
+]
+
+
+@pytest.mark.parametrize(("doc", "where"), UNKNOWN)
+def test_an_unknown_field_is_a_note_naming_its_path(doc: dict[str, Any], where: str) -> None:
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    isvc = parse_inference_service(doc, "test.yaml", problems, notes)
+    assert isvc is not None and problems == []
+    assert [str(n) for n in notes] == [
+        f"test.yaml: InferenceService ns/x: {where}: unknown field, ignored"
+    ]
+
+
+def test_a_broken_object_or_file_never_stops_the_others(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(_isvc(minReplicas=-1)))
     (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: [unclosed\n")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(_isvc(bogus=1)).replace("name: x", "name: y"))
-    with pytest.raises(InputError) as err:
-        read_files([tmp_path])
+    inputs = read_files([tmp_path])
+    assert [s.key for s in inputs.services] == ["ns/y"]
     # Files that cannot be read come first, then every object's problems, one each.
-    messages = [str(p) for p in err.value.problems]
-    assert len(messages) == 3, messages
+    messages = [str(p) for p in inputs.problems()]
+    assert len(messages) == 2, messages
     assert messages[0].startswith(f"{tmp_path / 'b.yaml'}: not valid YAML at line 3, column 1: ")
     assert "ns/x: spec.predictor.minReplicas" in messages[1]
-    assert "ns/y: spec.predictor.bogus: unknown field" in messages[2]
+    assert [b.object for b in inputs.broken] == ["", "InferenceService ns/x"]
+    assert [str(n) for n in inputs.notes] == [
+        f"{tmp_path / 'c.yaml'}: InferenceService ns/y: spec.predictor.bogus: unknown field, "
+        "ignored"
+    ]
 
 
 def test_missing_path_is_named(tmp_path: Path) -> None:
-    with pytest.raises(InputError) as err:
-        read_files([tmp_path / "nope"])
-    assert str(err.value) == f"{tmp_path / 'nope'}: no such file or folder"
+    inputs = read_files([tmp_path / "nope"])
+    assert inputs.services == ()
+    assert [str(p) for p in inputs.problems()] == [f"{tmp_path / 'nope'}: no such file or folder"]
 
 
 # name: (file name, text, services read or the problem named)
@@ -248,10 +278,9 @@ def test_manifest_files_are_read_by_the_one_loader(case: str, tmp_path: Path) ->
         path.write_bytes(text)
     else:
         path.write_text(text)
+    inputs = read_files([path])
     if isinstance(expected, list):
-        assert [s.key for s in read_files([path]).services] == expected
+        assert [s.key for s in inputs.services] == expected
         return
-    with pytest.raises(InputError) as err:
-        read_files([path])
-    (problem,) = err.value.problems
+    (problem,) = inputs.problems()
     assert problem.where == str(path) and expected in problem.message

@@ -1,0 +1,124 @@
+"""Which model a manifest serves: its id read from the URI people write, or a guess said aloud.
+
+A model id is *read* when something names it: the ``vramfit.io/model`` annotation, an
+``hf://org/name`` URI (``:revision`` or ``@revision`` dropped), or a storage path whose last
+folder is the Hugging Face cache layout ``models--org--name`` (``/snapshots/<revision>`` may
+follow) or ``org--name`` (Hugging Face repository names never hold ``--``). Such an id is looked
+up in the model catalog exactly, case-insensitively, a quantisation suffix allowed
+(``...-FP8``); an id the catalog does not know is unknown, never sized from a similar name.
+
+Anything else is a *guess*: a catalog model found somewhere in a path
+(``s3://bucket/llama-3.1-8b-instruct/``), an LLMInferenceService's served name
+(``spec.model.name``), or, failing all, the path itself. A guess is used, and its
+``guessed_from`` says what it came from so the plan can say so. Sizing then follows the core's
+rules (``placement.models.size_model``). Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from placement.demand import A_MODEL
+from placement.models import (
+    Headroom,
+    ModelCatalog,
+    ModelInfo,
+    Sizing,
+    lookup,
+    model_id_from_uri,
+    size_model,
+)
+
+_SCHEME = re.compile(r"^([a-z0-9+.-]+)://", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """The model a component serves: its id, the catalog entry (``None``: unknown), the text
+    the catalog found it by, and what the id was guessed from ("": it was read, not guessed)."""
+
+    model_id: str
+    info: ModelInfo | None = None
+    matched: str = ""
+    guessed_from: str = ""
+
+
+def _hf_cache_id(folder: str) -> str | None:
+    """``org/name`` from ``models--org--name`` or ``org--name``; ``None`` otherwise."""
+    parts = folder.split("--")
+    if len(parts) == 3 and parts[0] == "models":
+        parts = parts[1:]
+    if len(parts) == 2 and all(parts):
+        return f"{parts[0]}/{parts[1]}"
+    return None
+
+
+def model_id_in_uri(uri: str) -> str | None:
+    """The model id a storage URI names outright, or ``None`` when it names none. Pure.
+
+    ``hf://org/name[:revision]`` gives ``org/name``; a path (any scheme) whose last folder,
+    before an optional ``snapshots/<revision>``, is ``models--org--name`` or ``org--name``
+    gives ``org/name``.
+    """
+    text = uri.strip()
+    scheme = _SCHEME.match(text)
+    rest = text[scheme.end() :] if scheme else text
+    if scheme and scheme.group(1).lower() == "hf":
+        repo = re.split(r"[:@]", rest, maxsplit=1)[0]
+        parts = [p for p in repo.split("/") if p]
+        return "/".join(parts[:2]) if len(parts) >= 2 else None
+    folders = [p for p in rest.split("/") if p]
+    if len(folders) >= 2 and folders[-2] == "snapshots":
+        folders = folders[:-2]
+    elif folders and folders[-1] == "snapshots":
+        folders = folders[:-1]
+    return _hf_cache_id(folders[-1]) if folders else None
+
+
+def _exact(catalog: ModelCatalog, model_id: str) -> ModelInfo | None:
+    """The catalog entry of exactly ``model_id`` (any case, a quantisation suffix allowed)."""
+    info = lookup(catalog, model_id)
+    if info is None:
+        return None
+    wanted, found = model_id.lower(), info.model_id.lower()
+    return info if wanted == found or wanted.startswith(f"{found}-") else None
+
+
+def identify(
+    catalog: ModelCatalog, annotations: Mapping[str, str], uri: str, served_name: str = ""
+) -> ModelRef:
+    """The model a component serves, from its annotations, storage URI and served name. Pure."""
+    named = annotations.get(A_MODEL, "").strip()
+    for text in (named, model_id_in_uri(uri) or ""):
+        if text:
+            info = _exact(catalog, text)
+            return ModelRef(info.model_id if info else text, info, text if info else "")
+    if served_name and "/" in served_name:
+        info = _exact(catalog, served_name)
+        if info is not None:
+            return ModelRef(info.model_id, info, served_name, f"spec.model.name {served_name}")
+    if not uri.strip():
+        return ModelRef("")
+    info = lookup(catalog, uri)
+    if info is not None:
+        return ModelRef(info.model_id, info, uri, uri)
+    return ModelRef(model_id_from_uri(uri), None, "", uri)
+
+
+def size(
+    annotations: Mapping[str, str],
+    ref: ModelRef,
+    shards: int,
+    headroom: Headroom,
+    catalog: ModelCatalog,
+) -> Sizing:
+    """Size ``ref``'s model split ``shards`` ways with the core's rules: the size annotations
+    win, then the catalog entry ``ref`` found. Raises ``ValueError`` for an invalid
+    annotation."""
+    given = {k: v for k, v in annotations.items() if k != A_MODEL}
+    if ref.info is not None:
+        given[A_MODEL] = ref.matched
+    sized = size_model(given, "", shards, headroom, catalog)
+    return replace(sized, model_id=ref.model_id)
