@@ -99,6 +99,12 @@ VARIANTS: Final[Mapping[str, Mapping[str, Any]]] = {
 }
 
 
+def deploy_manifests() -> list[Path]:
+    """deploy/'s manifests: its YAML files, less the kustomization (its optional kustomize
+    components live in a folder below and are not among them)."""
+    return sorted(p for p in DEPLOY_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
 def helm_run(
     helm: Path, *args: str, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:

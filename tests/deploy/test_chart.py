@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controlplane.manifests import load_documents, yaml_files
+from controlplane.manifests import load_documents
 from tests.deploy.chart import (
     CHART_DIR,
     DASHBOARD_FILE,
@@ -20,6 +20,7 @@ from tests.deploy.chart import (
     RULES_FILE,
     VARIANTS,
     by_key,
+    deploy_manifests,
     dig,
     helm_run,
     template,
@@ -103,8 +104,8 @@ def test_the_defaults_render_exactly_what_deploy_holds(helm: Path) -> None:
     chart = by_key(template(helm, {}, NAMESPACE))
     deploy = {
         (d.kind, d.name): d.body
-        for d in load_documents(yaml_files(DEPLOY_DIR))
-        if d.kind not in ("Namespace", "Kustomization")
+        for d in load_documents(deploy_manifests())
+        if d.kind != "Namespace"
     }
     # The chart adds the dashboard; Helm creates the namespace (--create-namespace).
     assert set(chart) - set(deploy) == {("ConfigMap", "vramfit-grafana-dashboard")}

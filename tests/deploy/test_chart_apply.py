@@ -19,9 +19,8 @@ from controlplane.manifests import (
     render,
     scheduler_configs,
     server_side_apply,
-    yaml_files,
 )
-from tests.deploy.chart import DEPLOY_DIR, VARIANTS, template
+from tests.deploy.chart import VARIANTS, deploy_manifests, template
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +44,7 @@ def cluster_objects_restored(control_plane: ControlPlane) -> Iterator[None]:
     pointed at its own namespace, are put back as deploy/ has them for the tests that follow."""
     server_side_apply(control_plane.kubectl, load_documents([THIRD_PARTY_CRDS]))
     yield
-    server_side_apply(control_plane.kubectl, load_documents(yaml_files(DEPLOY_DIR)))
+    server_side_apply(control_plane.kubectl, load_documents(deploy_manifests()))
 
 
 def _with_ca_file(config: Mapping[str, Any], ca_file: Path) -> dict[str, Any]:

@@ -14,30 +14,23 @@ import yaml
 
 from controlplane.harness import ControlPlane
 from controlplane.manifests import FIELD_MANAGER, is_api_object, load_documents, parse_documents
-from tests.deploy.chart import DEPLOY_DIR, VARIANTS, by_key, template
+from tests.deploy.chart import DEPLOY_DIR, VARIANTS, by_key, deploy_manifests, template
 
 KUSTOMIZATION = DEPLOY_DIR / "kustomization.yaml"
 COMPONENT = DEPLOY_DIR / "components" / "cert-manager"
 
 
-def _manifests() -> list[Path]:
-    """deploy/'s own manifests: its YAML files less kustomize's files and optional components."""
-    return sorted(
-        p for p in DEPLOY_DIR.glob("*.yaml") if p.name != KUSTOMIZATION.name and p.is_file()
-    )
-
-
 def test_the_kustomization_lists_every_manifest_and_nothing_else() -> None:
     kustomization = yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8"))
     assert kustomization["kind"] == "Kustomization"
-    assert sorted(kustomization["resources"]) == [p.name for p in _manifests()]
+    assert sorted(kustomization["resources"]) == [p.name for p in deploy_manifests()]
 
 
 @pytest.mark.integration
 def test_kubectl_kustomize_renders_exactly_the_manifests(control_plane: ControlPlane) -> None:
     built = control_plane.kubectl("kustomize", str(DEPLOY_DIR))
     rendered = parse_documents(built.stdout, Path("kubectl kustomize deploy/"))
-    expected = [d for d in load_documents(_manifests()) if is_api_object(d)]
+    expected = [d for d in load_documents(deploy_manifests()) if is_api_object(d)]
     assert {(d.kind, d.name): _spaced(d.body) for d in rendered} == {
         (d.kind, d.name): _spaced(d.body) for d in expected
     }
@@ -45,7 +38,7 @@ def test_kubectl_kustomize_renders_exactly_the_manifests(control_plane: ControlP
 
 @pytest.mark.integration
 def test_kubectl_apply_k_deploy_works_server_side(control_plane: ControlPlane) -> None:
-    objects = [d for d in load_documents(_manifests()) if is_api_object(d)]
+    objects = [d for d in load_documents(deploy_manifests()) if is_api_object(d)]
     result = control_plane.kubectl(
         "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-k", str(DEPLOY_DIR)
     )
