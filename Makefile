@@ -32,10 +32,12 @@ bench: $(STAMP) binaries
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.readme_table
 
-## binaries: build etcd, kube-apiserver, kube-scheduler, kubectl and helm once (cached by version)
+## binaries: build etcd, kube-apiserver, kube-scheduler, kubectl, helm and Karpenter (kwok) once
+## (cached by version)
 binaries: $(STAMP)
 	$(BIN)/python -m controlplane.binaries ensure
 	$(BIN)/python -m controlplane.helm ensure
+	$(BIN)/python -m controlplane.karpenterbin ensure
 
 ## promtool: install Prometheus' promtool (Debian package) when it is missing
 promtool:
