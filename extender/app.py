@@ -98,11 +98,12 @@ class Handlers:
             demand = read_demand(args.pod, self.settings.policy)
         except InvalidPodError as exc:
             return invalid_pod(args.node_names, str(exc))
-        if demand is None:
-            return passthrough(args.node_names)
         ref = args.ref
         now = self.clock()
+        # Bind takes only pods filter saw (those without GPUs too: bind posts their Binding).
         self.state.remember(PendingPod(ref.uid, ref.key, ref.resource_version, demand, now))
+        if demand is None:
+            return passthrough(args.node_names)
         decide_mode = self.settings.mode is Mode.DECIDE
         with self.state.locked_view(now) as view:
             out = filter_nodes(

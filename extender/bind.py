@@ -95,7 +95,17 @@ class Binder:
         return _fail("already-bound", f"pod {args.key} is already bound to {node_name}")
 
     def bind(self, args: BindingArgs) -> BindOutcome:
-        """Bind ``args``' pod to its node; never raises for API or fit failures."""
+        """Bind ``args``' pod to its node; never raises for API or fit failures.
+
+        Only a pod this process filtered (same UID and name) is bound, and a GPU pod only to a
+        node in its view: kube-scheduler always filters before it binds, so anything else is
+        not kube-scheduler's call.
+        """
+        if not self.state.filtered(args.pod_uid, args.key):
+            return _fail(
+                "not-filtered",
+                f"vramfit did not filter pod {args.key} with UID {args.pod_uid}: not bound",
+            )
         pending, failure = self._lookup(args)
         if failure is not None:
             return failure
@@ -103,6 +113,8 @@ class Binder:
         if pending.demand is None:
             # No GPU demand vramfit can read: nothing to reserve, bind as the default would.
             return self._post_binding(args, None)
+        if not self.state.knows_node(args.node):
+            return _fail("unknown-node", f"node {args.node} is not in vramfit's view: not bound")
         lock = self.state.node_lock(args.node)
         if not lock.acquire(timeout=self.settings.bind_lock_timeout_s):
             return _fail(
@@ -153,7 +165,13 @@ class Binder:
         return self.api.patch_pod(
             args.pod_namespace,
             args.pod_name,
-            {"metadata": {"resourceVersion": rv, "annotations": {A_RESERVATION: value}}},
+            {
+                "metadata": {
+                    "uid": args.pod_uid,
+                    "resourceVersion": rv,
+                    "annotations": {A_RESERVATION: value},
+                }
+            },
         )
 
     def _write_annotation(
@@ -206,7 +224,8 @@ class Binder:
             self.api.patch_pod(
                 args.pod_namespace,
                 args.pod_name,
-                {"metadata": {"annotations": {A_RESERVATION: None}}},
+                # The UID: never the annotation of another pod that took the name since.
+                {"metadata": {"uid": args.pod_uid, "annotations": {A_RESERVATION: None}}},
             )
         except KubeError as exc:
             # It expires on its own: an unbound pod's annotation holds GPUs for the assumed TTL.

@@ -25,6 +25,9 @@ from placement.nodegpustate import format_time
 log = logging.getLogger(__name__)
 
 A_REQUEUED_AT = "vramfit.io/requeued-at"
+MAX_REFUSED = 10_000
+"""Refused pods remembered at once (the oldest refusal goes first): callers of filter choose
+the UIDs, so the table is bounded whatever they send."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,14 @@ def due(
     return ready[: settings.max_per_round], expired, min(later, default=None)
 
 
-def requeue_patch(now: float) -> dict[str, Any]:
-    """Pure: the merge patch that wakes a pod (an annotation with the time)."""
-    return {"metadata": {"annotations": {A_REQUEUED_AT: format_time(now)}}}
+def requeue_patch(now: float, uid: str) -> dict[str, Any]:
+    """Pure: the merge patch that wakes a pod (an annotation with the time).
+
+    ``metadata.uid`` is immutable, so the API server refuses the patch (422) when the pod of
+    that name is no longer the one refused: a pod created again under the name, or one that a
+    caller of filter named with a UID of its own, is never touched.
+    """
+    return {"metadata": {"uid": uid, "annotations": {A_REQUEUED_AT: format_time(now)}}}
 
 
 class Requeuer:
@@ -106,7 +114,9 @@ class Requeuer:
         if not uid:
             return
         with self._lock:
-            old = self._refused.get(uid)
+            old = self._refused.pop(uid, None)
+            while len(self._refused) >= MAX_REFUSED:  # the oldest refusal goes first
+                del self._refused[next(iter(self._refused))]
             # A new refusal is no news of capacity: keep the pod's pending wake-up as it was.
             self._refused[uid] = Refusal(
                 uid,
@@ -149,10 +159,10 @@ class Requeuer:
         touched = 0
         for r in todo:
             try:
-                self._patch(r.namespace, r.name, requeue_patch(now))
+                self._patch(r.namespace, r.name, requeue_patch(now, r.uid))
             except Exception as exc:
                 status = getattr(exc, "status", None)
-                if status == 404:
+                if status in (404, 422):  # gone, or another pod of that name now
                     self.forget(r.uid)
                 else:
                     log.warning("could not requeue pod %s/%s: %s", r.namespace, r.name, exc)

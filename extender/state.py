@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from extender.decisions import View
 from extender.objects import DEFAULT_LEASE_DURATION_S, AgentLease, NodeReport, PodInfo
@@ -46,6 +47,17 @@ REPORTS = "nodegpustates"
 LEASES = "leases"
 RESOURCES = (PODS, REPORTS, LEASES)
 _PURGE_EVERY_S = 5.0
+MAX_PENDING = 10_000
+"""Pods filtered and not yet bound that the state remembers (the oldest go first): far above
+what one scheduler has in flight, and bounded whatever a caller sends."""
+MAX_RELEASED = 10_000
+"""Pods whose bind failed that the state remembers, so their annotation does not come back."""
+
+
+def _trim(table: dict[str, Any], limit: int) -> None:
+    """Drop the oldest entries of an insertion-ordered ``table`` beyond ``limit``."""
+    while len(table) > limit:
+        del table[next(iter(table))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +89,11 @@ class ClusterState:
         # sums instead of looping over them).
         self._reservations = self.fleet.claims
         self._visible: set[str] = set()
-        self._released: set[str] = set()
+        # Keyed by what callers send (pod UIDs of filter and bind requests): bounded, and the
+        # pending ones also expire.
+        self._released: dict[str, None] = {}
         self._pending: dict[str, PendingPod] = {}
+        # Only for nodes in the view (bind refuses others first); dropped when a node leaves it.
         self._node_locks: dict[str, threading.Lock] = {}
         self._synced: set[str] = set()
         self._last_purge = 0.0
@@ -198,7 +213,7 @@ class ClusterState:
         self._pods.pop(uid, None)
         self._reservations.pop(uid)
         self._visible.discard(uid)
-        self._released.discard(uid)
+        self._released.pop(uid, None)
         self._pending.pop(uid, None)
 
     def _reconcile_pod(self, info: PodInfo) -> None:
@@ -250,9 +265,10 @@ class ClusterState:
             for r in keep:
                 self._reservations.put(r)
             self._visible.clear()
-            released, self._released = self._released, set()
+            released, self._released = self._released, {}
             infos = list(pods)
-            self._released = released & {i.uid for i in infos}
+            listed = {i.uid for i in infos}
+            self._released = {uid: None for uid in released if uid in listed}
             for info in infos:
                 self._reconcile_pod(info)
 
@@ -275,6 +291,9 @@ class ClusterState:
         horizon = now - max(self.assumed_ttl_s, 60.0)
         for uid in [u for u, p in self._pending.items() if p.seen_at < horizon]:
             del self._pending[uid]
+        for node in [n for n, lock in self._node_locks.items() if not self._in_view(n)]:
+            if not self._node_locks[node].locked():
+                del self._node_locks[node]
 
     @contextmanager
     def locked_view(self, now: float) -> Iterator[View]:
@@ -285,9 +304,26 @@ class ClusterState:
             yield View(fleet=self.fleet, invalid=self._invalid)
 
     def remember(self, pending: PendingPod) -> None:
-        """Keep what filter read about a pod for its bind."""
+        """Keep what filter read about a pod for its bind (at most ``MAX_PENDING`` pods)."""
         with self._lock:
+            self._pending.pop(pending.uid, None)
             self._pending[pending.uid] = pending
+            _trim(self._pending, MAX_PENDING)
+
+    def filtered(self, uid: str, key: str) -> bool:
+        """Whether this process filtered the pod ``key`` with this UID lately (bind takes
+        only such pods)."""
+        with self._lock:
+            p = self._pending.get(uid)
+            return p is not None and p.key == key
+
+    def _in_view(self, node: str) -> bool:
+        return node in self.fleet or node in self._invalid
+
+    def knows_node(self, node: str) -> bool:
+        """Whether ``node`` has a GPU report (valid or not) in this process's view."""
+        with self._lock:
+            return self._in_view(node)
 
     def pending(self, uid: str) -> PendingPod | None:
         """What filter (or the pod watch) knows about a pod about to be bound."""
@@ -306,7 +342,7 @@ class ClusterState:
         """Record a reservation this process decided (replacing the pod's previous one)."""
         with self._lock:
             self._visible.discard(r.pod_uid)
-            self._released.discard(r.pod_uid)
+            self._released.pop(r.pod_uid, None)
             self._put(r)
 
     def confirm(self, uid: str) -> Reservation | None:
@@ -323,15 +359,33 @@ class ClusterState:
         """Drop a reservation whose bind failed (its annotation, if written, no longer counts)."""
         with self._lock:
             self._reservations.pop(uid)
-            self._released.add(uid)
+            self._released.pop(uid, None)
+            self._released[uid] = None
+            _trim(self._released, MAX_RELEASED)
 
     def node_lock(self, node: str) -> threading.Lock:
-        """The lock that serializes binds to one node."""
+        """The lock that serializes binds to one node (ask ``knows_node`` first: the lock of a
+        node outside the view is dropped at the next purge)."""
         with self._lock:
             lock = self._node_locks.get(node)
             if lock is None:
                 lock = self._node_locks[node] = threading.Lock()
             return lock
+
+    def table_sizes(self) -> dict[str, int]:
+        """How many entries each table keyed by a caller's string holds (for tests, the fuzz
+        run and the bounds they check)."""
+        with self._lock:
+            return {
+                "pending": len(self._pending),
+                "released": len(self._released),
+                "node_locks": len(self._node_locks),
+            }
+
+    def lock_count(self) -> int:
+        """How many node locks exist (for tests and the bounds they check)."""
+        with self._lock:
+            return len(self._node_locks)
 
     def reservations_by_state(self, now: float) -> dict[str, int]:
         """Active reservations counted by state, every state present (for the metrics)."""

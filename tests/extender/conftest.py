@@ -249,6 +249,9 @@ class FakePodAPI:
         self._fail("patch", f"patch pod {name}")
         pod = self._pod(namespace, name)
         meta_patch = patch.get("metadata", {})
+        uid = meta_patch.get("uid")
+        if uid is not None and uid != pod["metadata"]["uid"]:
+            raise KubeError(f"patch pod {name}", 422, "metadata.uid: field is immutable")
         rv = meta_patch.get("resourceVersion")
         if rv is not None and rv != pod["metadata"]["resourceVersion"]:
             raise KubeError(f"patch pod {name}", 409, "the object has been modified")

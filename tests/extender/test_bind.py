@@ -15,6 +15,7 @@ import pytest
 from extender.bind import Binder
 from extender.config import Settings
 from extender.decisions import Mode
+from extender.state import PendingPod
 from extender.wire import BindingArgs
 from placement.annotation import decode_reservation
 from tests.extender.conftest import (
@@ -140,30 +141,43 @@ def test_recheck_refuses_a_node_that_filled_up_since_filter() -> None:
     assert held(ext) == {}
 
 
-def test_bind_without_filter_reads_the_pod_and_picks_gpus_itself() -> None:
+def test_bind_after_a_filter_without_resource_version_reads_the_pod() -> None:
     ext, pod, args = setup(Mode.ALL_FEASIBLE, filter_first=False)
+    del pod["metadata"]["resourceVersion"]
+    ext.client.post("/scheduler/filter", json={"Pod": pod, "NodeNames": NODES})
+    pod["metadata"]["resourceVersion"] = "100"
     assert bind(ext, args) == ""
     assert ext.api.calls == ["get p", "patch p", "bind p n0"]
     assert "vramfit.io/reservation" in pod["metadata"]["annotations"]
 
 
 def test_pod_gone_before_bind() -> None:
-    ext, _, args = setup(filter_first=False)
+    ext, _, args = setup()
     ext.api.pods.clear()
-    assert "cannot read pod serving/p" in bind(ext, args)
+    assert "cannot record the reservation on pod serving/p" in bind(ext, args)
+    assert held(ext) == {}
+
+
+def test_pod_replaced_under_its_name_is_never_annotated() -> None:
+    ext, pod, args = setup()
+    pod["metadata"]["uid"] = "uid-new"  # deleted and created again since filter
+    assert "cannot record the reservation" in bind(ext, args)
+    assert "vramfit.io/reservation" not in pod["metadata"]["annotations"]
 
 
 def test_uid_mismatch_is_refused() -> None:
-    ext, _, args = setup(filter_first=False)
+    ext, _, args = setup()
     error = bind(ext, replace(args, pod_uid="someone-else"))
-    assert "has UID uid-p, not someone-else" in error
+    assert "vramfit did not filter pod serving/p with UID someone-else" in error
 
 
 def test_pod_without_gpu_demand_is_just_bound() -> None:
     ext = build_extender(synced_state([gpu_node("n0")]))
-    ext.api.add(pod_object("web", gpus=0, uid="w"))
+    web = pod_object("web", gpus=0, uid="w")
+    ext.api.add(web)
+    ext.client.post("/scheduler/filter", json={"Pod": web, "NodeNames": ["n0"]})
     assert bind(ext, BindingArgs("web", "serving", "w", "n0")) == ""
-    assert ext.api.calls == ["get web", "bind web n0"]
+    assert ext.api.calls == ["bind web n0"]
 
 
 def test_lock_wait_is_bounded() -> None:
@@ -171,6 +185,7 @@ def test_lock_wait_is_bounded() -> None:
     api = FakePodAPI()
     api.add(pod_object("p", uid="uid-p"))
     binder = Binder(state, api, Settings(bind_lock_timeout_s=0.05), clock=Clock())
+    state.remember(PendingPod("uid-p", "serving/p", "", None, NOW))
     lock = state.node_lock("n0")
     lock.acquire()
     try:
@@ -182,7 +197,35 @@ def test_lock_wait_is_bounded() -> None:
 
 @pytest.mark.parametrize("failure", ["patch", "bind", "get"])
 def test_no_lock_outlives_a_failed_request(failure: str) -> None:
-    ext, _, args = setup(filter_first=failure != "get")
+    ext, _, args = setup()
+    if failure == "get":  # bind reads the pod when filter saw no resourceVersion
+        ext.state.remember(PendingPod("uid-p", "serving/p", "", None, NOW))
     ext.api.fail[failure] = [503, 503]
     assert bind(ext, args) != ""
     assert_unlocked(ext, "n0")
+
+
+def test_a_pod_vramfit_did_not_filter_is_refused() -> None:
+    """Regression: whoever reached the verb port could bind any pending pod, in any
+    namespace, to any node name; bind now takes only pods this process filtered."""
+    ext, pod, args = setup(filter_first=False)
+    error = bind(ext, args)
+    assert "vramfit did not filter pod serving/p" in error
+    assert ext.api.calls == [] and "nodeName" not in pod["spec"]
+
+
+def test_a_bind_naming_another_pod_than_the_filtered_one_is_refused() -> None:
+    ext, _, args = setup()
+    other = pod_object("q", uid="uid-q", namespace="kube-system")
+    ext.api.add(other)
+    error = bind(ext, replace(args, pod_name="q", pod_namespace="kube-system"))
+    assert "vramfit did not filter pod kube-system/q" in error
+    assert ext.api.calls == []
+
+
+def test_a_node_outside_the_view_is_refused_before_any_lock() -> None:
+    ext, _, args = setup()
+    error = bind(ext, replace(args, node="x" * 253))
+    assert "is not in vramfit's view" in error
+    assert ext.api.calls == [] and held(ext) == {"assumed": 1}
+    assert ext.state.lock_count() == 0

@@ -67,14 +67,22 @@ def test_due(
 class FakeApi:
     """Stands in for the API server's pod patch endpoint."""
 
-    def __init__(self, missing: set[str] | None = None, failing: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        missing: set[str] | None = None,
+        failing: set[str] | None = None,
+        replaced: set[str] | None = None,
+    ) -> None:
         self.patches: list[tuple[str, str, Mapping[str, Any]]] = []
         self.missing = missing or set()
         self.failing = failing or set()
+        self.replaced = replaced or set()  # pods now of another UID than the one refused
 
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> object:
         if name in self.missing:
             raise _StatusError(404)
+        if name in self.replaced and "uid" in patch["metadata"]:
+            raise _StatusError(422)
         if name in self.failing:
             raise _StatusError(500)
         self.patches.append((namespace, name, patch))
@@ -209,3 +217,25 @@ def test_capacity_signals_fire_only_when_capacity_may_have_grown() -> None:
     gone = pod_of(pod_object("p", uid="p"))
     assert CapacitySignals.pod("DELETED", gone) is True
     assert CapacitySignals.pod("MODIFIED", gone) is False
+
+
+def test_the_wake_up_patch_names_the_pod_uid() -> None:
+    """Regression: the requeue patch named the pod only by namespace and name, so a pod
+    deleted and created again under the same name was annotated in its place."""
+    api, clock = FakeApi(), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "llm-1")
+    q.capacity_changed()
+    assert q.run_once() == 1
+    assert api.patches[0][2]["metadata"]["uid"] == "u1"
+
+
+def test_a_pod_replaced_under_the_same_name_is_not_touched_and_forgotten() -> None:
+    """The API server refuses a patch whose metadata.uid is not the pod's (422, immutable
+    field): the refusal is forgotten like a deleted pod's."""
+    api, clock = FakeApi(replaced={"llm-1"}), Clock()
+    q = Requeuer(api.patch_pod, settings=S, clock=clock)
+    q.refused("u1", "team", "llm-1")
+    q.capacity_changed()
+    assert q.run_once() == 0
+    assert api.patches == [] and q.waiting() == 0
