@@ -11,12 +11,23 @@ from dataclasses import dataclass, field
 
 from extender.decisions import Mode
 from extender.objects import SCHEDULER_NAME
+from extender.wire import DNS_SUBDOMAIN_MAX
 from placement.listen import format_listen, parse_listen
 from placement.model import FitSettings, NvlinkMode
 from placement.nodegpustate import LEASE_PREFIX
 from placement.policies import PROFILES
 
 AGENT_NAMESPACE = "vramfit-system"
+
+MAX_NODE_NAMES = 10_000
+"""Node names one filter request may carry at the default body limit (twice the 5,000 nodes
+Kubernetes supports)."""
+MAX_POD_BYTES = 1536 * 1024
+"""The largest object the API server stores (etcd's default request limit, 1.5 MiB): a pod in
+a request is never larger."""
+MAX_BODY_BYTES = MAX_NODE_NAMES * (DNS_SUBDOMAIN_MAX + len('"",')) + MAX_POD_BYTES + 1024
+"""The default request body limit: 10,000 node names of the longest kind, quoted, one pod of
+the largest kind, and the envelope (about 3.9 MiB)."""
 
 
 class SettingsError(ValueError):
@@ -40,7 +51,7 @@ class Settings:
     mode: Mode = Mode.DECIDE
     assumed_ttl_s: float = 30.0
     fit: FitSettings = field(default_factory=FitSettings)
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
     threads: int = 8
     read_timeout_s: float = 10.0
     agent_namespace: str = AGENT_NAMESPACE

@@ -16,8 +16,19 @@ from typing import Any, NotRequired, TypedDict
 
 import orjson
 
+from placement.fields import quote
+
 MAX_EXTENDER_PRIORITY = 10
 MIN_EXTENDER_PRIORITY = 0
+
+DNS_SUBDOMAIN_MAX = 253
+"""Longest node or pod name (a DNS subdomain)."""
+DNS_LABEL_MAX = 63
+"""Longest namespace (a DNS label)."""
+UID_MAX = 36
+"""Longest UID (the API server makes them as UUIDs)."""
+RESOURCE_VERSION_MAX = 64
+"""Longest resourceVersion kept (opaque, but etcd revisions are integers of a few digits)."""
 
 
 class WireError(ValueError):
@@ -126,11 +137,15 @@ def _type_name(value: object) -> str:
     return "object"
 
 
-def _string(value: object, where: str, *, allow_empty: bool = False) -> str:
+def _string(
+    value: object, where: str, *, allow_empty: bool = False, max_len: int | None = None
+) -> str:
     if not isinstance(value, str):
         raise WireError(f"{where}: expected a string, got {_type_name(value)}")
     if not value and not allow_empty:
         raise WireError(f"{where}: must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise WireError(f"{where}: longer than {max_len} characters ({len(value)})")
     return value
 
 
@@ -152,14 +167,21 @@ def _all_strings(values: list[Any]) -> bool:
 def _check_pod_shape(pod: Mapping[str, Any]) -> PodRef:
     """The parts of a v1.Pod that vramfit reads must have the types the API server guarantees."""
     meta = _object(pod.get("metadata"), "Pod.metadata")
-    name = _string(meta.get("name"), "Pod.metadata.name")
-    namespace = _string(meta.get("namespace", "default"), "Pod.metadata.namespace")
-    uid = _string(meta.get("uid"), "Pod.metadata.uid")
-    rv = _string(meta.get("resourceVersion", ""), "Pod.metadata.resourceVersion", allow_empty=True)
+    name = _string(meta.get("name"), "Pod.metadata.name", max_len=DNS_SUBDOMAIN_MAX)
+    namespace = _string(
+        meta.get("namespace", "default"), "Pod.metadata.namespace", max_len=DNS_LABEL_MAX
+    )
+    uid = _string(meta.get("uid"), "Pod.metadata.uid", max_len=UID_MAX)
+    rv = _string(
+        meta.get("resourceVersion", ""),
+        "Pod.metadata.resourceVersion",
+        allow_empty=True,
+        max_len=RESOURCE_VERSION_MAX,
+    )
     annotations = meta.get("annotations")
     if annotations is not None:
         for k, v in _object(annotations, "Pod.metadata.annotations").items():
-            _string(v, f"Pod.metadata.annotations[{k!r}]", allow_empty=True)
+            _string(v, f"Pod.metadata.annotations[{quote(k)}]", allow_empty=True)
     spec = pod.get("spec")
     if spec is not None:
         spec = _object(spec, "Pod.spec")
@@ -196,10 +218,17 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
     if names_raw is not None:
         if not isinstance(names_raw, list):
             raise WireError(f"NodeNames: expected an array, got {_type_name(names_raw)}")
-        if _all_strings(names_raw) and "" not in names_raw:
+        if (
+            _all_strings(names_raw)
+            and "" not in names_raw
+            and max(map(len, names_raw), default=0) <= DNS_SUBDOMAIN_MAX
+        ):
             names = tuple(names_raw)  # the common case, checked without a per-name call
         else:
-            names = tuple(_string(n, f"NodeNames[{i}]") for i, n in enumerate(names_raw))
+            names = tuple(
+                _string(n, f"NodeNames[{i}]", max_len=DNS_SUBDOMAIN_MAX)
+                for i, n in enumerate(names_raw)
+            )
         return ExtenderArgs(pod=pod, ref=ref, node_names=names, node_objects=None)
     if nodes_raw is not None:
         node_list = _fold(_object(nodes_raw, "Nodes"), "Nodes")
@@ -213,7 +242,13 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
         for i, item in enumerate(items):
             node = _object(item, f"Nodes.items[{i}]")
             meta = _object(node.get("metadata"), f"Nodes.items[{i}].metadata")
-            names_list.append(_string(meta.get("name"), f"Nodes.items[{i}].metadata.name"))
+            names_list.append(
+                _string(
+                    meta.get("name"),
+                    f"Nodes.items[{i}].metadata.name",
+                    max_len=DNS_SUBDOMAIN_MAX,
+                )
+            )
             objects.append(dict(node))
         return ExtenderArgs(
             pod=pod, ref=ref, node_names=tuple(names_list), node_objects=tuple(objects)
@@ -221,16 +256,24 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
     raise WireError("neither NodeNames nor Nodes given; expected the candidate nodes")
 
 
+_BINDING_FIELDS = {
+    "PodName": DNS_SUBDOMAIN_MAX,
+    "PodNamespace": DNS_LABEL_MAX,
+    "PodUID": UID_MAX,
+    "Node": DNS_SUBDOMAIN_MAX,
+}
+
+
 def decode_binding_args(body: bytes) -> BindingArgs:
     """Decode a bind body; raises ``WireError`` naming the bad field."""
     raw = _object(_load(body), "request body")
     fields = _fold(raw, "request body")
     values: dict[str, str] = {}
-    for go_name in ("PodName", "PodNamespace", "PodUID", "Node"):
+    for go_name, max_len in _BINDING_FIELDS.items():
         key, value = fields.get(go_name.lower(), (go_name, None))
         if value is None:
             raise WireError(f"{go_name}: missing")
-        values[go_name] = _string(value, key)
+        values[go_name] = _string(value, key, max_len=max_len)
     return BindingArgs(
         pod_name=values["PodName"],
         pod_namespace=values["PodNamespace"],
