@@ -1,0 +1,271 @@
+"""Talking to the end-to-end cluster, and bursts: a KServe predictor Deployment scaled up,
+watched while it lands, and judged.
+
+A GPU is *double-booked* when two bound pods' reservations name it, or when its agent reports
+it held by two pods. A burst pod is *lost* when the burst settles without it: fewer pods bound
+than the GPUs hold, a pod the kubelet refused (``Failed``), or fewer live pods than replicas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kubernetes import client as k8s
+
+from controlplane.pytest_plugin import wait_for
+from placement.annotation import decode_reservation
+from tests.e2e.kserve import predictor_deployment, predictor_name, selector
+from tests.e2e.world import Extender, Pool, pod_list, reports
+
+RESERVATION = "vramfit.io/reservation"
+
+
+def gpu_pod(
+    name: str,
+    *,
+    gpus: int = 2,
+    vram: str = "70Gi",
+    scheduler: str = "vramfit",
+    model: str = "",
+    node: str = "",
+) -> dict[str, Any]:
+    """A lone GPU pod, for tests about one pod rather than a burst."""
+    annotations = {"vramfit.io/vram-per-gpu": vram, "vramfit.io/model-size": "141Gi"}
+    if model:
+        annotations["vramfit.io/model"] = model
+    limits = {"nvidia.com/gpu": str(gpus)}
+    pod: dict[str, Any] = {
+        "metadata": {"name": name, "annotations": annotations, "labels": {"app": "e2e"}},
+        "spec": {
+            "schedulerName": scheduler,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "kserve/huggingfaceserver:v0.15.0-gpu",
+                    "resources": {"limits": limits, "requests": limits},
+                }
+            ],
+        },
+    }
+    if node:
+        pod["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+    return pod
+
+
+def is_bound(pod: dict[str, Any]) -> bool:
+    return bool(pod["spec"].get("nodeName"))
+
+
+def reservations(pods: list[dict[str, Any]]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """pod name -> (node, GPUs) from each bound pod's reservation annotation."""
+    out = {}
+    for p in pods:
+        value = (p["metadata"].get("annotations") or {}).get(RESERVATION)
+        assert value, f"pod {p['metadata']['name']} was bound without a reservation"
+        r = decode_reservation(value, pod_uid=p["metadata"]["uid"], pod_key="")
+        assert r.node == p["spec"]["nodeName"]
+        out[p["metadata"]["name"]] = (r.node, r.gpu_uuids)
+    return out
+
+
+def holders(status_by_node: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """GPU UUID -> pods its agent reports on it."""
+    found: dict[str, list[str]] = {}
+    for status in status_by_node.values():
+        for gpu in status.get("gpus", []):
+            pods = {p["podUID"] for p in gpu.get("pods", [])}
+            if gpu.get("holderPodUID"):
+                pods.add(gpu["holderPodUID"])
+            found[gpu["uuid"]] = sorted(pods)
+    return found
+
+
+def double_booked(bound: list[dict[str, Any]], held: dict[str, list[str]]) -> set[str]:
+    """GPUs named by two bound pods' reservations, or reported held by two pods (pods that
+    another scheduler placed have no reservation: only their agents' reports count)."""
+    taken: dict[str, str] = {}
+    twice = set()
+    reserved = [p for p in bound if RESERVATION in (p["metadata"].get("annotations") or {})]
+    for name, (_, gpus) in reservations(reserved).items():
+        for g in gpus:
+            if g in taken:
+                twice.add(g)
+            taken[g] = name
+    return twice | {gpu for gpu, pods in held.items() if len(pods) > 1}
+
+
+def refused_by_kubelet(pods: list[dict[str, Any]]) -> list[str]:
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        if (p.get("status") or {}).get("reason") == "UnexpectedAdmissionError"
+    ]
+
+
+@dataclass
+class Cluster:
+    pool: Pool
+    extender: Extender
+    core: k8s.CoreV1Api
+    custom: k8s.CustomObjectsApi
+
+    @property
+    def apps(self) -> k8s.AppsV1Api:
+        return k8s.AppsV1Api(self.core.api_client)
+
+    def create(self, namespace: str, pods: list[dict[str, Any]]) -> None:
+        for pod in pods:
+            self.core.create_namespaced_pod(namespace, pod)
+
+    def pods(self, namespace: str) -> list[dict[str, Any]]:
+        return pod_list(self.core, namespace)
+
+    def bound(self, namespace: str) -> list[dict[str, Any]]:
+        return [p for p in self.pods(namespace) if is_bound(p)]
+
+    def holders(self) -> dict[str, list[str]]:
+        return holders(reports(self.custom))
+
+    def wait_idle(self) -> None:
+        """Until no agent reports a GPU held (pods of earlier tests are gone)."""
+        wait_for(
+            "the pool to be idle", lambda: all(not p for p in self.holders().values()), timeout=90
+        )
+
+    def filter(self, body: bytes) -> list[str] | None:
+        """Ask the extender directly, as kube-scheduler does; the names that pass."""
+        request = urllib.request.Request(
+            f"{self.extender.url}/scheduler/filter",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            names: list[str] | None = orjson.loads(resp.read())["NodeNames"]
+            return names
+
+    def events(self, namespace: str, pod: str) -> str:
+        items = self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={pod}"
+        ).items
+        return "\n".join(e.message or "" for e in items)
+
+    def burst(
+        self, namespace: str, isvc: str, replicas: int, *, expected: int, **shape: Any
+    ) -> Burst:
+        """A predictor Deployment at zero replicas, ready to :meth:`Burst.scale`; ``expected``
+        of its ``replicas`` pods fit the pool."""
+        self.apps.create_namespaced_deployment(namespace, predictor_deployment(isvc, 0, **shape))
+        return Burst(self, namespace, isvc, replicas, expected)
+
+
+def assert_no_double_booking(pods: list[dict[str, Any]], cluster: Cluster) -> None:
+    bound = [p for p in pods if is_bound(p)]
+    twice = double_booked(bound, cluster.holders())
+    assert not twice, f"GPUs double-booked: {sorted(twice)}"
+    assert not refused_by_kubelet(pods), f"the kubelet refused {refused_by_kubelet(pods)}"
+
+
+@dataclass
+class Burst:
+    """One predictor's burst: its pods, watched for double-booking while they land."""
+
+    cluster: Cluster
+    namespace: str
+    isvc: str
+    replicas: int
+    expected: int
+    seen: set[str] = field(default_factory=set)
+    worst: set[str] = field(default_factory=set)
+    sample_errors: int = 0
+
+    def scale(self, replicas: int | None = None) -> None:
+        self.cluster.apps.patch_namespaced_deployment_scale(
+            predictor_name(self.isvc),
+            self.namespace,
+            {"spec": {"replicas": self.replicas if replicas is None else replicas}},
+        )
+
+    def pods(self) -> list[dict[str, Any]]:
+        ((key, value),) = selector(self.isvc).items()
+        resp = self.cluster.core.list_namespaced_pod(
+            self.namespace, label_selector=f"{key}={value}", _preload_content=False
+        )
+        items: list[dict[str, Any]] = orjson.loads(resp.data)["items"]
+        return items
+
+    def live(self) -> list[dict[str, Any]]:
+        return [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
+
+    def bound(self) -> list[dict[str, Any]]:
+        return [p for p in self.live() if is_bound(p)]
+
+    def sample(self) -> list[dict[str, Any]]:
+        """The live pods now; remembers every pod seen and every GPU seen double-booked."""
+        pods = self.live()
+        self.seen.update(p["metadata"]["uid"] for p in pods)
+        bound = [p for p in pods if is_bound(p)]
+        self.worst |= double_booked(bound, self.cluster.holders())
+        return pods
+
+    @contextlib.contextmanager
+    def watching(self, interval: float = 0.5) -> Iterator[None]:
+        """Sample in the background (a failed sample, while the API server is down, is
+        counted and skipped)."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.sample()
+                except Exception:  # the API server may be away: count it, sample again
+                    self.sample_errors += 1
+
+        thread = threading.Thread(target=run, name=f"burst-{self.isvc}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+    def whole(self) -> bool:
+        pods = self.sample()
+        bound = [p for p in pods if is_bound(p)]
+        return (
+            len(pods) == self.replicas
+            and len(bound) == self.expected
+            and not refused_by_kubelet(pods)
+        )
+
+    def wait_whole(self, timeout: float) -> float:
+        """Wait until the burst is whole and stays so for 3 s; returns when it first was."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait_for(
+                f"{self.expected} of {self.replicas} pods of {self.isvc} bound",
+                self.whole,
+                timeout=max(1.0, deadline - time.monotonic()),
+                interval=0.25,
+            )
+            at = time.monotonic()
+            time.sleep(3)
+            if self.whole():
+                return at
+
+    def lost(self) -> int:
+        """Pods the burst is short of: unbound though GPUs are free, refused, or missing."""
+        pods = self.sample()
+        bound = sum(1 for p in pods if is_bound(p))
+        return (
+            max(0, self.expected - bound)
+            + len(refused_by_kubelet(pods))
+            + max(0, self.replicas - len(pods))
+        )
