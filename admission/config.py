@@ -87,6 +87,32 @@ def _listen(flag: str, text: str, default: tuple[str, int], problems: list[str])
         return default
 
 
+def _hosts(text: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in text.split(",") if h.strip())
+
+
+def _file_problems(**paths: str | None) -> list[str]:
+    return [
+        f"--{flag.replace('_', '-')} {path!r}: no such file"
+        for flag, path in paths.items()
+        if path is not None and not os.path.isfile(path)
+    ]
+
+
+def _certificate_problems(
+    cert_mode: str, tls_cert: str | None, tls_key: str | None, hosts: str
+) -> list[str]:
+    problems = []
+    if cert_mode not in CERT_MODES:
+        problems.append(f"--certificates {cert_mode!r}: expected one of {', '.join(CERT_MODES)}")
+    if cert_mode == "files" and not (tls_cert and tls_key):
+        problems.append("--certificates files: give --tls-cert and --tls-key")
+    problems += _file_problems(tls_cert=tls_cert, tls_key=tls_key)
+    if cert_mode == "self" and not _hosts(hosts):
+        problems.append("--hosts: at least one DNS name or IP address for the certificate")
+    return problems
+
+
 def build_settings(
     *,
     listen: str,
@@ -120,24 +146,12 @@ def build_settings(
     )
     if port == metrics_port:
         problems.append("--metrics-listen: must use another port than --listen")
-    if cert_mode not in CERT_MODES:
-        problems.append(f"--certificates {cert_mode!r}: expected one of {', '.join(CERT_MODES)}")
-    if cert_mode == "files" and not (tls_cert and tls_key):
-        problems.append("--certificates files: give --tls-cert and --tls-key")
-    for flag, path in (
-        ("--tls-cert", tls_cert),
-        ("--tls-key", tls_key),
-        ("--kubeconfig", kubeconfig),
-        ("--model-catalog", model_catalog),
-    ):
-        if path is not None and not os.path.isfile(path):
-            problems.append(f"{flag} {path!r}: no such file")
+    problems += _certificate_problems(cert_mode, tls_cert, tls_key, hosts)
+    problems += _file_problems(kubeconfig=kubeconfig, model_catalog=model_catalog)
     secret_namespace, slash, secret_name = secret.partition("/")
     if not (slash and secret_namespace and secret_name):
         problems.append(f"--secret {secret!r}: expected NAMESPACE/NAME")
-    host_list = tuple(h.strip() for h in hosts.split(",") if h.strip())
-    if cert_mode == "self" and not host_list:
-        problems.append("--hosts: at least one DNS name or IP address for the certificate")
+    host_list = _hosts(hosts)
     if not webhook_configuration:
         problems.append("--webhook-configuration: must not be empty")
     if not 1 <= serving_days < ca_days:

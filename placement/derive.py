@@ -33,6 +33,7 @@ from placement.demand import (
 )
 from placement.fields import quote
 from placement.kserve_pod import KServeRef, kserve_ref
+from placement.model import Demand
 from placement.models import Headroom, ModelCatalog, Sizing, lookup, model_id_from_uri, size_model
 from placement.shape import MIB
 
@@ -117,6 +118,35 @@ def _not_derived(reason: str, key: str, detail: str, ref: KServeRef | None) -> D
     )
 
 
+def _derived_need(
+    key: str,
+    annotations: Mapping[str, str],
+    *,
+    demand: Demand,
+    ref: KServeRef,
+    catalog: ModelCatalog,
+    headroom: Headroom,
+) -> tuple[int, dict[str, str]] | Derivation:
+    """The VRAM need per GPU and the annotations that say it, or why it cannot be derived."""
+    try:
+        sizing = _sizing(annotations, ref, headroom, catalog)
+    except ValueError as exc:  # the same parser as demand_from_pod; kept for safety
+        return _not_derived(R_INVALID_POD, key, f"{exc}", ref)
+    if sizing.vram_per_gpu is None:
+        if not (ref.storage_uri or ref.model_names or demand.model_id):
+            detail = f"it names no model and has no {A_VRAM_PER_GPU}; "
+            return _not_derived(R_NO_MODEL, key, detail + _HOW_TO_FIX, ref)
+        named = demand.model_id or ref.storage_uri or ref.model_names[0]
+        detail = f"model {quote(named)} is not in the model catalog; "
+        return _not_derived(R_UNKNOWN_MODEL, key, detail + _HOW_TO_FIX, ref)
+    add = {A_VRAM_PER_GPU: _quantity(sizing.vram_per_gpu)}
+    if A_MODEL not in annotations and sizing.model_id:
+        add[A_MODEL] = sizing.model_id
+    if A_MODEL_SIZE not in annotations and sizing.weights_bytes:
+        add[A_MODEL_SIZE] = _quantity(sizing.weights_bytes)
+    return sizing.vram_per_gpu, add
+
+
 def derive(pod: Mapping[str, Any], catalog: ModelCatalog, headroom: Headroom) -> Derivation:
     """Decide what to add to ``pod`` (see the module docstring). Pure."""
     key = pod_key(pod)
@@ -126,42 +156,20 @@ def derive(pod: Mapping[str, Any], catalog: ModelCatalog, headroom: Headroom) ->
         return _not_derived(R_INVALID_POD, key, f"{exc}", None)
     if demand is None:
         return Derivation(Outcome.NOT_GPU)
-    meta = pod.get("metadata") or {}
-    raw_annotations = meta.get("annotations") or {}
+    raw_annotations = (pod.get("metadata") or {}).get("annotations") or {}
     annotations = {k: v for k, v in raw_annotations.items() if isinstance(v, str)}
     ref = kserve_ref(pod, demand.gpus)
-    add: dict[str, str] = {}
     vram = demand.vram_per_gpu
+    add: dict[str, str] = {}
     if vram == 0:
-        try:
-            sizing = _sizing(annotations, ref, headroom, catalog)
-        except ValueError as exc:  # the same parser as demand_from_pod; kept for safety
-            return _not_derived(R_INVALID_POD, key, f"{exc}", ref)
-        if sizing.vram_per_gpu is None:
-            if not (ref.storage_uri or ref.model_names or demand.model_id):
-                return _not_derived(
-                    R_NO_MODEL,
-                    key,
-                    f"it names no model and has no {A_VRAM_PER_GPU}; " + _HOW_TO_FIX,
-                    ref,
-                )
-            named = demand.model_id or ref.storage_uri or ref.model_names[0]
-            return _not_derived(
-                R_UNKNOWN_MODEL,
-                key,
-                f"model {quote(named)} is not in the model catalog; " + _HOW_TO_FIX,
-                ref,
-            )
-        vram = sizing.vram_per_gpu
-        add[A_VRAM_PER_GPU] = _quantity(vram)
-        if A_MODEL not in annotations and sizing.model_id:
-            add[A_MODEL] = sizing.model_id
-        if A_MODEL_SIZE not in annotations and sizing.weights_bytes:
-            add[A_MODEL_SIZE] = _quantity(sizing.weights_bytes)
-    elif A_MODEL not in annotations:
-        model = _model_id(annotations, ref, catalog)
-        if model:
-            add[A_MODEL] = model
+        need = _derived_need(
+            key, annotations, demand=demand, ref=ref, catalog=catalog, headroom=headroom
+        )
+        if isinstance(need, Derivation):
+            return need
+        vram, add = need
+    elif A_MODEL not in annotations and (model := _model_id(annotations, ref, catalog)):
+        add[A_MODEL] = model
     try:
         required = narrowed_required(
             (pod.get("spec") or {}).get("affinity"), static_expressions(vram, demand.products)

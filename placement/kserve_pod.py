@@ -103,51 +103,65 @@ def _is_uri(value: str) -> bool:
     return "://" in value
 
 
-def kserve_ref(pod: Mapping[str, Any], gpus: int) -> KServeRef:
-    """Read the model a pod serves (pure); ``gpus`` is the pod's GPU count, the default split."""
-    meta = _mapping(pod.get("metadata"))
-    labels = _mapping(meta.get("labels"))
-    annotations = _mapping(meta.get("annotations"))
-    spec = _mapping(pod.get("spec"))
-    kind, name = "", ""
+def _owner(labels: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, name) of the KServe object the labels name, ``("", "")`` for none."""
     if isinstance(labels.get(L_ISVC), str):
-        kind, name = "InferenceService", labels[L_ISVC]
-    elif labels.get(L_PART_OF) == LLMISVC_PART_OF and isinstance(labels.get(L_NAME), str):
-        kind, name = "LLMInferenceService", labels[L_NAME]
+        return "InferenceService", labels[L_ISVC]
+    if labels.get(L_PART_OF) == LLMISVC_PART_OF and isinstance(labels.get(L_NAME), str):
+        return "LLMInferenceService", labels[L_NAME]
+    return "", ""
 
-    containers = [_mapping(c) for c in _list(spec.get("containers"))]
-    inits = [_mapping(c) for c in _list(spec.get("initContainers"))]
+
+def _storage_uris(
+    annotations: Mapping[str, Any],
+    containers: list[Mapping[str, Any]],
+    inits: list[Mapping[str, Any]],
+) -> list[str]:
+    """Storage URIs in the order KServe's own records are trusted."""
     uris: list[str] = []
     source = annotations.get(A_SOURCE_URI)
     if isinstance(source, str) and source.strip():
         uris.append(source.strip())
     for init in inits:
-        if init.get("name") == STORAGE_INITIALIZER:
-            args = _strings(init.get("args"))
-            if args and args[0].strip():
-                uris.append(args[0].strip())
-    for container in containers:
-        if container.get("name") != KSERVE_CONTAINER:
-            continue
-        for raw_env in _list(container.get("env")):
-            env = _mapping(raw_env)
+        args = _strings(init.get("args")) if init.get("name") == STORAGE_INITIALIZER else []
+        if args and args[0].strip():
+            uris.append(args[0].strip())
+    for container in (c for c in containers if c.get("name") == KSERVE_CONTAINER):
+        for env in map(_mapping, _list(container.get("env"))):
             value = env.get("value")
             if env.get("name") == "STORAGE_URI" and isinstance(value, str) and _is_uri(value):
                 uris.append(value.strip())
+    return uris
 
+
+def _command_lines(
+    containers: list[Mapping[str, Any]],
+) -> tuple[list[str], list[str], int | None, int | None]:
+    """(URIs, model names, tensor parallel size, pipeline parallel size) from the command lines."""
+    uris: list[str] = []
     names: list[str] = []
     tensor = pipeline = None
     for container in containers:
         words = _tokens(container)
-        for raw in _flag_values(words, _MODEL_FLAGS):
-            value = raw.strip()
-            if value and value.rstrip("/") != LOCAL_MODEL_PATH and value not in names:
-                if _is_uri(value):
-                    uris.append(value)
-                else:
-                    names.append(value)
+        for value in (v.strip() for v in _flag_values(words, _MODEL_FLAGS)):
+            if not value or value.rstrip("/") == LOCAL_MODEL_PATH or value in names:
+                continue
+            (uris if _is_uri(value) else names).append(value)
         tensor = tensor or _positive(_flag_values(words, _TP_FLAGS))
         pipeline = pipeline or _positive(_flag_values(words, _PP_FLAGS))
+    return uris, names, tensor, pipeline
+
+
+def kserve_ref(pod: Mapping[str, Any], gpus: int) -> KServeRef:
+    """Read the model a pod serves (pure); ``gpus`` is the pod's GPU count, the default split."""
+    meta = _mapping(pod.get("metadata"))
+    spec = _mapping(pod.get("spec"))
+    kind, name = _owner(_mapping(meta.get("labels")))
+    containers = [_mapping(c) for c in _list(spec.get("containers"))]
+    inits = [_mapping(c) for c in _list(spec.get("initContainers"))]
+    uris = _storage_uris(_mapping(meta.get("annotations")), containers, inits)
+    flag_uris, names, tensor, pipeline = _command_lines(containers)
+    uris += flag_uris
     shards = (tensor or 1) * (pipeline or 1) if tensor or pipeline else (gpus or None)
     return KServeRef(
         kind=kind,
