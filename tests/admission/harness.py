@@ -34,6 +34,7 @@ class RunningWebhook:
     configuration: str
     metrics_url: str
     secret: str
+    port: int
 
 
 def registration(name: str, url: str, namespaces: Sequence[str]) -> dict[str, Any]:
@@ -57,7 +58,12 @@ def registration(name: str, url: str, namespaces: Sequence[str]) -> dict[str, An
 
 @contextmanager
 def admission_webhook(
-    plane: ControlPlane, namespaces: Sequence[str], workdir: Path, *, secret_namespace: str
+    plane: ControlPlane,
+    namespaces: Sequence[str],
+    workdir: Path,
+    *,
+    secret_namespace: str,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[RunningWebhook]:
     """Register and start the webhook; both go away afterwards."""
     name = f"vramfit-admission-{secrets.token_hex(3)}"
@@ -81,6 +87,7 @@ def admission_webhook(
                 "--hosts=127.0.0.1",
                 f"--cert-dir={workdir / name}",
                 "--log-level=debug",
+                *extra_args,
             ],
             lambda: http_ok(f"http://127.0.0.1:{metrics_port}/readyz", lambda b: b == b"ok\n"),
         )
@@ -92,7 +99,9 @@ def admission_webhook(
                     for w in registrations.read_mutating_webhook_configuration(name).webhooks
                 ),
             )
-            yield RunningWebhook(name, f"http://127.0.0.1:{metrics_port}/metrics", f"{name}-tls")
+            yield RunningWebhook(
+                name, f"http://127.0.0.1:{metrics_port}/metrics", f"{name}-tls", port
+            )
         finally:
             registrations.delete_mutating_webhook_configuration(name)
             process.stop()
