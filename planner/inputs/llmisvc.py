@@ -181,6 +181,8 @@ def read_llm_service(
         **_strings(meta.get("annotations")),
         **_strings(spec.get("annotations")),
     }
+    if used:
+        kept.append(f"spec merged over the {LLM_CONFIG_KIND}s {', '.join(used)}, in that order")
     kept.extend(read.notes)
     return InferenceService(
         namespace=namespace,
@@ -319,6 +321,11 @@ def _workload(
         return None, autoscaler
     head, pod = leader
     work = worker[0] if worker is not None else head
+    if worker is not None and par.data_parallel and par.data % par.data_local:
+        notes.append(
+            f"{name}: data {par.data} is not a multiple of dataLocal {par.data_local}: KServe "
+            f"runs {par.size} pods per replica"
+        )
     expected = par.tensor * (par.data_local if par.data_parallel else 1)
     if head.gpus and head.gpus != expected:
         ranks = f"tensor {par.tensor}" + (

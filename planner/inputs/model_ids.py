@@ -7,9 +7,10 @@ follow) or ``org--name`` (Hugging Face repository names never hold ``--``). Such
 up in the model catalog exactly, case-insensitively, a quantisation suffix allowed
 (``...-FP8``); an id the catalog does not know is unknown, never sized from a similar name.
 
-Anything else is a *guess*: a catalog model found somewhere in a path
-(``s3://bucket/llama-3.1-8b-instruct/``), an LLMInferenceService's served name
-(``spec.model.name``), or, failing all, the path itself. A guess is used, and its
+Anything else is a *guess*, tried in this order: an LLMInferenceService's served name
+(``spec.model.name``) the catalog knows, a catalog model found somewhere in the path
+(``s3://bucket/llama-3.1-8b-instruct/``), the served name when it reads ``org/name``, and,
+failing all, the path itself. A guess is used, and its
 ``guessed_from`` says what it came from so the plan can say so. Sizing then follows the core's
 rules (``placement.models.size_model``). Pure.
 """
@@ -99,11 +100,13 @@ def identify(
         info = _exact(catalog, served_name)
         if info is not None:
             return ModelRef(info.model_id, info, served_name, f"spec.model.name {served_name}")
-    if not uri.strip():
-        return ModelRef("")
-    info = lookup(catalog, uri)
+    info = lookup(catalog, uri) if uri.strip() else None
     if info is not None:
         return ModelRef(info.model_id, info, uri, uri)
+    if served_name and "/" in served_name:
+        return ModelRef(served_name, None, "", f"spec.model.name {served_name}")
+    if not uri.strip():
+        return ModelRef("")
     return ModelRef(model_id_from_uri(uri), None, "", uri)
 
 

@@ -218,9 +218,16 @@ def collect(
     seen.broken.extend(Broken(p.where, "", (p,)) for p in earlier)
     for origin, doc in docs:
         seen.add(origin, doc)
-    configs: dict[tuple[str, str], LLMConfig] = {
-        (c.namespace, c.name): c for c in _parse(seen, LLM_CONFIG_KIND, parse_llm_config)
-    }
+    valid = _parse(seen, LLM_CONFIG_KIND, parse_llm_config)
+    # A broken preset is still merged into the services that name it, so they are broken too:
+    # KServe would reject their merged spec.
+    configs: dict[tuple[str, str], LLMConfig] = {}
+    for origin, doc in seen.of(LLM_CONFIG_KIND):
+        namespace, name = object_key(doc)
+        spec = doc.get("spec")
+        if name:
+            raw = spec if isinstance(spec, Mapping) else {}
+            configs[(namespace, name)] = LLMConfig(namespace, name, origin, raw)
 
     def llm(
         doc: Mapping[str, Any], origin: str, problems: list[Problem], found: list[Problem]
@@ -248,7 +255,7 @@ def collect(
         source=source,
         notes=tuple(seen.notes),
         broken=tuple(seen.broken),
-        llm_configs=len(configs),
+        llm_configs=len(valid),
     )
 
 

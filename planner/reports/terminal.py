@@ -22,7 +22,7 @@ from planner.reports.presentation import (
 def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
     for h in header:
-        t.add_column(h, overflow="fold")
+        t.add_column(h, overflow="fold", no_wrap=h == "replica")
     for r in rows:
         t.add_row(*r)
     return t

@@ -219,6 +219,27 @@ def test_human_formats(fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert "| scenario |" in text
 
 
+@pytest.mark.parametrize("fmt", ["markdown", "html", "table"])
+def test_human_formats_show_groups_notes_and_what_was_not_read(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = FIXTURES / "kserve-docs"
+    out = tmp_path / f"report.{fmt}"
+    files = ("llmisvc-deepseek-dp-ep.yaml", "llmisvc-broken.yaml", "isvc-hf-new-fields.yaml")
+    rc, _, err = run(
+        ["--from", *(str(docs / f) for f in files), "-o", fmt, "--output-file", str(out), *ARGS],
+        capsys,
+    )
+    assert rc == EXIT_OK, err
+    # Panels wrap long lines between borders: read the words in order.
+    text = " ".join(out.read_text().replace("│", " ").split())
+    assert "Multi-node groups" in text
+    assert "default/deepseek-coder-v2 workload replica 0: 2 pods (8+8 GPUs) on 2" in text
+    assert "2 pods x 8 GPUs (one group)" in text
+    assert "Could not be read" in text and "half-data-parallel" in text
+    assert "spec.predictor.someNewField: unknown field, ignored" in text
+
+
 def _write(path: Path, docs: list[Any]) -> Path:
     path.write_text(yaml.safe_dump_all(docs))
     return path
