@@ -7,77 +7,44 @@ weights, KV cache and runtime must fit in that share. A model that matches nothi
 unknown, never guessed.
 
 The planner sizes InferenceServices with it and the admission webhook sizes pods with it, so it
-lives in the core, with the shipped catalog beside it (``BUILTIN_CATALOG`` in this package). Pure:
-the components read the file with the one document loader and hand the decoded document to
-``parse_model_catalog``.
+lives in the core. The catalog itself (``ModelCatalog``, ``lookup``, the shipped
+``BUILTIN_CATALOG``) and the ids URIs name are ``placement.model_ids``, light enough for the node
+agent; they are exported here too for the sizing callers. Pure: the components read the file
+with the one document loader and hand the decoded document to ``parse_model_catalog``.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
 
 from placement.demand import A_MODEL, A_MODEL_SIZE, A_VRAM_PER_GPU
-from placement.fields import Fields, InputError, Problem
 from placement.model import GIB
+from placement.model_ids import (
+    BUILTIN_CATALOG,
+    BYTES_PER_PARAM,
+    ModelCatalog,
+    ModelInfo,
+    lookup,
+    model_id_from_uri,
+    parse_model_catalog,
+)
 from placement.quantity import QuantityError, parse_bytes
 
-BUILTIN_CATALOG: Final = "model_catalog.yaml"
-"""The shipped catalog, a data file of this package (``importlib.resources``)."""
-
-BYTES_PER_PARAM: dict[str, float] = {
-    "fp32": 4.0,
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "int4": 0.5,
-}
-
-# Name suffixes that say how a checkpoint is quantised, longest first.
-_QUANT_SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("-gptq-int4", "int4"),
-    ("-gptq-int8", "int8"),
-    ("-fp8-dynamic", "fp8"),
-    ("-w4a16", "int4"),
-    ("-w8a8", "int8"),
-    ("-bnb-4bit", "int4"),
-    ("-awq", "int4"),
-    ("-gptq", "int4"),
-    ("-int4", "int4"),
-    ("-int8", "int8"),
-    ("-fp8", "fp8"),
-    ("-fp16", "fp16"),
-    ("-bf16", "bf16"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """A catalog entry: canonical id, parameters and the dtype of its weights."""
-
-    model_id: str
-    params: int
-    dtype: str
-
-    @property
-    def weights_bytes(self) -> int:
-        """Bytes of weights: parameters times bytes per parameter."""
-        return math.ceil(self.params * BYTES_PER_PARAM[self.dtype])
-
-
-@dataclass(frozen=True, slots=True)
-class ModelCatalog:
-    """Known models, keyed by lower-cased id and by lower-cased repository name."""
-
-    by_key: Mapping[str, ModelInfo]
-    source: str
-
-    def __len__(self) -> int:
-        return len({m.model_id for m in self.by_key.values()})
+__all__ = [
+    "BUILTIN_CATALOG",
+    "BYTES_PER_PARAM",
+    "Headroom",
+    "ModelCatalog",
+    "ModelInfo",
+    "Sizing",
+    "lookup",
+    "model_id_from_uri",
+    "parse_model_catalog",
+    "size_model",
+    "vram_per_gpu",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,72 +82,6 @@ class Sizing:
     vram_per_gpu: int | None
     source: str
     dtype: str = ""
-
-
-def parse_model_catalog(raw: Any, where: str) -> ModelCatalog:
-    """Validate a raw model catalog; raises ``InputError`` (its source ``where``) with every
-    problem. Pure."""
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("models"), list):
-        raise InputError(where, [Problem("", "expected a mapping with a 'models' list")])
-    f = Fields(raw, "")
-    by_key: dict[str, ModelInfo] = {}
-    for entry in f.children("models", ("ids", "params_b", "dtype")):
-        ids = entry.strings("ids", required=True)
-        if not ids and isinstance(entry.get("ids"), list):
-            entry.bad("ids", "expected a non-empty list of model ids")
-        params = entry.number("params_b", None, minimum=0.0, exclusive_minimum=True, required=True)
-        dtype = entry.choice("dtype", tuple(BYTES_PER_PARAM), "", required=True)
-        if not ids or params is None or not dtype:
-            continue
-        for model_id in ids:
-            info = ModelInfo(model_id, round(params * 1e9), dtype)
-            by_key[model_id.lower()] = info
-            by_key.setdefault(model_id.split("/")[-1].lower(), info)
-    f.raise_if_problems(where)
-    return ModelCatalog(by_key, str(raw.get("source", where)))
-
-
-def _strip_quant(name: str) -> tuple[str, str]:
-    lowered = name.lower()
-    for suffix, dtype in _QUANT_SUFFIXES:
-        if lowered.endswith(suffix):
-            return lowered[: -len(suffix)], dtype
-    return lowered, ""
-
-
-def model_id_from_uri(uri: str) -> str:
-    """The model id a storage URI points at: ``hf://org/name[:rev]`` gives ``org/name``; other
-    schemes give the path after the bucket or claim. Pure."""
-    rest = re.sub(r"^[a-z0-9+.-]+://", "", uri.strip(), flags=re.IGNORECASE)
-    if uri.lower().startswith("hf://"):
-        rest = re.split(r"[:@]", rest, maxsplit=1)[0]
-        return rest.strip("/")
-    parts = [p for p in rest.split("/") if p]
-    return "/".join(parts[1:]) if len(parts) > 1 else rest.strip("/")
-
-
-def lookup(catalog: ModelCatalog, text: str) -> ModelInfo | None:
-    """Find a known model named in ``text`` (a model id or a storage URI). Pure.
-
-    Tries ``org/name`` pairs and single path segments from the deepest one up; a quantisation
-    suffix in the name overrides the catalog dtype.
-    """
-    path = model_id_from_uri(text) if "://" in text else text
-    parts = [p for p in re.split(r"[/:@]", path) if p]
-    candidates: list[str] = []
-    for i in range(len(parts) - 1, -1, -1):
-        if i > 0:
-            candidates.append(f"{parts[i - 1]}/{parts[i]}")
-        candidates.append(parts[i])
-    for cand in candidates:
-        base, quant = _strip_quant(cand)
-        exact = catalog.by_key.get(cand.lower())
-        if exact is not None:
-            return exact
-        info = catalog.by_key.get(base)
-        if info is not None:
-            return ModelInfo(info.model_id, info.params, quant or info.dtype)
-    return None
 
 
 def vram_per_gpu(weights_bytes: int, shards: int, headroom: Headroom) -> int:

@@ -11,17 +11,19 @@ Anything else is a *guess*, tried in this order: an LLMInferenceService's served
 (``spec.model.name``) the catalog knows, a catalog model found somewhere in the path
 (``s3://bucket/llama-3.1-8b-instruct/``), the served name when it reads ``org/name``, and,
 failing all, the path itself. A guess is used, and its
-``guessed_from`` says what it came from so the plan can say so. Sizing then follows the core's
-rules (``placement.models.size_model``). Pure.
+``guessed_from`` says what it came from so the plan can say so. The URI rules and the exact
+catalog match are the core's (``placement.model_ids``), which the node agent uses to publish
+KServe's cached models under the same ids. Sizing then follows the core's rules
+(``placement.models.size_model``). Pure.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from placement.demand import A_MODEL
+from placement.model_ids import catalog_entry, model_id_in_uri
 from placement.models import (
     Headroom,
     ModelCatalog,
@@ -31,8 +33,6 @@ from placement.models import (
     model_id_from_uri,
     size_model,
 )
-
-_SCHEME = re.compile(r"^([a-z0-9+.-]+)://", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,47 +46,6 @@ class ModelRef:
     guessed_from: str = ""
 
 
-def _hf_cache_id(folder: str) -> str | None:
-    """``org/name`` from ``models--org--name`` or ``org--name``; ``None`` otherwise."""
-    parts = folder.split("--")
-    if len(parts) == 3 and parts[0] == "models":
-        parts = parts[1:]
-    if len(parts) == 2 and all(parts):
-        return f"{parts[0]}/{parts[1]}"
-    return None
-
-
-def model_id_in_uri(uri: str) -> str | None:
-    """The model id a storage URI names outright, or ``None`` when it names none. Pure.
-
-    ``hf://org/name[:revision]`` gives ``org/name``; a path (any scheme) whose last folder,
-    before an optional ``snapshots/<revision>``, is ``models--org--name`` or ``org--name``
-    gives ``org/name``.
-    """
-    text = uri.strip()
-    scheme = _SCHEME.match(text)
-    rest = text[scheme.end() :] if scheme else text
-    if scheme and scheme.group(1).lower() == "hf":
-        repo = re.split(r"[:@]", rest, maxsplit=1)[0]
-        parts = [p for p in repo.split("/") if p]
-        return "/".join(parts[:2]) if len(parts) >= 2 else None
-    folders = [p for p in rest.split("/") if p]
-    if len(folders) >= 2 and folders[-2] == "snapshots":
-        folders = folders[:-2]
-    elif folders and folders[-1] == "snapshots":
-        folders = folders[:-1]
-    return _hf_cache_id(folders[-1]) if folders else None
-
-
-def _exact(catalog: ModelCatalog, model_id: str) -> ModelInfo | None:
-    """The catalog entry of exactly ``model_id`` (any case, a quantisation suffix allowed)."""
-    info = lookup(catalog, model_id)
-    if info is None:
-        return None
-    wanted, found = model_id.lower(), info.model_id.lower()
-    return info if wanted == found or wanted.startswith(f"{found}-") else None
-
-
 def identify(
     catalog: ModelCatalog, annotations: Mapping[str, str], uri: str, served_name: str = ""
 ) -> ModelRef:
@@ -94,10 +53,10 @@ def identify(
     named = annotations.get(A_MODEL, "").strip()
     for text in (named, model_id_in_uri(uri) or ""):
         if text:
-            info = _exact(catalog, text)
+            info = catalog_entry(catalog, text)
             return ModelRef(info.model_id if info else text, info, text if info else "")
     if served_name and "/" in served_name:
-        info = _exact(catalog, served_name)
+        info = catalog_entry(catalog, served_name)
         if info is not None:
             return ModelRef(info.model_id, info, served_name, f"spec.model.name {served_name}")
     info = lookup(catalog, uri) if uri.strip() else None

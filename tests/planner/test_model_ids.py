@@ -4,39 +4,14 @@ org--name and models--org--name) or guessed, and a guess always says what it cam
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from placement.demand import A_MODEL, A_MODEL_SIZE
 from placement.model import GIB
+from placement.model_ids import model_id_for_uri
 from placement.models import Headroom, ModelCatalog
-from planner.inputs.model_ids import identify, model_id_in_uri, size
-
-# name: (URI, the id it names outright, or None)
-IN_URI = {
-    "hf": ("hf://meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct"),
-    "hf-revision": ("hf://Qwen/Qwen3-8B:9c925d64d72725edaf899c6cb9c377fd0709d9c5", "Qwen/Qwen3-8B"),
-    "hf-at-revision": ("hf://Qwen/Qwen3-8B@main", "Qwen/Qwen3-8B"),
-    "hf-upper-scheme": ("HF://google/gemma-3-27b-it", "google/gemma-3-27b-it"),
-    "hf-no-name": ("hf://meta-llama", None),
-    "s3-org--name": ("s3://models/meta-llama--Llama-3.1-70B-Instruct/", "meta-llama/Llama-3.1-70B-Instruct"),
-    "gs-hf-cache": ("gs://b/hub/models--Qwen--Qwen3-8B", "Qwen/Qwen3-8B"),
-    "pvc-hf-cache-snapshot": (
-        "pvc://cache/hub/models--mistralai--Mistral-7B-Instruct-v0.3/snapshots/e0bc86c2",
-        "mistralai/Mistral-7B-Instruct-v0.3",
-    ),
-    "https-org--name": ("https://models.acme.io/files/google--gemma-3-27b-it", "google/gemma-3-27b-it"),
-    "plain-path": ("s3://bucket/models/Qwen2.5-72B-Instruct-AWQ/", None),
-    "org-slash-name-in-path": ("pvc://store/mistralai/Mixtral-8x7B-Instruct-v0.1", None),
-    "three-dashes-parts": ("s3://b/a--b--c", None),
-    "empty-half": ("s3://b/--name", None),
-    "oci": ("oci://registry.acme.io/models/ranker:v3", None),
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("case", list(IN_URI), ids=list(IN_URI))
-def test_model_id_in_uri(case: str) -> None:
-    uri, model_id = IN_URI[case]
-    assert model_id_in_uri(uri) == model_id
-
+from planner.inputs.model_ids import identify, size
 
 # name: (annotations, URI, served name, model id, catalog dtype or None, guessed from)
 IDENTIFY = {
@@ -83,3 +58,37 @@ def test_size_keeps_the_identified_id(
     assert sizing.model_id == ref.model_id
     assert sizing.weights_bytes == weights
     assert sizing.source.startswith(source)
+
+
+_SEGMENTS = st.sampled_from(
+    [
+        "meta-llama",
+        "Llama-3.1-8B-Instruct",
+        "llama-3.1-70b-instruct-fp8",
+        "models--Qwen--Qwen3-8B",
+        "deepseek-ai--DeepSeek-R1",
+        "snapshots",
+        "abc123",
+        "acme",
+        "ranker:v3",
+        "--",
+        "",
+    ]
+)
+
+
+@given(
+    scheme=st.sampled_from(["hf://", "s3://", "gs://", "pvc://", "HF://", ""]),
+    segments=st.lists(_SEGMENTS, max_size=5),
+)
+def test_a_uri_alone_is_identified_as_the_core_identifies_it(
+    scheme: str, segments: list[str], models: ModelCatalog
+) -> None:
+    """The node agent publishes a LocalModelCache's weights under ``model_id_for_uri``: the
+    planner, given the same URI and nothing else, recommends the same ``vramfit.io/model``."""
+    uri = scheme + "/".join(segments)
+    ref = identify(models, {}, uri)
+    model_id, read = model_id_for_uri(models, uri)
+    assert ref.model_id == model_id
+    if model_id:
+        assert read == (not ref.guessed_from)
