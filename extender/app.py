@@ -30,6 +30,7 @@ from extender.decisions import (
     prioritize_nodes,
     read_demand,
 )
+from extender.groups import GroupSettings, GroupTable
 from extender.metrics import ExtenderMetrics
 from extender.probes import Page, Route
 from extender.requeue import Requeuer
@@ -44,6 +45,7 @@ from extender.wire import (
     error_filter_result,
     filter_result,
 )
+from placement.fields import quote
 from placement.lifecycle import assume
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,11 @@ class Handlers:
         clock: Callable[[], float],
         *,
         requeuer: Requeuer | None = None,
+        groups: GroupTable | None = None,
     ) -> None:
         self.requeuer = requeuer
+        # Without a Node watch (tests, tools), groups keep to one pool and ignore topology.
+        self.groups = groups or GroupTable(state, GroupSettings(topology_key=""))
         self.settings = settings
         self.state = state
         self.binder = binder
@@ -104,6 +109,21 @@ class Handlers:
         self.state.remember(PendingPod(ref.uid, ref.key, ref.resource_version, demand, now))
         if demand is None:
             return passthrough(args.node_names)
+        # A member of a multi-node group: the whole group is decided at once (extender.groups).
+        try:
+            grouped = self.groups.filter(
+                args.pod,
+                ref,
+                demand,
+                args.node_names,
+                now=now,
+                settings=self.settings.fit,
+                policy=self.settings.policy,
+            )
+        except InvalidPodError as exc:
+            return invalid_pod(args.node_names, str(exc))
+        if grouped is not None:
+            return grouped
         decide_mode = self.settings.mode is Mode.DECIDE
         with self.state.locked_view(now) as view:
             out = filter_nodes(
@@ -232,11 +252,12 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     requeuer: Requeuer | None = None,
+    groups: GroupTable | None = None,
 ) -> Flask:
     """Build the WSGI app. Starts nothing: watches are the server's job."""
     app = Flask("vramfit-extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    handlers = Handlers(settings, state, binder, metrics, clock, requeuer=requeuer)
+    handlers = Handlers(settings, state, binder, metrics, clock, requeuer=requeuer, groups=groups)
     metrics.watch_reservations(lambda: state.reservations_by_state(clock()))
     verbs: dict[str, Callable[[bytes], Response]] = {
         "filter": handlers.filter,
@@ -250,7 +271,7 @@ def create_app(
         if handler is None:
             metrics.bad_requests.labels("404").inc()
             return _json(
-                {"error": f"unknown verb {verb!r}; expected one of {', '.join(VERBS)}"}, 404
+                {"error": f"unknown verb {quote(verb)}; expected one of {', '.join(VERBS)}"}, 404
             )
         started = time.perf_counter()
         try:

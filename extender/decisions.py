@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from placement.demand import DemandError, demand_from_pod
+from placement.fields import reason_line
 from placement.fit import fit
 from placement.fleet import (
     REASON_NO_REPORT,
@@ -79,6 +80,19 @@ class FilterOutcome:
     reject_codes: Mapping[str, int] = field(default_factory=dict)
 
 
+def _bounded(reasons: Mapping[str, str]) -> dict[str, str]:
+    """Pure: every reason one bounded line (``reason_line``): kube-scheduler shows them in the
+    pod's events and the reply carries one per node. Each distinct text is cut once."""
+    cut: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for node, text in reasons.items():
+        short = cut.get(text)
+        if short is None:
+            short = cut[text] = reason_line(text)
+        out[node] = short
+    return out
+
+
 REPORT_INVALID = "report-invalid"
 """The reject class of a node whose GPU report could not be read; the placement core's
 ``REJECT_CLASSES`` name every other class (they are the metric's label values)."""
@@ -133,7 +147,11 @@ def invalid_pod(names: Sequence[str], message: str) -> FilterOutcome:
     """Pure: a pod with unreadable annotations fails every node as unresolvable, with the
     message, so it shows in the pod's events and preemption does not try to help."""
     return FilterOutcome(
-        Outcome.INVALID_POD, (), {}, dict.fromkeys(names, message), reason="invalid-pod"
+        Outcome.INVALID_POD,
+        (),
+        {},
+        dict.fromkeys(names, reason_line(message)),
+        reason="invalid-pod",
     )
 
 
@@ -182,8 +200,8 @@ def filter_nodes(
         return FilterOutcome(
             Outcome.UNSCHEDULABLE,
             (),
-            failed,
-            unresolvable,
+            _bounded(failed),
+            _bounded(unresolvable),
             reason=top,
             reject_codes=codes,
         )

@@ -19,6 +19,10 @@ from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
 
+_MESSAGE_CAP = 300
+"""Characters of the API server's message kept: it may quote what the request carried, and it
+ends up in bind's reply and the logs."""
+
 
 class KubeError(RuntimeError):
     """A failed API call: ``status`` is the HTTP status (0 when the server was not reached)."""
@@ -47,10 +51,10 @@ def _message(exc: ApiException) -> str:
         try:
             parsed = orjson.loads(body)
             if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
-                return str(parsed["message"])
+                return str(parsed["message"])[:_MESSAGE_CAP]
         except orjson.JSONDecodeError:
             pass
-        return body[:300]
+        return body[:_MESSAGE_CAP]
     return str(exc.reason or "error")
 
 

@@ -26,7 +26,9 @@ from placement.annotation import (
     reservation_of,
 )
 from placement.demand import DemandError, demand_from_pod, gpu_count
+from placement.fields import reason_line
 from placement.lifecycle import PodFacts
+from placement.membership import Membership, MembershipError, membership_of
 from placement.model import Demand, NodeState
 from placement.nodegpustate import LEASE_PREFIX, ReportError, decode_status, parse_time
 
@@ -45,7 +47,10 @@ node whose clock is a little ahead. Anything later is a forgery or a broken cloc
 
 @dataclass(frozen=True, slots=True)
 class PodInfo:
-    """The few facts about a pod that reservations depend on, read from its raw JSON."""
+    """The few facts about a pod that reservations depend on, read from its raw JSON.
+
+    ``group`` is the multi-node group the pod belongs to (``extender.groups``), if any.
+    """
 
     uid: str
     name: str
@@ -57,6 +62,7 @@ class PodInfo:
     terminating: bool
     demand: Demand | None
     annotation: str | None
+    group: Membership | None = None
 
     @property
     def key(self) -> str:
@@ -199,7 +205,16 @@ def read_pod(
         annotation=trusted_annotation(
             raw, f"{namespace}/{name}", now=now, scheduler_name=scheduler_name
         ),
+        group=_group(raw),
     )
+
+
+def _group(raw: Mapping[str, Any]) -> Membership | None:
+    """The pod's group; ``None`` when its group labels cannot be read (its filter says why)."""
+    try:
+        return membership_of(raw)
+    except MembershipError:
+        return None
 
 
 def lease_times(raw: Mapping[str, Any]) -> tuple[float | None, float]:
@@ -241,8 +256,9 @@ def read_report(raw: Mapping[str, Any]) -> NodeReport | None:
     try:
         return NodeReport(name, node=decode_status(name, status, lease_renewed_at=None))
     except ReportError as exc:
-        log.warning("%s", exc)
-        return NodeReport(name, problem=f"GPU report is invalid: {exc}")
+        problem = reason_line(f"GPU report is invalid: {exc}")
+        log.warning("NodeGPUState %s: %s", name, problem)
+        return NodeReport(name, problem=problem)
 
 
 def read_pods(

@@ -118,7 +118,8 @@ def _fold(obj: Mapping[str, Any], what: str) -> dict[str, tuple[str, Any]]:
     for key, value in obj.items():
         low = key.lower()
         if low in folded:
-            raise WireError(f"{what}: keys {folded[low][0]!r} and {key!r} name the same field")
+            first = quote(folded[low][0])
+            raise WireError(f"{what}: keys {first} and {quote(key)} name the same field")
         folded[low] = (key, value)
     return folded
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from placement.demand import A_RESERVATION
+from placement.fields import quote
 from placement.model import Reservation, ReservationState
 from placement.nodegpustate import format_time, parse_time
 
@@ -56,7 +57,7 @@ def decode_reservation(
         raise AnnotationError(f"{where}: expected a JSON object")
     if raw.get("v") != FORMAT_VERSION:
         raise AnnotationError(
-            f"{where}: unsupported format version {raw.get('v')!r} (expected {FORMAT_VERSION})"
+            f"{where}: unsupported format version {quote(raw.get('v'))} (expected {FORMAT_VERSION})"
         )
     problems: list[str] = []
     node, gpus, size = raw.get("node"), raw.get("gpus"), raw.get("bytesPerGpu")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from placement.fields import quote
 from placement.model import Demand, NvlinkMode
 from placement.policies import PROFILES
 from placement.quantity import QuantityError, parse_bytes, parse_count
@@ -137,7 +138,7 @@ def _demand(pod: object) -> Demand | None:
         value = annotations.get(name, default)
         if not isinstance(value, str):
             raise DemandError(
-                f"annotation {name}: expected a string, got {type(value).__name__} {value!r}"
+                f"annotation {name}: expected a string, got {type(value).__name__} {quote(value)}"
             )
         return value.strip()
 
@@ -154,14 +155,14 @@ def _demand(pod: object) -> Demand | None:
     nvlink_raw = text(A_NVLINK, "preferred").lower()
     if nvlink_raw not in _NVLINK_WORDS:
         raise DemandError(
-            f"annotation {A_NVLINK}: {annotations[A_NVLINK]!r} is not one of "
+            f"annotation {A_NVLINK}: {quote(annotations[A_NVLINK])} is not one of "
             "required, preferred, none (or true/false)"
         )
     products = frozenset(p.strip() for p in text(A_GPU_PRODUCT).split(",") if p.strip())
     policy = text(A_POLICY)
     if policy and policy not in PROFILES:
         raise DemandError(
-            f"annotation {A_POLICY}: {policy!r} is not one of {', '.join(sorted(PROFILES))}"
+            f"annotation {A_POLICY}: {quote(policy)} is not one of {', '.join(sorted(PROFILES))}"
         )
     return Demand(
         gpus=gpus,

@@ -54,6 +54,24 @@ def quote(value: object, limit: int = MAX_QUOTE) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+MAX_REASON = 300
+"""Longest reason a decision gives for one node, on one line."""
+
+
+def reason_line(text: str, limit: int = MAX_REASON) -> str:
+    """``text`` as one line of at most ``limit`` characters, ``…`` where cut (pure).
+
+    Reasons quote what pod authors and node reports wrote (an annotation's value, a product
+    list, a report's decode errors, a line each); a scheduler repeats a reason per node, so
+    none may grow with what a caller wrote. Bounded in time whatever ``text`` is.
+    """
+    head = text[: 4 * limit]  # whitespace runs collapse: read a little more than needed
+    line = " ".join(head.split())
+    if len(line) <= limit and len(head) == len(text):
+        return line
+    return line[: limit - 1] + "…"
+
+
 def _key_text(key: object) -> str:
     """A mapping key as it appears in a path: the key itself, capped like a quoted value."""
     text = key if isinstance(key, str) else quote(key)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from placement.fields import (
     MAX_QUOTE,
+    MAX_REASON,
     DocumentError,
     FieldError,
     Fields,
@@ -18,6 +19,7 @@ from placement.fields import (
     Problem,
     Unknown,
     quote,
+    reason_line,
 )
 from placement.model import GIB
 
@@ -524,3 +526,22 @@ def test_deep_value_quotes_without_recursion() -> None:
     f = Fields({"x": _nested(100_000)}, "doc")
     assert f.integer("x", 0) == 0
     assert str(f.problems[0]) == "doc.x: expected a whole number, got [[[...]]]"
+
+
+REASON_LINES = {
+    "short-stays": ("no GPU fits", "no GPU fits"),
+    "lines-join": ("a\nb\r\n\tc", "a b c"),
+    "long-is-cut": ("x" * 5000, "x" * (MAX_REASON - 1) + "…"),
+    "long-whitespace-is-cut": (" " * 5000 + "tail", "…"),
+}
+
+
+@pytest.mark.parametrize(("text", "expect"), REASON_LINES.values(), ids=REASON_LINES.keys())
+def test_reason_line(text: str, expect: str) -> None:
+    assert reason_line(text) == expect
+
+
+@given(st.text(), st.integers(min_value=1, max_value=400))
+def test_reason_line_is_one_line_within_its_limit(text: str, limit: int) -> None:
+    line = reason_line(text, limit)
+    assert len(line) <= limit and len(line.splitlines()) <= 1
