@@ -1,7 +1,7 @@
-"""``make demo``: plan the bundled example fleet (about 30 InferenceServices, 7B to 405B, some
-scale-to-zero, some tensor parallel, one multi-node group, one model too large for the pool its
-nodeSelector pins) and print the report; then replay the burst simulator's morning burst when
-the simulator is installed."""
+"""``make demo``: plan the bundled example fleet (about 30 InferenceServices and two
+LLMInferenceServices, 7B to 671B, some scale-to-zero, some tensor parallel, prefill and decode
+apart, two multi-node groups, one model too large for the pool its nodeSelector pins) and print
+the report; then replay the burst simulator's morning burst when the simulator is installed."""
 
 from __future__ import annotations
 
