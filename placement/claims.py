@@ -1,39 +1,83 @@
 """Reservations resolved against a fleet's rows once, and kept current, for the hot path.
 
-A filter request needs two things from the reservations: the GPUs they hide (promised to a pod
-the node does not show as holding them yet) and the loads in flight on each node. Resolving
-each reservation's UUIDs to array slots on every request costs a Python loop over all of them,
-and a burst of scale-ups holds hundreds at once. ``Claims`` resolves a reservation when it is
-put, and again only when its node's row changes (the fleet tells it), and keeps the sums as
-arrays: per GPU, how many reservations hide it; per node, how many loads are in flight. A
-request then reads the sums and subtracts the few reservations that do not count for it: the
-pod's own, and those expired since the last purge.
+A filter request needs from the reservations: the GPUs they predict for pods that have not got
+their GPUs yet (hidden from the prediction and the scores), how many GPUs each such pod still
+waits for on each node (the kubelet will hand those out before or beside the next pod's), and
+the loads in flight on each node. Resolving each reservation's UUIDs to array slots on every
+request costs a Python loop over all of them, and a burst of scale-ups holds hundreds at once.
+``Claims`` resolves a reservation when it is put, and again only when its node's row changes
+(the fleet tells it), and keeps the sums as arrays: per GPU, how many reservations hide it; per
+node, how many GPUs are promised, which counts are waiting (as an id, ``sizes_of``), and how
+many loads are in flight. A request then reads the sums and subtracts the few reservations that
+do not count for it: the pod's own, and those expired since the last purge.
 
-The rules are ``fit.hidden_gpus`` and ``policies.loads_in_flight``, the same as the fleet's
-plain loop over a list of reservations; a hypothesis test keeps the two equal under any order
-of puts, drops, reports and removals. Pure: no clock (``now`` is an argument), not locked (the
-fleet's owner serializes updates and reads, as for the fleet itself).
+Resolving a reservation also reconciles it (``placement.lifecycle.reconcile``): once its node
+shows the pod holding GPUs, the reservation names those, not the predicted ones.
+
+The rules are ``fit.hidden_gpus``, ``fit.pending_counts`` and ``policies.loads_in_flight``, the
+same as the fleet's plain loop over a list of reservations; a hypothesis test keeps the two
+equal under any order of puts, drops, reports and removals. Pure: no clock (``now`` is an
+argument), not locked (the fleet's owner serializes updates and reads, as for the fleet itself).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from placement.model import Reservation
+from placement.lifecycle import reconcile
+from placement.model import NodeState, Reservation
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 CountArray = npt.NDArray[np.int32]
 
 
+_SIZES: dict[tuple[int, ...], int] = {(): 0}
+_SIZE_LIST: list[tuple[int, ...]] = [()]
+
+
+def sizes_id(sizes: Iterable[int]) -> int:
+    """A small integer for a multiset of GPU counts (sorted), the same in every fleet."""
+    key = tuple(sorted(sizes))
+    found = _SIZES.get(key)
+    if found is None:
+        found = _SIZES[key] = len(_SIZE_LIST)
+        _SIZE_LIST.append(key)
+    return found
+
+
+def sizes_of(size_id: int) -> tuple[int, ...]:
+    """The GPU counts (sorted) behind ``sizes_id``."""
+    return _SIZE_LIST[size_id]
+
+
+class Sums(NamedTuple):
+    """What the reservations that count for one request add up to, over ``span`` rows.
+
+    ``hidden`` (``slot x row``): GPUs predicted for pods that have not got theirs yet;
+    ``loads``: loads in flight per row; ``pending``: GPUs promised to such pods per row;
+    ``sizes``: the promised counts per row, one per pod, as a ``sizes_id``.
+    """
+
+    hidden: BoolArray
+    loads: IntArray
+    pending: IntArray
+    sizes: IntArray
+
+
 class Row(Protocol):
-    """What the claims read of one row: which of a reservation's GPUs it hides there."""
+    """What the claims read of one row: which of a reservation's GPUs it hides there, and the
+    node's report (to reconcile a reservation with the GPUs its pod got)."""
+
+    @property
+    def node(self) -> NodeState: ...
 
     def hidden_by(self, r: Reservation) -> set[int]: ...
 
@@ -83,6 +127,9 @@ class Claims:
         self._hidden: CountArray = np.zeros((fleet.width, fleet.capacity), dtype=np.int32)
         self._hidden_any: BoolArray = np.zeros((fleet.width, fleet.capacity), dtype=np.bool_)
         self._loads: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        self._pending: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        self._sizes: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        self._counts: dict[int, Counter[int]] = {}  # by row: the promised counts, one per pod
         # Reservations that expire, sorted by expiry: those at or before ``now`` are the only
         # ones a request must take out of the sums.
         self._expiry: list[float] = []
@@ -158,7 +205,12 @@ class Claims:
             hidden[:old_w, :old_c] = self._hidden
             loads = np.zeros(shape[1], dtype=np.int64)
             loads[:old_c] = self._loads
+            pending = np.zeros(shape[1], dtype=np.int64)
+            pending[:old_c] = self._pending
+            sizes = np.zeros(shape[1], dtype=np.int64)
+            sizes[:old_c] = self._sizes
             self._hidden, self._loads, self._hidden_any = hidden, loads, hidden > 0
+            self._pending, self._sizes = pending, sizes
 
     def _share(self, r: Reservation) -> None:
         """Resolve ``r`` against its node's row and add it to the sums."""
@@ -166,11 +218,27 @@ class Claims:
         if row_at is None:
             return  # not held: it counts nowhere until its node is reported
         self._fit_shape()
-        slots = self._fleet.row(row_at).hidden_by(r)
+        row = self._fleet.row(row_at)
+        self._by_uid[r.pod_uid] = reconcile(r, row.node)
+        slots = row.hidden_by(r)
         share = _Share(row_at, tuple(sorted(slots)), r.in_flight())
         self._shares[r.pod_uid] = share
         self._add(self._hidden, self._loads, share, 1)
         self._mark(share)
+        self._count(share, 1)
+
+    def _count(self, share: _Share, sign: int) -> None:
+        """Keep the row's promised counts (``_pending``, ``_sizes``) with ``share`` in or out."""
+        if not share.slots:
+            return
+        counts = self._counts.setdefault(share.row, Counter())
+        counts[len(share.slots)] += sign
+        if counts[len(share.slots)] <= 0:
+            del counts[len(share.slots)]
+        self._pending[share.row] += sign * len(share.slots)
+        self._sizes[share.row] = sizes_id(counts.elements())
+        if not counts:
+            del self._counts[share.row]
 
     def _mark(self, share: _Share) -> None:
         """Keep ``_hidden_any`` (any reservation hides the GPU) equal to ``_hidden > 0``."""
@@ -183,6 +251,7 @@ class Claims:
         if share is not None:
             self._add(self._hidden, self._loads, share, -1)
             self._mark(share)
+            self._count(share, -1)
 
     @staticmethod
     def _add(hidden: CountArray, loads: IntArray, share: _Share, sign: int) -> None:
@@ -201,24 +270,37 @@ class Claims:
         for uid in uids:
             self._share(self._by_uid[uid])
 
-    def resolve(self, now: float, pod_uid: str) -> tuple[BoolArray, IntArray]:
-        """``slot x span``: the GPUs hidden by active reservations other than ``pod_uid``'s;
-        ``span``: the loads in flight per row. The fleet's plain loop gives the same arrays.
-        Both may be read-only views of the sums, valid until the claims or the fleet change."""
+    def resolve(self, now: float, pod_uid: str) -> Sums:
+        """The sums of the active reservations other than ``pod_uid``'s (``Sums``). The
+        fleet's plain loop gives the same arrays. They may be read-only views of the sums,
+        valid until the claims or the fleet change."""
         self._fit_shape()
         span = self._fleet.span
         left_out = [u for u in self.expired(now) if u in self._shares]
         if pod_uid in self._shares and pod_uid not in left_out:
             left_out.append(pod_uid)
         if not left_out:  # the sums as they are: read-only views, no copy
-            hidden_view, loads_view = self._hidden_any[:, :span], self._loads[:span]
-            hidden_view.flags.writeable = False
-            loads_view.flags.writeable = False
-            return hidden_view, loads_view
+            views = Sums(
+                self._hidden_any[:, :span],
+                self._loads[:span],
+                self._pending[:span],
+                self._sizes[:span],
+            )
+            for view in views:
+                view.flags.writeable = False
+            return views
         hidden, loads = self._hidden[:, :span].copy(), self._loads[:span].copy()
+        pending, sizes = self._pending[:span].copy(), self._sizes[:span].copy()
+        taken: dict[int, Counter[int]] = {}
         for uid in left_out:
-            self._add(hidden, loads, self._shares[uid], -1)
-        return hidden > 0, loads
+            share = self._shares[uid]
+            self._add(hidden, loads, share, -1)
+            if share.slots:
+                pending[share.row] -= len(share.slots)
+                taken.setdefault(share.row, Counter())[len(share.slots)] += 1
+        for row, out in taken.items():
+            sizes[row] = sizes_id((self._counts[row] - out).elements())
+        return Sums(hidden > 0, loads, pending, sizes)
 
 
-__all__ = ["Claims"]
+__all__ = ["Claims", "Sums", "sizes_id", "sizes_of"]

@@ -1,10 +1,23 @@
 """``fit()``: can this node take this pod now, on which GPUs, and if not, why and could it ever.
 
 This is the readable definition of vramfit's placement rules (whole-GPU mode, which works with
-the stock NVIDIA device plugin). A GPU is a candidate when it is healthy, not in MIG mode (the
-device plugin does not offer a MIG-enabled GPU as a whole ``nvidia.com/gpu``), held by no pod,
-its free memory is known and covers the demand, and no reservation that the node does not show
-yet has claimed it. Pure: no I/O, and ``now`` is an argument.
+the stock NVIDIA device plugin). vramfit does not pick the GPUs: the kubelet gives the pod any
+set the device plugin's rule may give from the node's *unallocated* GPUs (healthy, not in MIG
+mode, held by no pod; ``placement.deviceplugin``), and it reads no reservation. So a node passes
+only if every such set satisfies the pod:
+
+* count: the unallocated GPUs, less those promised to pods that have not got theirs yet
+  (reservations whose pod the node does not show holding any GPU), are at least the pod's GPUs;
+* memory: every unallocated GPU is of a product the pod accepts and has the pod's VRAM free
+  (its free memory known): the pod's need is held against the smallest free VRAM among them. A
+  GPU whose memory is used by no pod (a leaked or outside process) is named in the reason;
+* NVLink: a pod that requires one island goes only where every set the rule may give, also
+  after the pods still waiting took theirs, lies on one island; with the ``best-effort``
+  setting, where the predicted set does.
+
+The GPUs a ``Fit`` names are vramfit's prediction: what the rule gives when the kubelet lists
+the available GPUs (unallocated, and not promised to a waiting pod) in index order. Pure: no
+I/O, and ``now`` is an argument.
 
 The reject reasons are built by the small ``reason_*`` functions below, which the fleet's fast
 path shares (``placement.fleet.rejects``), so both say exactly the same thing.
@@ -14,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 
+from placement.deviceplugin import always_one_island, mask_of, predicted_allocation
 from placement.model import (
     Demand,
     Fit,
@@ -25,15 +39,18 @@ from placement.model import (
     Reservation,
 )
 from placement.quantity import format_bytes
-from placement.topology import islands
+from placement.topology import islands, node_layout
 
-# Why a GPU of the right product and size is not a candidate now, in the order fit() checks.
+# Why a GPU of the node is not unallocated, in the order fit() checks; and GPUs promised to pods
+# that have not got theirs yet.
 UNHEALTHY = "unhealthy"
 MIG_ENABLED = "MIG-enabled"
 HELD = "held"
 RESERVED = "reserved"
-UNKNOWN = "unknown"
-BUSY = "busy"
+CAUSES = (HELD, MIG_ENABLED, RESERVED, UNHEALTHY)
+
+MAX_NAMED_GPUS = 3
+"""The most GPUs one reason names (a reason's length stays bounded)."""
 
 REASON_NO_GPUS = "node reports no GPUs"
 REASON_NO_LEASE = "no node agent heartbeat (Lease) seen for this node"
@@ -61,19 +78,37 @@ def effective_nvlink(demand: Demand, settings: FitSettings) -> NvlinkMode:
     return demand.nvlink
 
 
+def promised(node: NodeState, r: Reservation) -> set[str]:
+    """The GPUs of ``node`` that reservation ``r`` promises its pod, while the pod has not got
+    any there yet (pure): its GPUs on the node, none once the node shows the pod holding a GPU
+    (then what it holds is what it got, whatever was predicted)."""
+    on_node = {g.uuid for g in node.gpus}
+    if any(g.holder_pod_uid == r.pod_uid for g in node.gpus):
+        return set()
+    return {u for u in r.gpu_uuids if u in on_node}
+
+
+def _waiting(node: NodeState, reservations: Iterable[Reservation], now: float) -> list[set[str]]:
+    return [promised(node, r) for r in reservations if r.node == node.name and r.active(now)]
+
+
 def hidden_gpus(node: NodeState, reservations: Iterable[Reservation], now: float) -> set[str]:
-    """GPUs of ``node`` claimed by active reservations that the node does not show as held yet
-    (pure)."""
-    hidden: set[str] = set()
-    for r in reservations:
-        if r.node != node.name or not r.active(now):
-            continue
-        for uuid in r.gpu_uuids:
-            gpu = node.gpu(uuid)
-            if gpu is not None and gpu.holder_pod_uid == r.pod_uid:
-                continue  # the load is visible on the node: the GPU counts as held already
-            hidden.add(uuid)
-    return hidden
+    """GPUs of ``node`` that active reservations predict for pods that have not got their GPUs
+    yet (pure): not free for the prediction or the scores, whatever NVML says."""
+    return set().union(*_waiting(node, reservations, now))
+
+
+def pending_counts(
+    node: NodeState, reservations: Iterable[Reservation], now: float
+) -> tuple[int, ...]:
+    """How many GPUs each active reservation on ``node`` promises a pod that has not got its
+    GPUs yet, sorted (pure): what the kubelet must still hand out there."""
+    return tuple(sorted(len(p) for p in _waiting(node, reservations, now) if p))
+
+
+def orphan_bytes(gpu: GpuState) -> int:
+    """Memory of ``gpu`` in use by no pod: a leaked or outside process (pure)."""
+    return max(0, (gpu.used_bytes or 0) - sum(m.bytes for m in gpu.pod_memory))
 
 
 def describe_gpus(gpus: Iterable[GpuState]) -> str:
@@ -120,36 +155,46 @@ def reason_report_old(age: float, limit: float) -> str:
     return f"GPU report is {age:.0f}s old (limit {limit:.0f}s)"
 
 
-def reason_not_free(gpus: int, vram: int, free_now: int, why: Mapping[str, int]) -> str:
-    """Resolvable: too few candidate GPUs now; ``why`` counts the others by cause."""
+def reason_not_free(gpus: int, free_now: int, why: Mapping[str, int]) -> str:
+    """Resolvable: too few unallocated GPUs not promised to a waiting pod; ``why`` counts the
+    others by cause (``reserved``: promised to pods that have not got their GPUs yet)."""
     detail = ", ".join(f"{n} {w}" for w, n in sorted(why.items()) if n)
+    return f"needs {gpus} free GPU(s); {max(0, free_now)} free now ({detail})"
+
+
+def describe_unfit(index: int, free: int | None, orphan: int, product: str | None) -> str:
+    """One unallocated GPU that could not hold the pod, for ``reason_unfit``: another product
+    (``product``), memory unknown, or too little free (with what no pod uses)."""
+    if product is not None:
+        return f"GPU {index} is {product}"
+    if free is None:
+        return f"GPU {index} memory unknown"
+    if orphan:
+        return f"GPU {index} has {format_bytes(free)} free, {format_bytes(orphan)} used by no pod"
+    return f"GPU {index} has {format_bytes(free)} free"
+
+
+def reason_unfit(vram: int, products: bool, unfit: int, named: Iterable[str]) -> str:
+    """Resolvable: the kubelet may hand out any unallocated GPU, and ``unfit`` of them could not
+    hold the pod (its VRAM free, one of its ``products`` where it names some); ``named``
+    describes the first few (``describe_unfit``)."""
+    listed = list(named)
+    more = f"; {unfit - len(listed)} more" if unfit > len(listed) else ""
+    of = ", of a product the pod accepts," if products else ""
     return (
-        f"needs {gpus} free GPU(s) with {format_bytes(vram)} each; {free_now} free now ({detail})"
+        f"needs {format_bytes(vram)} free on every unallocated GPU{of} (the kubelet may hand "
+        f"out any): {'; '.join(listed)}{more}"
     )
 
 
 def reason_split(gpus: int, sizes: Iterable[int]) -> str:
-    """Resolvable: enough free GPUs, but not on one NVLink island; ``sizes`` per island."""
+    """Resolvable: the device plugin may hand out GPUs across NVLink islands; ``sizes`` are the
+    unallocated GPUs per island."""
     split = "+".join(str(s) for s in sorted(sizes, reverse=True) if s)
     return (
-        f"needs {gpus} free GPUs on one NVLink island; free GPUs are split across islands ({split})"
+        f"needs {gpus} GPUs on one NVLink island; the device plugin may hand out GPUs across "
+        f"islands (unallocated per island: {split})"
     )
-
-
-def _why_not(gpu: GpuState, demand: Demand, hidden: set[str], own_uid: str) -> str | None:
-    if not gpu.healthy:
-        return UNHEALTHY
-    if gpu.mig_enabled:
-        return MIG_ENABLED
-    if gpu.holder_pod_uid is not None and gpu.holder_pod_uid != own_uid:
-        return HELD
-    if gpu.uuid in hidden:
-        return RESERVED
-    if gpu.free_bytes is None:
-        return UNKNOWN
-    if gpu.free_bytes < demand.vram_per_gpu:
-        return BUSY
-    return None
 
 
 def fit(
@@ -164,49 +209,55 @@ def fit(
     """Decide whether ``node`` can take a pod with ``demand`` at ``now`` (pure).
 
     ``reservations`` may hold reservations of any node; only this node's count. A reservation
-    of ``pod_uid`` itself is ignored (a pod re-filtered after its own assumption). Returns a
-    ``Fit`` with the chosen GPUs, or a ``Reject`` whose ``resolvable`` is false when the node
-    could never take the pod (no GPUs of the product, too few GPUs large enough, no NVLink
-    island large enough). A demand of no GPU fits any node, on no GPU.
+    of ``pod_uid`` itself is ignored (a pod re-filtered after its own assumption), and so are
+    GPUs the pod holds itself. Returns a ``Fit`` with the predicted GPUs, or a ``Reject`` whose
+    ``resolvable`` is false when the node could never take the pod (no GPUs of the product, too
+    few GPUs large enough, no NVLink island large enough). A demand of no GPU fits any node, on
+    no GPU.
     """
-    name = node.name
-    if demand.gpus <= 0:
+    name, k = node.name, demand.gpus
+    if k <= 0:
         return Fit(name, (), True)
     nvlink = effective_nvlink(demand, settings)
     # Unresolvable first: what the node could never offer, whatever it is doing now.
     lasting = _lasting(node, demand, nvlink)
-    if isinstance(lasting, Reject):
+    if lasting is not None:
         return lasting
-    large, node_islands = lasting
-    # Resolvable: the agent, the report, and what is free now.
+    # Resolvable: the agent, the report, and what the kubelet may hand out now.
     down = _agent_down(node, now, settings)
     if down is not None:
         return down
-    hidden = hidden_gpus(node, (r for r in reservations if r.pod_uid != pod_uid), now)
-    candidates, why = _candidates(large, demand, hidden, pod_uid)
-    if len(candidates) < demand.gpus:
-        return Reject(
-            name,
-            reason_not_free(demand.gpus, demand.vram_per_gpu, len(candidates), why),
-            resolvable=True,
-        )
-    chosen, same_island = _choose(node_islands, candidates, demand.gpus)
-    if nvlink is NvlinkMode.REQUIRED and not same_island:
-        free_ids = {g.uuid for g in candidates}
-        return Reject(
-            name,
-            reason_split(demand.gpus, (len(i & free_ids) for i in node_islands)),
-            resolvable=True,
-        )
-    return Fit(name, chosen, same_island)
+    others = [r for r in reservations if r.pod_uid != pod_uid]
+    pending = pending_counts(node, others, now)
+    gpus = sorted(node.gpus, key=lambda g: g.index)
+    unallocated, why = unallocated_gpus(gpus, pod_uid)
+    why[RESERVED] = sum(pending)
+    if len(unallocated) - sum(pending) < k:
+        return Reject(name, reason_not_free(k, len(unallocated) - sum(pending), why), True)
+    unfit = reason_unfit_gpus(unallocated, demand)
+    if unfit is not None:
+        return Reject(name, unfit, resolvable=True)
+    # Which GPUs the plugin gives: vramfit's prediction, and (NVLink) every possible set.
+    layout = node_layout(node)
+    position = {g.uuid: p for p, g in enumerate(gpus)}
+    free_mask = mask_of([position[g.uuid] for g in unallocated])
+    hidden = mask_of([position[u] for u in hidden_gpus(node, others, now)])
+    predicted = predicted_allocation(free_mask & ~hidden, k, layout)
+    same_island = any(predicted <= set(i) for i in layout.islands)
+    if nvlink is NvlinkMode.REQUIRED and not (
+        same_island
+        if settings.nvlink_best_effort
+        else always_one_island(free_mask, k, layout, pending)
+    ):
+        sizes = [sum(1 for p in island if free_mask >> p & 1) for island in layout.islands]
+        return Reject(name, reason_split(k, sizes), resolvable=True)
+    return Fit(name, tuple(gpus[p].uuid for p in sorted(predicted)), same_island)
 
 
-def _lasting(
-    node: NodeState, demand: Demand, nvlink: NvlinkMode
-) -> Reject | tuple[list[GpuState], list[frozenset[str]]]:
+def _lasting(node: NodeState, demand: Demand, nvlink: NvlinkMode) -> Reject | None:
     """What the node could never offer, in fit()'s order: GPUs, the product, GPUs large enough,
     an NVLink island large enough. A ``Reject`` (unresolvable, but for an agent that reads no
-    GPUs), else the GPUs of the right product and size and the node's islands."""
+    GPUs), else ``None``."""
     name = node.name
     if not node.gpus:
         if node.agent_error:
@@ -230,13 +281,12 @@ def _lasting(
             ),
             resolvable=False,
         )
-    node_islands = islands(node) if demand.gpus > 1 else []
     if nvlink is NvlinkMode.REQUIRED:
         large_ids = {g.uuid for g in large}
-        best_island = max((len(i & large_ids) for i in node_islands), default=0)
+        best_island = max((len(i & large_ids) for i in islands(node)), default=0)
         if best_island < demand.gpus:
             return Reject(name, reason_no_island(demand.gpus, best_island), resolvable=False)
-    return large, node_islands
+    return None
 
 
 def _agent_down(node: NodeState, now: float, settings: FitSettings) -> Reject | None:
@@ -258,41 +308,44 @@ def _agent_down(node: NodeState, now: float, settings: FitSettings) -> Reject | 
     return None
 
 
-def _candidates(
-    large: list[GpuState], demand: Demand, hidden: set[str], pod_uid: str
+def unallocated_gpus(
+    gpus: Iterable[GpuState], pod_uid: str
 ) -> tuple[list[GpuState], dict[str, int]]:
-    """The GPUs free for the pod now, and how many each cause keeps from being free."""
+    """The GPUs of ``gpus`` the kubelet may hand out (healthy, not in MIG mode, held by no pod
+    but the pod ``pod_uid`` itself), in their order, and how many each cause keeps from it
+    (pure)."""
     why: dict[str, int] = {}
-    candidates: list[GpuState] = []
-    for g in large:
-        cause = _why_not(g, demand, hidden, pod_uid)
+    out: list[GpuState] = []
+    for g in gpus:
+        if not g.healthy:
+            cause: str | None = UNHEALTHY
+        elif g.mig_enabled:
+            cause = MIG_ENABLED
+        elif g.holder_pod_uid is not None and g.holder_pod_uid != pod_uid:
+            cause = HELD
+        else:
+            cause = None
         if cause is None:
-            candidates.append(g)
+            out.append(g)
         else:
             why[cause] = why.get(cause, 0) + 1
-    return candidates, why
+    return out, why
 
 
-def _choose(
-    node_islands: list[frozenset[str]], candidates: list[GpuState], count: int
-) -> tuple[tuple[str, ...], bool]:
-    """Pick ``count`` GPUs: inside the smallest island that holds them (keeping big islands
-    whole), the tightest-fitting ones; across islands only when no island has enough.
+def reason_unfit_gpus(unallocated: Iterable[GpuState], demand: Demand) -> str | None:
+    """The reason when an unallocated GPU could not hold the pod (``reason_unfit``, naming the
+    first few), ``None`` when every one could (pure)."""
+    unfit = [d for g in unallocated if (d := _unfit(g, demand)) is not None]
+    if not unfit:
+        return None
+    named = unfit[:MAX_NAMED_GPUS]
+    return reason_unfit(demand.vram_per_gpu, bool(demand.products), len(unfit), named)
 
-    "Tightest" orders by free memory, then GPU index, then UUID; the result is in GPU index
-    order.
-    """
-    by_uuid = {g.uuid: g for g in candidates}
 
-    def tightest(pool: Iterable[GpuState]) -> tuple[str, ...]:
-        ordered = sorted(pool, key=lambda g: (g.free_bytes or 0, g.index, g.uuid))
-        return tuple(g.uuid for g in sorted(ordered[:count], key=lambda g: (g.index, g.uuid)))
-
-    if count == 1:
-        return tightest(candidates), True
-    usable = [i & by_uuid.keys() for i in node_islands]
-    big_enough = [i for i in usable if len(i) >= count]
-    if big_enough:
-        island = min(big_enough, key=lambda i: (len(i), min(i)))
-        return tightest(by_uuid[u] for u in island), True
-    return tightest(candidates), False
+def _unfit(g: GpuState, demand: Demand) -> str | None:
+    """Why the unallocated GPU ``g`` could not hold the pod (``describe_unfit``), or ``None``."""
+    wanted = {product_key(p) for p in demand.products}
+    other = g.product if wanted and product_key(g.product) not in wanted else None
+    if other is None and g.free_bytes is not None and g.free_bytes >= demand.vram_per_gpu:
+        return None
+    return describe_unfit(g.index, g.free_bytes, orphan_bytes(g), other)

@@ -22,6 +22,10 @@ so what the simulator shows is what the extender does:
   terminating pod keeps its GPUs until it is gone, and a pod that was Ready and is not any more
   (a container restart) is loading again.
 
+The GPUs a reservation names are vramfit's prediction until the pod gets its own: the kubelet
+and the device plugin pick them, not vramfit. Once the agent's report shows the pod holding GPUs
+(from the kubelet's pod-resources API), the reservation takes those (``reconcile``).
+
 Pure: plain values in, plain values out; expiry of an assumed reservation is
 ``Reservation.active``'s business, not this rule's.
 """
@@ -100,6 +104,21 @@ def shows_load(node: NodeState, reservation: Reservation, rule: EndRule = EndRul
     )
 
 
+def reconcile(reservation: Reservation, node: NodeState | None) -> Reservation:
+    """The reservation with the GPUs its pod really got (pure): those ``node`` (the report of
+    the reservation's node) shows the pod holding, in GPU index order, in place of the
+    predicted ones; the reservation itself while the report shows the pod holding none."""
+    if node is None or node.name != reservation.node:
+        return reservation
+    uid = reservation.pod_uid
+    held = tuple(
+        g.uuid for g in sorted(node.gpus, key=lambda g: g.index) if g.holder_pod_uid == uid
+    )
+    if not held or held == reservation.gpu_uuids:
+        return reservation
+    return dataclasses.replace(reservation, gpu_uuids=held)
+
+
 def standing(
     reservation: Reservation,
     pod: PodFacts,
@@ -127,13 +146,14 @@ def settle(
     node: NodeState | None,
     rule: EndRule = EndRule.HELD,
 ) -> Reservation | None:
-    """The reservation as the rule leaves it (pure): ``None`` when it ended; else itself, in
-    state ``ready`` when its pod is Ready (so ``Reservation.in_flight`` is false), and back in
-    ``bound`` when a Ready pod is no longer Ready. Assumed and bound reservations of pods that
-    are not Ready keep their state."""
+    """The reservation as the rule leaves it (pure): ``None`` when it ended; else reconciled
+    with the GPUs its pod got (``reconcile``), in state ``ready`` when its pod is Ready (so
+    ``Reservation.in_flight`` is false), and back in ``bound`` when a Ready pod is no longer
+    Ready. Assumed and bound reservations of pods that are not Ready keep their state."""
     s = standing(reservation, pod, node, rule)
     if s.ended is not Ended.NO:
         return None
+    reservation = reconcile(reservation, node)
     if not s.in_flight:
         state = ReservationState.READY
     elif reservation.state is ReservationState.READY:

@@ -172,10 +172,15 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class FitSettings:
-    """Knobs of the fit rules; validated by the shells that read them from configuration."""
+    """Knobs of the fit rules; validated by the shells that read them from configuration.
+
+    ``nvlink_best_effort``: a pod that requires one NVLink island goes where the device
+    plugin's predicted set lies on one, rather than only where every set it may give does.
+    """
 
     max_report_age_s: float = 120.0
     nvlink_for_multi_gpu: NvlinkMode = NvlinkMode.PREFERRED
+    nvlink_best_effort: bool = False
 
 
 @dataclass(frozen=True, slots=True)

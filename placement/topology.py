@@ -7,11 +7,12 @@ which makes the whole node one island.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from placement.model import NodeState
+from placement.shape import NvLink
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -41,6 +42,28 @@ def islands(node: NodeState) -> list[frozenset[str]]:
     """The node's NVLink islands, largest first, ties by smallest GPU UUID (pure)."""
     comps = [frozenset(c) for c in _networkx().connected_components(nvlink_graph(node))]
     return sorted(comps, key=lambda c: (-len(c), min(c)))
+
+
+def layout_of(island_of: Sequence[int], complete: bool) -> NvLink:
+    """The NVLink layout over GPU positions (pure): ``island_of[p]`` is the island of the GPU
+    at position ``p`` (GPUs in index order); ``complete`` says every pair is linked (NVSwitch).
+    The device plugin's rule (``placement.deviceplugin``) is read on this layout."""
+    n = len(island_of)
+    if complete and n > 1:
+        return NvLink.all(n)
+    members: dict[int, list[int]] = {}
+    for position, island in enumerate(island_of):
+        members.setdefault(island, []).append(position)
+    return NvLink.of(tuple(tuple(m) for m in members.values()), n)
+
+
+def node_layout(node: NodeState) -> NvLink:
+    """The node's NVLink layout over its GPUs in index order (pure; see ``layout_of``)."""
+    order = [g.uuid for g in sorted(node.gpus, key=lambda g: g.index)]
+    island_of = {u: k for k, island in enumerate(islands(node)) for u in island}
+    n = len(order)
+    complete = nvlink_graph(node).number_of_edges() == n * (n - 1) // 2
+    return layout_of([island_of[u] for u in order], complete)
 
 
 def link_fraction(node: NodeState, uuids: Iterable[str]) -> float:

@@ -7,6 +7,12 @@ result code per row (``CODE_OK`` or the first rule that fails), the GPUs each fi
 the reasons quote, for the modules that word reasons (``rejects``), score (``scores``) and
 choose (``decision``). ``placement.reference`` is the readable definition it is held to.
 
+The device plugin's rule (``placement.deviceplugin``: the predicted GPUs, and whether every set
+it may give lies on one NVLink island) depends on a row only through its NVLink layout, its
+mask of available GPUs and the GPU counts still promised there. Rows are grouped by those with
+one ``np.unique``, and the memoized rule is asked once per distinct group: in a fleet of alike
+nodes, a handful of dictionary lookups per request.
+
 Reservations are read from the fleet's own ``claims`` when a query passes those, else looped
 over (``Fleet.claims_of``); both give the same arrays. Pure: ``now`` is an argument.
 """
@@ -19,11 +25,15 @@ from dataclasses import dataclass
 from itertools import compress
 
 import numpy as np
+import numpy.typing as npt
 
-from placement.fit import BUSY, HELD, MIG_ENABLED, RESERVED, UNHEALTHY, UNKNOWN, effective_nvlink
-from placement.fleet.rows import NO_ROWS, SLOT_RADIX, BoolArray, FloatArray, IntArray, RowArray
+from placement.claims import sizes_of
+from placement.deviceplugin import always_one_island, predicted_allocation
+from placement.fit import HELD, MIG_ENABLED, RESERVED, UNHEALTHY, effective_nvlink
+from placement.fleet.rows import BoolArray, FloatArray, IntArray, RowArray
 from placement.fleet.store import Fleet
 from placement.model import Demand, FitSettings, NvlinkMode, Reservation
+from placement.shape import NvLink
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,31 +69,15 @@ CODE_NO_LEASE = 7
 CODE_LEASE_OLD = 8
 CODE_REPORT_OLD = 9
 CODE_NOT_FREE = 10
-CODE_SPLIT = 11
+CODE_UNFIT = 11
+CODE_SPLIT = 12
 CODE_UNRESOLVABLE = (CODE_NO_GPUS, CODE_NO_PRODUCT, CODE_TOO_SMALL, CODE_NO_ISLAND)
-CAUSES = (BUSY, HELD, MIG_ENABLED, RESERVED, UNHEALTHY, UNKNOWN)
 
 
 def count(b: BoolArray) -> IntArray:
     """Per row: how many slots are true."""
     counts: IntArray = b.view(np.uint8).sum(axis=0, dtype=np.int64)
     return counts
-
-
-def _smallest(key: IntArray, k: int) -> BoolArray:
-    """Per row: the ``k`` slots with the smallest keys (distinct within a row; ``MAX`` for
-    slots out of the running). Rows with fewer than ``k`` in the running come out garbage."""
-    if k > 2:  # the k-th smallest of each row, from the rows sorted (each row contiguous)
-        by_row = key.T.copy()  # a copy: the sort is in place
-        by_row.sort(axis=1)
-        kth: IntArray = by_row[:, min(k, by_row.shape[1]) - 1]
-    else:
-        w = key
-        for _ in range(k - 1):
-            w = np.where(w == w.min(axis=0), MAX, w)
-        kth = w.min(axis=0)
-    picked: BoolArray = key <= kth
-    return picked
 
 
 def _mark(code: IntArray, condition: BoolArray, result: int) -> None:
@@ -101,25 +95,28 @@ class Evaluation:
     code: IntArray  # by row
     chosen: BoolArray  # slot x row: the GPUs each fit takes
     same_island: BoolArray  # by row
-    hidden: BoolArray  # slot x row
+    hidden: BoolArray  # slot x row: predicted for pods that have not got their GPUs yet
     loads: IntArray  # by row
+    pending: IntArray  # by row: GPUs promised to pods that have not got theirs yet
     # What reject reasons quote, by row (island_counts: island x row).
     large: IntArray
     best_island: IntArray
     lease_age: FloatArray
     report_age: FloatArray
-    candidates: IntArray
-    causes: Callable[[], dict[str, BoolArray]]  # slot x row: the GPUs not free, by cause
+    free_now: IntArray  # unallocated GPUs less those promised
+    causes: Callable[[], dict[str, BoolArray]]  # slot x row: the GPUs not unallocated, by cause
     island_counts: IntArray
     max_report_age_s: float
     slot: IntArray  # by row, for one-GPU demands: the chosen slot
     why: dict[str, IntArray] = dataclasses.field(default_factory=dict)  # by row: ``causes`` counted
+    pod_uid: str = ""  # the pod asking (the GPUs it holds itself are unallocated for it)
 
     def why_counts(self) -> dict[str, IntArray]:
-        """By row: how many GPUs each cause keeps from being a candidate (counted when a
-        reason needs it, not for every request)."""
+        """By row: how many GPUs each cause keeps from being unallocated, and how many are
+        promised (counted when a reason needs it, not for every request)."""
         if not self.why:
             self.why = {w: count(mask) for w, mask in self.causes().items()}
+            self.why[RESERVED] = self.pending
         return self.why
 
 
@@ -133,7 +130,7 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
     else:
         rows = all_rows[found]
         known = list(compress(names, found.tolist()))
-    hidden, loads = fleet.claims_of(query.reservations, query.now, query.pod_uid)
+    sums = fleet.claims_of(query.reservations, query.now, query.pod_uid)
     k = demand.gpus
     width, span = fleet.width, fleet.span
     none = np.zeros(span, dtype=np.int64)
@@ -144,27 +141,33 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
         code=np.zeros(span, dtype=np.int64),
         chosen=np.zeros((width, span), dtype=np.bool_),
         same_island=np.ones(span, dtype=np.bool_),
-        hidden=hidden,
-        loads=loads,
+        hidden=sums.hidden,
+        loads=sums.loads,
+        pending=sums.pending,
         large=none,
         best_island=none,
         lease_age=np.zeros(span),
         report_age=np.zeros(span),
-        candidates=none,
+        free_now=none,
         causes=dict,
-        island_counts=np.zeros((0, span), dtype=np.int64),  # filled where islands are chosen
+        island_counts=np.zeros((0, span), dtype=np.int64),  # filled where a split is worded
         max_report_age_s=settings.max_report_age_s,
         slot=none,
+        pod_uid=query.pod_uid,
     )
     if k <= 0:
         return ev
     vram = min(demand.vram_per_gpu, int(MAX))
     nvlink = effective_nvlink(demand, settings)
-    large = _node_rules(fleet, query, ev, vram, nvlink)
-    candidate = _candidates(fleet, ev, large, pod_uid=query.pod_uid, vram=vram, k=k)
-    _choose(fleet, ev, candidate, k)
+    matching = _node_rules(fleet, query, ev, vram, nvlink)
+    unallocated = _unallocated(fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k)
+    _predict(fleet, ev, unallocated, k)
     if nvlink is NvlinkMode.REQUIRED:
-        _mark(ev.code, ~ev.same_island, CODE_SPLIT)
+        if settings.nvlink_best_effort:
+            _mark(ev.code, ~ev.same_island, CODE_SPLIT)
+        else:
+            _mark_unsafe(fleet, ev, unallocated, k, sums.sizes)
+        _island_counts(fleet, ev, unallocated)
     ev.chosen = ev.chosen & (ev.code == CODE_OK)
     return ev
 
@@ -172,8 +175,8 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
 def _node_rules(
     fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: NvlinkMode
 ) -> BoolArray:
-    """The rules before free memory, in fit()'s order: GPUs, product, size, island, agent,
-    Lease, report age. Returns the GPUs of the right product and size (``slot x row``)."""
+    """The rules before what is free now, in fit()'s order: GPUs, product, size, island, agent,
+    Lease, report age. Returns the GPUs of the right product (``slot x row``)."""
     demand, k, span, code = query.demand, query.demand.gpus, fleet.span, ev.code
     error, island_count = fleet.error[:span], fleet.island_count[:span]
     empty = fleet.gpu_count[:span] == 0
@@ -203,92 +206,130 @@ def _node_rules(
     _mark(code, ev.lease_age > fleet.lease_duration[:span], CODE_LEASE_OLD)
     ev.report_age = query.now - fleet.observed_at[:span]
     _mark(code, ev.report_age > query.settings.max_report_age_s, CODE_REPORT_OLD)
-    return large
+    return matching
 
 
-def _candidates(
-    fleet: Fleet, ev: Evaluation, large: BoolArray, *, pod_uid: str, vram: int, k: int
+def _unallocated(
+    fleet: Fleet, ev: Evaluation, matching: BoolArray, *, pod_uid: str, vram: int, k: int
 ) -> BoolArray:
-    """The candidates: GPUs of the right product and size that are open (or held by the pod
-    itself), not reserved, and free enough. Counts them, marks the rows with too few, and
-    leaves the causes of the others for the reasons (``Evaluation.causes``)."""
-    span, hidden = fleet.span, ev.hidden
+    """The GPUs the kubelet may hand out (healthy, not in MIG mode, held by no pod but the pod
+    itself). Marks the rows with too few of them once the promised ones are taken, then those
+    where one of them could not hold the pod (another product, memory unknown or too little
+    free), and leaves the causes of the others for the reasons (``Evaluation.causes``)."""
+    span = fleet.span
     # The arrays cut to the rows in use (views, no copies).
+    present: BoolArray = fleet.present[:, :span]
     free: IntArray = fleet.free[:, :span]
     free_known: BoolArray = fleet.free_known[:, :span]
     healthy: BoolArray = fleet.healthy[:, :span]
     mig: BoolArray = fleet.mig[:, :span]
     held_any: BoolArray = fleet.held[:, :span]
-    own = fleet.held_by(pod_uid) if fleet.holds(pod_uid) else None
-    usable = fleet.open[:, :span]
-    if own is not None:  # a GPU the pod itself holds is not held against it
-        usable = usable | (own & healthy & ~mig & free_known)
-    candidate = large & usable & ~hidden & (free >= vram)
-    ev.candidates = count(candidate)
-    _mark(ev.code, ev.candidates < k, CODE_NOT_FREE)
+    held = held_any & ~fleet.held_by(pod_uid) if fleet.holds(pod_uid) else held_any
+    unallocated = present & healthy & ~mig & ~held
+    ev.free_now = count(unallocated) - ev.pending
+    _mark(ev.code, ev.free_now < k, CODE_NOT_FREE)
+    unfit = unallocated & (~matching | ~free_known | (free < vram))
+    _mark(ev.code, count(unfit) > 0, CODE_UNFIT)
 
     def causes() -> dict[str, BoolArray]:
-        """Each GPU of the right product and size that is not a candidate, by the first
-        reason it is not, in fit()'s order (for the reasons only)."""
-        held = held_any & ~own if own is not None else held_any
-        unhealthy = large & ~healthy
-        left = large & healthy
-        mig_now = left & mig
-        left &= ~mig
-        held_now = left & held
-        left &= ~held
-        reserved = left & hidden
-        left &= ~hidden
-        unknown = left & ~free_known
-        left &= free_known
-        busy = left & (free < vram)
+        """Each GPU that is not unallocated, by the first reason it is not, in fit()'s order
+        (for the reasons only)."""
         return {
-            BUSY: busy,
-            HELD: held_now,
-            MIG_ENABLED: mig_now,
-            RESERVED: reserved,
-            UNHEALTHY: unhealthy,
-            UNKNOWN: unknown,
+            UNHEALTHY: present & ~healthy,
+            MIG_ENABLED: present & healthy & mig,
+            HELD: present & healthy & ~mig & held,
         }
 
     ev.causes = causes
-    return candidate
+    return unallocated
 
 
-def _choose(fleet: Fleet, ev: Evaluation, candidate: BoolArray, k: int) -> None:
-    """Choose each row's GPUs (``ev.chosen``, ``ev.same_island``, ``ev.slot``): inside the
-    smallest island that holds the pod (ties: the smallest candidate UUID), else across
-    islands; the tightest GPUs (least free, then lowest index). Keys are made distinct within a
-    row by their low digits (the slot or island), so a minimum says where it is."""
-    width, span = fleet.width, fleet.span
-    island_count = fleet.island_count[:span]
-    pool = candidate
-    # Only rows with several islands have an island to choose (taken out, chosen, put back).
-    multi = np.flatnonzero((ev.code == CODE_OK) & (island_count > 1)) if k > 1 else NO_ROWS
-    if len(multi):
-        theirs = candidate[:, multi]
-        island = fleet.island[:, multi]
-        # island x slot x row: the candidates on each island
-        ids = np.arange(int(island_count[multi].max()))[:, None, None]
-        on = theirs & (island == ids)
-        counts: IntArray = on.view(np.uint8).sum(axis=1, dtype=np.int64)
-        first = np.where(on, fleet.uuid_rank[:, multi], width).min(axis=1)
-        key = np.where(counts >= k, (counts * (width + 1) + first) * width + ids[:, 0], MAX)
+def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], int]], IntArray]:
+    """The distinct (``extra`` row, mask) pairs among the columns of ``b`` (``slot x column``;
+    bit ``s`` of a mask is slot ``s``), and which pair each column has."""
+    packed = np.packbits(b.T, axis=1, bitorder="little")
+    keys = np.ascontiguousarray(np.concatenate([extra.astype("<i8").view(np.uint8), packed], 1))
+    void = keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
+    _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
+    pairs = [
+        (tuple(extra[i].tolist()), int.from_bytes(packed[i].tobytes(), "little"))
+        for i in first.tolist()
+    ]
+    return pairs, inverse.reshape(-1)
+
+
+def _slots(mask: int, width: int) -> npt.NDArray[np.bool_]:
+    return (
+        (np.int64(mask) >> np.arange(width)) & 1 == 1
+        if width < 63
+        else np.array([mask >> s & 1 == 1 for s in range(width)], dtype=np.bool_)
+    )
+
+
+def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> None:
+    """Each row's predicted GPUs (``ev.chosen``, ``ev.same_island``, ``ev.slot``): what the
+    device plugin gives when the GPUs that are unallocated and not promised to a waiting pod are
+    listed in index order (``deviceplugin.predicted_allocation``)."""
+    width = fleet.width
+    available = unallocated & ~ev.hidden
+    if k == 1:  # the first GPU of the list
+        key = np.where(available, np.arange(width)[:, None], MAX)
         lowest = key.min(axis=0)
-        whole = lowest < MAX
-        ev.same_island[multi] = whole
-        pool = candidate.copy()
-        pool[:, multi] = theirs & (~whole | (island == lowest % width))
-        ev.island_counts = np.zeros((len(counts), span), dtype=np.int64)
-        ev.island_counts[:, multi] = counts
-    free_key: IntArray = fleet.free_key[:, :span]
-    tight = np.where(pool, free_key, MAX)
-    if k == 1:
-        lowest = tight.min(axis=0)
-        ev.slot = lowest % SLOT_RADIX
-        ev.chosen = tight == lowest
-    else:
-        ev.chosen = _smallest(tight, k)
+        ev.slot = np.where(lowest < MAX, lowest, 0)
+        ev.chosen = key == lowest
+        return
+    rows = np.flatnonzero(ev.code == CODE_OK)
+    if not len(rows):
+        return
+    groups, inverse = _groups(available[:, rows], fleet.nvlink_id[rows][:, None])
+    chosen = np.zeros((len(groups), width), dtype=np.bool_)
+    same = np.zeros(len(groups), dtype=np.bool_)
+    for g, ((nvlink_id,), mask) in enumerate(groups):
+        layout = fleet.nvlinks[nvlink_id]
+        predicted = predicted_allocation(mask, k, layout)
+        same[g] = _one_island(predicted, layout)
+        chosen[g, sorted(predicted)] = True
+    ev.chosen[:, rows] = chosen[inverse].T
+    ev.same_island[rows] = same[inverse]
+
+
+def _one_island(gpus: frozenset[int], layout: NvLink) -> bool:
+    return any(gpus <= set(island) for island in layout.islands)
+
+
+def _mark_unsafe(
+    fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int, sizes: IntArray
+) -> None:
+    """Mark the rows where some set the device plugin may give (also after the pods still
+    waiting took theirs) spans NVLink islands (``deviceplugin.always_one_island``). A row of one
+    island is safe as it is."""
+    span = fleet.span
+    rows = np.flatnonzero((ev.code == CODE_OK) & (fleet.island_count[:span] > 1))
+    if not len(rows):
+        return
+    extra = np.stack([fleet.nvlink_id[rows], sizes[rows]], axis=1)
+    groups, inverse = _groups(unallocated[:, rows], extra)
+    safe = np.array(
+        [
+            always_one_island(mask, k, fleet.nvlinks[nvlink_id], sizes_of(size_id))
+            for (nvlink_id, size_id), mask in groups
+        ],
+        dtype=np.bool_,
+    )
+    unsafe = np.zeros(span, dtype=np.bool_)
+    unsafe[rows] = ~safe[inverse]
+    _mark(ev.code, unsafe, CODE_SPLIT)
+
+
+def _island_counts(fleet: Fleet, ev: Evaluation, unallocated: BoolArray) -> None:
+    """By island and row, the unallocated GPUs, for the rows whose reason is a split."""
+    rows = np.flatnonzero(ev.code == CODE_SPLIT)
+    if not len(rows):
+        return
+    ids = np.arange(int(fleet.island_count[rows].max()))[:, None, None]
+    on = unallocated[:, rows][None] & (fleet.island[:, rows][None] == ids)
+    ev.island_counts = np.zeros((len(ids), fleet.span), dtype=np.int64)
+    ev.island_counts[:, rows] = on.view(np.uint8).sum(axis=1, dtype=np.int64)
 
 
 def fitting(ev: Evaluation) -> tuple[list[str], RowArray]:

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from placement.fit import (
+    CAUSES,
     REASON_NO_GPUS,
     REASON_NO_LEASE,
     reason_agent_error,
@@ -30,9 +31,10 @@ from placement.fit import (
     reason_report_old,
     reason_split,
     reason_too_small,
+    reason_unfit_gpus,
+    unallocated_gpus,
 )
 from placement.fleet.evaluation import (
-    CAUSES,
     CODE_AGENT_ERROR,
     CODE_AGENT_ERROR_NO_GPUS,
     CODE_LEASE_OLD,
@@ -45,6 +47,7 @@ from placement.fleet.evaluation import (
     CODE_REPORT_OLD,
     CODE_SPLIT,
     CODE_TOO_SMALL,
+    CODE_UNFIT,
     CODE_UNRESOLVABLE,
     Evaluation,
 )
@@ -65,6 +68,7 @@ NO_LEASE = "no-lease"
 LEASE_EXPIRED = "lease-expired"
 REPORT_STALE = "report-stale"
 GPUS_BUSY = "gpus-busy"
+GPU_UNFIT = "unallocated-gpu-unfit"
 NVLINK_SPLIT = "nvlink-split"
 NO_REPORT = "no-report"
 CLASS_OF = {
@@ -78,11 +82,13 @@ CLASS_OF = {
     CODE_LEASE_OLD: LEASE_EXPIRED,
     CODE_REPORT_OLD: REPORT_STALE,
     CODE_NOT_FREE: GPUS_BUSY,
+    CODE_UNFIT: GPU_UNFIT,
     CODE_SPLIT: NVLINK_SPLIT,
 }
 REJECT_CLASSES = frozenset({*CLASS_OF.values(), NO_REPORT})
 """Every class ``FleetDecision.reject_counts`` may name: one per kind of ``fit()`` reason
-(``gpus-busy`` covers every cause of "free now", ``agent-error`` both of its forms), and
+(``gpus-busy`` covers every cause of "free now", ``unallocated-gpu-unfit`` an unallocated GPU
+that could not hold the pod, ``agent-error`` both of its forms), and
 ``no-report`` for a node the fleet does not hold."""
 
 
@@ -127,7 +133,7 @@ def _reject_keys(c: int, rows: RowArray, fleet: Fleet, ev: Evaluation) -> npt.ND
     """A key per row, equal exactly where fit() words the reason the same."""
     if c in (CODE_NO_GPUS, CODE_NO_LEASE):
         return np.zeros(len(rows), dtype=np.int64)
-    if c in (CODE_AGENT_ERROR, CODE_AGENT_ERROR_NO_GPUS):
+    if c in (CODE_AGENT_ERROR, CODE_AGENT_ERROR_NO_GPUS, CODE_UNFIT):
         return rows.astype(np.int64)
     if c == CODE_NO_PRODUCT:
         return fleet.described[rows]
@@ -141,7 +147,8 @@ def _reject_keys(c: int, rows: RowArray, fleet: Fleet, ev: Evaluation) -> npt.ND
         return ev.report_age[rows].view(np.int64)
     if c == CODE_NOT_FREE:
         why = ev.why_counts()
-        return np.stack([ev.candidates[rows], *(why[w][rows] for w in CAUSES)], axis=1)
+        free_now = np.maximum(ev.free_now[rows], 0)
+        return np.stack([free_now, *(why[w][rows] for w in CAUSES)], axis=1)
     return -np.sort(-ev.island_counts[:, rows].T, axis=1)  # split: sizes, largest first
 
 
@@ -167,7 +174,12 @@ def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
         return reason_report_old(float(ev.report_age[r]), ev.max_report_age_s)
     if c == CODE_NOT_FREE:
         why = {w: int(v[r]) for w, v in ev.why_counts().items()}
-        return reason_not_free(k, vram, int(ev.candidates[r]), why)
+        return reason_not_free(k, int(ev.free_now[r]), why)
+    if c == CODE_UNFIT:
+        gpus = sorted(row.node.gpus, key=lambda g: g.index)
+        unfit = reason_unfit_gpus(unallocated_gpus(gpus, ev.pod_uid)[0], demand)
+        assert unfit is not None  # the row's code says one GPU is unfit
+        return unfit
     return reason_split(k, ev.island_counts[:, r].tolist())
 
 

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from placement.model import NodeState, Reservation
 from placement.nodegpustate import MAX_REPORT_BYTES
+from placement.shape import NvLink
 from placement.topology import islands, nvlink_graph
 
 BoolArray = npt.NDArray[np.bool_]
@@ -50,15 +51,14 @@ class FleetRow:
     topology: tuple[tuple[str, frozenset[str]], ...]  # (UUID, NVLink peers) by slot
     island_of: tuple[int, ...]  # by slot
     linked: BoolArray  # slot x slot, NVLink adjacency
+    layout: NvLink  # the islands over slots, for the device plugin's rule
 
     def hidden_by(self, r: Reservation) -> set[int]:
-        """The slots of ``r``'s GPUs that the node does not show held by ``r``'s pod yet: the
-        rule of ``fit.hidden_gpus`` for one reservation on this node."""
-        return {
-            s
-            for uuid in r.gpu_uuids
-            if (s := self.slot.get(uuid)) is not None and self.holders[s] != r.pod_uid
-        }
+        """The slots of ``r``'s GPUs while the node shows ``r``'s pod holding none: the rule of
+        ``fit.promised`` for one reservation on this node."""
+        if r.pod_uid in self.holders:
+            return set()
+        return {s for uuid in r.gpu_uuids if (s := self.slot.get(uuid)) is not None}
 
 
 def _gpu_problems(node: NodeState) -> tuple[list[str], int]:

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from placement.claims import Claims
+from placement.claims import Claims, Sums, sizes_id
 from placement.fit import describe_gpus, product_key
 from placement.fleet.rows import (
     SLOT_RADIX,
@@ -43,6 +43,8 @@ from placement.fleet.rows import (
     validate,
 )
 from placement.model import GpuState, NodeState, Reservation
+from placement.shape import NvLink
+from placement.topology import layout_of
 
 
 class Fleet:
@@ -64,6 +66,8 @@ class Fleet:
         self._rows: list[FleetRow | None] = []
         self._spare: list[int] = []
         self._products: dict[str, int] = {}
+        self._nvlinks: dict[NvLink, int] = {}
+        self.nvlinks: list[NvLink] = []  # by id: each NVLink layout a node has had
         self._described: dict[str, int] = {}
         self._model_rows: dict[str, set[int]] = {}
         self._holder_rows: dict[str, set[int]] = {}
@@ -114,6 +118,7 @@ class Fleet:
         self.linked: BoolArray = grow("linked", (capacity, width, width), False, np.bool_)
         self.gpu_count: IntArray = grow("gpu_count", (capacity,), 0, np.int64)
         self.island_count: IntArray = grow("island_count", (capacity,), 0, np.int64)
+        self.nvlink_id: IntArray = grow("nvlink_id", (capacity,), -1, np.int64)  # nvlinks[id]
         self.complete: BoolArray = grow("complete", (capacity,), True, np.bool_)  # all linked
         self.total_sum: IntArray = grow("total_sum", (capacity,), 0, np.int64)
         self.lease_seen: BoolArray = grow("lease_seen", (capacity,), False, np.bool_)
@@ -185,9 +190,11 @@ class Fleet:
         links = tuple((g.uuid, g.nvlink_peers) for g in gpus)
         old = self._rows[r]
         if old is not None and old.topology == links:
-            island_of, linked = old.island_of, old.linked
+            island_of, linked, layout = old.island_of, old.linked, old.layout
         else:
             island_of, linked = topology(node, uuids)
+            n = len(uuids)
+            layout = layout_of(island_of, bool(linked.sum() == n * (n - 1)))
 
         self._clear(r)
         self._generations += 1
@@ -209,7 +216,12 @@ class Fleet:
             topology=links,
             island_of=island_of,
             linked=linked,
+            layout=layout,
         )
+        if layout not in self._nvlinks:
+            self._nvlinks[layout] = len(self.nvlinks)
+            self.nvlinks.append(layout)
+        self.nvlink_id[r] = self._nvlinks[layout]
         self._rows[r] = row
         self._index_row(r, row)
         self.claims.node_changed(node.name)
@@ -310,6 +322,7 @@ class Fleet:
             b[:, r] = False
         self.product[:, r] = -1
         self.island[:, r] = -1
+        self.nvlink_id[r] = -1
         self.uuid_1[:, r] = None
         self.linked[r] = False
 
@@ -422,13 +435,11 @@ class Fleet:
                 own[s, r] = h == pod_uid
         return own
 
-    def claims_of(
-        self, reservations: Iterable[Reservation], now: float, pod_uid: str
-    ) -> tuple[BoolArray, IntArray]:
-        """GPUs hidden by reservations their nodes do not show yet (``slot x row``), and the
-        loads in flight per row, over ``span`` rows: the rules of ``fit.hidden_gpus`` and
-        ``policies.loads_in_flight``. Reservations of ``pod_uid`` itself are ignored. The
-        fleet's own ``claims`` give the same arrays from their sums, without this loop."""
+    def claims_of(self, reservations: Iterable[Reservation], now: float, pod_uid: str) -> Sums:
+        """What the active reservations other than ``pod_uid``'s add up to over ``span`` rows
+        (``claims.Sums``): the rules of ``fit.hidden_gpus``, ``fit.pending_counts`` and
+        ``policies.loads_in_flight``. The fleet's own ``claims`` give the same arrays from
+        their sums, without this loop."""
         if reservations is self.claims:
             return self.claims.resolve(now, pod_uid)
         hidden = np.zeros((self.width, self.span), dtype=np.bool_)
@@ -436,6 +447,7 @@ class Fleet:
         loading: list[int] = []  # a row per load in flight
         slots: list[int] = []  # (slot, row) of each hidden GPU
         slot_rows: list[int] = []
+        counts: dict[int, list[int]] = {}  # by row: the GPUs promised, one count per pod
         for res in reservations:
             if res.pod_uid == pod_uid:
                 continue
@@ -449,8 +461,16 @@ class Fleet:
             hidden_slots = row.hidden_by(res)
             slots.extend(hidden_slots)
             slot_rows.extend([r] * len(hidden_slots))
+            if hidden_slots:
+                counts.setdefault(r, []).append(len(hidden_slots))
         hidden[slots, slot_rows] = True
-        return hidden, np.bincount(loading, minlength=self.span).astype(np.int64, copy=False)
+        pending = np.zeros(self.span, dtype=np.int64)
+        sizes = np.zeros(self.span, dtype=np.int64)
+        for r, promised_counts in counts.items():
+            pending[r] = sum(promised_counts)
+            sizes[r] = sizes_id(promised_counts)
+        loads = np.bincount(loading, minlength=self.span).astype(np.int64, copy=False)
+        return Sums(hidden, loads, pending, sizes)
 
 
 __all__ = ["Fleet"]

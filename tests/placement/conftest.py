@@ -21,6 +21,7 @@ from placement.model import (
     GpuState,
     NodeState,
     NvlinkMode,
+    PodMemory,
     Reservation,
     ReservationState,
 )
@@ -70,6 +71,10 @@ def gpu_lists(draw: st.DrawFn, name: str) -> tuple[GpuState, ...]:
             st.sampled_from([None, 0, total // 4, total // 2, total - GIB, total, total])
             | st.integers(0, total)
         )
+        holder = draw(st.sampled_from([*PODS, *[None] * 10]))
+        used = None if free is None else total - free
+        users = draw(st.sampled_from([(), (), (holder,), (holder, "pod-b")]))
+        pod_memory = tuple(PodMemory(p, (used or 0) // 2) for p in users if p is not None)
         gpus.append(
             GpuState(
                 uuid=u,
@@ -77,10 +82,12 @@ def gpu_lists(draw: st.DrawFn, name: str) -> tuple[GpuState, ...]:
                 product=draw(st.sampled_from([*PRODUCTS, *[product] * 6])),
                 total_bytes=total,
                 free_bytes=free,
+                used_bytes=used,
                 healthy=draw(st.sampled_from([False, *[True] * 6])),
                 mig_enabled=draw(st.sampled_from([True, *[False] * 7])),
                 nvlink_peers=frozenset(peers[u]),
-                holder_pod_uid=draw(st.sampled_from([*PODS, *[None] * 10])),
+                holder_pod_uid=holder,
+                pod_memory=pod_memory,
             )
         )
     return tuple(gpus)
@@ -167,6 +174,7 @@ def scenario(draw: st.DrawFn) -> Scenario:
         settings=FitSettings(
             max_report_age_s=draw(st.sampled_from([120.0, 60])),
             nvlink_for_multi_gpu=draw(st.sampled_from(list(NvlinkMode))),
+            nvlink_best_effort=draw(st.booleans()),
         ),
         pod_uid=draw(st.sampled_from(PODS)),
     )

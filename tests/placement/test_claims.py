@@ -1,9 +1,11 @@
-"""A fleet's own ``claims`` give the same hidden GPUs and loads as the plain loop over a list.
+"""A fleet's own ``claims`` give the same sums as the plain loop over a list.
 
-The sums are kept by puts, pops, reports and removals in any order; a request subtracts the
-pod's own reservation and those expired. The hypothesis test runs random sequences of all of
-these against the loop (the rules of ``fit.hidden_gpus`` and ``policies.loads_in_flight``)
-and against ``decide_fleet`` given the same reservations as a list.
+The sums (hidden GPUs, GPUs promised per node and their counts, loads) are kept by puts, pops,
+reports and removals in any order; a request subtracts the pod's own reservation and those
+expired. The hypothesis test runs random sequences of all of these against the loop (the rules
+of ``fit.hidden_gpus``, ``fit.pending_counts`` and ``policies.loads_in_flight``) and against
+``decide_fleet`` given the same reservations as a list. A reservation whose pod the node shows
+holding GPUs is reconciled to those.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from placement.claims import sizes_of
 from placement.fleet import Fleet, Query, decide_fleet
 from placement.model import GIB, Demand, NodeState, Reservation, ReservationState
-from tests.builders import NOW, node, reservation, uuid
+from tests.builders import NOW, node, reservation, uuid, uuids
 from tests.placement.conftest import PODS, demands, node_states
 
 SLOW = settings(deadline=None, max_examples=300)
@@ -26,22 +29,24 @@ NAMES = ("node-0", "node-1", "node-2")
 
 
 def assert_same(fleet: Fleet, now: float, pod_uid: str) -> None:
-    hidden, loads = fleet.claims_of(fleet.claims, now, pod_uid)
-    plain_hidden, plain_loads = fleet.claims_of(list(fleet.claims), now, pod_uid)
-    np.testing.assert_array_equal(hidden, plain_hidden)
-    np.testing.assert_array_equal(loads, plain_loads)
+    sums = fleet.claims_of(fleet.claims, now, pod_uid)
+    plain = fleet.claims_of(list(fleet.claims), now, pod_uid)
+    for got, expected in zip(sums, plain, strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 Step = Callable[[Fleet], object]
 
-CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[str, int]]] = {
-    # name: steps, now, pod asking, hidden slots by node, loads by node
+Slots = dict[str, tuple[int, ...]]
+CASES: dict[str, tuple[list[Step], float, str, Slots, dict[str, int], Slots]] = {
+    # name: steps, now, pod asking, hidden slots by node, loads by node, promised counts by node
     "one-reservation": (
         [lambda f: f.claims.put(reservation("a", (0, 1), node="node-0"))],
         NOW,
         "me",
         {"node-0": (0, 1)},
         {"node-0": 1},
+        {"node-0": (2,)},
     ),
     "own-reservation-does-not-count": (
         [lambda f: f.claims.put(reservation("me", (0, 1), node="node-0"))],
@@ -49,11 +54,13 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         "me",
         {},
         {},
+        {},
     ),
     "expired-does-not-count": (
         [lambda f: f.claims.put(reservation("a", (2,), node="node-0", expires_at=NOW))],
         NOW,
         "me",
+        {},
         {},
         {},
     ),
@@ -67,16 +74,18 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         "me",
         {"node-1": (3,)},
         {},
+        {"node-1": (1,)},
     ),
-    "a-gpu-the-node-shows-held-by-the-pod-is-not-hidden": (
+    "a-pod-the-node-shows-holding-a-gpu-hides-none": (
         [
             lambda f: f.claims.put(reservation("a", (0, 1), node="node-0")),
-            lambda f: f.replace(node(4, name="node-0", held={0: "a"})),
+            lambda f: f.replace(node(4, name="node-0", held={2: "a"})),
         ],
         NOW,
         "me",
-        {"node-0": (1,)},
+        {},
         {"node-0": 1},
+        {},
     ),
     "replacing-a-pods-reservation-moves-it": (
         [
@@ -87,6 +96,7 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         "me",
         {"node-1": (1,)},
         {"node-1": 1},
+        {"node-1": (1,)},
     ),
     "a-node-reported-after-its-reservation": (
         [
@@ -98,6 +108,7 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         "me",
         {"node-2": (0,)},
         {"node-2": 1},
+        {"node-2": (1,)},
     ),
     "a-removed-node-hides-nothing": (
         [
@@ -106,6 +117,7 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         ],
         NOW,
         "me",
+        {},
         {},
         {},
     ),
@@ -119,6 +131,7 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         "me",
         {"node-1": (0,)},
         {"node-1": 1},
+        {"node-1": (1,)},
     ),
     "wider-node-grows-the-sums": (
         [
@@ -130,23 +143,36 @@ CASES: dict[str, tuple[list[Step], float, str, dict[str, tuple[int, ...]], dict[
         "me",
         {"node-0": (0,), "node-3": (12, 15)},
         {"node-0": 1, "node-3": 1},
+        {"node-0": (1,), "node-3": (2,)},
     ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_named_cases(case: str) -> None:
-    steps, now, pod_uid, hidden_slots, loads_by_node = CASES[case]
+    steps, now, pod_uid, hidden_slots, loads_by_node, promised = CASES[case]
     fleet = Fleet([node(4, name=n) for n in NAMES], capacity=2, width=4)
     for step in steps:
         step(fleet)
-    hidden, loads = fleet.claims_of(fleet.claims, now, pod_uid)
+    sums = fleet.claims_of(fleet.claims, now, pod_uid)
     for name in fleet.names():
         r = fleet.row_at(name)
         assert r is not None
-        assert tuple(np.flatnonzero(hidden[:, r]).tolist()) == hidden_slots.get(name, ())
-        assert int(loads[r]) == loads_by_node.get(name, 0)
+        assert tuple(np.flatnonzero(sums.hidden[:, r]).tolist()) == hidden_slots.get(name, ())
+        assert int(sums.loads[r]) == loads_by_node.get(name, 0)
+        assert sizes_of(int(sums.sizes[r])) == promised.get(name, ())
+        assert int(sums.pending[r]) == sum(promised.get(name, ()))
     assert_same(fleet, now, pod_uid)
+
+
+def test_a_reservation_takes_the_gpus_its_pod_got() -> None:
+    fleet = Fleet([node(4, name=n) for n in NAMES])
+    fleet.claims.put(reservation("a", (0, 1), node="node-0"))
+    assert fleet.claims.get("a") == reservation("a", (0, 1), node="node-0")
+    fleet.replace(node(4, name="node-0", held={3: "a", 2: "a"}))
+    got = fleet.claims.get("a")
+    assert got is not None and got.gpu_uuids == uuids(2, 3, node="node-0")
+    assert list(fleet.claims) == [got]
 
 
 def test_the_mapping_reads_back_what_was_put() -> None:

@@ -1,4 +1,9 @@
-"""``fit()`` over the named edge cases: what fits, on which GPUs, and why not, for how long."""
+"""``fit()`` over the named edge cases: what fits, on which GPUs, and why not, for how long.
+
+The kubelet hands a pod any set the device plugin's rule may give from the unallocated GPUs, so
+a node passes only where every such set satisfies the pod; the GPUs of a ``Fit`` are the
+plugin's predicted set (the list in index order).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from placement.fit import effective_nvlink, fit, hidden_gpus, product_key
+from placement.fit import effective_nvlink, fit, hidden_gpus, pending_counts, product_key
 from placement.model import (
     GIB,
     Demand,
@@ -15,6 +20,7 @@ from placement.model import (
     GpuState,
     NodeState,
     NvlinkMode,
+    PodMemory,
     Reject,
     Reservation,
 )
@@ -97,7 +103,10 @@ CASES = [
         id="nvlink-required-no-island-large-enough",
     ),
     pytest.param(
-        node(MIXED, nvlink=TWO_ISLANDS),
+        node(
+            [dataclasses.replace(g, holder_pod_uid="other") for g in MIXED[:4]] + MIXED[4:],
+            nvlink=TWO_ISLANDS,
+        ),
         Demand(3, vram_per_gpu=70 * GIB, nvlink=NvlinkMode.REQUIRED),
         [],
         FitSettings(),
@@ -203,7 +212,13 @@ CASES = [
         [],
         FitSettings(),
         "",
-        Reject("n1", "needs 1 free GPU(s) with 70 GiB each; 0 free now (2 busy)", resolvable=True),
+        Reject(
+            "n1",
+            "needs 70 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 0 has 10 GiB free, 70 GiB used by no pod; GPU 1 has 20 GiB free, "
+            "60 GiB used by no pod",
+            resolvable=True,
+        ),
         id="busy-now",
     ),
     pytest.param(
@@ -212,7 +227,7 @@ CASES = [
         [],
         FitSettings(),
         "",
-        Reject("n1", "needs 1 free GPU(s) with 0 B each; 0 free now (2 unhealthy)", True),
+        Reject("n1", "needs 1 free GPU(s); 0 free now (2 unhealthy)", True),
         id="unhealthy-gpus",
     ),
     pytest.param(
@@ -232,7 +247,7 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 1 free GPU(s) with 40 GiB each; 0 free now (1 held, 2 reserved, 1 unhealthy)",
+            "needs 1 free GPU(s); 0 free now (1 held, 3 reserved, 1 unhealthy)",
             resolvable=True,
         ),
         id="every-cause-counted-once",
@@ -245,7 +260,8 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 2 free GPU(s) with 40 GiB each; 1 free now (1 unknown)",
+            "needs 40 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 0 memory unknown",
             resolvable=True,
         ),
         id="unknown-free-memory",
@@ -256,8 +272,8 @@ CASES = [
         [],
         FitSettings(),
         "",
-        Fit("n1", uuids(1), same_island=True),
-        id="tightest-gpu-lowest-index-on-tie",
+        Fit("n1", uuids(0), same_island=True),
+        id="one-gpu-predicts-the-first-in-index-order",
     ),
     pytest.param(
         node(MIXED, nvlink=None),
@@ -265,8 +281,13 @@ CASES = [
         [],
         FitSettings(),
         "",
-        Fit("n1", uuids(4, 5), same_island=False),
-        id="mixed-40-80-uses-the-80s",
+        Reject(
+            "n1",
+            "needs 70 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 0 has 40 GiB free; GPU 1 has 40 GiB free; GPU 2 has 40 GiB free; 1 more",
+            resolvable=True,
+        ),
+        id="mixed-40-80-refuses-a-big-pod-the-40s-could-get",
     ),
     pytest.param(
         node(MIXED, nvlink=None),
@@ -295,7 +316,7 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 2 free GPU(s) with 0 B each; 1 free now (2 MIG-enabled, 1 held)",
+            "needs 2 free GPU(s); 1 free now (2 MIG-enabled, 1 held)",
             resolvable=True,
         ),
         id="mig-enabled-counted-among-not-free",
@@ -308,7 +329,7 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 2 free GPU(s) with 70 GiB each; 0 free now (2 MIG-enabled)",
+            "needs 2 free GPU(s); 0 free now (2 MIG-enabled)",
             resolvable=True,
         ),
         id="all-mig-is-resolvable-mig-mode-can-be-turned-off",
@@ -321,10 +342,10 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 1 free GPU(s) with 0 B each; 0 free now (1 MIG-enabled, 1 unhealthy)",
+            "needs 1 free GPU(s); 0 free now (1 MIG-enabled, 1 reserved, 1 unhealthy)",
             resolvable=True,
         ),
-        id="unhealthy-first-then-mig-before-held-and-reserved",
+        id="unhealthy-first-then-mig-then-held-and-promised-gpus-reserved",
     ),
     pytest.param(
         node([gpu(0, mig=True, holder="me"), gpu(1)]),
@@ -334,7 +355,7 @@ CASES = [
         "me",
         Reject(
             "n1",
-            "needs 2 free GPU(s) with 0 B each; 1 free now (1 MIG-enabled)",
+            "needs 2 free GPU(s); 1 free now (1 MIG-enabled)",
             resolvable=True,
         ),
         id="mig-gpu-held-by-own-pod-is-still-not-whole",
@@ -362,7 +383,8 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 4 free GPUs on one NVLink island; free GPUs are split across islands (2+2)",
+            "needs 4 GPUs on one NVLink island; the device plugin may hand out GPUs across "
+            "islands (unallocated per island: 2+2)",
             resolvable=True,
         ),
         id="four-gpus-split-islands-required",
@@ -375,7 +397,8 @@ CASES = [
         "",
         Reject(
             "n1",
-            "needs 4 free GPUs on one NVLink island; free GPUs are split across islands (2+2)",
+            "needs 4 GPUs on one NVLink island; the device plugin may hand out GPUs across "
+            "islands (unallocated per island: 2+2)",
             resolvable=True,
         ),
         id="four-gpus-split-islands-required-by-settings",
@@ -434,8 +457,8 @@ CASES = [
         [],
         FitSettings(),
         "",
-        Fit("n1", uuids(1, 3), same_island=True),
-        id="tightest-within-island-in-index-order",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="prediction-ignores-free-memory",
     ),
     # -- reservations -------------------------------------------------------------------------
     pytest.param(
@@ -444,7 +467,7 @@ CASES = [
         [reservation("other", [0])],
         FitSettings(),
         "",
-        Reject("n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 reserved)", resolvable=True),
+        Reject("n1", "needs 2 free GPU(s); 1 free now (1 reserved)", resolvable=True),
         id="reservation-hides-candidate",
     ),
     pytest.param(
@@ -462,7 +485,7 @@ CASES = [
         [reservation("other", [0])],
         FitSettings(),
         "",
-        Reject("n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 held)", resolvable=True),
+        Reject("n1", "needs 2 free GPU(s); 1 free now (1 held)", resolvable=True),
         id="reservation-visible-on-node-counts-as-held",
     ),
     pytest.param(
@@ -501,9 +524,125 @@ CASES = [
         Fit("n1", uuids(0, 1), same_island=True),
         id="gpu-held-by-own-pod-is-a-candidate",
     ),
+    # -- what the kubelet may hand out: every set must do ------------------------------------
+    pytest.param(
+        node([gpu(0, holder="a"), gpu(1), gpu(2), gpu(3, free=20)]),
+        Demand(1, vram_per_gpu=40 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 40 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 3 has 20 GiB free, 60 GiB used by no pod",
+            resolvable=True,
+        ),
+        id="leaked-memory-gpu-refuses-a-big-pod-and-is-named",
+    ),
+    pytest.param(
+        node([gpu(0, holder="a"), gpu(1), gpu(2), gpu(3, free=20)]),
+        Demand(1, vram_per_gpu=10 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1), same_island=True),
+        id="leaked-memory-gpu-still-takes-a-small-pod",
+    ),
+    pytest.param(
+        node(
+            [
+                gpu(0, free=70, used=10, pod_memory=[PodMemory("a", 10 * GIB)]),
+                gpu(1, free=50),
+            ]
+        ),
+        Demand(1, vram_per_gpu=60 * GIB),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 60 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 1 has 50 GiB free, 30 GiB used by no pod",
+            resolvable=True,
+        ),
+        id="memory-a-pod-uses-is-not-named-as-leaked",
+    ),
+    pytest.param(
+        node([gpu(0, holder="a"), gpu(1), gpu(2), gpu(3)]),
+        Demand(2),
+        [reservation("b", [1]), reservation("c", [2, 3], expires_at=NOW - 1)],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(2, 3), same_island=True),
+        id="reservation-count-takes-what-waiting-pods-need",
+    ),
+    pytest.param(
+        node([gpu(0, holder="a"), gpu(1), gpu(2), gpu(3)]),
+        Demand(2),
+        [reservation("b", [1]), reservation("c", [1, 2], node="n1")],
+        FitSettings(),
+        "",
+        Reject("n1", "needs 2 free GPU(s); 0 free now (1 held, 3 reserved)", resolvable=True),
+        id="reservation-count-refuses-when-waiting-pods-need-them-all",
+    ),
+    pytest.param(
+        node([gpu(0, holder="b"), gpu(1), gpu(2), gpu(3)]),
+        Demand(2),
+        [reservation("b", [1, 2])],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(1, 2), same_island=True),
+        id="a-pod-that-got-its-gpus-is-not-waiting-for-more",
+    ),
+    pytest.param(
+        node(8, held={0: "a", 5: "a"}),
+        Demand(3, nvlink=NvlinkMode.REQUIRED),
+        [reservation("b", [1]), reservation("c", [2, 3])],
+        FitSettings(),
+        "",
+        Fit("n1", uuids(4, 6, 7), same_island=True),
+        id="nvswitch-node-passes-nvlink-pod",
+    ),
+    pytest.param(
+        node(8, held=(3, 4, 5, 6, 7), nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]]),
+        Demand(2, nvlink=NvlinkMode.REQUIRED),
+        [reservation("b", [2])],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 2 GPUs on one NVLink island; the device plugin may hand out GPUs across "
+            "islands (unallocated per island: 2+1)",
+            resolvable=True,
+        ),
+        id="pair-island-node-with-a-broken-pair-refuses",
+    ),
+    pytest.param(
+        node(8, held=(3, 4, 5, 6, 7), nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]]),
+        Demand(2, nvlink=NvlinkMode.REQUIRED),
+        [reservation("b", [2])],
+        FitSettings(nvlink_best_effort=True),
+        "",
+        Fit("n1", uuids(0, 1), same_island=True),
+        id="best-effort-opt-in-passes",
+    ),
+    pytest.param(
+        node(8, held=(1, 3, 5, 7), nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]]),
+        Demand(2, nvlink=NvlinkMode.REQUIRED),
+        [],
+        FitSettings(nvlink_best_effort=True),
+        "",
+        Reject(
+            "n1",
+            "needs 2 GPUs on one NVLink island; the device plugin may hand out GPUs across "
+            "islands (unallocated per island: 1+1+1+1)",
+            resolvable=True,
+        ),
+        id="best-effort-still-refuses-a-predicted-split",
+    ),
     # -- products and pods without GPUs --------------------------------------------------------
     pytest.param(
-        node(MIXED, nvlink=None),
+        node(MIXED[4:], nvlink=None),
         Demand(1, products=frozenset({"nvidia a100-sxm4-80gb"})),
         [],
         FitSettings(),
@@ -512,13 +651,28 @@ CASES = [
         id="product-constraint-any-spelling",
     ),
     pytest.param(
-        node(MIXED, nvlink=None),
+        node([dataclasses.replace(g, holder_pod_uid="other") for g in MIXED[4:]] + MIXED[:4]),
         Demand(2, products=frozenset({A100_40, "NVIDIA-L4"})),
         [],
         FitSettings(),
         "",
-        Fit("n1", uuids(0, 1), same_island=False),
+        Fit("n1", uuids(0, 1), same_island=True),
         id="product-constraint-one-of-several",
+    ),
+    pytest.param(
+        node(MIXED, nvlink=None),
+        Demand(1, products=frozenset({A100_80})),
+        [],
+        FitSettings(),
+        "",
+        Reject(
+            "n1",
+            "needs 0 B free on every unallocated GPU, of a product the pod accepts, (the "
+            "kubelet may hand out any): GPU 0 is NVIDIA-A100-SXM4-40GB; GPU 1 is "
+            "NVIDIA-A100-SXM4-40GB; GPU 2 is NVIDIA-A100-SXM4-40GB; 1 more",
+            resolvable=True,
+        ),
+        id="unallocated-gpu-of-another-product-refuses",
     ),
     pytest.param(
         node([]),
@@ -556,14 +710,17 @@ def test_fit(
     assert fit(state, demand, reservations, now=NOW, settings=settings, pod_uid=pod_uid) == expected
 
 
-def test_reservation_stops_hiding_once_the_node_shows_the_load() -> None:
+def test_reservation_stops_hiding_once_the_node_shows_the_pod_holding_a_gpu() -> None:
     r = reservation("other", [0, 1])
     before = node([gpu(0), gpu(1), gpu(2)])
-    after = node([gpu(0, holder="other"), gpu(1), gpu(2)])
+    after = node([gpu(0), gpu(1), gpu(2, holder="other")])
     assert hidden_gpus(before, [r], NOW) == set(uuids(0, 1))
-    assert hidden_gpus(after, [r], NOW) == set(uuids(1))
-    assert fit(after, Demand(2), [r], now=NOW) == Reject(
-        "n1", "needs 2 free GPU(s) with 0 B each; 1 free now (1 held, 1 reserved)", True
+    assert pending_counts(before, [r], NOW) == (2,)
+    assert hidden_gpus(after, [r], NOW) == set()
+    assert pending_counts(after, [r], NOW) == ()
+    assert fit(after, Demand(2), [r], now=NOW) == Fit("n1", uuids(0, 1), same_island=True)
+    assert fit(before, Demand(2), [r], now=NOW) == Reject(
+        "n1", "needs 2 free GPU(s); 1 free now (2 reserved)", True
     )
 
 

@@ -59,7 +59,13 @@ def test_replace_remove_and_reuse_rows() -> None:
     assert fits == {"b": ("b/GPU-0", "b/GPU-1"), "d": ("d/GPU-0", "d/GPU-1")}
     assert rejects == {
         "a": Reject("a", REASON_NO_REPORT, resolvable=True),
-        "c": Reject("c", "needs 2 free GPU(s) with 20 GiB each; 0 free now (2 busy)", True),
+        "c": Reject(
+            "c",
+            "needs 20 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 0 has 10 GiB free, 70 GiB used by no pod; "
+            "GPU 1 has 10 GiB free, 70 GiB used by no pod",
+            True,
+        ),
     }
 
 
@@ -156,8 +162,8 @@ SMALL = node(2, name="small")
             },
             {
                 "split": (
-                    "needs 4 free GPUs on one NVLink island; free GPUs are split across "
-                    "islands (2+2)",
+                    "needs 4 GPUs on one NVLink island; the device plugin may hand out GPUs "
+                    "across islands (unallocated per island: 2+2)",
                     True,
                 ),
                 "small": (
@@ -175,7 +181,13 @@ SMALL = node(2, name="small")
                 "ok": ("ok/GPU-0", "ok/GPU-1", "ok/GPU-2", "ok/GPU-3"),
             },
             {
-                "busy": ("needs 4 free GPU(s) with 20 GiB each; 0 free now (8 busy)", True),
+                "busy": (
+                    "needs 20 GiB free on every unallocated GPU (the kubelet may hand out "
+                    "any): GPU 0 has 10 GiB free, 70 GiB used by no pod; GPU 1 has 10 GiB "
+                    "free, 70 GiB used by no pod; GPU 2 has 10 GiB free, 70 GiB used by no "
+                    "pod; 5 more",
+                    True,
+                ),
                 "small": (
                     "needs 4 GPU(s) with at least 20 GiB each; node has 2 "
                     "(2x NVIDIA-H100-80GB-HBM3 80 GiB)",
@@ -216,13 +228,11 @@ def test_reservations_hide_gpus_and_count_as_loads() -> None:
         fleet, Query(["a", "b"], Demand(1), reservations, now=NOW, pod_uid="me")
     )
     assert fits == {"b": ("b/GPU-0",)}
-    assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 reserved)"
-    # Once a's node shows p's GPU held by p, it counts as held, not reserved.
+    assert rejects["a"].reason == "needs 1 free GPU(s); 0 free now (2 reserved)"
+    # Once a's node shows p holding a GPU, it counts as held, not reserved.
     fleet.replace(node(2, name="a", held={0: "p"}))
     _, rejects = evaluate(fleet, Query(["a"], Demand(1), reservations, now=NOW, pod_uid="me"))
-    assert (
-        rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (1 held, 1 reserved)"
-    )
+    assert rejects["a"].reason == "needs 1 free GPU(s); 0 free now (1 held, 1 reserved)"
     decision = decide_fleet(fleet, Query(["b"], Demand(1), reservations, now=NOW))
     assert decision.chosen is None  # without pod_uid "me", b's GPUs are reserved
 
@@ -303,7 +313,7 @@ def test_mig_mode_follows_the_report() -> None:
     )
     fleet = Fleet([mig])
     _, rejects = evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))
-    assert rejects["a"].reason == "needs 1 free GPU(s) with 0 B each; 0 free now (2 MIG-enabled)"
+    assert rejects["a"].reason == "needs 1 free GPU(s); 0 free now (2 MIG-enabled)"
     assert rejects["a"].resolvable
     fleet.replace(node(2, name="a"))  # an administrator turned MIG mode off
     assert evaluate(fleet, Query(["a"], Demand(1), [], now=NOW))[0] == {"a": ("a/GPU-0",)}

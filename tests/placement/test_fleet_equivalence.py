@@ -7,7 +7,7 @@ Same GPUs in the same order, same reasons, same resolvable flags, same scores bi
 chosen node; also after rows are replaced, renewed and removed in any order, and for requests
 that name nodes in any order, or nodes the fleet does not hold. The lean forms (no reasons,
 only the chosen fit) choose the same node, and the reject counts by class agree with the
-reasons ``fit()`` words.
+reasons ``fit()`` words. And every fit is safe whatever set of GPUs the kubelet hands out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement.fit import fit
+from placement.deviceplugin import mask_of, possible_allocations
+from placement.fit import effective_nvlink, fit, hidden_gpus, pending_counts, product_key
 from placement.fleet import (
     REASON_NO_REPORT,
     REJECT_CLASSES,
@@ -31,8 +32,9 @@ from placement.fleet import (
     score_nodes,
     verdict,
 )
-from placement.model import Decision, NodeState, Reject
+from placement.model import Decision, NodeState, NvlinkMode, Reject
 from placement.reference import decide
+from placement.topology import node_layout
 from tests.placement.conftest import Scenario
 
 SLOW = settings(deadline=None, max_examples=300)
@@ -44,7 +46,8 @@ CLASS_OF_REASON = (
     ("no GPU of product", "gpu-product"),
     ("GPU(s) with at least", "gpu-too-small"),
     ("on one NVLink island; the largest island", "nvlink-island-too-small"),
-    ("free GPUs on one NVLink island", "nvlink-split"),
+    ("GPUs on one NVLink island; the device plugin may", "nvlink-split"),
+    ("on every unallocated GPU", "unallocated-gpu-unfit"),
     ("node agent reports an error", "agent-error"),
     ("no node agent heartbeat", "no-lease"),
     ("node agent heartbeat is", "lease-expired"),
@@ -205,3 +208,45 @@ def test_evaluate_equals_fit_after_updates(
     if expected.chosen is None:
         assert list(lean.rejects) == [n for n in names if n in lean.rejects]  # request order
         assert {n for n, r in lean.rejects.items() if r.reason == REASON_NO_REPORT} >= set(missing)
+
+
+@SLOW
+@given(data=st.data())
+def test_every_fit_is_safe_whatever_the_kubelet_hands_out(
+    scenarios: st.SearchStrategy[Scenario], data: st.DataObject
+) -> None:
+    """The safety invariant, from the node's own fields: every set the device plugin may give
+    from the unallocated GPUs fits the pod, enough stay for the pods still waiting, the
+    prediction is one of those sets, and a pod that requires one NVLink island (strictly) gets
+    one whatever the plugin gives."""
+    sc = data.draw(scenarios)
+    k, vram = sc.demand.gpus, sc.demand.vram_per_gpu
+    wanted = {product_key(p) for p in sc.demand.products}
+    others = [r for r in sc.reservations if r.pod_uid != sc.pod_uid]
+    for node in sc.nodes:
+        result = fit(node, sc.demand, others, now=sc.now, settings=sc.settings, pod_uid=sc.pod_uid)
+        if isinstance(result, Reject) or k <= 0:
+            continue
+        gpus = sorted(node.gpus, key=lambda g: g.index)
+        free = [
+            p
+            for p, g in enumerate(gpus)
+            if g.healthy and not g.mig_enabled and g.holder_pod_uid in (None, sc.pod_uid)
+        ]
+        layout = node_layout(node)
+        possible = possible_allocations(mask_of(free), k, layout)
+        assert possible
+        for allocation in possible:
+            for p in allocation:
+                g = gpus[p]
+                assert g.free_bytes is not None and g.free_bytes >= vram
+                assert not wanted or product_key(g.product) in wanted
+        waiting = pending_counts(node, others, sc.now)
+        assert len(free) - sum(waiting) >= k
+        hidden = hidden_gpus(node, others, sc.now)
+        available = [p for p in free if gpus[p].uuid not in hidden]
+        predicted = frozenset(p for p, g in enumerate(gpus) if g.uuid in result.gpu_uuids)
+        assert predicted in possible_allocations(mask_of(available), k, layout)
+        strict = not sc.settings.nvlink_best_effort
+        if effective_nvlink(sc.demand, sc.settings) is NvlinkMode.REQUIRED and strict:
+            assert all(any(s <= set(i) for i in layout.islands) for s in possible)

@@ -1,4 +1,5 @@
-"""The reservation end rule over named cases: ended or not, why, GPUs held, load in flight."""
+"""The reservation end rule over named cases: ended or not, why, GPUs held, load in flight;
+and a reservation reconciled with the GPUs its pod got."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from placement.lifecycle import (
     EndRule,
     PodFacts,
     Standing,
+    reconcile,
     settle,
     shows_load,
     standing,
 )
 from placement.model import NodeState, Reservation, ReservationState
-from tests.builders import node, reservation
+from tests.builders import node, reservation, uuids
 
 # Pod p's reservation of GPUs 0 and 1, and one of no GPU (a pod that asked for none).
 R = reservation("p", (0, 1), state=ReservationState.BOUND)
@@ -186,3 +188,30 @@ def test_the_rule_is_consistent(
     assert (settled is None) is (s.ended is not Ended.NO)
     if settled is not None:
         assert settled.in_flight() is s.in_flight
+
+
+RECONCILE = {
+    "no-report-keeps-the-prediction": (R, None, R.gpu_uuids),
+    "nothing-held-yet-keeps-the-prediction": (R, node(), R.gpu_uuids),
+    "the-gpus-the-pod-got-replace-the-prediction": (
+        R,
+        node(held={3: "p", 2: "p", 0: "q"}),
+        uuids(2, 3),
+    ),
+    "as-predicted-is-the-same-reservation": (R, node(held=BOTH), R.gpu_uuids),
+    "a-report-of-another-node-says-nothing": (R, node(name="n2", held={2: "p"}), R.gpu_uuids),
+}
+
+
+@pytest.mark.parametrize(("r", "state", "gpus"), RECONCILE.values(), ids=RECONCILE.keys())
+def test_reconcile(r: Reservation, state: NodeState | None, gpus: tuple[str, ...]) -> None:
+    got = reconcile(r, state)
+    assert got == dataclasses.replace(r, gpu_uuids=gpus)
+    if gpus == r.gpu_uuids:
+        assert got is r
+
+
+def test_settle_reconciles_a_standing_reservation() -> None:
+    state = node(held={4: "p", 5: "p"})
+    settled = settle(R, RUNNING, state)
+    assert settled == dataclasses.replace(R, gpu_uuids=uuids(4, 5))

@@ -92,7 +92,13 @@ def test_decide_reports_every_reject_and_score() -> None:
     decision = decide([A, DOWN_E, FULL_C, B], Demand(2, vram_per_gpu=40 * GIB), [], now=NOW)
     assert decision.rejects == (
         Reject("e", "no node agent heartbeat (Lease) seen for this node", resolvable=True),
-        Reject("c", "needs 2 free GPU(s) with 40 GiB each; 1 free now (3 busy)", True),
+        Reject(
+            "c",
+            "needs 40 GiB free on every unallocated GPU (the kubelet may hand out any): "
+            "GPU 1 has 10 GiB free, 70 GiB used by no pod; GPU 2 has 10 GiB free, 70 GiB used "
+            "by no pod; GPU 3 has 10 GiB free, 70 GiB used by no pod",
+            True,
+        ),
     )
     assert decision.fits == (
         Fit("a", ("a/GPU-0", "a/GPU-1"), True),
@@ -155,6 +161,4 @@ def test_assume_records_the_choice() -> None:
     assert r.in_flight()
     # The next pod does not see the assumed GPUs.
     after = decide([A], Demand(4), [r], now=NOW + 1)
-    assert after.rejects == (
-        Reject("a", "needs 4 free GPU(s) with 0 B each; 2 free now (2 reserved)", True),
-    )
+    assert after.rejects == (Reject("a", "needs 4 free GPU(s); 2 free now (2 reserved)", True),)
