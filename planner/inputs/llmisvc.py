@@ -164,16 +164,18 @@ def read_llm_service(
     own = _object(doc, found)
     if not name:
         own.bad("metadata.name", "missing")
-    _read_spec(own.child("spec", SPEC, required=True), service=True)
+    # A preset may supply the model's URI: only the merged spec must name one.
+    _read_spec(own.child("spec", SPEC, required=True), service=False)
     notes.extend(under(where, found))
     kept: list[str] = []
     spec, used = _resolve(doc, configs, kserve_namespace, kept)
     merged = Fields({"spec": spec}, "", unknown="ignore")
     read = _read_spec(merged.child("spec", SPEC), service=True)
-    if used:
-        where += f" (merged with {', '.join(used)})"
-    problems.extend(under(where, own.problems if own.problems else merged.problems))
-    if own.problems or merged.problems:
+    problems.extend(under(where, own.problems))
+    # What only the merge brings (a preset's bad value, a URI no one names), said once.
+    extra = [p for p in merged.problems if p not in own.problems]
+    problems.extend(under(f"{where} (merged with {', '.join(used)})" if used else where, extra))
+    if own.problems or extra:
         return None
     meta = doc.get("metadata")
     assert isinstance(meta, Mapping)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from documents import load_documents
-from placement.fields import DocumentError, Problem
+from placement.fields import DocumentError, Problem, quote
 from planner.inputs.kserve import (
     CONFIGMAP_NAME,
     ISVC_VERSION,
@@ -156,7 +156,7 @@ class _Seen:
             self.notes.append(
                 Problem(
                     f"{origin}: {kind} {namespace}/{name}",
-                    f"apiVersion {api!r} is not read (vramfit reads {read}): skipped",
+                    f"apiVersion {quote(api)} is not read (vramfit reads {read}): skipped",
                 )
             )
             return

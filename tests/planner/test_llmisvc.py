@@ -206,6 +206,18 @@ def test_a_broken_preset_breaks_the_services_using_it() -> None:
         "LLMInferenceServiceConfig llm/bad",
         "LLMInferenceService llm/x",
     ]
+    assert [str(p) for p in inputs.broken[1].problems] == [
+        "doc1: LLMInferenceService llm/x (merged with bad): spec.replicas: expected a whole "
+        "number >= 0, got -2"
+    ]
+
+
+def test_a_preset_may_name_the_model() -> None:
+    preset = _config("qwen", model={"uri": "hf://Qwen/Qwen3-8B"}, template=_pod(1))
+    inputs = _read(preset, _llm(model=None, template=None, baseRefs=[{"name": "qwen"}]))
+    (svc,) = inputs.services
+    assert svc.components[0].storage_uri == "hf://Qwen/Qwen3-8B"
+    assert _read(_llm(model=None)).broken[0].problems[0].message == "missing (required)"
 
 
 def test_unknown_fields_are_notes_of_their_own_object() -> None:
