@@ -82,6 +82,28 @@ def storage_tier(uri: str, caches: Sequence[LocalModelCache]) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Knob:
+    """How a kind of service is told to scale to zero (``zero``), to stop scaling to zero
+    (``warm``), and what staying warm keeps (``at_least_one``)."""
+
+    zero: str
+    warm: str
+    at_least_one: str
+
+
+_KNOBS = {
+    "InferenceService": _Knob("minReplicas: 0", "set minReplicas: 1", "minReplicas >= 1"),
+    # An LLMInferenceService's scaling.minReplicas is at least 1; KEDA's idleReplicaCount is
+    # what takes it to zero.
+    "LLMInferenceService": _Knob(
+        "scaling.keda.idleReplicaCount: 0",
+        "remove idleReplicaCount: 0",
+        "at least one replica",
+    ),
+}
+
+
 def _quantity(n: int) -> str:
     mib = 1024**2
     gib = 1024**3
@@ -155,6 +177,7 @@ def frame_service(
         else idle * HOURS_PER_DAY * gpus * price * warm_replicas
     )
     current_zero = main.scale_to_zero
+    knob = _KNOBS.get(main.kind, _KNOBS["InferenceService"])
     notes = tuple(dict.fromkeys(n for d in demands for n in d.notes))
     if not main.allowed:
         rec, action = (
@@ -169,29 +192,27 @@ def frame_service(
     elif cold <= budget:
         if idle == 0:
             rec = Recommendation.KEEP_WARM
-            action = "busy every hour: keep minReplicas >= 1" + (
-                " (set minReplicas: 1)" if current_zero else ""
+            action = f"busy every hour: keep {knob.at_least_one}" + (
+                f" ({knob.warm})" if current_zero else ""
             )
         else:
             rec = Recommendation.SCALE_TO_ZERO
             gain = f", saves ${savings:,.0f}/day" if savings else ""
-            action = (
-                f"keep minReplicas: 0 (cold start {cold:.0f}s within {budget:.0f}s{gain})"
-                if current_zero
-                else f"set minReplicas: 0 (cold start {cold:.0f}s within {budget:.0f}s{gain})"
-            )
+            verb = "keep" if current_zero else "set"
+            action = f"{verb} {knob.zero} (cold start {cold:.0f}s within {budget:.0f}s{gain})"
     elif tier != "cache" and cached <= budget and idle != 0:
         rec = Recommendation.CACHE_THEN_SCALE_TO_ZERO
         action = (
             f"add a LocalModelCache for {main.storage_uri} (cold start {cold:.0f}s -> "
-            f"{cached:.0f}s, budget {budget:.0f}s), then minReplicas: 0"
+            f"{cached:.0f}s, budget {budget:.0f}s), then {knob.zero}"
         )
     else:
         rec = Recommendation.KEEP_WARM
         action = (
-            f"set minReplicas: 1 (cold start {cold:.0f}s exceeds the {budget:.0f}s budget)"
+            f"{knob.warm} (cold start {cold:.0f}s exceeds the {budget:.0f}s budget)"
             if current_zero
-            else f"keep minReplicas >= 1 (cold start {cold:.0f}s exceeds the {budget:.0f}s budget)"
+            else f"keep {knob.at_least_one} (cold start {cold:.0f}s exceeds the {budget:.0f}s "
+            "budget)"
         )
     annotations: dict[str, str] = {}
     for d in demands:

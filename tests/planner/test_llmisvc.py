@@ -12,10 +12,13 @@ import pytest
 from placement.fields import Problem
 from placement.model import GIB, NvlinkMode
 from placement.models import ModelCatalog
+from planner.frame import frame_service
 from planner.inputs.catalog import Catalog
 from planner.inputs.sources import Inputs, collect
-from planner.inputs.traffic import Traffic
+from planner.inputs.traffic import Traffic, parse_traffic
+from planner.packing.solve import SolveOptions
 from planner.packing.units import ComponentDemand, DemandSettings, Scenario, component_demand
+from planner.plan import Plan
 
 API = "serving.kserve.io/v1alpha2"
 
@@ -322,3 +325,33 @@ def test_keda_scales_a_multi_node_service_to_zero(
     assert d.scale_to_zero and d.replicas[Scenario.MIN] == 0
     assert d.replicas[Scenario.PEAK] == 3 and d.replicas[Scenario.COLD_BURST] == 1
     assert d.nvlink is NvlinkMode.REQUIRED
+
+
+# name: (scaling, idle share of the day, the action's start)
+ADVICE = {
+    "idle-and-fast": ({"minReplicas": 1, "maxReplicas": 2, "wva": {"hpa": {}}}, 0.5, "set scaling.keda.idleReplicaCount: 0"),
+    "already-zero": (
+        {"minReplicas": 1, "maxReplicas": 2, "keda": {"idleReplicaCount": 0, "triggers": [{"type": "cpu"}]}},
+        0.5,
+        "keep scaling.keda.idleReplicaCount: 0",
+    ),
+    "busy-but-zero": (
+        {"minReplicas": 1, "maxReplicas": 2, "keda": {"idleReplicaCount": 0, "triggers": [{"type": "cpu"}]}},
+        0.0,
+        "busy every hour: keep at least one replica (remove idleReplicaCount: 0)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(ADVICE), ids=list(ADVICE))
+def test_the_advice_names_the_knob_an_llm_service_has(
+    case: str, catalog: Catalog, models: ModelCatalog, traffic: Traffic
+) -> None:
+    scaling, idle, action = ADVICE[case]
+    tr = parse_traffic(
+        {"services": {"llm/x": {"idleFraction": idle, "coldStartBudget": "1h"}}}, "t", traffic
+    )
+    d = _demand(_llm(scaling=scaling), catalog, models, tr)
+    frame = frame_service("llm/x", [d], Plan({}, (d,), catalog, SolveOptions()), tr, ())
+    assert frame.kind == "LLMInferenceService"
+    assert frame.action.startswith(action)
