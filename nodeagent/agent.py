@@ -2,8 +2,9 @@
 simulated node) the kubelet stand-in, and runs the poll loop.
 
 Threads: the poll loop (here), the publisher (API writes with backoff, so a slow or absent API
-server never delays GPU readings), the node's pod watch, the simulated kubelet, the HTTP server
-and, with NVML, the XID event thread. ``build_agent`` takes its clients as arguments so that a
+server never delays GPU readings), the node's pod watch, the reader of KServe's model caches
+(with ``--cache-dir``), the simulated kubelet, the HTTP server and, with NVML, the XID event
+thread. ``build_agent`` takes its clients as arguments so that a
 test harness can run agents in-process.
 """
 
@@ -15,9 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Protocol
 
 from nodeagent.cgroup import CgroupResolver
 from nodeagent.config import ConfigError, Settings
+from nodeagent.kservecache import KServeCaches, load_model_catalog
 from nodeagent.kube import KubeClient, in_cluster, load_kubeconfig
 from nodeagent.metrics import AgentCollector, make_registry
 from nodeagent.modelcache import ModelCacheScanner
@@ -35,6 +38,16 @@ log = logging.getLogger(__name__)
 EXIT_RESTART = 3
 
 
+class _Reader(Protocol):
+    """A thread that reads the API server: started with the agent, stopped and joined with it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float) -> None: ...
+
+
 @dataclass(slots=True)
 class _Parts:
     sampler: Sampler
@@ -43,6 +56,7 @@ class _Parts:
     kubelet_run: Callable[[threading.Event], None] | None
     xid_events: Callable[[], int]
     client: KubeClient | None = None
+    kserve: KServeCaches | None = None
 
 
 def readiness(
@@ -83,8 +97,9 @@ class Agent:
         self.settings = settings
         self.sampler = parts.sampler
         self.publisher = parts.publisher
-        self._pods = parts.pods
         self._kubelet_run = parts.kubelet_run
+        # Readers of the API server with threads of their own: the node's pods, KServe's caches.
+        self._readers: list[_Reader] = [r for r in (parts.pods, parts.kserve) if r is not None]
         self._client = parts.client
         self._clock = clock
         self.last_poll_at: float | None = None
@@ -138,8 +153,8 @@ class Agent:
         host, port = self.server.address
         log.info("node %s: serving /metrics /healthz /readyz on %s:%d", s.node_name, host, port)
         threads = []
-        if self._pods is not None:
-            self._pods.start()
+        for reader in self._readers:
+            reader.start()
         if self._kubelet_run is not None:
             run_kubelet = self._kubelet_run
             threads.append(
@@ -167,14 +182,14 @@ class Agent:
                 stop.wait(max(0.0, s.poll_interval_s - elapsed))
         finally:
             stop.set()
-            if self._pods is not None:
-                self._pods.stop()
+            for reader in self._readers:
+                reader.stop()
             for t in threads:
                 t.join(timeout=5)
             if self._client is not None:
                 self._client.close()  # also ends the pod watch
-            if self._pods is not None:
-                self._pods.join(timeout=5)
+            for reader in self._readers:
+                reader.join(timeout=5)
             self.server.stop()
             self.sampler.backend.close()
         return code
@@ -209,6 +224,32 @@ def build_agent(
     return Agent(settings, parts, clock=clock)
 
 
+def _model_cache(
+    settings: Settings, client: KubeClient | None
+) -> tuple[ModelCacheScanner | None, KServeCaches | None]:
+    """The scanner of ``--cache-dir`` folders and, with an API client, the reader of KServe's
+    objects that name the folders of its LocalModelCache (``nodeagent.kservecache``)."""
+    if not settings.cache_dirs:
+        return None, None
+    kserve = None
+    if client is not None:
+        try:
+            catalog = load_model_catalog(settings.model_catalog)
+        except InputError as exc:
+            raise ConfigError([f"--model-catalog: {exc}"]) from None
+        kserve = KServeCaches(
+            client, settings.node_name, catalog, interval_s=settings.cache_rescan_s
+        )
+    scanner = ModelCacheScanner(
+        settings.cache_dirs,
+        settings.cache_rescan_s,
+        kserve=kserve.folders if kserve is not None else None,
+    )
+    if kserve is not None:
+        kserve.on_change = scanner.invalidate
+    return scanner, kserve
+
+
 def _nvml(
     settings: Settings,
     client: KubeClient | None,
@@ -229,11 +270,7 @@ def _nvml(
         holders = PodResourcesHolders(
             PodResourcesClient(settings.pod_resources_socket), pods.uid_of
         )
-    scanner = (
-        ModelCacheScanner(settings.cache_dirs, settings.cache_rescan_s)
-        if settings.cache_dirs
-        else None
-    )
+    scanner, kserve = _model_cache(settings, client)
     sampler = Sampler(
         settings.node_name,
         backend,
@@ -243,7 +280,7 @@ def _nvml(
         local_disk_bytes_per_s=settings.local_disk_bandwidth,
         remote_bytes_per_s=settings.remote_bandwidth,
     )
-    return _Parts(sampler, None, pods, None, lambda: backend.xids.total)
+    return _Parts(sampler, None, pods, None, lambda: backend.xids.total, kserve=kserve)
 
 
 def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[], float]) -> _Parts:
@@ -280,10 +317,20 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
     kubelet.wake = wake
     backend: Backend = SimulatedBackend(spec, kubelet)
     cached = tuple(CachedModel(m.model_id, m.bytes) for m in spec.cached_models)
+    scanner, kserve = _model_cache(settings, client)
+
+    def cached_models(now: float) -> tuple[CachedModel, ...]:
+        """The spec's cached models, and what ``--cache-dir`` folders really hold."""
+        if scanner is None:
+            return cached
+        found = {m.model_id: m for m in cached}
+        found.update((m.model_id, m) for m in scanner.models(now))
+        return tuple(found[k] for k in sorted(found))
+
     sampler = Sampler(
         settings.node_name,
         backend,
-        cached_models=lambda _now: cached,
+        cached_models=cached_models,
         local_disk_bytes_per_s=settings.local_disk_bandwidth or spec.local_disk_bandwidth,
         remote_bytes_per_s=settings.remote_bandwidth or spec.remote_bandwidth,
     )
@@ -291,4 +338,6 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
     def run_kubelet(stop: threading.Event) -> None:
         kubelet.run(stop, clock)
 
-    return _Parts(sampler, None, pods, run_kubelet if pods is not None else None, lambda: 0)
+    return _Parts(
+        sampler, None, pods, run_kubelet if pods is not None else None, lambda: 0, kserve=kserve
+    )

@@ -50,6 +50,7 @@ class Settings:
     proc_root: Path = Path("/proc")
     cache_dirs: tuple[Path, ...] = ()
     cache_rescan_s: float = 60.0
+    model_catalog: Path | None = None
     local_disk_bandwidth: float | None = None
     remote_bandwidth: float | None = None
     complete_deletions: bool = True
@@ -148,8 +149,11 @@ def _publish(args: argparse.Namespace, poll: float, problems: list[str]) -> Publ
     )
 
 
-def _cache(args: argparse.Namespace, problems: list[str]) -> tuple[tuple[Path, ...], float]:
-    """The model cache folders (absolute) and how often they are scanned."""
+def _cache(
+    args: argparse.Namespace, problems: list[str]
+) -> tuple[tuple[Path, ...], float, Path | None]:
+    """The model cache folders (absolute), how often they are scanned, and the model catalog
+    that names KServe's cached models (``None``: the shipped one)."""
     cache_dirs = tuple(Path(d) for d in args.cache_dir or ())
     for d in cache_dirs:
         if not d.is_absolute():
@@ -157,7 +161,10 @@ def _cache(args: argparse.Namespace, problems: list[str]) -> tuple[tuple[Path, .
     rescan = float(args.cache_rescan)
     if rescan < 1:
         problems.append(f"--cache-rescan: {rescan}s must be at least 1s")
-    return cache_dirs, rescan
+    catalog = getattr(args, "model_catalog", None)
+    if catalog and not Path(catalog).is_file():
+        problems.append(f"--model-catalog: {catalog} is not a file")
+    return cache_dirs, rescan, Path(catalog) if catalog else None
 
 
 def _nvml(args: argparse.Namespace, problems: list[str]) -> NvmlSettings:
@@ -194,7 +201,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         problems.append(f"--poll-interval: {poll} must be between 0.05 and 60 seconds")
     publish = _publish(args, poll, problems)
     socket: Path | None = Path(args.pod_resources_socket) if args.pod_resources_socket else None
-    cache_dirs, rescan = _cache(args, problems)
+    cache_dirs, rescan, model_catalog = _cache(args, problems)
     nvml = _nvml(args, problems)
     level = str(args.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -220,6 +227,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         proc_root=Path(args.proc_root),
         cache_dirs=cache_dirs,
         cache_rescan_s=rescan,
+        model_catalog=model_catalog,
         local_disk_bandwidth=local,
         remote_bandwidth=remote,
         complete_deletions=not args.no_complete_deletions,
@@ -305,13 +313,21 @@ def argument_parser() -> argparse.ArgumentParser:
         help="where host processes are visible (hostPID; default %(default)s)",
     )
     p.add_argument(
-        "--cache-dir", action="append", help="folder with cached model weights (repeatable)"
+        "--cache-dir",
+        action="append",
+        help="folder with cached model weights (repeatable); for KServe's LocalModelCache, "
+        "its host folder (the one holding models/)",
     )
     p.add_argument(
         "--cache-rescan",
         type=float,
         default=d.cache_rescan_s,
         help="seconds between cache scans (default %(default)s)",
+    )
+    p.add_argument(
+        "--model-catalog",
+        help="model catalog YAML that names KServe's cached models, as the planner's --models "
+        "(default: the shipped catalog)",
     )
     p.add_argument(
         "--local-disk-bandwidth", help="measured local disk read bandwidth, bytes/s quantity"
