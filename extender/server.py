@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from extender.app import create_app, probe_routes
 from extender.bind import Binder
 from extender.config import Settings
+from extender.groups import GroupTable
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
 from extender.objects import read_lease, read_pod, read_report
@@ -96,6 +97,11 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
     requeuer = Requeuer(api.patch_pod, on_nudge=lambda _uid: metrics.requeues.inc())
     signals = CapacitySignals(max_report_age_s=settings.fit.max_report_age_s)
     prefix = settings.lease_prefix
+    # Multi-node groups: their members from the pod watch, node topology from a Node watch.
+    groups = GroupTable(state)
+    replace_pods, apply_pods = groups.following(
+        lambda pods, at: state.replace_pods(pods, listed_at=at), state.apply_pod
+    )
     targets = (
         _target(
             REPORTS,
@@ -119,11 +125,12 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             PODS,
             "/api/v1/pods",
             read=lambda raw: read_pod(raw, now=time.time(), scheduler_name=settings.scheduler_name),
-            replace=lambda pods, at: state.replace_pods(pods, listed_at=at),
-            apply=state.apply_pod,
+            replace=replace_pods,
+            apply=apply_pods,
             grew=signals.pod,
             on_growth=requeuer.capacity_changed,
         ),
+        groups.node_target(),
     )
     threading.Thread(target=requeuer.run, args=(stop,), name="requeue", daemon=True).start()
     for target in targets:
@@ -142,7 +149,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         )
         probes.start()
         log.info("probes and metrics on %s", settings.metrics_listen)
-    return create_app(settings, state, binder, metrics, requeuer=requeuer)
+    return create_app(settings, state, binder, metrics, requeuer=requeuer, groups=groups)
 
 
 class _QuietTimeouts(logging.Filter):
