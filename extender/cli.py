@@ -58,6 +58,13 @@ def parser() -> argparse.ArgumentParser:
         help="multi-GPU pods without a vramfit.io/nvlink annotation: required, preferred, none "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--nvlink-allocation",
+        default="best-effort" if DEFAULTS.fit.nvlink_best_effort else "strict",
+        help="pods that require one NVLink island: strict places them only where every set of "
+        "GPUs the device plugin may hand out lies on one island; best-effort where its "
+        "predicted set does (default %(default)s)",
+    )
     p.add_argument("--max-body-bytes", type=int, default=DEFAULTS.max_body_bytes)
     p.add_argument(
         "--threads",
@@ -109,6 +116,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         assumed_ttl_s=args.assumed_ttl,
         max_report_age_s=args.max_report_age,
         nvlink=args.nvlink,
+        nvlink_allocation=args.nvlink_allocation,
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
         agent_namespace=args.agent_namespace,

@@ -18,6 +18,9 @@ from placement.nodegpustate import LEASE_PREFIX
 from placement.policies import PROFILES
 
 AGENT_NAMESPACE = "vramfit-system"
+NVLINK_ALLOCATIONS = ("strict", "best-effort")
+"""``--nvlink-allocation``: a pod that requires one NVLink island goes where every set the
+device plugin may hand out lies on one (``strict``), or where its predicted set does."""
 
 MAX_NODE_NAMES = 10_000
 """Node names one filter request may carry at the default body limit (twice the 5,000 nodes
@@ -106,7 +109,7 @@ def _listeners(
     return (host, port), (metrics_host, metrics_port)
 
 
-def _choice_problems(*, policy: str, mode: str, nvlink: str) -> list[str]:
+def _choice_problems(*, policy: str, mode: str, nvlink: str, nvlink_allocation: str) -> list[str]:
     problems = []
     if policy not in PROFILES:
         problems.append(f"--policy {policy!r}: expected one of {', '.join(sorted(PROFILES))}")
@@ -116,6 +119,11 @@ def _choice_problems(*, policy: str, mode: str, nvlink: str) -> list[str]:
     nvlinks = [m.value for m in NvlinkMode]
     if nvlink not in nvlinks:
         problems.append(f"--nvlink {nvlink!r}: expected one of {', '.join(nvlinks)}")
+    if nvlink_allocation not in NVLINK_ALLOCATIONS:
+        problems.append(
+            f"--nvlink-allocation {nvlink_allocation!r}: expected one of "
+            f"{', '.join(NVLINK_ALLOCATIONS)}"
+        )
     return problems
 
 
@@ -177,6 +185,7 @@ def build_settings(
     max_report_age_s: float,
     nvlink: str,
     max_body_bytes: int,
+    nvlink_allocation: str = NVLINK_ALLOCATIONS[0],
     threads: int,
     agent_namespace: str,
     scheduler_name: str,
@@ -192,7 +201,9 @@ def build_settings(
     """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
     problems: list[str] = []
     (host, port), (metrics_host, metrics_port) = _listeners(listen, metrics_listen, problems)
-    problems += _choice_problems(policy=policy, mode=mode, nvlink=nvlink)
+    problems += _choice_problems(
+        policy=policy, mode=mode, nvlink=nvlink, nvlink_allocation=nvlink_allocation
+    )
     problems += _limit_problems(
         seconds={
             "--assumed-ttl": assumed_ttl_s,
@@ -222,7 +233,11 @@ def build_settings(
         policy=policy,
         mode=Mode(mode),
         assumed_ttl_s=assumed_ttl_s,
-        fit=FitSettings(max_report_age_s=max_report_age_s, nvlink_for_multi_gpu=NvlinkMode(nvlink)),
+        fit=FitSettings(
+            max_report_age_s=max_report_age_s,
+            nvlink_for_multi_gpu=NvlinkMode(nvlink),
+            nvlink_best_effort=nvlink_allocation == "best-effort",
+        ),
         max_body_bytes=max_body_bytes,
         threads=threads,
         agent_namespace=agent_namespace,

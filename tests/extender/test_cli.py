@@ -22,6 +22,10 @@ FLAG_CASES = {
         ["--max-report-age", "30", "--nvlink", "required"],
         Settings(fit=FitSettings(max_report_age_s=30.0, nvlink_for_multi_gpu=NvlinkMode.REQUIRED)),
     ),
+    "nvlink-allocation": (
+        ["--nvlink-allocation", "best-effort"],
+        Settings(fit=FitSettings(nvlink_best_effort=True)),
+    ),
     "threads-and-timeouts": (
         ["--threads", "2", "--api-timeout", "1.5", "--watch-timeout", "60"],
         Settings(threads=2, api_timeout_s=1.5, watch_timeout_s=60),
@@ -46,3 +50,11 @@ def test_listen_rejects(value: str) -> None:
     with pytest.raises(SettingsError) as err:
         settings_from_args(parser().parse_args(["--listen", value]))
     assert [p.split(":")[0] for p in err.value.problems] == ["--listen"]
+
+
+def test_nvlink_allocation_is_strict_or_best_effort() -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_from_args(parser().parse_args(["--nvlink-allocation", "loose"]))
+    assert err.value.problems == [
+        "--nvlink-allocation 'loose': expected one of strict, best-effort"
+    ]

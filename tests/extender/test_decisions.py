@@ -49,6 +49,7 @@ def run_filter(
     policy: str = "binpack",
     now: float = NOW,
     record: bool = True,
+    settings: FitSettings = FitSettings(),
 ) -> FilterOutcome:
     """What the filter handler does: read the demand, decide under the lock, assume."""
     uid = str(pod["metadata"]["uid"])  # type: ignore[index]
@@ -60,7 +61,7 @@ def run_filter(
         return passthrough(names)
     with state.locked_view(now) as view:
         out = filter_nodes(
-            demand, uid, names, view, now=now, mode=mode, policy=policy, settings=FitSettings()
+            demand, uid, names, view, now=now, mode=mode, policy=policy, settings=settings
         )
         if record and mode is Mode.DECIDE and out.chosen is not None:
             state.assume(assume(out.chosen, demand, pod_uid=uid, pod_key=uid, now=now, ttl_s=30))
@@ -79,6 +80,7 @@ class FilterCase:
     names: tuple[str, ...] | None = None
     mode: Mode = Mode.DECIDE
     leases: dict[str, float] = field(default_factory=dict)
+    settings: FitSettings = FitSettings()
 
 
 FILTER_CASES = {
@@ -187,12 +189,33 @@ FILTER_CASES = {
         mode=Mode.ALL_FEASIBLE,
         passed=("h100-0", "h100-1", "a100-0", "a100-1"),
     ),
-    "busy-gpus-leave-no-node": FilterCase(
+    "memory-no-pod-uses-leaves-no-node-and-is-named": FilterCase(
         lambda: [gpu_node("full", free_gib=10)],
         lambda: pod_object("p"),
         Outcome.UNSCHEDULABLE,
-        failed={"full": "0 free now (8 busy)"},
+        failed={"full": "GPU 0 has 10 GiB free, 70 GiB used by no pod"},
+        codes={"unallocated-gpu-unfit": 1},
+    ),
+    "held-gpus-leave-no-node": FilterCase(
+        lambda: [gpu_node("full", held=dict.fromkeys(range(8), "other"))],
+        lambda: pod_object("p"),
+        Outcome.UNSCHEDULABLE,
+        failed={"full": "0 free now (8 held)"},
         codes={"gpus-busy": 1},
+    ),
+    "nvlink-required-goes-where-no-set-the-plugin-gives-splits": FilterCase(
+        lambda: [
+            gpu_node(
+                "broken",
+                nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]],
+                held={1: "a", 3: "b", 5: "c", 7: "d"},
+            ),
+            gpu_node("whole", nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]], held={0: "a", 1: "a"}),
+        ],
+        lambda: pod_object("tp2", gpus=2, annotations={"vramfit.io/nvlink": "required"}),
+        Outcome.PLACED,
+        passed=("whole",),
+        codes={"nvlink-split": 1},
     ),
     "mig-enabled-gpus-are-not-whole-gpus": FilterCase(
         lambda: [gpu_node("mig", mig=tuple(range(8))), gpu_node("whole")],
@@ -216,7 +239,7 @@ def test_filter(case: FilterCase) -> None:
     nodes = case.nodes()
     state = synced_state(nodes, leases=case.leases)
     names = list(case.names or [n.name for n in nodes])
-    out = run_filter(state, case.pod(), names, mode=case.mode)
+    out = run_filter(state, case.pod(), names, mode=case.mode, settings=case.settings)
     assert out.outcome is case.outcome
     assert out.passed == case.passed
     assert set(out.failed) == set(case.failed)
@@ -227,6 +250,29 @@ def test_filter(case: FilterCase) -> None:
         assert text in out.unresolvable[node]
     assert out.reject_codes == case.codes
     assert set(out.reject_codes) <= REJECT_CLASSES | {REPORT_INVALID}
+
+
+@pytest.mark.parametrize(
+    ("best_effort", "placed"),
+    [pytest.param(False, False, id="strict"), pytest.param(True, True, id="best-effort")],
+)
+def test_a_waiting_pod_that_may_break_a_pair_refuses_nvlink_unless_best_effort(
+    best_effort: bool, placed: bool
+) -> None:
+    # GPU 1 is held, so GPU 0 has no partner. A one-GPU pod decided before still waits for its
+    # GPU; it is predicted on GPU 0, but the kubelet may give it GPU 2 or 3 and break that pair.
+    state = synced_state([gpu_node("pairs", gpus=4, nvlink=[[0, 1], [2, 3]], held={1: "a"})])
+    settings = FitSettings(nvlink_best_effort=best_effort)
+    first = run_filter(state, pod_object("one"), ["pairs"], settings=settings)
+    assert first.chosen is not None and first.chosen.gpu_uuids == ("GPU-pairs-0",)
+    tp2 = pod_object("tp2", gpus=2, annotations={"vramfit.io/nvlink": "required"})
+    out = run_filter(state, tp2, ["pairs"], settings=settings)
+    if placed:
+        assert out.chosen is not None
+        assert out.chosen.gpu_uuids == ("GPU-pairs-2", "GPU-pairs-3")
+    else:
+        assert out.outcome is Outcome.UNSCHEDULABLE
+        assert "the device plugin may hand out GPUs across islands" in out.failed["pairs"]
 
 
 def test_invalid_report_is_a_reason_not_a_crash() -> None:

@@ -193,6 +193,21 @@ def test_assumed_reservation_follows_the_same_rule_once_its_pod_is_bound() -> No
     assert states(state) == {}
 
 
+def test_a_reservation_takes_the_gpus_the_kubelet_gave_its_pod() -> None:
+    # vramfit predicted GPUs 0 and 1; the kubelet gave the pod 5 and 6.
+    state = synced_state([gpu_node("n0")], pods=[annotated("a", phase="Running")])
+    state.apply_report("MODIFIED", report_of(report_object(gpu_node("n0", held={5: "a", 6: "a"}))))
+    with state.locked_view(NOW) as view:
+        got = view.fleet.claims.get("a")
+        assert got is not None and got.gpu_uuids == ("GPU-n0-5", "GPU-n0-6")
+        sums = view.fleet.claims_of(view.fleet.claims, NOW, "b")
+        assert not sums.hidden.any() and int(sums.pending.sum()) == 0
+    state.apply_pod("MODIFIED", pod_of(annotated("a", phase="Running")))
+    with state.locked_view(NOW) as view:
+        got = view.fleet.claims.get("a")
+        assert got is not None and got.gpu_uuids == ("GPU-n0-5", "GPU-n0-6")
+
+
 def test_reservation_hides_gpus_until_visible() -> None:
     state = synced_state([gpu_node("n0", gpus=2)], pods=[annotated("a")])
     demand = Demand(gpus=1, vram_per_gpu=GIB)
