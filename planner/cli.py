@@ -4,8 +4,9 @@ simulator, loaded only when asked for).
 
 Exit codes: 0 planned; 1 bad input (every problem listed): a catalog or the traffic file is
 wrong, or no InferenceService or LLMInferenceService could be read and some object could not;
-2 bad usage; 3 planned, but some services cannot be placed (named in the report); 4 a planned
-placement failed the placement core's fit check (a bug: the report says which). Objects that
+2 bad usage (a ``--cloud`` the catalog has no pool of, too); 3 planned, but some services
+cannot be placed (named in the report); 4 a planned placement failed the placement core's fit
+check (a bug: the report says which). Objects that
 cannot be read while others can are listed (in the report's ``inputs.broken`` and on stderr)
 and the others planned: that alone does not change the exit code. Notes on what was read go to
 stderr and the report.
@@ -25,6 +26,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from placement.fields import InputError
 from placement.quantity import QuantityError, format_bytes, parse_bytes
+from planner.clouds import ANY, CloudPlan, catalog_clouds, cloud_label, cloud_problem, plan_clouds
 from planner.frame import frame_all
 from planner.inputs.catalog import Catalog
 from planner.inputs.kserve import (
@@ -36,7 +38,6 @@ from planner.inputs.traffic import DEFAULT_COLD_START_BUDGET_S, parse_duration
 from planner.loading import load, stderr_notes, warnings
 from planner.packing.solve import SolveOptions
 from planner.packing.units import SCENARIOS, ComponentDemand, Scenario
-from planner.plan import Plan, plan_all
 from planner.reports.autoscalers import render_cluster_autoscaler, render_karpenter
 from planner.reports.build import build_report
 from planner.reports.document import Report, render_json
@@ -105,6 +106,14 @@ def _input_arguments(src: argparse._ArgumentGroup) -> None:
         "--catalog",
         type=Path,
         help="node-pool catalog YAML (default: the shipped AWS/GCP/Azure catalog)",
+    )
+    src.add_argument(
+        "--cloud",
+        metavar="CLOUD",
+        default=DEFAULTS.cloud,
+        help="plan one provider's pools: aws, gcp, azure (any cloud the catalog names). Default: "
+        "plan each provider on its own and compare them, the cheapest first. 'any' mixes the "
+        "pools of every provider in one plan, which no real cluster can run (for comparison only)",
     )
     src.add_argument(
         "--keep-existing",
@@ -183,7 +192,7 @@ def _solver_arguments(solve: argparse._ArgumentGroup) -> None:
         "--time-limit",
         type=float,
         default=options.time_limit_s,
-        help="seconds per scenario (default %(default)s)",
+        help="seconds per scenario and cloud (default %(default)s)",
     )
     solve.add_argument(
         "--seed", type=int, default=options.seed, help="CP-SAT random seed (default %(default)s)"
@@ -248,6 +257,7 @@ def plan_settings(args: argparse.Namespace) -> tuple[PlanSettings, list[str]]:
             deterministic=args.deterministic,
             relative_gap=args.relative_gap,
         ),
+        cloud=args.cloud,
     )
     # The settings' own checks, but for the headroom's, listed first above.
     errors.extend(e for e in settings.errors() if e not in errors)
@@ -309,23 +319,35 @@ def run_plan(
         for line in problem_lines(exc):
             error(line)
         return EXIT_INPUT
+    if problem := cloud_problem(settings.cloud, loaded.catalog):
+        error(problem)
+        return EXIT_USAGE
     for line in stderr_notes(loaded.inputs, loaded.demands):
         err_stream.write(f"note: {line}\n")
     for p in loaded.inputs.problems():
         error(f"{p} (not planned)")
     fmt = args.output or ("table" if out.isatty() and args.output_file is None else "json")
-    plan = _solve(
+    clouds = _solve(
         loaded.demands,
         catalog=loaded.catalog,
         settings=settings,
         console=Console(file=err_stream, highlight=False),
         show=fmt == "table",
     )
-    frames = frame_all(plan, loaded.traffic, loaded.inputs.caches)
+    frames = frame_all(clouds[0].plan, loaded.traffic, loaded.inputs.caches)
     notes = warnings(loaded.inputs, loaded.demands)
-    report = build_report(plan, frames, loaded.inputs, settings.primary, notes)
+    if clouds[0].cloud == ANY:
+        notes.append("--cloud any: this plan mixes clouds; no single cluster can run it")
+    report = build_report(
+        clouds, frames, loaded.inputs, settings.primary, notes, catalog=loaded.catalog
+    )
     _write(report, fmt, args.output_file, out, loaded.catalog)
-    fit_errors = [e for sp in plan.scenarios.values() for e in sp.fit_errors]
+    fit_errors = [
+        f"{cloud_label(c.cloud)}: {e}" if len(clouds) > 1 else e
+        for c in clouds
+        for sp in c.plan.scenarios.values()
+        for e in sp.fit_errors
+    ]
     if fit_errors:
         for e in fit_errors:
             error(f"placement check failed: {e}")
@@ -364,10 +386,25 @@ def _solve(
     settings: PlanSettings,
     console: Console,
     show: bool,
-) -> Plan:
+) -> tuple[CloudPlan, ...]:
+    """The plan of each cloud asked for, ranked (``plan_clouds``), with a spinner per cloud
+    and scenario on a terminal."""
     scenarios = settings.scenarios
+
+    def solve(progress: Callable[[str, Scenario, str], None] | None) -> tuple[CloudPlan, ...]:
+        return plan_clouds(
+            demands,
+            catalog,
+            settings.solve,
+            scenarios,
+            primary=settings.primary,
+            cloud=settings.cloud,
+            progress=progress,
+        )
+
     if not (show and console.is_terminal):
-        return plan_all(demands, catalog, settings.solve, scenarios)
+        return solve(None)
+    clouds = catalog_clouds(catalog) if settings.cloud is None else (settings.cloud,)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -375,12 +412,16 @@ def _solve(
         console=console,
         transient=True,
     ) as progress:
-        tasks = {sc: progress.add_task(f"{sc.value}: waiting", total=None) for sc in scenarios}
+        tasks = {
+            (c, sc): progress.add_task(f"{cloud_label(c)} {sc.value}: waiting", total=None)
+            for c in clouds
+            for sc in scenarios
+        }
 
-        def update(sc: Scenario, msg: str) -> None:
-            progress.update(tasks[sc], description=f"{sc.value}: {msg}")
+        def update(c: str, sc: Scenario, msg: str) -> None:
+            progress.update(tasks[(c, sc)], description=f"{cloud_label(c)} {sc.value}: {msg}")
 
-        return plan_all(demands, catalog, settings.solve, scenarios, update)
+        return solve(update)
 
 
 def _simulator_cli() -> Any:

@@ -21,7 +21,9 @@ class PlanSettings:
     ``deployment_mode`` overrides the cluster's ``inferenceservice-config`` (``None``: the
     cluster's, else KServe's default); ``cold_start_budget_s`` overrides the traffic file's
     default budget (``None``: the file's, else the shipped one). ``primary`` is the scenario the
-    report's top-level fields describe.
+    report's top-level fields describe. ``cloud`` is the one provider to plan (``"any"``: the
+    whole catalog, providers mixed); ``None`` plans each provider of the catalog on its own and
+    reports the cheapest, compared with the others.
     """
 
     units: DemandSettings = field(default_factory=DemandSettings)
@@ -30,6 +32,7 @@ class PlanSettings:
     scenarios: tuple[Scenario, ...] = SCENARIOS
     primary: Scenario = Scenario.PEAK
     solve: SolveOptions = field(default_factory=SolveOptions)
+    cloud: str | None = None
 
     def units_for(self, config: ClusterConfig | None) -> DemandSettings:
         """The sizing rules, with the deployment mode from ``deployment_mode``, else the

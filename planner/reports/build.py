@@ -1,21 +1,26 @@
-"""Build the report document from a plan, its decision frames and what was read. Pure: it
-only reshapes values (costs from micro-dollars to dollars, rounded for reading)."""
+"""Build the report document from the plans of each cloud, the decision frames and what was
+read. Pure: it only reshapes values (costs from micro-dollars to dollars, rounded for
+reading)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from planner.clouds import ANY, CloudPlan
 from planner.frame import ServiceFrame
+from planner.inputs.catalog import Catalog
 from planner.inputs.llm_fields import LLM_KIND
 from planner.inputs.sources import ISVC_KIND, Inputs
 from planner.packing.units import Scenario
-from planner.plan import MICRO, Plan, PoolUse, ScenarioPlan
+from planner.plan import MICRO, PoolUse, ScenarioPlan
 from planner.reports.document import (
     REPORT_VERSION,
     BaselineJSON,
     BrokenJSON,
     CatalogJSON,
     CatalogPoolJSON,
+    CloudJSON,
+    CloudScenarioJSON,
     GroupJSON,
     InputsJSON,
     NodeJSON,
@@ -181,10 +186,45 @@ def inputs_json(inputs: Inputs, gpu_components: int) -> InputsJSON:
     )
 
 
-def catalog_json(plan: Plan) -> CatalogJSON:
+def cloud_json(cp: CloudPlan, primary: Scenario, catalog: Catalog) -> CloudJSON:
+    """One provider's plan beside the others', as JSON. Pure."""
+    scenarios = {
+        sc.value: CloudScenarioJSON(
+            cost_per_hour=_r(sp.cost_per_hour),
+            ffd_cost_per_hour=_r(sp.ffd_cost_per_hour),
+            lower_bound_cost_per_hour=(
+                None if sp.lower_bound_cost_per_hour is None else _r(sp.lower_bound_cost_per_hour)
+            ),
+            gap=None if sp.gap is None else round(sp.gap, 6),
+            nodes=sum(u.nodes for u in sp.pools),
+            gpus=sum(u.nodes * u.pool.gpus for u in sp.pools),
+            unplaced_pods=sum(u.pods for u in sp.unplaced),
+        )
+        for sc, sp in cp.plan.scenarios.items()
+    }
+    main = cp.plan.scenarios[primary]
+    here = scenarios[primary.value]
+    return CloudJSON(
+        cloud=cp.cloud,
+        catalog_pools=sum(1 for p in catalog.pools if cp.cloud in (ANY, p.cloud)),
+        pools=_pools(main.pools),
+        cost_per_hour=here["cost_per_hour"],
+        lower_bound_cost_per_hour=here["lower_bound_cost_per_hour"],
+        gap=here["gap"],
+        ffd=BaselineJSON(pools=_pools(main.ffd_pools), cost_per_hour=here["ffd_cost_per_hour"]),
+        savings_vs_ffd_per_hour=_r(main.ffd_cost_per_hour - main.cost_per_hour),
+        nodes=here["nodes"],
+        gpus=here["gpus"],
+        unplaced_pods=cp.unplaced_pods,
+        cannot_place=sorted({u.service for u in cp.plan.unplaceable}),
+        scenarios=scenarios,
+    )
+
+
+def catalog_json(catalog: Catalog) -> CatalogJSON:
     """The catalog's pools and their prices, as JSON. Pure."""
     return CatalogJSON(
-        source=plan.catalog.source,
+        source=catalog.source,
         pools=[
             CatalogPoolJSON(
                 name=p.name,
@@ -198,23 +238,29 @@ def catalog_json(plan: Plan) -> CatalogJSON:
                 price_as_of=p.price.as_of,
                 price_note=p.price.note,
             )
-            for p in plan.catalog.pools
+            for p in catalog.pools
         ],
     )
 
 
 def build_report(
-    plan: Plan,
+    clouds: Sequence[CloudPlan],
     frames: Sequence[ServiceFrame],
     inputs: Inputs,
     primary: Scenario,
     warnings: Sequence[str] = (),
+    *,
+    catalog: Catalog,
 ) -> Report:
-    """The whole report document. Pure."""
+    """The whole report document: the plan of ``clouds[0]`` (the ranked plans of each cloud,
+    ``plan_clouds``'), compared with the others; ``frames`` are that plan's, ``catalog`` the
+    whole catalog read. Pure."""
+    plan = clouds[0].plan
     scenarios = {sc.value: scenario_json(sp) for sc, sp in plan.scenarios.items()}
     main = scenarios[primary.value]
     return Report(
         version=REPORT_VERSION,
+        cloud=clouds[0].cloud,
         scenario=primary.value,
         pools=main["pools"],
         cost_per_hour=main["cost_per_hour"],
@@ -225,8 +271,9 @@ def build_report(
         unplaceable=[u for s in scenarios.values() for u in s["unplaceable"]],
         services=[service_json(f) for f in frames],
         scenarios=scenarios,
+        clouds=[cloud_json(c, primary, catalog) for c in clouds],
         inputs=inputs_json(inputs, len(plan.demands)),
-        catalog=catalog_json(plan),
+        catalog=catalog_json(catalog),
         solver=SolverJSON(
             time_limit_seconds=plan.options.time_limit_s,
             seed=plan.options.seed,

@@ -6,7 +6,9 @@ JSON report writes as it is. Top-level fields describe the primary scenario (``p
 ``unplaceable``); ``scenarios`` holds the same for each scenario (with the nodes each
 multi-node replica spans, ``groups``), ``services`` the decision frame per InferenceService or
 LLMInferenceService, and ``inputs`` what was read, with notes and the objects that could not
-be. ``build`` makes it from a plan; the names here are the JSON keys.
+be. A plan is for one cloud (``cloud``): ``clouds`` compares the plan of every provider that was
+planned, the report's own first, then the others cheapest first. ``build`` makes it from the
+plans; the names here are the JSON keys.
 """
 
 from __future__ import annotations
@@ -195,6 +197,39 @@ class CatalogJSON(TypedDict):
     pools: list[CatalogPoolJSON]
 
 
+class CloudScenarioJSON(TypedDict):
+    """What one provider's plan of one scenario costs, beside its baseline and bound."""
+
+    cost_per_hour: float
+    ffd_cost_per_hour: float
+    lower_bound_cost_per_hour: float | None
+    gap: float | None
+    nodes: int
+    gpus: int
+    unplaced_pods: int
+
+
+class CloudJSON(TypedDict):
+    """One provider planned on its own pools, for the primary scenario (``pools``, costs,
+    ``ffd``: its own first-fit-decreasing baseline) and per scenario. ``unplaced_pods`` counts
+    every scenario's pods its pools cannot run or have no room for; ``cannot_place`` names
+    their services."""
+
+    cloud: str
+    catalog_pools: int
+    pools: list[PoolJSON]
+    cost_per_hour: float
+    lower_bound_cost_per_hour: float | None
+    gap: float | None
+    ffd: BaselineJSON
+    savings_vs_ffd_per_hour: float
+    nodes: int
+    gpus: int
+    unplaced_pods: int
+    cannot_place: list[str]
+    scenarios: dict[str, CloudScenarioJSON]
+
+
 class SolverJSON(TypedDict):
     """The solver options of the run."""
 
@@ -208,6 +243,7 @@ class Report(TypedDict):
     """The whole report."""
 
     version: int
+    cloud: str
     scenario: str
     pools: list[PoolJSON]
     cost_per_hour: float
@@ -218,6 +254,7 @@ class Report(TypedDict):
     unplaceable: list[UnplaceableJSON]
     services: list[ServiceJSON]
     scenarios: dict[str, ScenarioJSON]
+    clouds: list[CloudJSON]
     inputs: InputsJSON
     catalog: CatalogJSON
     solver: SolverJSON

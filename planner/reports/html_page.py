@@ -1,20 +1,25 @@
-"""The plan as one self-contained HTML file: tables plus inline-SVG charts (cost per scenario,
-GPUs per pool, VRAM use per node, warm versus scale-to-zero cost per service). No scripts, no
-external resources. Pure."""
+"""The plan as one self-contained HTML file: tables plus inline-SVG charts (cost per cloud, cost
+per scenario, GPUs per pool, VRAM use per node, warm versus scale-to-zero cost per service). No
+scripts, no external resources. Pure."""
 
 from __future__ import annotations
 
 from html import escape
 
+from planner.clouds import cloud_label
 from planner.reports.document import Report
 from planner.reports.presentation import (
+    CLOUD_HEADER,
     SCENARIO_HEADER,
     SERVICE_HEADER,
     broken_lines,
+    cloud_rows,
+    cloud_summary,
     group_lines,
     money,
     note_lines,
     percent,
+    plan_title,
     pool_table,
     scenario_rows,
     service_rows,
@@ -39,10 +44,21 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _charts(report: Report) -> list[str]:
+    clouds = report["clouds"]
+    by_cloud = bar_chart(
+        f"Cost per cloud ({report['scenario']}, $/h)",
+        [cloud_label(c["cloud"]) for c in clouds],
+        [
+            Series("plan", tuple(c["cost_per_hour"] for c in clouds)),
+            Series("first-fit decreasing", tuple(c["ffd"]["cost_per_hour"] for c in clouds)),
+            Series("lower bound", tuple(c["lower_bound_cost_per_hour"] or 0.0 for c in clouds)),
+        ],
+        lambda v: f"${v:,.0f}",
+    )
     scenarios = report["scenarios"]
     names = list(scenarios)
     cost = bar_chart(
-        "Cost per scenario ($/h)",
+        plan_title(report, "Cost per scenario, $/h", scenario=False),
         names,
         [
             Series("plan", tuple(scenarios[n]["cost_per_hour"] for n in names)),
@@ -58,7 +74,7 @@ def _charts(report: Report) -> list[str]:
     )
     pools = sorted({p["name"] for n in names for p in scenarios[n]["pools"]})
     gpus = bar_chart(
-        "GPUs per pool",
+        plan_title(report, "GPUs per pool"),
         pools,
         [
             Series(
@@ -101,7 +117,7 @@ def _charts(report: Report) -> list[str]:
         ],
         lambda v: f"${v:,.0f}",
     )
-    return [cost, gpus, vram, warm]
+    return [by_cloud, cost, gpus, vram, warm]
 
 
 def render_html(report: Report) -> str:
@@ -130,10 +146,11 @@ def render_html(report: Report) -> str:
     broken = "".join(f"<li class='bad'>{escape(w)}</li>" for w in broken_lines(report))
     groups = "".join(f"<li>{escape(g)}</li>" for g in group_lines(report))
     prices = _table(
-        ["pool", "instance", "$/h", "source", "as of", "note"],
+        ["pool", "cloud", "instance", "$/h", "source", "as of", "note"],
         [
             [
                 p["name"],
+                cloud_label(p["cloud"]),
                 p["instance_type"],
                 f"{p['price_per_hour']:.3f}",
                 p["price_source"],
@@ -145,25 +162,30 @@ def render_html(report: Report) -> str:
     )
     body = [
         "<h1>GPU capacity plan</h1>",
-        f"<p>Scenario <b>{escape(main)}</b>: {escape(money(report['cost_per_hour'], '/h'))} "
+        f"<p>Cloud <b>{escape(cloud_label(report['cloud']))}</b>, scenario <b>{escape(main)}</b>: "
+        f"{escape(money(report['cost_per_hour'], '/h'))} "
         f"(first-fit decreasing {escape(money(report['ffd']['cost_per_hour'], '/h'))}, lower bound "
         f"{escape(money(report['lower_bound_cost_per_hour'], '/h'))}, gap {escape(percent(report['gap']))}). "
         f"{report['inputs']['inference_services']} InferenceServices and "
         f"{report['inputs']['llm_inference_services']} LLMInferenceServices from "
         f"{escape(str(report['inputs']['source']))}.</p>",
+        f"<h2>Cost per cloud ({escape(main)})</h2>",
+        f"<p>{escape(cloud_summary(report))}</p>",
         charts[0],
-        "<h2>Cost per scenario</h2>",
-        _table(SCENARIO_HEADER, scenario_rows(report)),
+        _table(CLOUD_HEADER, cloud_rows(report)),
+        f"<h2>{escape(plan_title(report, 'Cost per scenario', scenario=False))}</h2>",
         charts[1],
-        f"<h2>Node pools ({escape(main)})</h2>",
+        _table(SCENARIO_HEADER, scenario_rows(report)),
+        f"<h2>{escape(plan_title(report, 'Node pools'))}</h2>",
+        charts[2],
         _table(*pool_table(report["pools"])),
-        f"<h2>First-fit decreasing baseline ({escape(main)})</h2>",
+        f"<h2>{escape(plan_title(report, 'First-fit decreasing baseline'))}</h2>",
         _table(*pool_table(report["ffd"]["pools"])),
         "<h2>VRAM use per node</h2>",
-        charts[2],
+        charts[3],
         "<h2>Decision frame per service</h2>",
         _table(SERVICE_HEADER, service_rows(report["services"])),
-        charts[3],
+        charts[4],
         *([f"<h2>Multi-node groups ({escape(main)})</h2>", f"<ul>{groups}</ul>"] if groups else []),
         "<h2>Recommended actions</h2>",
         f"<ul>{actions}</ul>",

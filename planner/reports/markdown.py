@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from planner.clouds import cloud_label
 from planner.reports.document import Report
 from planner.reports.presentation import (
+    CLOUD_HEADER,
     SCENARIO_HEADER,
     SERVICE_HEADER,
     broken_lines,
+    cloud_rows,
+    cloud_summary,
     group_lines,
     money,
     note_lines,
     percent,
+    plan_title,
     pool_table,
     scenario_rows,
     service_rows,
@@ -42,7 +47,8 @@ def render_markdown(report: Report) -> str:
     lines = [
         "# GPU capacity plan",
         "",
-        f"Scenario **{main}**: {money(report['cost_per_hour'], '/h')} "
+        f"Cloud **{cloud_label(report['cloud'])}**, scenario **{main}**: "
+        f"{money(report['cost_per_hour'], '/h')} "
         f"(first-fit decreasing {money(report['ffd']['cost_per_hour'], '/h')}, "
         f"lower bound {money(report['lower_bound_cost_per_hour'], '/h')}, gap {percent(report['gap'])}).",
         "",
@@ -50,15 +56,21 @@ def render_markdown(report: Report) -> str:
         f"{report['inputs']['llm_inference_services']} LLMInferenceServices "
         f"({report['inputs']['gpu_components']} GPU components) from {report['inputs']['source']}.",
         "",
-        "## Cost per scenario",
+        f"## Cost per cloud ({main})",
+        "",
+        cloud_summary(report),
+        "",
+        *_table(CLOUD_HEADER, cloud_rows(report)),
+        "",
+        f"## {plan_title(report, 'Cost per scenario', scenario=False)}",
         "",
         *_table(SCENARIO_HEADER, scenario_rows(report)),
         "",
-        f"## Node pools ({main})",
+        f"## {plan_title(report, 'Node pools')}",
         "",
         *_table(*pool_table(report["pools"])),
         "",
-        f"## First-fit decreasing baseline ({main})",
+        f"## {plan_title(report, 'First-fit decreasing baseline')}",
         "",
         *_table(*pool_table(report["ffd"]["pools"])),
         "",
@@ -86,10 +98,11 @@ def render_markdown(report: Report) -> str:
     lines += _section("Notes", note_lines(report), before=True)
     lines += ["", "## Prices", ""]
     lines += _table(
-        ["pool", "instance", "$/h", "source", "as of"],
+        ["pool", "cloud", "instance", "$/h", "source", "as of"],
         [
             [
                 p["name"],
+                cloud_label(p["cloud"]),
                 p["instance_type"],
                 f"{p['price_per_hour']:.3f}",
                 p["price_source"],

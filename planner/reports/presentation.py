@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from placement.quantity import format_bytes
+from planner.clouds import ANY, cloud_label
 from planner.reports.document import PoolJSON, Report, ServiceJSON
 
 
@@ -53,6 +54,71 @@ def scenario_rows(report: Report) -> list[list[str]]:
             ]
         )
     return rows
+
+
+CLOUD_HEADER = [
+    "cloud",
+    "pools",
+    "nodes",
+    "GPUs",
+    "plan",
+    "first-fit",
+    "saved",
+    "lower bound",
+    "gap",
+    "pods not placed",
+]
+
+
+def cloud_rows(report: Report) -> list[list[str]]:
+    """One row per cloud planned, the report's own first, then the others cheapest first: its
+    pools in the catalog, then the primary scenario's nodes, GPUs, plan, first-fit decreasing,
+    saving, bound and gap, and the pods of any scenario it cannot place."""
+    return [
+        [
+            cloud_label(c["cloud"]),
+            str(c["catalog_pools"]),
+            str(c["nodes"]),
+            str(c["gpus"]),
+            money(c["cost_per_hour"], "/h"),
+            money(c["ffd"]["cost_per_hour"], "/h"),
+            money(c["savings_vs_ffd_per_hour"], "/h"),
+            money(c["lower_bound_cost_per_hour"], "/h"),
+            percent(c["gap"]),
+            str(c["unplaced_pods"]),
+        ]
+        for c in report["clouds"]
+    ]
+
+
+def cloud_summary(report: Report) -> str:
+    """One sentence: which cloud the plan is for and why, or that it mixes clouds."""
+    cloud = report["cloud"]
+    if cloud == ANY:
+        return (
+            "This plan mixes the pools of every cloud in the catalog (--cloud any): no single "
+            "cluster can run it."
+        )
+    others = report["clouds"][1:]
+    if not others:
+        return f"Planned on the {cloud_label(cloud)} pools of the catalog only."
+    first, nxt = report["clouds"][0], others[0]
+    if first["unplaced_pods"] < nxt["unplaced_pods"]:
+        why = "the one that leaves the fewest pods unplaced"
+    else:
+        why = f"the cheapest for {report['scenario']}"
+    return (
+        f"Each cloud is planned on its own pools. This plan is for {cloud_label(cloud)}, {why} "
+        f"({money(first['cost_per_hour'], '/h')}; next: {cloud_label(nxt['cloud'])} "
+        f"{money(nxt['cost_per_hour'], '/h')})."
+    )
+
+
+def plan_title(report: Report, what: str, *, scenario: bool = True) -> str:
+    """A section title naming the scenario and the cloud of the plan, such as "Node pools
+    (peak, aws)", or only the cloud: "Cost per scenario (aws)"."""
+    cloud = cloud_label(report["cloud"])
+    return f"{what} ({report['scenario']}, {cloud})" if scenario else f"{what} ({cloud})"
 
 
 SCENARIO_HEADER = [

@@ -8,11 +8,15 @@ from rich.table import Table
 
 from planner.reports.document import Report
 from planner.reports.presentation import (
+    CLOUD_HEADER,
     SCENARIO_HEADER,
     SERVICE_HEADER,
     broken_lines,
+    cloud_rows,
+    cloud_summary,
     group_lines,
     note_lines,
+    plan_title,
     pool_table,
     scenario_rows,
     service_rows,
@@ -32,10 +36,16 @@ def renderable(report: Report) -> Group:
     """Every table of the report, ready for ``Console.print``."""
     main = report["scenario"]
     parts: list[RenderableType] = [
-        _table("Cost per scenario (per hour)", SCENARIO_HEADER, scenario_rows(report)),
-        _table(f"Node pools for {main}", *pool_table(report["pools"])),
+        _table(f"Cost per cloud ({main}, per hour)", CLOUD_HEADER, cloud_rows(report)),
+        cloud_summary(report),
         _table(
-            f"First-fit decreasing for {main} (what cluster-autoscaler/Karpenter would buy)",
+            plan_title(report, "Cost per scenario, per hour", scenario=False),
+            SCENARIO_HEADER,
+            scenario_rows(report),
+        ),
+        _table(plan_title(report, "Node pools"), *pool_table(report["pools"])),
+        _table(
+            plan_title(report, "First-fit decreasing, what cluster-autoscaler/Karpenter would buy"),
             *pool_table(report["ffd"]["pools"]),
         ),
         _table("Decision frame per service", SERVICE_HEADER, service_rows(report["services"])),

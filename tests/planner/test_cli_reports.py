@@ -35,6 +35,8 @@ from planner.reports.document import (
     BaselineJSON,
     CatalogJSON,
     CatalogPoolJSON,
+    CloudJSON,
+    CloudScenarioJSON,
     InputsJSON,
     NodeJSON,
     PlacementJSON,
@@ -110,7 +112,10 @@ def test_fleet_json_has_the_documented_fields(fleet_report: dict[str, Any]) -> N
     assert r["inputs"]["inference_services"] >= 30
     (bad,) = {u["inference_service"] for u in r["unplaceable"]}
     assert bad == "batch/extract-phi4"
-    assert "NVIDIA-L4 has 22.5 GiB" in r["unplaceable"][0]["reason"]
+    # Pinned to L4 GPUs, which only GCP has, and too large for them: no cloud places it.
+    assert r["cloud"] == "aws"
+    assert "match no aws pool of the catalog" in r["unplaceable"][0]["reason"]
+    assert all(c["cannot_place"] == ["batch/extract-phi4"] for c in r["clouds"])
 
 
 # name: (the part of the JSON report, the TypedDict that types it)
@@ -125,6 +130,8 @@ DOCUMENT_PARTS: dict[str, tuple[Callable[[dict[str, Any]], Any], Any]] = {
     "node": (lambda r: r["scenarios"]["peak"]["nodes"][0], NodeJSON),
     "stats": (lambda r: r["scenarios"]["peak"]["stats"], StatsJSON),
     "inputs": (lambda r: r["inputs"], InputsJSON),
+    "cloud": (lambda r: r["clouds"][0], CloudJSON),
+    "cloud-scenario": (lambda r: r["clouds"][1]["scenarios"]["peak"], CloudScenarioJSON),
     "catalog": (lambda r: r["catalog"], CatalogJSON),
     "catalog-pool": (lambda r: r["catalog"]["pools"][0], CatalogPoolJSON),
     "solver": (lambda r: r["solver"], SolverJSON),
@@ -211,7 +218,7 @@ def test_human_formats(fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     text = out.read_text()
     assert "llm/llama-70b" in text
     if fmt == "html":
-        assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 4
+        assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 5
         assert "<script" not in text and "http://" not in text.replace(
             "http://www.w3.org/2000/svg", ""
         )
