@@ -26,6 +26,11 @@ certificate, while etcd and every client keep running.
 A plane that is not ``detached`` stops everything it started on ``stop()``, at interpreter exit,
 and on SIGTERM or SIGHUP; its children also die with the parent process if that is killed.
 A ``detached`` plane (``make cluster``) leaves its processes running and reports their pids.
+
+``feature_gates`` are passed to kube-apiserver, kube-controller-manager and every kube-scheduler
+(``--feature-gates``), and ``runtime_config`` to kube-apiserver (``--runtime-config``): for
+example Kubernetes 1.37's gang scheduling, ``{"GenericWorkload": True}`` with
+``{"scheduling.k8s.io/v1beta1": "true"}`` (its PodGroup API is a beta API, off by default).
 """
 
 from __future__ import annotations
@@ -217,9 +222,13 @@ class ControlPlane:
         *,
         detached: bool = False,
         pick_ports: Callable[[int], list[int]] = free_ports,
+        feature_gates: Mapping[str, bool] | None = None,
+        runtime_config: Mapping[str, str] | None = None,
     ) -> None:
         self.binaries = binaries
         self._pick_ports = pick_ports
+        self.feature_gates = dict(feature_gates or {})
+        self.runtime_config = dict(runtime_config or {})
         self.workdir = workdir.absolute()
         self.detached = detached
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -429,6 +438,7 @@ class ControlPlane:
                 f"--secure-port={ports[0]}",
                 f"--authorization-always-allow-paths={ALWAYS_ALLOW_PATHS}",
                 f"--v={verbosity}",
+                *self._gate_flags(),
             ],
             lambda ports: f"https://127.0.0.1:{ports[0]}/readyz",
             ready=_is_ok,
@@ -483,6 +493,7 @@ class ControlPlane:
                 "--concurrent-replicaset-syncs=10",
                 "--concurrent-deployment-syncs=10",
                 f"--v={verbosity}",
+                *self._gate_flags(),
             ],
             lambda ports: f"https://127.0.0.1:{ports[0]}/healthz",
             ready=_is_ok,
@@ -554,6 +565,11 @@ class ControlPlane:
         return "\n".join(blocks)
 
     # --- internals --------------------------------------------------------------------------
+
+    def _gate_flags(self) -> list[str]:
+        """``--feature-gates`` for every component, when the plane has gates."""
+        gates = {k: str(v).lower() for k, v in self.feature_gates.items()}
+        return [f"--feature-gates={_pairs(gates)}"] if gates else []
 
     def _adopt(self, process: ManagedProcess) -> None:
         with self._lock:
@@ -685,6 +701,12 @@ class ControlPlane:
                 # lift the not-ready taint that TaintNodesByCondition puts on new nodes.
                 "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
                 "--allow-privileged=true",
+                *self._gate_flags(),
+                *(
+                    [f"--runtime-config={_pairs(self.runtime_config)}"]
+                    if self.runtime_config
+                    else []
+                ),
             ]
 
         _, ports, self.timings["kube-apiserver"] = self._start_on_free_ports(
@@ -702,6 +724,11 @@ class ControlPlane:
         document = kubeconfig_document(self.server, self.ca_file, self.token, "vramfit")
         self.kubeconfig.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         self.kubeconfig.chmod(0o600)
+
+
+def _pairs(values: Mapping[str, str]) -> str:
+    """Pure: ``k1=v1,k2=v2`` in key order, as kube components take gates and API versions."""
+    return ",".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
 def _is_ok(body: bytes) -> bool:
@@ -762,10 +789,22 @@ def _untrack(plane: ControlPlane) -> None:
 
 
 def start_control_plane(
-    binaries: BinarySet, workdir: Path, *, detached: bool = False
+    binaries: BinarySet,
+    workdir: Path,
+    *,
+    detached: bool = False,
+    feature_gates: Mapping[str, bool] | None = None,
+    runtime_config: Mapping[str, str] | None = None,
 ) -> ControlPlane:
     """Convenience: construct and start (stops what it started if starting fails)."""
-    return ControlPlane(binaries, workdir, detached=detached).start()
+    plane = ControlPlane(
+        binaries,
+        workdir,
+        detached=detached,
+        feature_gates=feature_gates,
+        runtime_config=runtime_config,
+    )
+    return plane.start()
 
 
 __all__: Sequence[str] = (
