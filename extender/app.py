@@ -222,8 +222,12 @@ def probe_routes(state: ClusterState, metrics: ExtenderMetrics) -> dict[str, Rou
         unsynced = state.unsynced()
         metrics.ready.set(0 if unsynced else 1)
         if unsynced:
-            waiting = ", ".join(unsynced)
-            return Page(503, f"not ready: waiting for the first list of {waiting}\n".encode())
+            lost = state.lost()
+            if lost:
+                why = f"lost the watch of {', '.join(lost)} (is the API server reachable?)"
+            else:
+                why = f"waiting for the first list of {', '.join(unsynced)}"
+            return Page(503, f"not ready: {why}\n".encode())
         return Page(200, b"ok\n")
 
     def metrics_page() -> Page:

@@ -138,6 +138,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             api,
             target,
             on_synced=state.mark_synced,
+            on_lost=state.mark_lost,
             metrics=metrics,
             stop=stop,
             timeout_s=settings.watch_timeout_s,

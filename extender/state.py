@@ -96,6 +96,7 @@ class ClusterState:
         # Only for nodes in the view (bind refuses others first); dropped when a node leaves it.
         self._node_locks: dict[str, threading.Lock] = {}
         self._synced: set[str] = set()
+        self._lost: set[str] = set()
         self._last_purge = 0.0
 
     # ----- readiness -------------------------------------------------------------------------
@@ -103,11 +104,26 @@ class ClusterState:
     def mark_synced(self, resource: str) -> None:
         with self._lock:
             self._synced.add(resource)
+            self._lost.discard(resource)
+
+    def mark_lost(self, resource: str) -> None:
+        """The watch of ``resource`` failed: the view may miss events until it is current
+        again (``mark_synced``), so no decision is made on it meanwhile."""
+        with self._lock:
+            if resource in self._synced:
+                self._synced.discard(resource)
+                self._lost.add(resource)
 
     def unsynced(self) -> list[str]:
-        """Watched resources whose first full list has not been applied yet."""
+        """Watched resources whose first full list has not been applied yet, or whose watch
+        failed since and is not current again."""
         with self._lock:
             return [r for r in RESOURCES if r not in self._synced]
+
+    def lost(self) -> list[str]:
+        """Watched resources whose watch failed after their first list (see ``mark_lost``)."""
+        with self._lock:
+            return [r for r in RESOURCES if r in self._lost]
 
     def ready(self) -> bool:
         """True once every reservation has been rebuilt from pods and every report read."""

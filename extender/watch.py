@@ -4,6 +4,11 @@ A thin shell over the API server's watch protocol: list every page, hand the ite
 state in one call, then watch from the list's resourceVersion with bookmarks so it stays fresh;
 relist when the server says the version is gone (410) or the stream breaks in a way that may
 have lost events. The state never sees a partial list, and readiness waits for the first one.
+
+A watch that fails (the API server unreachable, a stream broken mid-read) may have missed
+events, so the view is reported lost (``on_lost``: the extender is not ready) until it is
+current again: a list applied, an event received on the resumed watch, or a resumed watch that
+ran to its end without one (a short one, so a quiet resource does not stay lost for long).
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ class WatchTarget:
     apply: Callable[[str, Mapping[str, Any]], None]
 
 
+RESUME_TIMEOUT_S = 10
+"""A watch resumed after a failure ends this soon, so that one that sees no event (a quiet
+resource) still shows the view current again within seconds."""
+
+
 class _RelistError(Exception):
     """The watch cannot resume from its resourceVersion: list again."""
 
@@ -46,6 +56,7 @@ class Watcher:
         target: WatchTarget,
         *,
         on_synced: Callable[[str], None],
+        on_lost: Callable[[str], None] | None = None,
         metrics: ExtenderMetrics | None = None,
         stop: threading.Event | None = None,
         page_size: int = 500,
@@ -55,12 +66,24 @@ class Watcher:
         self.api = api
         self.target = target
         self.on_synced = on_synced
+        self.on_lost = on_lost
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.page_size = page_size
         self.timeout_s = timeout_s
         self.clock = clock
         self._thread: threading.Thread | None = None
+        self._current = False
+
+    def _regained(self) -> None:
+        if not self._current:
+            self._current = True
+            self.on_synced(self.target.resource)
+
+    def _lost(self) -> None:
+        if self._current and self.on_lost is not None:
+            self.on_lost(self.target.resource)
+        self._current = False
 
     def start(self) -> threading.Thread:
         self._thread = threading.Thread(
@@ -94,8 +117,10 @@ class Watcher:
 
     def watch_from(self, rv: str) -> str:
         """Apply events until the server ends the watch; returns the last resourceVersion."""
+        timeout_s = self.timeout_s if self._current else min(self.timeout_s, RESUME_TIMEOUT_S)
+        started = time.monotonic()
         for line in self.api.watch_lines(
-            self.target.path, resource_version=rv, timeout_s=self.timeout_s
+            self.target.path, resource_version=rv, timeout_s=timeout_s
         ):
             if self.stop.is_set():
                 return rv
@@ -114,6 +139,7 @@ class Watcher:
                     "watch %s: server error %s: %s", self.target.resource, code, obj.get("message")
                 )
                 raise _RelistError
+            self._regained()  # the resumed watch goes on from where the view stopped
             meta = obj.get("metadata")
             new_rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
             if kind != "BOOKMARK":
@@ -122,6 +148,8 @@ class Watcher:
                 self.metrics.watch_events.labels(self.target.resource, kind).inc()
             if isinstance(new_rv, str) and new_rv:
                 rv = new_rv
+        if time.monotonic() - started >= timeout_s * 0.9:
+            self._regained()  # ran to its end: nothing was missed (an early end proves nothing)
         return rv
 
     def run(self) -> None:
@@ -131,6 +159,7 @@ class Watcher:
             try:
                 if not rv:
                     rv = self.list_all()
+                    self._current = True
                     self.on_synced(self.target.resource)
                     backoff = 0.5
                 rv = self.watch_from(rv)
@@ -143,6 +172,7 @@ class Watcher:
                     rv = ""
                     continue
                 self._restart("error")
+                self._lost()
                 log.warning("watch %s: %s; retrying in %.1fs", self.target.resource, exc, backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -150,6 +180,7 @@ class Watcher:
                     rv = ""
             except Exception as exc:  # a broken stream mid-read (urllib3 protocol errors)
                 self._restart("stream")
+                self._lost()
                 log.warning("watch %s: stream broke (%s); retrying", self.target.resource, exc)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
