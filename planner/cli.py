@@ -73,7 +73,14 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         "autoscaler configuration from the plan: karpenter (NodePools), cluster-autoscaler "
         "(node groups)",
     )
-    out.add_argument("--output-file", type=Path, help="write the report here instead of stdout")
+    out.add_argument(
+        "--output-file",
+        type=Path,
+        metavar="FILE",
+        help="write the report to FILE instead of stdout",
+    )
+    # The shorter spelling, as `simulate` also takes it: works, not advertised.
+    out.add_argument("--out", dest="output_file", type=Path, help=argparse.SUPPRESS)
 
 
 def _input_arguments(src: argparse._ArgumentGroup) -> None:

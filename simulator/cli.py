@@ -34,7 +34,7 @@ class Options:
     """What a ``simulate`` run does when its command line says nothing else.
 
     ``seed`` and ``duration`` default to the scenario's own (``None``); ``plan`` to the
-    scenario's pools; ``out`` to stdout.
+    scenario's pools; ``output_file`` to stdout.
     """
 
     scenario: str = "morning-burst"
@@ -43,7 +43,7 @@ class Options:
     duration: str | None = None
     plan: Path | None = None
     output: str = OUTPUTS[0]
-    out: Path | None = None
+    output_file: Path | None = None
 
 
 DEFAULTS = Options()
@@ -93,12 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (default: %(default)s)",
     )
     parser.add_argument(
-        "--out",
+        "--output-file",
         type=Path,
         metavar="FILE",
-        default=DEFAULTS.out,
+        default=DEFAULTS.output_file,
         help="write the output to FILE instead of stdout",
     )
+    # The earlier spelling: works, not advertised (`plan` takes it too).
+    parser.add_argument("--out", dest="output_file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--list",
         dest="list_scenarios",
@@ -162,19 +164,19 @@ def run(args: argparse.Namespace) -> int:
     elif args.output == "html":
         text = to_html(scenario, seed, rows)
     else:
-        if args.out is None:
+        if args.output_file is None:
             print_table(console, scenario, seed, rows)
             return 0
         capture = Console(record=True, width=140, file=io.StringIO())
         print_table(capture, scenario, seed, rows)
         text = capture.export_text()
-    if args.out is None:
+    if args.output_file is None:
         sys.stdout.write(text)
         return 0
     try:
-        args.out.write_text(text)
+        args.output_file.write_text(text)
     except OSError as exc:
-        err.print(f"{PROG}: cannot write {args.out}: {exc.strerror}", markup=False)
+        err.print(f"{PROG}: cannot write {args.output_file}: {exc.strerror}", markup=False)
         return 2
-    err.print(f"wrote {args.out}", markup=False, highlight=False)
+    err.print(f"wrote {args.output_file}", markup=False, highlight=False)
     return 0

@@ -116,7 +116,7 @@ def test_cli_writes_json_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [p["policy"] for p in doc["policies"]] == ["default", "vramfit"]
     assert doc["scenario"]["seed"] == 4
     out = tmp_path / "r.html"
-    assert cli([str(path), "-p", "vramfit-spread", "-o", "html", "--out", str(out)]) == 0
+    assert cli([str(path), "-p", "vramfit-spread", "-o", "html", "--output-file", str(out)]) == 0
     assert "vramfit-spread" in out.read_text()
     assert cli([str(path), "--duration", "2m", "-p", "default"]) == 0
     assert "2.0m" in capsys.readouterr().out
