@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nvlink",
         default=DEFAULTS.fit.nvlink_for_multi_gpu.value,
-        help="multi-GPU pods without a vramfit.io/nvlink annotation: required, preferred, none "
-        "(default %(default)s)",
+        help="multi-GPU pods without a vramfit.io/nvlink annotation: required (their GPUs on "
+        "one NVLink island), or preferred or none (no such need; linked GPUs only score "
+        "higher: none acts as preferred) (default %(default)s)",
     )
     p.add_argument(
         "--nvlink-allocation",
