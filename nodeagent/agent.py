@@ -313,6 +313,7 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
         pods.snapshot if pods is not None else dict,
         kubelet_client,
         complete_deletions=settings.complete_deletions,
+        honour_reservations=settings.kubelet_honours_reservations,
     )
     kubelet.wake = wake
     backend: Backend = SimulatedBackend(spec, kubelet)

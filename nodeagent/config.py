@@ -54,6 +54,7 @@ class Settings:
     local_disk_bandwidth: float | None = None
     remote_bandwidth: float | None = None
     complete_deletions: bool = True
+    kubelet_honours_reservations: bool = False
     once: bool = False
     metrics_gpu_uuids: bool = False
     log_level: str = "INFO"
@@ -105,6 +106,8 @@ def _files(
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     if kubeconfig is not None and not kubeconfig.is_file():
         problems.append(f"--kubeconfig: {kubeconfig} is not a file")
+    if getattr(args, "kubelet_honours_reservations", False) and backend == "nvml":
+        problems.append("--kubelet-honours-reservations: only used with --backend simulated")
     kubelet = getattr(args, "kubelet_kubeconfig", None)
     if kubelet and backend == "nvml":
         problems.append("--kubelet-kubeconfig: only used with --backend simulated")
@@ -231,6 +234,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         local_disk_bandwidth=local,
         remote_bandwidth=remote,
         complete_deletions=not args.no_complete_deletions,
+        kubelet_honours_reservations=bool(args.kubelet_honours_reservations),
         once=bool(args.once),
         metrics_gpu_uuids=bool(args.metrics_gpu_uuids),
         log_level=level,
@@ -354,6 +358,12 @@ def argument_parser() -> argparse.ArgumentParser:
         "--no-complete-deletions",
         action="store_true",
         help="simulated kubelet: leave deleted pods Terminating instead of finishing their deletion",
+    )
+    p.add_argument(
+        "--kubelet-honours-reservations",
+        action="store_true",
+        help="simulated kubelet: give a pod the GPUs in vramfit's reservation when they are free, "
+        "which no real kubelet does (default: the device plugin's rule, reservation unread)",
     )
     p.add_argument("--once", action="store_true", help="print one status as JSON and exit (no API)")
     p.add_argument(

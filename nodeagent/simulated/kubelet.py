@@ -1,8 +1,12 @@
 """The kubelet's part on a simulated node: give pods GPUs, load their weights, mark them Ready.
 
 For every pod bound to the node (``spec.nodeName``) that asks for ``nvidia.com/gpu``, it picks
-GPUs as the device plugin would (the ones in the pod's ``vramfit.io/reservation`` annotation
-when they are free, else any free ones), grows their memory while the weights load (see
+GPUs as the kubelet and the stock NVIDIA device plugin do: from the GPUs no running pod holds,
+listed in a random order (Go's map order), by the plugin's preferred allocation
+(``placement.deviceplugin``, through ``loads.choose_gpus``). It never reads vramfit's
+``vramfit.io/reservation`` annotation, unless made with ``honour_reservations`` (the agent's
+``--kubelet-honours-reservations``: a kinder world than a real cluster, kept for comparison and
+never used by the end-to-end tests). It grows the GPUs' memory while the weights load (see
 ``loads``), reports the pod Running and then Ready through the ``pods/status`` subresource, and
 frees the GPUs when the pod is deleted or finishes. Like the real kubelet it rejects a pod it
 has no GPUs for (``UnexpectedAdmissionError``) and completes the deletion of pods it stopped.
@@ -11,6 +15,7 @@ has no GPUs for (``UnexpectedAdmissionError``) and completes the deletion of pod
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -47,6 +52,7 @@ class SimulatedKubelet:
 
     ``pods`` returns the node's pods (``NodePods.snapshot``); ``client`` writes pod status and
     completes deletions, and may be ``None`` for an offline node that only tracks loads.
+    ``rng`` stands for the kubelet's map order (seeded by the node's name unless given).
     """
 
     def __init__(
@@ -56,8 +62,12 @@ class SimulatedKubelet:
         client: KubeClient | None,
         *,
         complete_deletions: bool = True,
+        honour_reservations: bool = False,
+        rng: random.Random | None = None,
     ) -> None:
         self._spec = spec
+        self._honour = honour_reservations
+        self._rng = rng if rng is not None else random.Random(f"kubelet/{spec.name}")
         self._pods = pods
         self._client = client
         self._complete_deletions = complete_deletions
@@ -69,6 +79,7 @@ class SimulatedKubelet:
         self._lock = threading.Lock()
         self.wake = threading.Event()
         self._uuids = [spec.gpu_uuid(i) for i in range(spec.shape.gpus)]
+        self._index = {u: i for i, u in enumerate(self._uuids)}
 
     # -- reading --------------------------------------------------------------------------
 
@@ -160,15 +171,25 @@ class SimulatedKubelet:
         held = {uuid for t in self._tracked.values() for uuid in t.load.gpu_uuids}
         rejected: list[tuple[PodInfo, str]] = []
         for pod in new:
-            needs = pod_needs(pod.raw, self._spec.name, self._spec.shape.vram_per_gpu)
+            needs = pod_needs(
+                pod.raw, self._spec.name, self._spec.shape.vram_per_gpu, reservation=self._honour
+            )
             if needs.problem and pod.uid not in self._warned:
                 self._warned.add(pod.uid)
                 log.warning("%s: pod %s: %s", self._spec.name, pod.key, needs.problem)
             if needs.gpus == 0:
                 continue
-            free = [u for u in self._uuids if u not in held]
-            chosen = choose_gpus(needs.gpus, free, needs.preferred_gpus)
-            if chosen is None:
+            free = [i for i, u in enumerate(self._uuids) if u not in held]
+            reserved = [self._index[u] for u in needs.preferred_gpus if u in self._index]
+            picked = choose_gpus(
+                needs.gpus,
+                free,
+                self._spec.shape.nvlink,
+                self._rng,
+                reserved=reserved,
+                honour_reservation=self._honour,
+            )
+            if picked is None:
                 self._rejected.add(pod.uid)
                 rejected.append(
                     (
@@ -179,6 +200,7 @@ class SimulatedKubelet:
                     )
                 )
                 continue
+            chosen = tuple(self._uuids[i] for i in picked)
             cached = any(m.model_id == needs.model_id for m in self._spec.cached_models)
             load = Load(
                 pod_uid=pod.uid,

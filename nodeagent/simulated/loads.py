@@ -1,6 +1,12 @@
 """Model loads on a simulated node: which GPUs a pod gets and how fast its weights arrive.
 
-Pure functions over frozen values, so the timing rules can be tested exactly:
+Pure functions over frozen values (the GPU choice takes the random generator that stands for Go's
+map order), so the rules can be tested exactly:
+
+- a pod gets the GPUs the kubelet and the stock NVIDIA device plugin would give it: from the
+  GPUs no running pod holds, listed in a random order, by the plugin's preferred allocation
+  (``placement.deviceplugin``); vramfit's reservation is not read, unless the node is told to
+  honour reservations (a kinder world than a real cluster, for comparison only);
 
 - a pod's bytes to load are its ``vramfit.io/model-size`` annotation, else its
   ``vramfit.io/vram-per-gpu`` times its GPU count;
@@ -15,12 +21,15 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from placement.annotation import AnnotationError, decode_reservation, reservation_of
 from placement.demand import DemandError, demand_from_pod, gpu_count, pod_key
+from placement.deviceplugin import pair_scores, preferred_allocation
+from placement.shape import NvLink
 
 
 class Source(enum.StrEnum):
@@ -106,15 +115,30 @@ def seconds_left(loads: Sequence[Load], uid: str, local_bw: float, remote_bw: fl
 
 
 def choose_gpus(
-    count: int, free: Sequence[str], preferred: Sequence[str]
-) -> tuple[str, ...] | None:
-    """The GPUs a pod gets (pure): the ones its reservation names when they are all free and
-    as many as it asks for, else the first free ones in index order; ``None`` if too few."""
-    if preferred and len(preferred) == count and all(g in free for g in preferred):
-        return tuple(preferred)
+    count: int,
+    free: Sequence[int],
+    layout: NvLink,
+    rng: random.Random,
+    *,
+    reserved: Sequence[int] = (),
+    honour_reservation: bool = False,
+) -> tuple[int, ...] | None:
+    """The GPU indices a pod asking for ``count`` gets from the ``free`` ones (held by no
+    running pod), in index order; ``None`` if too few (the kubelet refuses the pod).
+
+    As the kubelet does: list the free GPUs in Go's map order (``rng`` shuffles them) and take
+    the device plugin's preferred allocation on the node's ``layout``
+    (``deviceplugin.preferred_allocation``). Only with ``honour_reservation`` are the GPUs the
+    pod's reservation names (``reserved``) used, when they are all free and as many as it asks
+    for: no real kubelet does this.
+    """
+    if honour_reservation and len(reserved) == count and all(g in free for g in reserved):
+        return tuple(sorted(reserved))
     if len(free) < count:
         return None
-    return tuple(free[:count])
+    order = list(free)
+    rng.shuffle(order)
+    return tuple(sorted(preferred_allocation(order, count, pair_scores(layout))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +153,12 @@ class PodNeeds:
     problem: str = ""
 
 
-def pod_needs(pod: Mapping[str, Any], node: str, memory_per_gpu: int) -> PodNeeds:
-    """GPU count, memory and preferred GPUs of a raw pod (pure).
+def pod_needs(
+    pod: Mapping[str, Any], node: str, memory_per_gpu: int, *, reservation: bool = False
+) -> PodNeeds:
+    """GPU count, memory and (with ``reservation``) the GPUs vramfit reserved, of a raw pod
+    (pure). Without ``reservation`` the ``vramfit.io/reservation`` annotation is not read, as
+    the real kubelet does not read it.
 
     A malformed vramfit annotation does not stop the pod (the real kubelet does not read
     them): it loads nothing and ``problem`` says why.
@@ -145,7 +173,7 @@ def pod_needs(pod: Mapping[str, Any], node: str, memory_per_gpu: int) -> PodNeed
     except DemandError as exc:
         demand, problem = None, str(exc)
     preferred: tuple[str, ...] = ()
-    value = reservation_of(pod)
+    value = reservation_of(pod) if reservation else None
     if value is not None:
         meta = pod.get("metadata") or {}
         try:

@@ -124,3 +124,29 @@ def test_kubelet_kubeconfig_is_the_simulated_kubelets_own(
     with pytest.raises(ConfigError) as err:
         settings(*argv)
     assert err.value.problems == [f"--kubelet-kubeconfig: {problem.format(path=path)}"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "honours", "problem"),
+    [
+        pytest.param(("--backend", "simulated"), False, "", id="off-by-default"),
+        pytest.param(
+            ("--backend", "simulated", "--kubelet-honours-reservations"), True, "", id="asked-for"
+        ),
+        pytest.param(
+            ("--backend", "nvml", "--kubelet-honours-reservations"),
+            False,
+            "--kubelet-honours-reservations: only used with --backend simulated",
+            id="nvml-refuses-it",
+        ),
+    ],
+)
+def test_the_simulated_kubelet_honours_reservations_only_when_told(
+    argv: tuple[str, ...], honours: bool, problem: str
+) -> None:
+    if not problem:
+        assert settings(*argv, "--node-name", "n").kubelet_honours_reservations is honours
+        return
+    with pytest.raises(ConfigError) as err:
+        settings(*argv, "--node-name", "n")
+    assert err.value.problems == [problem]

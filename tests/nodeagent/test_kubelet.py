@@ -1,8 +1,10 @@
-"""The simulated kubelet without an API server: GPU assignment, load growth, release."""
+"""The simulated kubelet without an API server: GPU assignment (the device plugin's rule, not
+vramfit's reservation), load growth, release."""
 
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -63,22 +65,34 @@ def test_cached_weights_load_from_local_disk() -> None:
     assert all(ld.done for ld in k.loads())
 
 
-def test_reservation_gpus_are_used_when_free() -> None:
-    wanted = [SPEC.gpu_uuid(2), SPEC.gpu_uuid(3)]
-    res = json.dumps(
+def reserving(*indices: int) -> str:
+    return json.dumps(
         {
             "v": 1,
             "node": "n1",
-            "gpus": wanted,
+            "gpus": [SPEC.gpu_uuid(i) for i in indices],
             "bytesPerGpu": 1,
             "model": "",
             "at": "2025-01-01T00:00:00Z",
         }
     )
-    pods = {"a": pod("a", 2, **{"vramfit.io/reservation": res})}
-    k = SimulatedKubelet(SPEC, lambda: pods, None)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_device_plugin_rule_picks_and_the_reservation_is_not_read(seed: int) -> None:
+    # vramfit reserved GPUs 1 and 2 (across the two NVLink pairs); the plugin keeps a pair.
+    pods = {"a": pod("a", 2, **{"vramfit.io/reservation": reserving(1, 2)})}
+    k = SimulatedKubelet(SPEC, lambda: pods, None, rng=random.Random(seed))
     k.tick(0.0)
-    assert sorted(k.gpu_use(0.0)) == sorted(wanted)
+    got = set(k.gpu_use(0.0))
+    assert got in ({SPEC.gpu_uuid(0), SPEC.gpu_uuid(1)}, {SPEC.gpu_uuid(2), SPEC.gpu_uuid(3)})
+
+
+def test_reservation_gpus_are_used_only_when_the_node_is_told_to_honour_them() -> None:
+    pods = {"a": pod("a", 2, **{"vramfit.io/reservation": reserving(1, 2)})}
+    k = SimulatedKubelet(SPEC, lambda: pods, None, honour_reservations=True)
+    k.tick(0.0)
+    assert set(k.gpu_use(0.0)) == {SPEC.gpu_uuid(1), SPEC.gpu_uuid(2)}
 
 
 def test_deleted_pod_frees_gpus_and_too_big_pod_is_rejected() -> None:
@@ -102,7 +116,8 @@ def test_backend_reading_shows_the_load(elapsed: float, used: int) -> None:
     k = SimulatedKubelet(SPEC, lambda: pods, None)
     k.tick(0.0)
     r = SimulatedBackend(SPEC, k).read(elapsed)
-    g0 = r.gpus[0]
-    assert g0.used_bytes == used and g0.free_bytes == 80 * GIB - used
-    assert g0.holder_pod_uid == "a" and g0.nvlink_peers == frozenset({SPEC.gpu_uuid(1)})
+    (g,) = [g for g in r.gpus if g.holder_pod_uid == "a"]
+    assert g.used_bytes == used and g.free_bytes == 80 * GIB - used
+    assert all(o.used_bytes == 0 for o in r.gpus if o is not g)
+    assert r.gpus[0].nvlink_peers == frozenset({SPEC.gpu_uuid(1)})
     assert r.gpus[2].nvlink_peers == frozenset({SPEC.gpu_uuid(3)})

@@ -1,8 +1,10 @@
-"""Simulated model loads: GPU choice, bandwidth sharing, memory growth."""
+"""Simulated model loads: GPU choice (the device plugin's rule, the reservation unread unless
+asked), bandwidth sharing, memory growth."""
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
@@ -10,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeagent.simulated.loads import Load, Source, advance, choose_gpus, pod_needs, seconds_left
+from placement.deviceplugin import mask_of, possible_allocations
+from placement.shape import NvLink
 
 GIB = 1024**3
 
@@ -70,20 +74,56 @@ def test_bytes_moved_never_exceed_the_bandwidth(
         assert all(ld.done for ld in done)
 
 
+PAIRS = NvLink.of(((0, 1), (2, 3)), 4)
+
+CHOOSE = {
+    # name: count, free, reserved, honour the reservation, every answer it may give
+    "the-device-plugin-keeps-a-pair-whole": (2, [0, 1, 2, 3], [], False, [(0, 1), (2, 3)]),
+    "the-reservation-is-not-read-by-default": (2, [0, 1, 2, 3], [1, 2], False, [(0, 1), (2, 3)]),
+    "a-broken-pair-leaves-the-whole-one": (2, [0, 2, 3], [], False, [(2, 3)]),
+    "one-gpu-may-be-any-free-one": (1, [1, 3], [], False, [(1,), (3,)]),
+    "the-reservation-honoured-only-when-asked": (2, [0, 1, 2, 3], [1, 2], True, [(1, 2)]),
+    "a-taken-reserved-gpu-falls-back-to-the-rule": (2, [0, 2, 3], [1, 2], True, [(2, 3)]),
+    "too-few": (3, [0, 1], [], False, [None]),
+}
+
+
 @pytest.mark.parametrize(
-    ("count", "free", "preferred", "expected"),
-    [
-        pytest.param(2, ["a", "b", "c"], ["c", "b"], ("c", "b"), id="reservation-honoured"),
-        pytest.param(2, ["a", "b"], ["c", "b"], ("a", "b"), id="reserved-gpu-taken-falls-back"),
-        pytest.param(2, ["a", "b", "c"], ["c"], ("a", "b"), id="reservation-wrong-size"),
-        pytest.param(3, ["a", "b"], [], None, id="too-few"),
-        pytest.param(1, ["a", "b"], [], ("a",), id="first-free"),
-    ],
+    ("count", "free", "reserved", "honour", "answers"), CHOOSE.values(), ids=CHOOSE.keys()
 )
 def test_choose_gpus(
-    count: int, free: list[str], preferred: list[str], expected: tuple[str, ...] | None
+    count: int,
+    free: list[int],
+    reserved: list[int],
+    honour: bool,
+    answers: list[tuple[int, ...] | None],
 ) -> None:
-    assert choose_gpus(count, free, preferred) == expected
+    seen = {
+        choose_gpus(
+            count, free, PAIRS, random.Random(seed), reserved=reserved, honour_reservation=honour
+        )
+        for seed in range(40)
+    }
+    assert seen == set(answers)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    free=st.lists(st.integers(0, 7), unique=True, min_size=1),
+    count=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_the_kubelet_gives_only_what_the_plugin_may_give(
+    free: list[int], count: int, seed: int
+) -> None:
+    layout = NvLink.of(((0, 1), (2, 3), (4, 5, 6, 7)), 8)
+    got = choose_gpus(count, free, layout, random.Random(seed))
+    if count > len(free):
+        assert got is None
+    else:
+        assert got is not None and frozenset(got) in possible_allocations(
+            mask_of(free), count, layout
+        )
 
 
 def pod(annotations: dict[str, str], gpus: str = "2") -> dict[str, Any]:
@@ -123,7 +163,7 @@ RES = json.dumps(
             "",
             id="capped-at-gpu-size",
         ),
-        pytest.param({"vramfit.io/reservation": RES}, 2, 0, 0, ("G2", "G3"), "", id="reservation"),
+        pytest.param({"vramfit.io/reservation": RES}, 2, 0, 0, (), "", id="reservation-unread"),
         pytest.param(
             {"vramfit.io/model-size": "lots"},
             2,
@@ -133,9 +173,7 @@ RES = json.dumps(
             "vramfit.io/model-size",
             id="bad-annotation",
         ),
-        pytest.param(
-            {"vramfit.io/reservation": "{"}, 2, 0, 0, (), "not JSON", id="bad-reservation"
-        ),
+        pytest.param({"vramfit.io/reservation": "{"}, 2, 0, 0, (), "", id="bad-reservation-unread"),
     ],
 )
 def test_pod_needs(
@@ -153,5 +191,17 @@ def test_pod_needs(
     assert problem in needs.problem and bool(problem) == bool(needs.problem)
 
 
-def test_reservation_for_another_node_is_not_preferred() -> None:
-    assert pod_needs(pod({"vramfit.io/reservation": RES}), "n2", 80 * GIB).preferred_gpus == ()
+@pytest.mark.parametrize(
+    ("annotation", "node", "preferred", "problem"),
+    [
+        pytest.param(RES, "n1", ("G2", "G3"), "", id="read-when-asked"),
+        pytest.param(RES, "n2", (), "", id="for-another-node-not-preferred"),
+        pytest.param("{", "n1", (), "not JSON", id="malformed-is-a-problem"),
+    ],
+)
+def test_reservation_read_only_when_asked(
+    annotation: str, node: str, preferred: tuple[str, ...], problem: str
+) -> None:
+    needs = pod_needs(pod({"vramfit.io/reservation": annotation}), node, 80 * GIB, reservation=True)
+    assert needs.preferred_gpus == preferred
+    assert problem in needs.problem and bool(problem) == bool(needs.problem)
