@@ -121,35 +121,46 @@ class GroupTable:
         self.settings = settings or GroupSettings()
         self._lock = threading.Lock()
         self._members: dict[GroupKey, dict[str, PodInfo]] = {}
+        self._group_of: dict[str, GroupKey] = {}  # pod UID -> its group, for the members
         self._plans: dict[GroupKey, _Plan] = {}
         self._nodes: dict[str, dict[str, str]] = {}
         self._nodes_listed = False
 
     # ----- the pod watch ------------------------------------------------------------------------
 
+    def _drop(self, uid: str) -> None:
+        """Forget pod ``uid`` (and its group, when it was the last member)."""
+        key = self._group_of.pop(uid, None)
+        members = self._members.get(key) if key is not None else None
+        if key is None or members is None:
+            return
+        members.pop(uid, None)
+        if not members:
+            del self._members[key]
+            self._plans.pop(key, None)
+
     def _put(self, info: PodInfo) -> None:
         group = info.group
-        gone = info.phase in FINISHED_PHASES or info.terminating
-        for key, members in list(self._members.items()):
-            if info.uid in members and (group is None or key != group.key or gone):
-                del members[info.uid]
-                if not members:
-                    del self._members[key]
-                    self._plans.pop(key, None)
-        if group is None or gone:
+        if group is None or info.phase in FINISHED_PHASES or info.terminating:
+            self._drop(info.uid)
             return
+        if self._group_of.get(info.uid, group.key) != group.key:
+            self._drop(info.uid)
         members = self._members.setdefault(group.key, {})
         if info.uid in members or len(members) < MAX_MEMBERS:
             members[info.uid] = info
+            self._group_of[info.uid] = group.key
         while len(self._members) > MAX_GROUPS:
             oldest = next(iter(self._members))
-            del self._members[oldest]
+            for uid in self._members.pop(oldest):
+                self._group_of.pop(uid, None)
             self._plans.pop(oldest, None)
 
     def replace_pods(self, pods: Iterable[PodInfo]) -> None:
         """A full list of pods."""
         with self._lock:
             self._members.clear()
+            self._group_of.clear()
             for info in pods:
                 self._put(info)
             self._plans = {k: p for k, p in self._plans.items() if k in self._members}
@@ -158,7 +169,7 @@ class GroupTable:
         """One Pod watch event."""
         with self._lock:
             if event == "DELETED":
-                self._put(dataclasses.replace(info, phase="Succeeded", group=None))
+                self._drop(info.uid)
             else:
                 self._put(info)
 

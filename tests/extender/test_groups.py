@@ -314,3 +314,15 @@ def test_one_topology_domain_once_nodes_are_listed() -> None:
 )
 def test_read_node(raw: dict[str, Any], expected: NodeLabels | None) -> None:
     assert read_node(raw) == expected
+
+
+def test_a_terminating_member_does_not_complete_its_group() -> None:
+    w = world()
+    leader = member("llama", 0)
+    old = pod_object("llama-0-1", gpus=8, uid="uid-old", deleting=True)
+    old["metadata"]["labels"] = member("llama", 1)["metadata"]["labels"]
+    old["metadata"]["annotations"] |= {LWS_SIZE: "2"}
+    w.add(leader, old)
+    assert w.table.sizes()["members"] == 1
+    assert w.filter(leader)["NodeNames"] == []
+    assert w.reserved() == {}
