@@ -32,7 +32,9 @@ class Master:
     Pods placed alone are covered per item type. A family of multi-node groups is covered per
     group: ``y[f, t]`` groups go on node type ``t``, and the nodes of type ``t`` must hold
     ``per_group * y[f, t]`` pods of each member item (the coupling rows), so no group is split
-    across node types. Demands and node limits can be lowered to a residual while diving.
+    across node types. Every node type has a row counting its nodes, within the pool's limits
+    or narrower limits while branching (its dual prices each new node of the type). Demands
+    and node limits can be lowered to a residual while diving.
     """
 
     def __init__(self, problem: Problem, penalty: float) -> None:
@@ -67,13 +69,15 @@ class Master:
                     row = self.lp.Constraint(0.0, inf, f"couple{f}_{i}_{t}")
                     row.SetCoefficient(y, -float(per))
                     self.coupling[(t, i)] = row
-        self.upper: dict[int, Any] = {}
-        self.lower: dict[int, Any] = {}
-        for t, b in enumerate(problem.bins):
-            if b.max_nodes is not None:
-                self.upper[t] = self.lp.Constraint(0.0, float(b.max_nodes), f"max{t}")
-            if b.min_nodes > 0:
-                self.lower[t] = self.lp.Constraint(float(b.min_nodes), inf, f"min{t}")
+        # Nodes of each type: within the pool's limits, or narrower while branching.
+        self.lo = [b.min_nodes for b in problem.bins]
+        self.hi: list[int | None] = [b.max_nodes for b in problem.bins]
+        self.nodes = [
+            self.lp.Constraint(
+                float(b.min_nodes), inf if b.max_nodes is None else float(b.max_nodes)
+            )
+            for b in problem.bins
+        ]
         self.obj.SetMinimization()
         self.columns: list[Column] = []
         self.known: set[Column] = set()
@@ -97,10 +101,27 @@ class Master:
             row = self._row(t, i)
             if row is not None:
                 row.SetCoefficient(v, float(n))
-        for cons in (self.upper.get(t), self.lower.get(t)):
-            if cons is not None:
-                cons.SetCoefficient(v, 1.0)
+        self.nodes[t].SetCoefficient(v, 1.0)
         return True
+
+    def closed(self, t: int) -> bool:
+        """Whether no node of type ``t`` may be bought now (its limit is reached)."""
+        return bool(self.nodes[t].ub() < 0.5)
+
+    def limit(self, lo: list[int], hi: list[int | None]) -> None:
+        """Buy between ``lo[t]`` and ``hi[t]`` nodes of each type ``t`` (``None``: no upper
+        limit); the pools' own limits are ``min_nodes`` and ``max_nodes``."""
+        self.lo, self.hi = list(lo), list(hi)
+        self._node_bounds(Counter())
+
+    def _node_bounds(self, used: Counter[int]) -> None:
+        inf = self.lp.infinity()
+        for t, c in enumerate(self.nodes):
+            hi = self.hi[t]
+            c.SetBounds(
+                float(max(0, self.lo[t] - used[t])),
+                inf if hi is None else float(max(0, hi - used[t])),
+            )
 
     def residual(
         self, counts: list[int], used: Counter[int], held: Counter[tuple[int, int]]
@@ -112,10 +133,7 @@ class Master:
             c.SetBounds(float(counts[i]), inf)
         for (t, i), c in self.coupling.items():
             c.SetBounds(-float(held[(t, i)]), inf)
-        for t, c in self.upper.items():
-            c.SetBounds(0.0, float(max(0, (self.p.bins[t].max_nodes or 0) - used[t])))
-        for t, c in self.lower.items():
-            c.SetBounds(float(max(0, self.p.bins[t].min_nodes - used[t])), inf)
+        self._node_bounds(used)
 
     def solve(self) -> tuple[float, list[list[float]], list[float]]:
         """Solve the LP: its value, per node type the dual value of one item of each type on
@@ -127,11 +145,7 @@ class Master:
         for t in range(len(self.p.bins)):
             rows = [self._row(t, i) for i in range(len(self.p.items))]
             duals.append([0.0 if r is None else r.dual_value() for r in rows])
-        lam = [0.0] * len(self.p.bins)
-        for t, c in self.upper.items():
-            lam[t] += c.dual_value()
-        for t, c in self.lower.items():
-            lam[t] += c.dual_value()
+        lam = [float(c.dual_value()) for c in self.nodes]
         return float(self.obj.Value()), duals, lam
 
     def values(self) -> list[float]:
@@ -174,13 +188,15 @@ def generate(
                 f"{len(master.columns)} columns"
             )
         added = 0
-        for t, b in enumerate(problem.bins):
+        open_bins = [(t, b) for t, b in enumerate(problem.bins) if not master.closed(t)]
+        for t, b in open_bins:
             value, col = greedy_column(problem, t, duals[t], counts)
             if col is not None and b.cost - value - lam[t] < -EPS * b.cost:
                 added += master.add(col)
         if not added:
+            # Closed node types need no price: their limit of zero nodes keeps them out.
             ratio = 1.0
-            for t, b in enumerate(problem.bins):
+            for t, b in open_bins:
                 left = max(0.05, deadline - time.monotonic())
                 upper, col = exact_column(problem, t, duals[t], counts, min(left, 2.0))
                 ratio = max(ratio, (upper + lam[t]) / b.cost)
