@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench cluster cluster-down cluster-status binaries promtool clean
+.PHONY: demo test lint bench fuzz cluster cluster-down cluster-status binaries promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(STAMP)
 bench: $(STAMP) binaries
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.readme_table
+
+## fuzz: hostile requests (10,000, or REQUESTS=n; SEED=n draws others) against the real
+## extender server on loopback: status codes, reply sizes and the server's memory, checked
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.extender.fuzz $(if $(REQUESTS),--requests $(REQUESTS),) \
+		$(if $(SEED),--seed $(SEED),)
 
 ## binaries: build etcd, kube-apiserver, kube-scheduler, kubectl, helm and Karpenter (kwok) once
 ## (cached by version)
