@@ -93,8 +93,43 @@ class ServiceState:
 
 
 @dataclass(eq=False)
+class Group:
+    """The pods of one multi-node replica (a LeaderWorkerSet group): created, Ready and
+    deleted together (the workers a little after the leader: ``workers_created``).
+    ``half_since`` is when it last became half placed (some members
+    holding GPUs while another found no node; ``None``: it is not), ``held_gpus`` the GPUs
+    its members then hold, ``was_half`` whether it ever was."""
+
+    name: str
+    members: list[SimPod] = field(default_factory=list)
+    created_at: float = 0.0
+    half_since: float | None = None
+    held_gpus: int = 0
+    was_half: bool = False
+    workers_created: bool = False
+
+
+HOLDING = frozenset(
+    {
+        Phase.BINDING,
+        Phase.BOUND,
+        Phase.LOADING,
+        Phase.INITIALIZING,
+        Phase.READY,
+        Phase.CRASHED,
+        Phase.TERMINATING,
+    }
+)
+"""Phases in which a pod holds its GPUs in kube-scheduler's accounting (assumed until gone)."""
+
+
+@dataclass(eq=False)
 class SimPod:
-    """One predictor pod of a service."""
+    """One predictor pod of a service (one member of ``group`` for a multi-node replica).
+
+    ``stuck``: a group member that found no node while another member held GPUs; ``warm``:
+    a group member whose weights are loaded and warmed up, waiting for the rest to be.
+    """
 
     uid: str
     service: ServiceState
@@ -123,6 +158,9 @@ class SimPod:
     frozen_bytes: int = 0
     reservation: Reservation | None = None
     chosen_gpus: tuple[str, ...] = ()
+    group: Group | None = None
+    stuck: bool = False
+    warm: bool = False
 
     @property
     def key(self) -> str:
@@ -136,7 +174,7 @@ class SimPod:
         """Bytes this pod's processes use on each of its GPUs now."""
         spec = self.service.spec
         if self.phase is Phase.LOADING and self.transfer is not None and self.link is not None:
-            fraction = self.link.moved(self.transfer) / spec.model_bytes
+            fraction = self.link.moved(self.transfer) / spec.pod_model_bytes
             return int(spec.weights_per_gpu * fraction)
         if self.phase in (Phase.INITIALIZING, Phase.READY):
             return spec.vram_per_gpu

@@ -4,7 +4,9 @@ One ``Engine`` replays one scenario under one policy. The pieces, in the order a
 
 * autoscaler: replays the service's precompiled replica targets (``traffic``), creating pods on
   scale-up and deleting the least useful ones on scale-down (unscheduled first, then not Ready,
-  then the newest), as a ReplicaSet does;
+  then the newest), as a ReplicaSet does; a multi-node replica is a group of pods created and
+  deleted together, as a LeaderWorkerSet does (``Group``), and the scheduler still meets its
+  pods one at a time;
 * scheduler: one pod at a time from the active queue; a pod that fits nowhere waits with an
   exponential back-off until a pod event the policy listens to, or ``unschedulableTimeout``;
   a placed pod is assumed at once and bound ``bindLatency`` later. A retry when nothing the
@@ -27,7 +29,7 @@ from typing import Any
 import simpy
 
 from simulator.clock import Clock, CountingEnvironment
-from simulator.cluster import Node, Phase, SchedulerCache, ServiceState, SimPod
+from simulator.cluster import Group, Node, Phase, SchedulerCache, ServiceState, SimPod
 from simulator.default_policy import DefaultScheduler
 from simulator.kubelet import Kubelet
 from simulator.metrics import PodRecord, RunResult
@@ -43,6 +45,17 @@ POLICIES = ("default", "vramfit", "vramfit-binpack", "vramfit-spread")
 
 _FORCED = {"vramfit": None, "vramfit-binpack": "binpack", "vramfit-spread": "spread"}
 _FLUSH_EVERY_S = 30.0
+_USEFUL = {
+    Phase.PENDING: 0,
+    Phase.BINDING: 0,
+    Phase.BOUND: 1,
+    Phase.LOADING: 1,
+    Phase.INITIALIZING: 1,
+    Phase.CRASHED: 1,
+    Phase.READY: 2,
+}
+"""How useful a pod is to keep on scale-down: the least useful go first, as a ReplicaSet
+deletes unscheduled pods, then pods not Ready, before Ready ones."""
 
 
 def compile_traffic(scenario: Scenario, seed: int) -> tuple[ServicePlan, ...]:
@@ -102,6 +115,7 @@ class Engine:
         self.repeat_unchanged = repeat_unchanged
         self.services = [ServiceState(s, service_demand(s)) for s in scenario.services]
         self.pods: list[SimPod] = []
+        self.groups: list[Group] = []
         self.active: deque[SimPod] = deque()
         self.unschedulable: dict[str, SimPod] = {}
         self._wake: simpy.Event | None = None
@@ -162,28 +176,68 @@ class Engine:
             self._reconcile(svc)
 
     def _reconcile(self, svc: ServiceState) -> None:
+        if svc.spec.pods_per_replica > 1:
+            self._reconcile_groups(svc)
+            return
         live = [p for p in svc.pods if not p.deleted]
         if len(live) < svc.target:
             for _ in range(svc.target - len(live)):
                 self._create(svc)
         elif len(live) > svc.target:
-            order = {
-                Phase.PENDING: 0,
-                Phase.BINDING: 0,
-                Phase.BOUND: 1,
-                Phase.LOADING: 1,
-                Phase.INITIALIZING: 1,
-                Phase.CRASHED: 1,
-                Phase.READY: 2,
-            }
-            victims = sorted(live, key=lambda p: (order[p.phase], -p.created_at, p.uid))
+            victims = sorted(live, key=lambda p: (_USEFUL[p.phase], -p.created_at, p.uid))
             for pod in victims[: len(live) - svc.target]:
                 self.kubelet.delete(pod)
 
+    def _reconcile_groups(self, svc: ServiceState) -> None:
+        """The replicas of a multi-node service: whole groups made and deleted."""
+        live: dict[str, Group] = {}
+        for p in svc.pods:
+            if not p.deleted and p.group is not None:
+                live.setdefault(p.group.name, p.group)
+        if len(live) < svc.target:
+            for _ in range(svc.target - len(live)):
+                self._create_group(svc)
+        elif len(live) > svc.target:
+            victims = sorted(
+                live.values(),
+                key=lambda g: (min(_USEFUL[m.phase] for m in g.members), -g.created_at, g.name),
+            )
+            for group in victims[: len(live) - svc.target]:
+                made = group.members if group.workers_created else group.members[:1]
+                for pod in made:
+                    if not pod.deleted:
+                        self.kubelet.delete(pod)
+
     def _create(self, svc: ServiceState) -> None:
         svc.created += 1
-        pod = SimPod(f"{svc.spec.name}-{svc.created:05d}", svc, self.now)
-        svc.pods.append(pod)
+        self._add_pod(SimPod(f"{svc.spec.name}-{svc.created:05d}", svc, self.now))
+
+    def _create_group(self, svc: ServiceState) -> None:
+        """One multi-node replica: its leader ``<name>-<n>`` now and its workers
+        ``<name>-<n>-<i>`` ``workerStart`` later (LeaderWorkerSet names them so, and makes
+        the workers once the leader exists)."""
+        svc.created += 1
+        name = f"{svc.spec.name}-{svc.created:05d}"
+        group = Group(name, created_at=self.now)
+        self.groups.append(group)
+        for i in range(svc.spec.pods_per_replica):
+            group.members.append(
+                SimPod(name if i == 0 else f"{name}-{i}", svc, self.now, group=group)
+            )
+        self._add_pod(group.members[0])
+        self.clock.after(self.settings.worker_start_s, lambda: self._add_workers(group))
+
+    def _add_workers(self, group: Group) -> None:
+        """The workers of ``group``, unless the group was deleted first."""
+        if group.members[0].deleted:
+            return
+        group.workers_created = True
+        for pod in group.members[1:]:
+            pod.created_at = self.now
+            self._add_pod(pod)
+
+    def _add_pod(self, pod: SimPod) -> None:
+        pod.service.pods.append(pod)
         self.pods.append(pod)
         self._enqueue(pod)
 
@@ -225,6 +279,7 @@ class Engine:
             pod.phase = Phase.BINDING
             pod.node = self.nodes[result.node]
             self.cache.assume(result.node, pod)
+            self.tally.group_changed(pod, self.now)
             self.clock.after_pod(pod, self.settings.bind_latency_s, lambda p: self._bind(p, result))
         else:
             pod.failed_at_version = version
@@ -240,6 +295,7 @@ class Engine:
             s.pod_backoff_max_s, s.pod_backoff_s * 2 ** min(pod.attempts - 1, 40)
         )
         self.unschedulable[pod.uid] = pod
+        self.tally.member_failed(pod, self.now)
         if not self._flushing:
             self._flushing = True
             self.clock.after(_FLUSH_EVERY_S, self._flush)
@@ -303,6 +359,7 @@ class Engine:
         wall = time.perf_counter() - started
         for svc in self.services:
             self.tally.close_cold_start(svc, self.now, completed=False)
+        self.tally.close_groups(self.groups, self.now)
         records = tuple(
             PodRecord(
                 uid=p.uid,
@@ -317,6 +374,7 @@ class Engine:
                 waited=p.waited,
                 restarts=p.restarts,
                 last_reason=p.last_reason,
+                group=p.group.name if p.group is not None else "",
             )
             for p in self.pods
         )
@@ -343,6 +401,9 @@ class Engine:
             wall_s=wall,
             decisions=self.vramfit.decisions if self.vramfit else 0,
             candidates_evaluated=self.vramfit.candidates_evaluated if self.vramfit else 0,
+            groups=len(self.groups),
+            groups_half_placed=t.groups_half_placed,
+            half_placed_gpu_s=t.half_placed_gpu_s,
         )
 
 

@@ -16,7 +16,10 @@ through its own window (the agent's next report, the scheduler's cache).
   server when the load reaches the free memory; weights that fit with a KV cache that does not
   crash it when the load completes. The kubelet restarts it after CrashLoopBackOff (10 s,
   doubling to 5 min) and the load starts again, on the same GPUs;
-* deletion: the pod terminates for ``terminationGrace`` and keeps its GPUs until gone.
+* deletion: the pod terminates for ``terminationGrace`` and keeps its GPUs until gone;
+* multi-node replicas: each pod of a group loads its shard of the weights; the replica serves
+  only when every pod has loaded and warmed up, so its pods become Ready together (a model
+  server's readiness waits for its whole distributed group).
 """
 
 from __future__ import annotations
@@ -93,8 +96,9 @@ class Kubelet:
         spec = pod.service.spec
         link = node.disk if spec.model_id in node.cached else node.remote
         room = min(node.gpus[i].total - node.gpus[i].reserved for i in pod.gpus)
-        size = float(spec.model_bytes)
+        size = float(spec.pod_model_bytes)
         pod.oom_stage = ""
+        pod.warm = False
         if spec.vram_per_gpu > room:
             self.tally.overcommitted += 1
             if not pod.overcommitted:
@@ -102,7 +106,7 @@ class Kubelet:
                 self.tally.overcommitted_pods += 1
             if spec.weights_per_gpu > room:
                 pod.oom_stage = "load"
-                size = spec.model_bytes * room / spec.weights_per_gpu
+                size = spec.pod_model_bytes * room / spec.weights_per_gpu
             else:
                 pod.oom_stage = "init"
         pod.phase = Phase.LOADING
@@ -153,10 +157,18 @@ class Kubelet:
         self.clock.after_pod(pod, spec.init_s, self._ready)
 
     def _ready(self, pod: SimPod) -> None:
-        pod.phase = Phase.READY
-        pod.ready_at = self.clock.now
+        ready = [pod]
+        if pod.group is not None:
+            pod.warm = True
+            ready = [m for m in pod.group.members if not m.deleted]
+            if not all(m.warm for m in ready):
+                return  # its group serves only once every member is warm
+        for p in ready:
+            p.phase = Phase.READY
+            p.ready_at = self.clock.now
         self.tally.close_cold_start(pod.service, self.clock.now, completed=True)
-        self.policy.pod_event(pod, READY, self.clock.now)
+        for p in ready:
+            self.policy.pod_event(p, READY, self.clock.now)
         self.requeue(UPDATED)
 
     def delete(self, pod: SimPod) -> None:
@@ -198,5 +210,6 @@ class Kubelet:
     def _gone(self, pod: SimPod) -> None:
         pod.phase = Phase.GONE
         pod.gone_at = self.clock.now
+        self.tally.group_changed(pod, self.clock.now)
         self.policy.pod_event(pod, GONE, self.clock.now)
         pod.service.pods.remove(pod)

@@ -1,7 +1,8 @@
 """What one simulated run measured, and the per-policy summary the reports show.
 
 A run records facts (each pod's times, each cold start, each out-of-memory crash, loads in flight
-over time); ``summarize`` turns them into the numbers the comparison table shows. Percentiles
+over time, the multi-node replicas left half placed and the GPU-seconds they held);
+``summarize`` turns them into the numbers the comparison table shows. Percentiles
 are nearest-rank. A cold start that never became Ready (the service scaled back to zero first,
 or the run ended) counts with the time it had waited, so its percentiles are a lower bound;
 ``cold_starts_unfinished`` says how many. Pure.
@@ -31,6 +32,7 @@ class PodRecord:
     waited: bool
     restarts: int
     last_reason: str
+    group: str = ""
 
     @property
     def pending_s(self) -> float:
@@ -75,6 +77,9 @@ class RunResult:
     wall_s: float
     decisions: int = 0
     candidates_evaluated: int = 0
+    groups: int = 0
+    groups_half_placed: int = 0
+    half_placed_gpu_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,9 @@ class PolicySummary:
     loads_series: tuple[tuple[float, int], ...]
     node_peaks: tuple[tuple[str, int], ...]
     pending_reasons: tuple[tuple[str, int], ...] = ()
+    groups: int = 0
+    groups_half_placed: int = 0
+    half_placed_gpu_s: float = 0.0
 
     @property
     def events_per_s(self) -> float:
@@ -206,4 +214,7 @@ def summarize(run: RunResult) -> PolicySummary:
                 p.last_reason for p in run.pods if p.bound_at is None and p.end_at >= end
             ).most_common()
         ),
+        groups=run.groups,
+        groups_half_placed=run.groups_half_placed,
+        half_placed_gpu_s=run.half_placed_gpu_s,
     )

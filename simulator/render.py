@@ -41,6 +41,12 @@ class PendingJSON(TypedDict):
     podHours: float
 
 
+class GroupsJSON(TypedDict):
+    count: int
+    halfPlaced: int
+    halfPlacedGpuSeconds: float
+
+
 class SimulationJSON(TypedDict):
     events: int
     wallSeconds: float
@@ -66,6 +72,7 @@ class PolicyJSON(TypedDict):
     cost: float
     fleetCost: float
     loadsInFlight: list[tuple[float, int]]
+    groups: GroupsJSON
     simulation: SimulationJSON
 
 
@@ -142,6 +149,11 @@ def report_json(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) ->
                 "cost": s.cost,
                 "fleetCost": s.fleet_cost,
                 "loadsInFlight": list(s.loads_series),
+                "groups": {
+                    "count": s.groups,
+                    "halfPlaced": s.groups_half_placed,
+                    "halfPlacedGpuSeconds": s.half_placed_gpu_s,
+                },
                 "simulation": {
                     "events": s.events,
                     "wallSeconds": s.wall_s,
@@ -158,6 +170,10 @@ def to_json(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> str
     return json.dumps(report_json(scenario, seed, rows), indent=2) + "\n"
 
 
+_GROUPS_COLUMN = ("half-\nplaced\ngroups", "right")
+"""Shown for scenarios with multi-node replicas: groups half placed, and the GPU-hours their
+placed members held meanwhile (the JSON gives GPU-seconds)."""
+
 _COLUMNS = (
     ("policy", "left"),
     ("failed\nloads\n(OOM)", "right"),
@@ -171,8 +187,14 @@ _COLUMNS = (
 )
 
 
-def _cells(s: PolicySummary) -> list[str]:
+def _columns(rows: Sequence[PolicySummary]) -> tuple[tuple[str, str], ...]:
+    """The table's columns: the groups column only when some run had multi-node replicas."""
+    return (*_COLUMNS, _GROUPS_COLUMN) if any(s.groups for s in rows) else _COLUMNS
+
+
+def _cells(s: PolicySummary, groups: bool = False) -> list[str]:
     pending = f"{s.pods_waited} ({_seconds(s.pending_max_s)})" if s.pods_waited else "0"
+    extra = [f"{s.groups_half_placed} ({s.half_placed_gpu_s / 3600:,.1f}h)"] if groups else []
     return [
         s.policy,
         str(s.failed_loads),
@@ -183,6 +205,7 @@ def _cells(s: PolicySummary) -> list[str]:
         str(s.peak_loads_per_node),
         f"{s.gpu_hours:,.1f}",
         f"${s.cost:,.0f}",
+        *extra,
     ]
 
 
@@ -190,27 +213,34 @@ def table(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> Table
     """The comparison as a rich table."""
     nodes = sum(p.nodes for p in scenario.pools)
     gpus = sum(p.nodes * p.node_type.shape.gpus for p in scenario.pools)
+    columns = _columns(rows)
     t = Table(
         title=f"{scenario.name}: {len(scenario.services)} services on {nodes} nodes "
         f"({gpus} GPUs), {_seconds(scenario.duration_s)}, seed {seed}",
         caption="cold start: first request to Ready; one never Ready counts with the time it "
-        "waited. cost: GPU-hours held by pods x the node's price per GPU-hour.",
+        "waited. cost: GPU-hours held by pods x the node's price per GPU-hour."
+        + (
+            " half-placed groups: multi-node replicas holding GPUs while a pod of theirs "
+            "found no node (GPU-hours they held)."
+            if len(columns) > len(_COLUMNS)
+            else ""
+        ),
         box=box.SIMPLE_HEAD,
     )
-    for name, justify in _COLUMNS:
+    for name, justify in columns:
         if justify == "left":
             t.add_column(name, justify="left", no_wrap=True)
         else:
             t.add_column(name, justify="right", no_wrap=True)
     for s in rows:
-        t.add_row(*_cells(s))
+        t.add_row(*_cells(s, len(columns) > len(_COLUMNS)))
     return t
 
 
 def console_for() -> Console:
-    """A console for the table on stdout: the terminal's width, or 110 columns in a pipe."""
+    """A console for the table on stdout: the terminal's width, or 120 columns in a pipe."""
     console = Console()
-    return console if console.is_terminal else Console(width=110)
+    return console if console.is_terminal else Console(width=120)
 
 
 def print_table(
@@ -253,9 +283,11 @@ def to_html(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> str
     """The comparison as one self-contained HTML page with inline SVG charts."""
     nodes = sum(p.nodes for p in scenario.pools)
     gpus = sum(p.nodes * p.node_type.shape.gpus for p in scenario.pools)
-    head = "".join(f"<th>{escape(name)}</th>" for name, _ in _COLUMNS)
+    columns = _columns(rows)
+    groups = len(columns) > len(_COLUMNS)
+    head = "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(s)) + "</tr>" for s in rows
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(s, groups)) + "</tr>" for s in rows
     )
     cold_lines = []
     for s in rows:
@@ -295,7 +327,14 @@ def to_html(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> str
         "GPUs whose free memory could not hold them. Cold start: from the first request that "
         "found the service at zero to its first Ready replica; one that never became Ready "
         "counts with the time it waited. Cost: GPU-hours held by pods times the node's price "
-        "per GPU-hour.</p>"
+        "per GPU-hour."
+        + (
+            " Half-placed groups: multi-node replicas some of whose pods held GPUs while "
+            "another found no node, with the GPU-hours they held meanwhile."
+            if groups
+            else ""
+        )
+        + "</p>"
         f"{_pending_html(rows)}"
         f"<h2>Cold starts</h2>{cold_chart}"
         f"<h2>Loads in flight</h2>{load_chart}"

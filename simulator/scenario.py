@@ -42,7 +42,13 @@ class Traffic:
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """One InferenceService: its model, the GPUs of a replica, its autoscaling and traffic."""
+    """One InferenceService: its model, the GPUs of a pod, its autoscaling and traffic.
+
+    A replica is ``pods_per_replica`` pods of ``gpus`` GPUs each: more than one is a
+    multi-node replica (a LeaderWorkerSet group, as KServe makes for an LLMInferenceService
+    with ``worker`` pods), whose pods hold one shard of the weights each and serve only
+    together.
+    """
 
     name: str
     model_id: str
@@ -60,11 +66,18 @@ class Service:
     cpu_milli: int = 8000
     memory_bytes: int = 64 * 1024**3
     policy: str = ""
+    pods_per_replica: int = 1
 
     @property
     def weights_per_gpu(self) -> int:
-        """Bytes of weights each GPU of a replica holds (tensor parallel splits them evenly)."""
-        return math.ceil(self.model_bytes / self.gpus)
+        """Bytes of weights each GPU of a replica holds (tensor and pipeline parallel split
+        them evenly over every GPU of every pod of the replica)."""
+        return math.ceil(self.model_bytes / (self.gpus * self.pods_per_replica))
+
+    @property
+    def pod_model_bytes(self) -> int:
+        """Bytes of weights one pod loads: its share of the replica's."""
+        return self.weights_per_gpu * self.gpus if self.pods_per_replica > 1 else self.model_bytes
 
 
 @dataclass(frozen=True, slots=True)

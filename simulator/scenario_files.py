@@ -16,7 +16,7 @@ from placement.fields import InputError, Problem
 from simulator.scenario import Scenario
 from simulator.scenario_reader import parse_scenario
 
-BUILTINS = ("morning-burst", "steady-diurnal", "cache-warm-fleet", "fleet-day")
+BUILTINS = ("morning-burst", "steady-diurnal", "cache-warm-fleet", "fleet-day", "multi-node-burst")
 
 
 def load_scenario(path: Path) -> Scenario:

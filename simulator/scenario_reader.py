@@ -26,8 +26,10 @@ as quantities (``2Gi``). The shape::
         count: 1                   # > 1: chat-0, chat-1, ... each with its own traffic
         model: meta-llama/Llama-3.1-70B-Instruct
         modelSize: 131Gi           # bytes of weights
-        gpus: 2                    # per replica (tensor parallel)
-        vramPerGpu: 80Gi           # default modelSize / gpus x (1 + kvHeadroom)
+        gpus: 2                    # per pod (tensor parallel)
+        podsPerReplica: 1          # > 1: a multi-node replica (LeaderWorkerSet group) of this
+                                   #   many pods, each with gpus GPUs and its shard of the model
+        vramPerGpu: 80Gi           # default modelSize / (gpus x podsPerReplica) x (1 + kvHeadroom)
         kvHeadroom: 0.2
         nvlink: preferred          # required | preferred | none
         gpuProduct: [NVIDIA-A100-SXM4-80GB]   # node selector and vramfit.io/gpu-product
@@ -106,6 +108,7 @@ _SERVICE = (
     "model",
     "modelSize",
     "gpus",
+    "podsPerReplica",
     "vramPerGpu",
     "kvHeadroom",
     "nvlink",
@@ -275,11 +278,16 @@ def _services(
     model = f.text("model", required=True)
     size = f.size("modelSize", 0, positive=True, required=True)
     gpus = f.integer("gpus", 1, minimum=1, maximum=64)
+    pods = f.integer("podsPerReplica", 1, minimum=1, maximum=64)
+    shards = gpus * pods
     headroom = f.number("kvHeadroom", settings.kv_headroom, maximum=10.0)
-    default_vram = math.ceil(size / gpus * (1.0 + headroom)) if size else 0
+    default_vram = math.ceil(size / shards * (1.0 + headroom)) if size else 0
     vram = f.size("vramPerGpu", default_vram, positive=True)
-    if size and vram < math.ceil(size / gpus):
-        f.bad("vramPerGpu", "is below the model's weights per GPU (modelSize / gpus)")
+    if size and vram < math.ceil(size / shards):
+        f.bad(
+            "vramPerGpu",
+            "is below the model's weights per GPU (modelSize / (gpus x podsPerReplica))",
+        )
     nvlink_raw = f.choice("nvlink", ("required", "preferred", "none"), "preferred")
     policy = f.text("policy")
     if policy and policy not in PROFILES:
@@ -308,6 +316,7 @@ def _services(
         cpu_milli=f.milli("cpu", _SERVICE_DEFAULTS.cpu_milli * gpus),
         memory_bytes=f.size("memory", _SERVICE_DEFAULTS.memory_bytes * gpus),
         policy=policy,
+        pods_per_replica=pods,
     )
     if count == 1:
         return [base]

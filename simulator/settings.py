@@ -42,6 +42,10 @@ class Settings:
     nodes_to_score_percent: int = 0
     traffic_step_s: float = 60.0
     reservation_end: str = "held"
+    worker_start_s: float = 1.0
+    """A multi-node replica's workers are created this long after its leader: KServe's
+    LeaderWorkerSet (startupPolicy LeaderCreated) makes the workers' StatefulSet once the
+    leader pod exists, and its controller then makes their pods."""
 
 
 RESERVATION_ENDS = tuple(rule.value for rule in EndRule)
@@ -72,6 +76,7 @@ SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {
     "percentageOfNodesToScore": ("nodes_to_score_percent", "percent"),
     "trafficStep": ("traffic_step_s", "positive-duration"),
     "reservationEnd": ("reservation_end", "reservation-end"),
+    "workerStart": ("worker_start_s", "duration"),
 }
 """YAML key under ``settings:`` -> (``Settings`` field, kind of value)."""
 
@@ -115,3 +120,8 @@ def _check(f: Fields, s: Settings) -> None:
         f.bad("bindLatency", "must be below reservationTtl, or assumed reservations expire unbound")
     if s.lease_interval_s >= s.lease_duration_s:
         f.bad("leaseInterval", "must be below leaseDuration, or every Lease expires")
+    if s.worker_start_s >= s.reservation_ttl_s:
+        f.bad(
+            "workerStart",
+            "must be below reservationTtl, or a group's reservations expire before its workers",
+        )

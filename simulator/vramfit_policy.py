@@ -11,6 +11,10 @@ the placement core's own functions, not a copy of them:
   assumed reservation from ``placement.lifecycle.assume``;
 * bind: ``placement.fit.fit`` re-checks the node, and the reservation becomes bound with the
   GPUs it names (the kubelet gives the pod those GPUs);
+* groups (the pods of a multi-node replica): the first member's filter decides every member
+  at once with ``placement.groups.decide_group`` over the nodes that passed kube-scheduler's
+  filters, and reserves them together; a later member is sent to its reserved node. A group
+  that does not fit whole reserves nothing, and each member says why;
 * reservation life by the extender's own rule, ``placement.lifecycle``, applied on every pod
   event and every report: a reservation's load is in flight until its pod is Ready (again
   after a crash); it ends when the pod is gone, or when the pod is Ready and the agent's report
@@ -42,6 +46,7 @@ import simpy
 
 from placement.fit import fit
 from placement.fleet import Fleet, Query, decide_fleet
+from placement.groups import GroupQuery, GroupRefusal, Member, decide_group
 from placement.lifecycle import GONE, EndRule, PodFacts, assume, settle
 from placement.model import (
     CachedModel,
@@ -59,7 +64,7 @@ from placement.reference import decide
 from simulator import agent
 from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
 from simulator.node_classes import NodeClasses, node_key
-from simulator.scheduling import KubeFilter, Placement, Unschedulable
+from simulator.scheduling import BoolArray, KubeFilter, Placement, Unschedulable
 from simulator.settings import Settings
 
 _NOT_STARTED = frozenset({Phase.PENDING, Phase.BINDING, Phase.BOUND})
@@ -100,6 +105,7 @@ class VramfitExtender:
         self.filter = KubeFilter(nodes, cache)
         self.env = env
         self.forced: Profile | None = PROFILES[profile] if profile else None
+        self.group_policy = profile or DEFAULT_PROFILE
         self.check = check
         self.reference = reference
         self.fit_settings = fit_settings
@@ -288,6 +294,8 @@ class VramfitExtender:
         feasible = self.filter.feasible(pod)
         if not feasible.any():
             return Unschedulable(self.filter.why_not(pod))
+        if pod.group is not None:
+            return self._place_member(pod, feasible, now)
         # The fleet's rows are the node indices: it is filled in index order, never shrinks.
         cached = self.fleet.cached(demand.model_id) if demand.model_id else None
         reps = self.classes.representatives(feasible, self.claimed > 0, cached)
@@ -320,6 +328,55 @@ class VramfitExtender:
                 ttl_s=self.settings.reservation_ttl_s,
             )
         )
+        return Placement(self.index[chosen.node], chosen.gpu_uuids)
+
+    def _place_member(
+        self, pod: SimPod, feasible: BoolArray, now: float
+    ) -> Placement | Unschedulable:
+        """A group member: its reserved node if its group was decided, else one decision for
+        every member of the group not yet placed, reserved together or not at all."""
+        group = pod.group
+        assert group is not None
+        mine = self.reservations.get(pod.uid)
+        if (
+            mine is not None
+            and mine.state is ReservationState.ASSUMED
+            and mine.active(now)
+            and feasible[self.index[mine.node]]
+        ):
+            return Placement(self.index[mine.node], mine.gpu_uuids)
+        fixed = {
+            m.uid: m.node.name
+            for m in group.members
+            if m.node is not None and not m.deleted and m.phase is not Phase.PENDING
+        }
+        todo = [m for m in group.members if m.uid not in fixed and not m.deleted]
+        names = [self.nodes[int(i)].name for i in np.flatnonzero(feasible)]
+        for i in np.flatnonzero(feasible):
+            self._refresh(int(i), now)
+        self.decisions += 1
+        self.candidates_evaluated += len(names)
+        uids = {m.uid for m in todo}
+        plan = decide_group(
+            self.fleet,
+            GroupQuery(
+                names,
+                [Member(m.uid, m.key, m.service.demand, rank) for rank, m in enumerate(todo)],
+                [r for r in self.reservations if r.pod_uid not in uids],
+                now=now,
+                settings=self.fit_settings,
+                policy=self.group_policy,
+                fixed=fixed,
+            ),
+        )
+        if isinstance(plan, GroupRefusal):
+            return Unschedulable(plan.reason)
+        members = {m.uid: m for m in todo}
+        for r in plan.reservations(now=now, expires_at=now + self.settings.reservation_ttl_s):
+            self.pods[r.pod_uid] = members[r.pod_uid]
+            self._put(r)
+        chosen = self.reservations.get(pod.uid)
+        assert chosen is not None  # the plan places every member
         return Placement(self.index[chosen.node], chosen.gpu_uuids)
 
     def bind(self, pod: SimPod, placement: Placement, now: float) -> Placement | None:
