@@ -196,6 +196,8 @@ def branch_and_price(
         while tree.heap and not tree.close(target):
             if time.monotonic() > deadline or tree.solved >= max_branches:
                 break
+            if tree.leaves <= tree.heap[0].bound:
+                break  # a leaf holds the bound where it is: no branch can raise it
             branch = heapq.heappop(tree.heap)
             if branch.bound < tree.best and not tree.solve(branch, deadline):
                 break

@@ -180,6 +180,7 @@ def generate(
     """Add improving columns until none prices out, the deadline, or ``max_iterations``."""
     bound: float | None = None
     lp_value = math.inf
+    iteration = 0
     for iteration in range(1, max_iterations + 1):
         lp_value, duals, lam = master.solve()
         if progress is not None and iteration % 10 == 1:
@@ -209,8 +210,11 @@ def generate(
             if not added:
                 return Generation(lp_value, bound, True, iteration)
         if time.monotonic() > deadline:
-            return Generation(lp_value, bound, False, iteration)
-    return Generation(lp_value, bound, False, max_iterations)
+            break
+    # Columns were added since the last solve: solve again, so the values read next are the
+    # LP's over every column it has.
+    lp_value, _, _ = master.solve()
+    return Generation(lp_value, bound, False, iteration)
 
 
 def _covered(problem: Problem, counts: list[int], held: Counter[tuple[int, int]]) -> bool:

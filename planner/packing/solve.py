@@ -116,14 +116,9 @@ def solve(
     incumbent = run.incumbent(ffd)
     bounds = [(simple, "simple bounds (GPU-hours, whole nodes, minNodes)")]
     if root.bound is not None:
-        word = (
-            "LP relaxation, column generation converged"
-            if root.converged
-            else "Farley bound on the LP"
-        )
-        bounds.append((run.up(root.bound), word))
+        bounds.append((run.up(root.bound), _lp_words(root)))
     lower, source = max(bounds, key=lambda c: c[0])
-    best, cp_status, lower, source = run.improve(incumbent, lower, source, root.converged)
+    best, cp_status, lower, source = run.improve(incumbent, lower, source)
     feasible_bound = not best.unplaced and not run.slack_used
     cost = best.cost(problem)
     status_word = "partial" if best.unplaced else ("optimal" if cost <= lower else "feasible")
@@ -131,9 +126,9 @@ def solve(
         status=status_word,
         lower_bound=min(lower, float(cost)) if feasible_bound else None,
         bound_source=source if feasible_bound else "",
-        lp_bound=root.bound,
+        lp_bound=run.lp.bound,
         simple_bound=simple,
-        lp_converged=root.converged,
+        lp_converged=run.lp.converged,
         columns=len(run.master.columns),
         iterations=root.iterations,
         cp_sat_status=cp_status,
@@ -165,6 +160,7 @@ class _Run:
         self.up = round_up(problem)
         self.complete: list[Column] | None = None
         self.slack_used = False
+        self.lp = Generation(math.inf, None, False, 0)
 
     def at(self, share: float) -> float:
         """The moment ``share`` of the time limit has passed."""
@@ -184,7 +180,7 @@ class _Run:
         self.complete = enumerate_columns(problem, ENUMERATION_LIMIT)
         for col in self.complete or ():
             master.add(col)
-        root = generate(
+        self.lp = generate(
             master,
             problem,
             [it.count for it in problem.items],
@@ -193,10 +189,9 @@ class _Run:
             progress=self.progress,
             cost_scale=self.cost_scale,
         )
-        master.solve()
         # Slack in the LP means some pods cannot all be placed within the node limits.
         self.slack_used = master.slack_total() > 1e-6
-        return root
+        return self.lp
 
     def incumbent(self, ffd: Packing) -> Packing:
         """The better of first-fit decreasing and diving."""
@@ -212,12 +207,11 @@ class _Run:
         cost = best.cost(self.p)
         return not best.unplaced and cost - lower <= self.options.relative_gap * cost
 
-    def improve(
-        self, best: Packing, lower: float, source: str, converged: bool
-    ) -> tuple[Packing, str, float, str]:
+    def improve(self, best: Packing, lower: float, source: str) -> tuple[Packing, str, float, str]:
         """The integer program over the columns, then, while the gap is wider than the target,
-        branching on node counts for a stronger bound and more columns, and the integer
-        program again over them. Returns the plan, CP-SAT's status, the bound and its source."""
+        a stronger bound (column generation resumed where it stopped short, or branching on
+        node counts) with more columns, and the integer program again over them, with
+        neighbourhood search. Returns the plan, CP-SAT's status, the bound and its source."""
         if not best.unplaced and best.cost(self.p) <= lower:
             return best, "not run: the plan meets the lower bound", lower, source
         left = self.deadline - time.monotonic()
@@ -225,15 +219,39 @@ class _Run:
         best, status = first.packing, first.status
         if self.complete is not None and first.bound > lower:
             lower, source = self.up(first.bound), "CP-SAT over every node configuration"
-        if self.close(best, lower) or self.slack_used or not converged:
+        if self.close(best, lower):
             return best, status, lower, source
-        left = self.deadline - time.monotonic()
+        if not self.slack_used:
+            until = time.monotonic() + 0.4 * (self.deadline - time.monotonic())
+            best, lower, source = self.stronger(best, lower, source, until)
+        if not self.close(best, lower):
+            best = self.integer(best, lower, self.deadline).packing
+        return best, status, lower, source
+
+    def stronger(
+        self, best: Packing, lower: float, source: str, until: float
+    ) -> tuple[Packing, float, str]:
+        """A stronger bound by ``until``: column generation resumed if it stopped short, else
+        branching on node counts. Returns the best plan, the bound and its source."""
+        if not self.lp.converged:
+            self.lp = generate(
+                self.master,
+                self.p,
+                [it.count for it in self.p.items],
+                deadline=until,
+                max_iterations=10_000,
+                progress=self.progress,
+                cost_scale=self.cost_scale,
+            )
+            if self.lp.bound is not None and self.up(self.lp.bound) > lower:
+                lower, source = self.up(self.lp.bound), _lp_words(self.lp)
+            return best, lower, source
         search = branch_and_price(
             self.master,
             root=lower,
             incumbent=math.inf if best.unplaced else float(best.cost(self.p)),
             target=self.options.relative_gap,
-            deadline=time.monotonic() + 0.4 * left,
+            deadline=until,
             max_branches=MAX_BRANCHES,
         )
         for plan in search.plans:
@@ -247,9 +265,7 @@ class _Run:
                 f"branch-and-price: bound ${lower / self.cost_scale:,.2f}/h, "
                 f"{search.branches} branches"
             )
-        if not self.close(best, lower):
-            best = self.integer(best, lower, self.deadline).packing
-        return best, status, lower, source
+        return best, lower, source
 
     def integer(
         self, best: Packing, lower: float, until: float, *, neighbourhoods: bool = True
@@ -269,3 +285,10 @@ class _Run:
             cost_scale=self.cost_scale,
             neighbourhoods=neighbourhoods,
         )
+
+
+def _lp_words(lp: Generation) -> str:
+    """Which bound the LP gives: its optimum, or Farley's before column generation is done."""
+    return (
+        "LP relaxation, column generation converged" if lp.converged else "Farley bound on the LP"
+    )
