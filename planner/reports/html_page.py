@@ -34,12 +34,19 @@ table{border-collapse:collapse;margin:0.5rem 0 1.5rem 0;font-size:0.85rem}
 th,td{border:1px solid #cbd5e0;padding:0.25rem 0.5rem;text-align:left;vertical-align:top}
 th{background:#edf2f7}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
 .bad{color:#c53030}.note{color:#744210}code{background:#edf2f7;padding:0 0.2rem}
+.n{white-space:nowrap}
 """
+
+
+def _cell(text: str) -> str:
+    """A table cell; a short one (a number, a date, a duration) never wraps."""
+    short = " class='n'" if len(text) <= 12 else ""
+    return f"<td{short}>{escape(text)}</td>"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -93,7 +100,7 @@ def _charts(report: Report) -> list[str]:
             for n in names
         ],
         lambda v: f"{v:.0f}",
-        width=max(720, 90 * len(pools)),
+        width=min(1060, max(720, 60 * len(pools))),
     )
     nodes = scenarios[report["scenario"]]["nodes"]
     vram = hbar_chart(
@@ -102,6 +109,7 @@ def _charts(report: Report) -> list[str]:
         [Series("needed by planned pods", tuple(n["vram_used_bytes"] / GIB for n in nodes))],
         lambda v: f"{v:.0f}",
         capacity=[n["gpus"] * n["vram_per_gpu_bytes"] / GIB for n in nodes],
+        capacity_name="VRAM of the node",
     )
     costed = [
         (s["name"], per_day, per_day - (s["scale_to_zero_savings_per_day"] or 0.0))
@@ -186,7 +194,11 @@ def render_html(report: Report) -> str:
         "<h2>Decision frame per service</h2>",
         _table(SERVICE_HEADER, service_rows(report["services"])),
         charts[4],
-        *([f"<h2>Multi-node groups ({escape(main)})</h2>", f"<ul>{groups}</ul>"] if groups else []),
+        *(
+            [f"<h2>{escape(plan_title(report, 'Multi-node groups'))}</h2>", f"<ul>{groups}</ul>"]
+            if groups
+            else []
+        ),
         "<h2>Recommended actions</h2>",
         f"<ul>{actions}</ul>",
     ]

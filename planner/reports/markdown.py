@@ -78,7 +78,7 @@ def render_markdown(report: Report) -> str:
         "",
         *_table(SERVICE_HEADER, service_rows(report["services"])),
         "",
-        *_section(f"Multi-node groups ({main})", group_lines(report)),
+        *_section(plan_title(report, "Multi-node groups"), group_lines(report)),
         "## Recommended actions",
         "",
     ]

@@ -51,7 +51,7 @@ def renderable(report: Report) -> Group:
         _table("Decision frame per service", SERVICE_HEADER, service_rows(report["services"])),
     ]
     if groups := group_lines(report):
-        parts.append(Panel("\n".join(groups), title=f"Multi-node groups for {main}"))
+        parts.append(Panel("\n".join(groups), title=plan_title(report, "Multi-node groups")))
     actions = [f"[bold]{s['name']}[/bold]: {s['action']}" for s in report["services"]]
     parts.append(Panel("\n".join(actions) or "none", title="Recommended actions"))
     annotated = [
