@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python -m planner.demo
 
 ## test: all tests (unit, HTTP, and the real control plane), building its binaries if absent
-test: $(STAMP) binaries promtool
+test: $(STAMP) binaries promtool chromium
 	$(BIN)/python -m pytest
 
 ## lint: ruff, mypy --strict, import-linter contracts
@@ -48,6 +48,17 @@ binaries: $(STAMP)
 ## promtool: install Prometheus' promtool (Debian package) when it is missing
 promtool:
 	@command -v promtool >/dev/null 2>&1 || tools/install-promtool.sh
+
+## chromium: install headless Chromium (Debian package) when it is missing; the HTML report
+## tests render the reports in it
+chromium:
+	@command -v chromium >/dev/null 2>&1 || tools/install-chromium.sh
+
+## screenshots: render the HTML reports in Chromium, check their layout, and keep the
+## screenshots in docs/screenshots
+screenshots: $(STAMP) chromium
+	VRAMFIT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q \
+		tests/planner/test_html_in_browser.py tests/simulator/test_html_in_browser.py
 
 ## cluster: a local control plane with simulated GPU nodes, agents, extender and scheduler
 cluster: $(STAMP) binaries
