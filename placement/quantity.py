@@ -9,11 +9,15 @@ annotation such as ``1e999999999`` is a clear error, not a billion-digit integer
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
+from collections.abc import Callable
 from decimal import Decimal
-
-from kubernetes.utils.quantity import parse_quantity
+from functools import cache
+from pathlib import Path
+from typing import cast
 
 MAX_QUANTITY = 2**63 - 1
 """The largest value a Kubernetes quantity holds as an integer (int64), and ours too."""
@@ -37,6 +41,30 @@ class QuantityError(ValueError):
         self.why = why
 
 
+@cache
+def _client_parser() -> Callable[[object], Decimal]:
+    """The kubernetes client's ``parse_quantity``, loaded from its own file: the usual import
+    runs ``kubernetes/__init__``, which loads the whole API client (about 50 MB resident, most
+    of a node agent's memory) for one function of a regular expression and ``Decimal``."""
+    loaded = sys.modules.get("kubernetes.utils.quantity")
+    package = importlib.util.find_spec("kubernetes") if loaded is None else None
+    if package is not None and package.submodule_search_locations:
+        path = Path(next(iter(package.submodule_search_locations)), "utils", "quantity.py")
+        spec = importlib.util.spec_from_file_location("placement._client_quantity", path)
+        if spec is not None and spec.loader is not None:
+            try:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                loaded = module
+            except Exception:  # a client version whose parser needs the rest of its package
+                loaded = None
+    if loaded is None:
+        from kubernetes.utils import quantity  # noqa: PLC0415
+
+        loaded = quantity
+    return cast("Callable[[object], Decimal]", loaded.parse_quantity)
+
+
 def _parse(value: object, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(where, value, "expected a string such as '70Gi' or a number")
@@ -45,7 +73,7 @@ def _parse(value: object, where: str) -> Decimal:
             where, value, "expected a Kubernetes quantity such as 70Gi, 80G or 1.5e9"
         )
     try:
-        parsed: Decimal = parse_quantity(value)
+        parsed = _client_parser()(value)
     except (ValueError, ArithmeticError) as exc:
         raise QuantityError(where, value, str(exc) or "unparseable") from None
     if not parsed.is_finite():
