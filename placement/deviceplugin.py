@@ -42,6 +42,12 @@ under some order, ``always_one_island`` whether every one of them (also after th
 waiting for their GPUs took theirs) lies on one NVLink island, and ``predicted_allocation`` the
 answer for the list in index order: vramfit's prediction. All three are memoized by layout,
 available mask and size, so after warm-up a request pays a dictionary lookup. Pure.
+
+Cost: where every available pair scores alike (an NVSwitch node, a node without NVLink) the
+rule takes the first GPUs of the list, at once. Otherwise the search grows fast with the GPU
+count; beyond ``EXACT_GPUS`` available GPUs of several islands (no such node is built today)
+the prediction is the first GPUs in index order and ``always_one_island`` answers no, the safe
+side.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ PCIE_SCORE = 10
 """The one PCIe score of every pair across islands (go-gpuallocator's cross-CPU score)."""
 
 _CACHE = 1 << 16
+EXACT_GPUS = 16
+"""The most available GPUs of several islands for which the rule is searched exactly."""
 
 
 def pair_scores(layout: NvLink) -> PairScore:
@@ -84,6 +92,12 @@ def pair_scores(layout: NvLink) -> PairScore:
 # -- the rule, for one order ------------------------------------------------------------------
 
 Slot = int | None
+
+
+def _uniform(available: Sequence[int], pair_score: PairScore) -> bool:
+    """Whether every pair of ``available`` scores alike."""
+    scores = {pair_score(a, b) for a, b in itertools.combinations(available, 2)}
+    return len(scores) <= 1
 
 
 def _set_score(members: Sequence[Slot], pair_score: PairScore) -> int:
@@ -127,8 +141,10 @@ def preferred_allocation(
     devices: list[Slot] = list(available)
     if size <= 0 or len(devices) < size:
         return ()
-    if size == 1:
-        return (available[0],)
+    if size == 1 or _uniform(available, pair_score):
+        # Every partition scores alike: the first, the list cut in order, wins, and its first
+        # set.
+        return tuple(available[:size])
     padding = -len(devices) % size
     devices.extend([None] * padding)
     best: list[tuple[Slot, ...]] | None = None
@@ -301,6 +317,10 @@ def always_one_island(
     get their GPUs first in any order, took any set the rule may give them (pure, memoized)."""
     if size <= 1 or layout.all_to_all:
         return True
+    if any(available_mask & mask_of(island) == available_mask for island in layout.islands):
+        return True  # every available GPU is on one island
+    if len(bits(available_mask)) > EXACT_GPUS:
+        return False
     if not all(
         _on_one_island(s, layout) for s in possible_allocations(available_mask, size, layout)
     ):
@@ -317,11 +337,17 @@ def always_one_island(
 @functools.lru_cache(maxsize=_CACHE)
 def predicted_allocation(available_mask: int, size: int, layout: NvLink) -> frozenset[int]:
     """vramfit's prediction (pure, memoized): what the rule gives when the kubelet happens to
-    list the available GPUs in index order. Empty when too few are available."""
-    return frozenset(preferred_allocation(bits(available_mask), size, pair_scores(layout)))
+    list the available GPUs in index order (beyond ``EXACT_GPUS`` of several islands, the first
+    ones in index order). Empty when too few are available."""
+    available = bits(available_mask)
+    score = pair_scores(layout)
+    if len(available) > EXACT_GPUS and not _uniform(available, score):
+        return frozenset(available[:size]) if len(available) >= size else frozenset()
+    return frozenset(preferred_allocation(available, size, score))
 
 
 __all__ = [
+    "EXACT_GPUS",
     "ISLAND_LINKS",
     "LINK_SCORE",
     "NVSWITCH_LINKS",

@@ -51,6 +51,8 @@ CAUSES = (HELD, MIG_ENABLED, RESERVED, UNHEALTHY)
 
 MAX_NAMED_GPUS = 3
 """The most GPUs one reason names (a reason's length stays bounded)."""
+MAX_NAMED_ISLANDS = 8
+"""The most NVLink islands one reason counts."""
 
 REASON_NO_GPUS = "node reports no GPUs"
 REASON_NO_LEASE = "no node agent heartbeat (Lease) seen for this node"
@@ -190,7 +192,10 @@ def reason_unfit(vram: int, products: bool, unfit: int, named: Iterable[str]) ->
 def reason_split(gpus: int, sizes: Iterable[int]) -> str:
     """Resolvable: the device plugin may hand out GPUs across NVLink islands; ``sizes`` are the
     unallocated GPUs per island."""
-    split = "+".join(str(s) for s in sorted(sizes, reverse=True) if s)
+    counts = [str(s) for s in sorted(sizes, reverse=True) if s]
+    split = "+".join(counts[:MAX_NAMED_ISLANDS]) + (
+        "+..." if len(counts) > MAX_NAMED_ISLANDS else ""
+    )
     return (
         f"needs {gpus} GPUs on one NVLink island; the device plugin may hand out GPUs across "
         f"islands (unallocated per island: {split})"

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from itertools import compress
 
 import numpy as np
-import numpy.typing as npt
 
 from placement.claims import sizes_of
 from placement.deviceplugin import always_one_island, predicted_allocation
@@ -246,7 +245,21 @@ def _unallocated(
 
 def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], int]], IntArray]:
     """The distinct (``extra`` row, mask) pairs among the columns of ``b`` (``slot x column``;
-    bit ``s`` of a mask is slot ``s``), and which pair each column has."""
+    bit ``s`` of a mask is slot ``s``), and which pair each column has. One ``np.unique`` over
+    an int64 key when the bits fit, else over the packed bytes."""
+    width = b.shape[0]
+    top = [int(c.max(initial=0)).bit_length() for c in extra.T]
+    if width + sum(top) <= 62 and extra.min(initial=0) >= 0:
+        key: IntArray = (np.int64(1) << np.arange(width, dtype=np.int64)) @ b
+        for column, bits in zip(extra.T, top, strict=True):
+            key = (key << bits) | column
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        masks = key[first] >> sum(top)
+        pairs = [
+            (tuple(extra[i].tolist()), mask)
+            for i, mask in zip(first.tolist(), masks.tolist(), strict=True)
+        ]
+        return pairs, inverse.reshape(-1)
     packed = np.packbits(b.T, axis=1, bitorder="little")
     keys = np.ascontiguousarray(np.concatenate([extra.astype("<i8").view(np.uint8), packed], 1))
     void = keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
@@ -256,14 +269,6 @@ def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], 
         for i in first.tolist()
     ]
     return pairs, inverse.reshape(-1)
-
-
-def _slots(mask: int, width: int) -> npt.NDArray[np.bool_]:
-    return (
-        (np.int64(mask) >> np.arange(width)) & 1 == 1
-        if width < 63
-        else np.array([mask >> s & 1 == 1 for s in range(width)], dtype=np.bool_)
-    )
 
 
 def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> None:
@@ -282,13 +287,21 @@ def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> No
     if not len(rows):
         return
     groups, inverse = _groups(available[:, rows], fleet.nvlink_id[rows][:, None])
-    chosen = np.zeros((len(groups), width), dtype=np.bool_)
-    same = np.zeros(len(groups), dtype=np.bool_)
-    for g, ((nvlink_id,), mask) in enumerate(groups):
-        layout = fleet.nvlinks[nvlink_id]
-        predicted = predicted_allocation(mask, k, layout)
-        same[g] = _one_island(predicted, layout)
-        chosen[g, sorted(predicted)] = True
+    memo = fleet.plugin_memo
+    if len(memo) > 1 << 16:
+        memo.clear()
+    answers = []
+    for (nvlink_id,), mask in groups:
+        found = memo.get((nvlink_id, mask, k))
+        if found is None:
+            layout = fleet.nvlinks[nvlink_id]
+            predicted = predicted_allocation(mask, k, layout)
+            picks = np.zeros(width, dtype=np.bool_)
+            picks[sorted(predicted)] = True
+            found = memo[(nvlink_id, mask, k)] = (picks, _one_island(predicted, layout))
+        answers.append(found)
+    chosen = np.stack([a[0] for a in answers])
+    same = np.array([a[1] for a in answers], dtype=np.bool_)
     ev.chosen[:, rows] = chosen[inverse].T
     ev.same_island[rows] = same[inverse]
 
@@ -309,13 +322,15 @@ def _mark_unsafe(
         return
     extra = np.stack([fleet.nvlink_id[rows], sizes[rows]], axis=1)
     groups, inverse = _groups(unallocated[:, rows], extra)
-    safe = np.array(
-        [
-            always_one_island(mask, k, fleet.nvlinks[nvlink_id], sizes_of(size_id))
-            for (nvlink_id, size_id), mask in groups
-        ],
-        dtype=np.bool_,
-    )
+    memo = fleet.plugin_memo
+    safe = np.zeros(len(groups), dtype=np.bool_)
+    for g, ((nvlink_id, size_id), mask) in enumerate(groups):
+        key = (nvlink_id, mask, k, size_id, -1)
+        found = memo.get(key)
+        if found is None:
+            layout = fleet.nvlinks[nvlink_id]
+            found = memo[key] = always_one_island(mask, k, layout, sizes_of(size_id))
+        safe[g] = found
     unsafe = np.zeros(span, dtype=np.bool_)
     unsafe[rows] = ~safe[inverse]
     _mark(ev.code, unsafe, CODE_SPLIT)

@@ -68,6 +68,8 @@ class Fleet:
         self._products: dict[str, int] = {}
         self._nvlinks: dict[NvLink, int] = {}
         self.nvlinks: list[NvLink] = []  # by id: each NVLink layout a node has had
+        # The device plugin's answers by (NVLink id, ...): ids are cheaper keys than layouts.
+        self.plugin_memo: dict[tuple[int, ...], Any] = {}
         self._described: dict[str, int] = {}
         self._model_rows: dict[str, set[int]] = {}
         self._holder_rows: dict[str, set[int]] = {}

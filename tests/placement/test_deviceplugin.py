@@ -166,3 +166,17 @@ def test_an_nvswitch_node_gives_one_island_whatever_it_gives(n: int, data: st.Da
 def test_bits_and_masks_agree() -> None:
     assert bits(mask_of([5, 0, 3])) == [0, 3, 5]
     assert mask_of([]) == 0 and bits(0) == []
+
+
+def test_a_node_beyond_the_exact_search_stays_on_the_safe_side() -> None:
+    pairs = NvLink.of(tuple((2 * i, 2 * i + 1) for i in range(32)), 64)
+    every = mask_of(list(range(64)))
+    assert not always_one_island(every, 2, pairs)  # not searched: no promise
+    assert always_one_island(every, 2, NvLink.all(64))
+    assert always_one_island(mask_of([6, 7]), 2, pairs)  # one island holds all there is
+    assert predicted_allocation(every, 3, pairs) == frozenset({0, 1, 2})
+    assert preferred_allocation(list(range(63, -1, -1)), 3, pair_scores(NvLink.all(64))) == (
+        63,
+        62,
+        61,
+    )

@@ -374,3 +374,22 @@ def test_rows_are_reused_lowest_first_and_requests_read_only_rows_in_use() -> No
         {},
         {"n0": Reject("n0", REASON_NO_REPORT, True)},
     )
+
+
+@pytest.mark.parametrize(
+    "demand",
+    [
+        pytest.param(Demand(1), id="one"),
+        pytest.param(Demand(2, nvlink=NvlinkMode.REQUIRED), id="pair-required"),
+        pytest.param(Demand(3, vram_per_gpu=GIB), id="three"),
+    ],
+)
+def test_a_node_wider_than_a_mask_answers_as_fit(demand: Demand) -> None:
+    wide = node(
+        64, name="wide", held={1: "a", 2: "b"}, nvlink=[[0, 1], *[[i] for i in range(2, 64)]]
+    )
+    fleet = Fleet([wide, node(name="narrow")])
+    fits, rejects = evaluate(fleet, Query(["wide", "narrow"], demand, [], now=NOW))
+    got = fits.get("wide") or rejects["wide"]
+    want = fit(wide, demand, [], now=NOW)
+    assert got == (want.gpu_uuids if isinstance(want, Fit) else want)
