@@ -194,7 +194,8 @@ class Requeuer:
 
 class CapacitySignals:
     """Tells, from watch events, whether capacity may have grown: a report with more free GPUs
-    than the last one, an agent Lease renewed after it had lapsed, a pod deleted. Everything
+    than the last one or with a holder gone (its GPUs may have gone to a pod whose reservation
+    the report now ends), an agent Lease renewed after it had lapsed, a pod deleted. Everything
     else (memory moving during a load, routine renewals, our own annotations) is not a reason
     to wake refused pods."""
 
@@ -207,26 +208,34 @@ class CapacitySignals:
         self._max_age = max_report_age_s
         self._clock = clock
         self._free: dict[str, int] = {}
+        self._holders: dict[str, frozenset[str]] = {}
         self._observed: dict[str, float] = {}
         self._renewed: dict[str, float] = {}
 
     def report(self, event: str, report: NodeReport) -> bool:
-        """A NodeGPUState event; true when the node now has more free GPUs than before, or its
-        previous report had gone stale (the extender refused the node until this one)."""
+        """A NodeGPUState event; true when the node now has more free GPUs than before, or a pod
+        that held GPUs there no longer does, or its previous report had gone stale (the
+        extender refused the node until this one)."""
         name = report.name
         if event == "DELETED":
             self._free.pop(name, None)
+            self._holders.pop(name, None)
             self._observed.pop(name, None)
             return False
         now_free = report.free_gpus
         before = self._free.get(name)
         self._free[name] = now_free
+        holders = frozenset(
+            g.holder_pod_uid for g in (report.node.gpus if report.node else ()) if g.holder_pod_uid
+        )
+        left = self._holders.get(name, frozenset()) - holders
+        self._holders[name] = holders
         was_observed = self._observed.get(name)
         observed = report.observed_at
         if observed is not None:
             self._observed[name] = observed
         was_stale = was_observed is not None and self._clock() - was_observed > self._max_age
-        return before is None or now_free > before or was_stale
+        return before is None or now_free > before or bool(left) or was_stale
 
     def lease(self, event: str, lease: AgentLease) -> bool:
         """An agent Lease event; true when it was renewed after having expired (or is new)."""

@@ -206,6 +206,11 @@ def test_capacity_signals_fire_only_when_capacity_may_have_grown() -> None:
     assert signals.report("MODIFIED", busy) is False  # memory moved, nothing freed
     assert signals.report("MODIFIED", freed) is True
     assert signals.report("MODIFIED", busy) is False  # taken again
+    # The report that shows a new pod's load (ending its reservation) also drops a pod that
+    # was deleted meanwhile: as many free GPUs as before, more for the extender.
+    swapped = _report("h100-0", "pod-c", "pod-b")
+    assert signals.report("MODIFIED", swapped) is True
+    assert signals.report("MODIFIED", swapped) is False
     assert signals.report("DELETED", busy) is False
 
     assert signals.lease("ADDED", _lease("h100-0", "2026-01-01T00:00:00.000000Z"))
