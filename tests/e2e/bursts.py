@@ -1,9 +1,12 @@
 """Talking to the end-to-end cluster, and bursts: a KServe predictor Deployment scaled up,
 watched while it lands, and judged.
 
-A GPU is *double-booked* when two bound pods' reservations name it, or when its agent reports
-it held by two pods. A burst pod is *lost* when the burst settles without it: fewer pods bound
-than the GPUs hold, a pod the kubelet refused (``Failed``), or fewer live pods than replicas.
+The kubelet picks a pod's GPUs itself (vramfit's reservation is its intent, not the outcome),
+so what counts is what the agents report each GPU holds. A GPU is *double-booked* when its
+agent reports it held by two pods, or held by a pod that needs more VRAM than the GPU has
+beside memory no pod holds. A burst pod is *lost* when the burst settles without it: fewer
+pods bound than the GPUs hold, a pod the kubelet refused (``Failed``: it had no free GPU for
+it), or fewer live pods than replicas.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from kubernetes import client as k8s
 
 from controlplane.pytest_plugin import wait_for
 from placement.annotation import decode_reservation
+from placement.quantity import parse_bytes
 from tests.e2e.kserve import predictor_deployment, predictor_name, selector
 from tests.e2e.world import Extender, Pool, pod_list, reports
 
 RESERVATION = "vramfit.io/reservation"
+VRAM_PER_GPU = "vramfit.io/vram-per-gpu"
 
 
 def gpu_pod(
@@ -88,18 +93,33 @@ def holders(status_by_node: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return found
 
 
-def double_booked(bound: list[dict[str, Any]], held: dict[str, list[str]]) -> set[str]:
-    """GPUs named by two bound pods' reservations, or reported held by two pods (pods that
-    another scheduler placed have no reservation: only their agents' reports count)."""
-    taken: dict[str, str] = {}
-    twice = set()
-    reserved = [p for p in bound if RESERVATION in (p["metadata"].get("annotations") or {})]
-    for name, (_, gpus) in reservations(reserved).items():
-        for g in gpus:
-            if g in taken:
-                twice.add(g)
-            taken[g] = name
-    return twice | {gpu for gpu, pods in held.items() if len(pods) > 1}
+def double_booked(
+    pods: list[dict[str, Any]], status_by_node: dict[str, dict[str, Any]]
+) -> set[str]:
+    """What the GPUs really hold, by their agents' reports (the kubelet's choice, which need
+    not be the reservation's): each GPU reported held by two pods, and each GPU held by one of
+    ``pods`` that needs more VRAM per GPU than the GPU has beside memory no pod holds (a leaked
+    or outside process), as ``"<GPU>: <why>"``."""
+    needs = {
+        p["metadata"]["uid"]: (p["metadata"]["name"], parse_bytes(vram, "vram-per-gpu"))
+        for p in pods
+        if (vram := (p["metadata"].get("annotations") or {}).get(VRAM_PER_GPU))
+    }
+    found = set()
+    for status in status_by_node.values():
+        for gpu in status.get("gpus", []):
+            uuid, memory = gpu["uuid"], gpu.get("memory") or {}
+            on_it = {x["podUID"]: int(x["bytes"]) for x in gpu.get("pods", [])}
+            if gpu.get("holderPodUID"):
+                on_it.setdefault(gpu["holderPodUID"], 0)
+            if len(on_it) > 1:
+                found.add(f"{uuid}: held by {len(on_it)} pods")
+            outside = max(0, int(memory.get("usedBytes") or 0) - sum(on_it.values()))
+            room = int(memory.get("totalBytes") or 0) - outside
+            for uid in on_it:
+                if uid in needs and needs[uid][1] > room:
+                    found.add(f"{uuid}: {needs[uid][0]} needs more than its {room} bytes")
+    return found
 
 
 def refused_by_kubelet(pods: list[dict[str, Any]]) -> list[str]:
@@ -167,8 +187,7 @@ class Cluster:
 
 
 def assert_no_double_booking(pods: list[dict[str, Any]], cluster: Cluster) -> None:
-    bound = [p for p in pods if is_bound(p)]
-    twice = double_booked(bound, cluster.holders())
+    twice = double_booked(pods, reports(cluster.custom))
     assert not twice, f"GPUs double-booked: {sorted(twice)}"
     assert not refused_by_kubelet(pods), f"the kubelet refused {refused_by_kubelet(pods)}"
 
@@ -211,8 +230,7 @@ class Burst:
         """The live pods now; remembers every pod seen and every GPU seen double-booked."""
         pods = self.live()
         self.seen.update(p["metadata"]["uid"] for p in pods)
-        bound = [p for p in pods if is_bound(p)]
-        self.worst |= double_booked(bound, self.cluster.holders())
+        self.worst |= double_booked(pods, reports(self.cluster.custom))
         return pods
 
     @contextlib.contextmanager
