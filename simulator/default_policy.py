@@ -15,9 +15,10 @@ Modeled
     weight 2) counting the service's own pods. Integer arithmetic as the Go code does it.
     With one feasible node there is no scoring. Ties are broken uniformly at random (the
     scheduler's reservoir sampling) from a generator seeded by the run's seed.
-  * The device plugin: at admission the kubelet asks the NVIDIA device plugin which free GPUs
-    to give; its best-effort allocator keeps a multi-GPU pod inside one NVLink island when it
-    can (here: the island with the fewest free GPUs that still fits, lowest indices first).
+  * The device plugin: at admission the kubelet lists the GPUs no running pod holds in Go's
+    map order (a random order) and takes the NVIDIA device plugin's preferred allocation, its
+    best-effort policy (``placement.deviceplugin``: the same rule under every policy, vramfit's
+    included, so the comparison is between schedulers, not kubelets).
   * Queueing: a pod that fits nowhere is retried when an assigned pod is deleted (the
     NodeResourcesFit queueing hint), after its back-off, or after ``unschedulableTimeout``.
 
@@ -36,6 +37,7 @@ import random
 
 import numpy as np
 
+from placement.deviceplugin import pair_scores, preferred_allocation
 from simulator.cluster import Node, SchedulerCache, SimPod
 from simulator.scheduling import DELETED, KubeFilter, Placement, Unschedulable
 
@@ -57,22 +59,16 @@ def nodes_to_find(total: int, percent: int) -> int:
     return max(MIN_FEASIBLE_NODES, total * percent // 100)
 
 
-def device_plugin_gpus(node: Node, count: int) -> tuple[int, ...]:
-    """GPU indices the device plugin hands a pod asking for ``count`` (pure over ``node``)."""
+def device_plugin_gpus(node: Node, count: int, rng: random.Random) -> tuple[int, ...]:
+    """GPU indices (in index order) the kubelet hands a pod asking for ``count`` on ``node``:
+    the GPUs no pod holds, in the map order ``rng`` draws, through the device plugin's preferred
+    allocation (``placement.deviceplugin.preferred_allocation``). Reads nothing a scheduler
+    chose; ``ValueError`` when too few are free."""
     free = [g.index for g in node.free_gpus()]
     if len(free) < count:
         raise ValueError(f"node {node.name} has {len(free)} free GPUs, pod asks for {count}")
-    if count <= 1:
-        return tuple(free[:count])
-    fitting = []
-    for island in node.type.shape.islands:
-        members = [i for i in island if i in free]
-        if len(members) >= count:
-            fitting.append((len(members), members[0], members))
-    if fitting:
-        _, _, members = min(fitting)
-        return tuple(members[:count])
-    return tuple(free[:count])
+    rng.shuffle(free)
+    return tuple(sorted(preferred_allocation(free, count, pair_scores(node.type.shape.nvlink))))
 
 
 class DefaultScheduler:

@@ -129,6 +129,7 @@ class Engine:
             self.tally,
             requeue=self._event,
             forget_pending=self._forget_pending,
+            rng=random.Random(f"{seed}/kubelet"),
         )
 
     def _build_nodes(self) -> list[Node]:
@@ -392,7 +393,7 @@ class Engine:
             out_of_memory=t.out_of_memory,
             overcommitted_loads=t.overcommitted,
             overcommitted_pods=t.overcommitted_pods,
-            admission_conflicts=t.conflicts,
+            predictions_missed=t.predictions_missed,
             node_peaks=tuple((n.name, n.peak_loads) for n in self.nodes if n.peak_loads),
             loads_series=tuple(t.series),
             fleet_gpus=fleet_gpus,

@@ -5,9 +5,11 @@ changes: which pod holds which GPU, and how many bytes a loading model has put i
 Every change is announced to the policy (``node_changed``, ``pod_event``), which sees it only
 through its own window (the agent's next report, the scheduler's cache).
 
-* admission: the pod is given its GPUs ``admissionDelay`` after binding (the ones the policy
-  chose, unless another pod holds one: then, like the device plugin, any free ones), and its
-  container starts ``containerStart`` later;
+* admission: the pod is given its GPUs ``admissionDelay`` after binding, as the kubelet and the
+  stock NVIDIA device plugin give them: from the GPUs no pod holds, in a random (map) order,
+  by the plugin's preferred allocation (``default_policy.device_plugin_gpus``). What the policy
+  chose is a prediction the kubelet never reads; a pod given other GPUs is counted
+  (``predictions_missed``). Its container starts ``containerStart`` later;
 * load: the model server loads the weights from the node's disk when the model is cached
   there, else from remote storage, sharing that link with the node's other loads
   (``bandwidth``); then KV-cache allocation and warm-up (``initTime``), then Ready;
@@ -24,6 +26,7 @@ through its own window (the agent's next report, the scheduler's cache).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from simulator.clock import Clock
@@ -38,7 +41,8 @@ class Kubelet:
     """The kubelets of every node of one run (see the module docstring).
 
     ``requeue(kind)`` tells the scheduler queue about a pod event; ``forget_pending(pod)`` takes
-    a deleted pod that was never bound out of its waiting pods.
+    a deleted pod that was never bound out of its waiting pods; ``rng`` stands for the map
+    order the kubelet lists free GPUs in.
     """
 
     def __init__(
@@ -51,7 +55,9 @@ class Kubelet:
         *,
         requeue: Callable[[str], None],
         forget_pending: Callable[[SimPod], None],
+        rng: random.Random,
     ) -> None:
+        self.rng = rng
         self.clock = clock
         self.settings = settings
         self.policy = policy
@@ -65,17 +71,9 @@ class Kubelet:
         node = pod.node
         assert node is not None
         count = pod.service.spec.gpus
-        indices: tuple[int, ...]
-        if pod.chosen_gpus:
-            by_uuid = {g.uuid: g for g in node.gpus}
-            gpus = [by_uuid[u] for u in pod.chosen_gpus]
-            if any(g.holder is not None for g in gpus):
-                self.tally.conflicts += 1
-                indices = self._device_plugin(node, count)
-            else:
-                indices = tuple(g.index for g in gpus)
-        else:
-            indices = self._device_plugin(node, count)
+        indices = self._device_plugin(node, count)
+        if pod.chosen_gpus and {node.gpus[i].uuid for i in indices} != set(pod.chosen_gpus):
+            self.tally.predictions_missed += 1
         for i in indices:
             if node.gpus[i].holder is not None:
                 raise SimulationError(f"GPU {node.gpus[i].uuid} handed to two pods")
@@ -86,7 +84,7 @@ class Kubelet:
 
     def _device_plugin(self, node: Node, count: int) -> tuple[int, ...]:
         try:
-            return device_plugin_gpus(node, count)
+            return device_plugin_gpus(node, count, self.rng)
         except ValueError as exc:
             raise SimulationError(f"admission: {exc}") from None
 

@@ -68,7 +68,7 @@ class RunResult:
     out_of_memory: int
     overcommitted_loads: int
     overcommitted_pods: int
-    admission_conflicts: int
+    predictions_missed: int
     node_peaks: tuple[tuple[str, int], ...]
     loads_series: tuple[tuple[float, int], ...]
     fleet_gpus: int
@@ -90,7 +90,7 @@ class PolicySummary:
     failed_loads: int
     overcommitted_loads: int
     overcommitted_pods: int
-    admission_conflicts: int
+    predictions_missed: int
     loads_started: int
     pods_created: int
     pods_ready: int
@@ -183,7 +183,7 @@ def summarize(run: RunResult) -> PolicySummary:
         failed_loads=run.out_of_memory,
         overcommitted_loads=run.overcommitted_loads,
         overcommitted_pods=run.overcommitted_pods,
-        admission_conflicts=run.admission_conflicts,
+        predictions_missed=run.predictions_missed,
         loads_started=run.loads_started,
         pods_created=len(run.pods),
         pods_ready=sum(1 for p in run.pods if p.ready_at is not None),

@@ -58,7 +58,7 @@ class PolicyJSON(TypedDict):
     failedLoads: int
     overcommittedPods: int
     overcommittedLoads: int
-    admissionConflicts: int
+    predictionsMissed: int
     loadsStarted: int
     podsCreated: int
     podsReady: int
@@ -120,7 +120,7 @@ def report_json(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) ->
                 "failedLoads": s.failed_loads,
                 "overcommittedPods": s.overcommitted_pods,
                 "overcommittedLoads": s.overcommitted_loads,
-                "admissionConflicts": s.admission_conflicts,
+                "predictionsMissed": s.predictions_missed,
                 "loadsStarted": s.loads_started,
                 "podsCreated": s.pods_created,
                 "podsReady": s.pods_ready,

@@ -29,7 +29,7 @@ class Tally:
     out_of_memory: int = 0
     overcommitted: int = 0
     overcommitted_pods: int = 0
-    conflicts: int = 0
+    predictions_missed: int = 0
     in_flight: int = 0
     series: list[tuple[float, int]] = field(default_factory=lambda: [(0.0, 0)])
     groups_half_placed: int = 0

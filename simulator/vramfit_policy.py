@@ -10,7 +10,10 @@ the placement core's own functions, not a copy of them:
   each node's agent and its Lease) and the reservations in flight; the chosen node gets an
   assumed reservation from ``placement.lifecycle.assume``;
 * bind: ``placement.fit.fit`` re-checks the node, and the reservation becomes bound with the
-  GPUs it names (the kubelet gives the pod those GPUs);
+  GPUs it predicts. The kubelet does not read them: it gives the pod whatever set the device
+  plugin's rule draws (``simulator.kubelet``), which is why the fit holds a node to every set
+  the rule may give; once the agent reports the pod holding GPUs, the reservation takes those
+  (``placement.lifecycle.reconcile``);
 * groups (the pods of a multi-node replica): the first member's filter decides every member
   at once with ``placement.groups.decide_group`` over the nodes that passed kube-scheduler's
   filters, and reserves them together; a later member is sent to its reserved node. A group

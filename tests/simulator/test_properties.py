@@ -133,10 +133,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     scenario=scenarios(), policy=st.sampled_from(["vramfit", "vramfit-binpack", "vramfit-spread"])
 )
 def test_vramfit_never_overcommits_a_gpu(scenario: Scenario, policy: str) -> None:
+    # The kubelet gives each pod whatever set the device plugin's rule draws, not the GPUs
+    # vramfit predicted (it may miss): every set the rule may give must hold the pod.
     run = Engine(scenario, policy, seed=scenario.seed, check=True).run()
     assert run.overcommitted_loads == 0
     assert run.out_of_memory == 0
-    assert run.admission_conflicts == 0
+    assert run.predictions_missed <= sum(1 for p in run.pods if p.bound_at is not None)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -155,7 +157,7 @@ def test_default_overcommits_only_by_memory(scenario: Scenario) -> None:
     # The device plugin never hands a GPU to two pods (the engine raises if it would); what
     # the default scheduler over-commits is memory, and every such load fails or is cut short.
     run = Engine(scenario, "default", seed=scenario.seed).run()
-    assert run.admission_conflicts == 0
+    assert run.predictions_missed == 0  # the default scheduler predicts no GPUs
     assert run.out_of_memory <= run.overcommitted_loads
     assert run.overcommitted_loads - run.out_of_memory <= len(run.pods)
 

@@ -52,7 +52,7 @@ def test_vramfit_never_overcommits_the_mixed_pool(
     burst: dict[str, PolicySummary], policy: str
 ) -> None:
     s = burst[policy]
-    assert (s.failed_loads, s.overcommitted_pods, s.admission_conflicts) == (0, 0, 0)
+    assert (s.failed_loads, s.overcommitted_pods) == (0, 0)
     assert s.cold_starts == burst["default"].cold_starts == 20
 
 

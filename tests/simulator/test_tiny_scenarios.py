@@ -219,7 +219,7 @@ def test_default_prefers_the_node_with_more_cpu_left_and_runs_out_of_memory() ->
     assert summarize(vramfit).cost == pytest.approx(4 * 100 / 3600)
 
 
-OUT_OF_BAND = tiny(
+OUT_OF_BAND_BODY = (
     """
 pools:
   - name: n
@@ -231,20 +231,36 @@ outOfBand: [{node: n-0, gpu: 0, memory: 8Gi}]
 services:
   - {name: o, model: org/o, modelSize: 10Gi, gpus: 1, vramPerGpu: 12Gi, initTime: 2s, cpu: 1,
      memory: 1Gi, traffic: {pattern: burst, start: 0s, rate: 1}}
-""",
-    duration="30s",
+"""
 )
+OUT_OF_BAND = tiny(OUT_OF_BAND_BODY, duration="30s")
 
 
 def test_memory_held_outside_kubernetes() -> None:
-    # GPU 0 has 8 GiB in use by a process the device plugin does not know. The device plugin
-    # hands out GPU 0 (the lowest free one): the server dies with 8 of its 10 GiB loaded (8 s),
-    # and again after its restart at 18 (at 26). The agent reports GPU 0's memory, so vramfit
-    # takes GPU 1: 10 s of loading, Ready at 12.
-    default, vramfit = simulate(OUT_OF_BAND, ("default", "vramfit"), seed=1)
+    # GPU 0 has 8 GiB in use by a process the device plugin does not know. The kubelet lists
+    # the free GPUs in a random order; with this seed the plugin hands out GPU 0: the server
+    # dies with 8 of its 10 GiB loaded (8 s), and again after its restart at 18 (at 26).
+    # vramfit cannot tell the kubelet which GPU to use, and either may be handed out: it
+    # refuses the node and names the GPU whose memory no pod uses.
+    default, vramfit = simulate(OUT_OF_BAND, ("default", "vramfit"), seed=4)
     assert default.loads_series == ((0.0, 1), (8.0, 0), (18.0, 1), (26.0, 0))
     assert (default.out_of_memory, default.pods[0].ready_at) == (2, None)
-    assert (vramfit.out_of_memory, vramfit.pods[0].ready_at) == (0, 12.0)
+    (pod,) = vramfit.pods
+    assert (vramfit.out_of_memory, pod.bound_at) == (0, None)
+    assert "GPU 0 has 8 GiB free, 8 GiB used by no pod" in pod.last_reason
+
+
+def test_memory_held_outside_kubernetes_sends_vramfit_to_a_clean_node() -> None:
+    # The same leak on n-0, and a clean n-1: the default scheduler ties the two and, with this
+    # seed, the kubelet of n-0 hands out GPU 0; vramfit takes n-1: 10 s of loading, Ready at 12.
+    two = tiny(OUT_OF_BAND_BODY.replace("nodes: 1", "nodes: 2"), duration="30s")
+    default, vramfit = simulate(two, ("default", "vramfit"), seed=4)
+    assert (default.pods[0].node, default.out_of_memory) == ("n-0", 2)
+    assert (vramfit.pods[0].node, vramfit.out_of_memory, vramfit.pods[0].ready_at) == (
+        "n-1",
+        0,
+        12.0,
+    )
 
 
 def test_crash_loop_back_off_stays_at_its_cap_for_days() -> None:
