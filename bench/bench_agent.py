@@ -9,8 +9,11 @@
    minutes a 70B model (2 GPUs, 140 GiB from remote storage at 500 MiB/s) starts loading and
    the oldest pod leaves. Target: at most one status write a minute per node at steady state.
 3. Peak RSS of the real ``vramfit-agent`` process (VmHWM) after running against the API server:
-   the simulated node with its kubelet stand-in, and the NVML agent as the DaemonSet runs it
-   (here without a GPU, so it publishes "NVML unavailable"). Target: under 80 MB.
+   the simulated node with its kubelet stand-in; the NVML agent as the DaemonSet runs it,
+   reading eight H100 GPUs through the real ``pynvml`` module with the driver's library stood
+   in (``bench.nvml_standin``: on a GPU node the agent also holds ``libnvidia-ml.so``'s pages);
+   and the NVML agent where NVML is unavailable (it publishes "NVML unavailable").
+   Target: under 80 MB.
 
 Writes ``bench/results/agent.json`` and prints a table.
 """
@@ -43,7 +46,8 @@ from nodeagent.simulated.spec import NodeSpec, parse_spec
 from placement.model import CachedModel
 
 RESULTS = Path(__file__).parent / "results" / "agent.json"
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
 GPUS = 8
 POLLS_FOR_CPU = 3000
 HOUR_S = 3600
@@ -167,12 +171,17 @@ def one_hour(client: KubeClient, node: str, changing: bool) -> dict[str, Any]:
     }
 
 
-def peak_rss_mb(plane: ControlPlane, args: list[str], node: str) -> float:
-    """VmHWM of a real ``vramfit-agent`` process after ``RSS_RUN_S`` seconds of running."""
-    script = Path(sys.executable).parent / "vramfit-agent"
-    cmd = [str(script), "--node-name", node, "--kubeconfig", str(plane.kubeconfig)]
+def peak_rss_mb(
+    plane: ControlPlane, args: list[str], node: str, agent: list[str] | None = None
+) -> float:
+    """VmHWM of a real ``vramfit-agent`` process (``agent``, else the installed command) after
+    ``RSS_RUN_S`` seconds of running."""
+    command = agent or [str(Path(sys.executable).parent / "vramfit-agent")]
+    cmd = [*command, "--node-name", node, "--kubeconfig", str(plane.kubeconfig)]
     cmd += ["--listen", "127.0.0.1:0", "--log-level", "ERROR", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         time.sleep(RSS_RUN_S)
         if proc.poll() is not None:
@@ -191,6 +200,19 @@ def peak_rss_mb(plane: ControlPlane, args: list[str], node: str) -> float:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def rss(plane: ControlPlane, spec_path: Path, tmp: Path) -> dict[str, float]:
+    """Peak RSS of the agent: simulated; NVML reading 8 GPUs (stood in); NVML unavailable."""
+    nvml = ["--backend", "nvml", "--pod-resources-socket", str(tmp / "none.sock")]
+    standin = [sys.executable, "-m", "bench.nvml_standin"]
+    return {
+        "simulated": peak_rss_mb(
+            plane, ["--backend", "simulated", "--spec", str(spec_path)], "bench-rss"
+        ),
+        "nvml": peak_rss_mb(plane, nvml, "bench-nvml", standin),
+        "nvml_unavailable": peak_rss_mb(plane, nvml, "bench-nvml-unavailable"),
+    }
 
 
 def main() -> int:
@@ -214,16 +236,7 @@ def main() -> int:
                 yaml.safe_dump({"nodes": [{"name": "bench-rss", "product": "H100", "gpus": GPUS,
                                            "memoryPerGpu": "80Gi", "nvlink": "all"}]})
             )  # fmt: skip
-            results["peak_rss_mb"] = {
-                "simulated": peak_rss_mb(
-                    plane, ["--backend", "simulated", "--spec", str(spec_path)], "bench-rss"
-                ),
-                "nvml_without_gpu": peak_rss_mb(
-                    plane,
-                    ["--backend", "nvml", "--pod-resources-socket", str(Path(tmp) / "none.sock")],
-                    "bench-nvml",
-                ),
-            }
+            results["peak_rss_mb"] = rss(plane, spec_path, Path(tmp))
         finally:
             plane.stop()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
