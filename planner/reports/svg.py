@@ -65,6 +65,11 @@ def _legend(
     return out, cy + 12 + LEGEND_SIZE * DESCENT
 
 
+def _legend_entry(entries: Sequence[tuple[str, str]]) -> float:
+    """Width of the legend's widest entry: the picture is at least that wide past its start."""
+    return max((16 + text_width(name, LEGEND_SIZE) for name, _ in entries), default=0.0)
+
+
 def _swatches(series: Sequence[Series]) -> list[tuple[str, str]]:
     return [(s.name, f'fill="{PALETTE[k % len(PALETTE)]}"') for k, s in enumerate(series)]
 
@@ -91,6 +96,7 @@ def bar_chart(
         float(width),
         left + right + MIN_GROUP * n,
         left + text_width(title, TITLE_SIZE, bold=True) + right,
+        left + _legend_entry(_swatches(series)) + right,
     )
     plot_w = width_px - left - right
     group = plot_w / n
@@ -157,11 +163,16 @@ def hbar_chart(
     left = max(230.0, widest + 16)
     values = [fmt(v) for s in series for v in s.values]
     room = max((text_width(t, VALUE_SIZE) for t in values), default=0.0) + 10
-    width_px = max(float(width), left + 200 + room, 20 + text_width(title, TITLE_SIZE, bold=True))
-    plot_w = width_px - left - room
     entries = _swatches(series)
     if capacity is not None:
         entries.append((capacity_name, CAPACITY_STYLE))
+    width_px = max(
+        float(width),
+        left + 200 + room,
+        20 + text_width(title, TITLE_SIZE, bold=True),
+        left + _legend_entry(entries) + 10,
+    )
+    plot_w = width_px - left - room
     legend, legend_bottom = _legend(entries, left, 28, width_px - 10)
     head = legend_bottom + 8
     height = head + row * len(labels) + 20
