@@ -1,6 +1,7 @@
 """The extender's HTTP face: a Flask app factory with ten-line handlers.
 
-Routes: ``POST /scheduler/{filter,prioritize,bind}`` (the kube-scheduler extender verbs),
+Routes: ``POST /scheduler/{filter,prioritize,bind,preempt}`` (the kube-scheduler extender verbs;
+preempt in ``extender.preempt``),
 ``/healthz``, ``/readyz`` (ready once every reservation was rebuilt from pods) and ``/metrics``
 (``probe_routes``, which the probe listener of ``--metrics-listen`` serves too). Each verb decodes the request (``wire``), asks a pure function (``decisions``) or the binder,
 and encodes the answer. A request that does not match the protocol gets 400 (413 when too
@@ -32,6 +33,7 @@ from extender.decisions import (
 )
 from extender.groups import GroupSettings, GroupTable
 from extender.metrics import ExtenderMetrics
+from extender.preempt import Preemption
 from extender.probes import Page, Route
 from extender.requeue import Requeuer
 from extender.state import ClusterState, PendingPod
@@ -50,7 +52,7 @@ from placement.lifecycle import assume
 
 log = logging.getLogger(__name__)
 
-VERBS = ("filter", "prioritize", "bind")
+VERBS = ("filter", "prioritize", "bind", "preempt")
 NOT_READY = "vramfit extender is starting: reservations are not rebuilt from pods yet ({})"
 
 
@@ -262,11 +264,13 @@ def create_app(
     app = Flask("vramfit-extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     handlers = Handlers(settings, state, binder, metrics, clock, requeuer=requeuer, groups=groups)
+    preemption = Preemption(settings, state, metrics, clock)
     metrics.watch_reservations(lambda: state.reservations_by_state(clock()))
     verbs: dict[str, Callable[[bytes], Response]] = {
         "filter": handlers.filter,
         "prioritize": handlers.prioritize,
         "bind": handlers.bind,
+        "preempt": lambda body: _json(preemption.handle(body)),
     }
 
     @app.post("/scheduler/<verb>")
@@ -294,6 +298,8 @@ def create_app(
                 return _json([])
             if verb == "bind":
                 return _json({"Error": message})
+            if verb == "preempt":  # no candidate: nothing is evicted on a decision not made
+                return _json({"NodeNameToMetaVictims": {}})
             return _json(error_filter_result(None, message))
         finally:
             metrics.observe(verb, started)

@@ -73,6 +73,13 @@ class ExtenderMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.preemption_nodes = Counter(
+            "vramfit_extender_preemption_nodes",
+            "Candidate nodes of a preempt call: kept as offered, narrowed to fewer victims, or "
+            "dropped, by reject class.",
+            ["outcome", "reason"],
+            registry=registry,
+        )
         self.requeues = Counter(
             "vramfit_extender_requeues",
             "Refused pods woken (annotation touched) after capacity may have come back.",

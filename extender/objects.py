@@ -34,6 +34,9 @@ from placement.nodegpustate import LEASE_PREFIX, ReportError, decode_status, par
 
 log = logging.getLogger(__name__)
 
+DNS_SUBDOMAIN_MAX = 253
+"""Longest node name (a DNS subdomain)."""
+
 DEFAULT_LEASE_DURATION_S = 40.0
 """The duration assumed for a Lease that states none (the agent's own default)."""
 
@@ -50,6 +53,8 @@ class PodInfo:
     """The few facts about a pod that reservations depend on, read from its raw JSON.
 
     ``group`` is the multi-node group the pod belongs to (``extender.groups``), if any.
+    ``priority`` (``spec.priority``), ``started_at`` (``status.startTime``, epoch seconds) and
+    ``nominated_node`` (``status.nominatedNodeName``) serve preemption (``extender.preempt``).
     """
 
     uid: str
@@ -63,6 +68,9 @@ class PodInfo:
     demand: Demand | None
     annotation: str | None
     group: Membership | None = None
+    priority: int = 0
+    started_at: float | None = None
+    nominated_node: str = ""
 
     @property
     def key(self) -> str:
@@ -206,7 +214,31 @@ def read_pod(
             raw, f"{namespace}/{name}", now=now, scheduler_name=scheduler_name
         ),
         group=_group(raw),
+        priority=_priority(spec),
+        started_at=_start(status),
+        nominated_node=_nominated(status),
     )
+
+
+def _priority(spec: Mapping[str, Any]) -> int:
+    """``spec.priority`` (set by the API server's Priority admission), 0 when absent."""
+    value = spec.get("priority")
+    return value if type(value) is int else 0
+
+
+def _start(status: Mapping[str, Any]) -> float | None:
+    """``status.startTime`` in epoch seconds, ``None`` when absent or unreadable."""
+    value = status.get("startTime")
+    try:
+        return parse_time(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _nominated(status: Mapping[str, Any]) -> str:
+    """``status.nominatedNodeName``, "" when absent or not a node name."""
+    value = status.get("nominatedNodeName")
+    return value if isinstance(value, str) and 0 < len(value) <= DNS_SUBDOMAIN_MAX else ""
 
 
 def _group(raw: Mapping[str, Any]) -> Membership | None:

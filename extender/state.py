@@ -17,7 +17,11 @@ Reservation life (the rule itself is ``placement.lifecycle``, shared with the si
   pod-resources API lag a pod's Ready condition, and a GPU that looked free in that window
   would be handed out twice. A pod that stops being Ready is loading again (bound);
 * gone: the pod was deleted or failed or succeeded, or it is Ready and the agent reports its
-  GPUs held by it. A terminating pod keeps its GPUs until it is gone.
+  GPUs held by it. A terminating pod keeps its GPUs until it is gone, and a bound pod gone
+  before the agent showed its load keeps them until a newer report shows its memory back.
+
+A pod that preemption nominated to a node holds the room there until it is placed
+(``extender.nominations``).
 
 The rule is applied whenever one of its inputs changes: a pod event, and a report of the node.
 """
@@ -27,13 +31,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from extender.decisions import View
+from extender.nominations import Nominations
 from extender.objects import DEFAULT_LEASE_DURATION_S, AgentLease, NodeReport, PodInfo
 from placement.annotation import AnnotationError, decode_reservation
 from placement.fleet import Fleet, FleetError
@@ -74,7 +80,7 @@ class PendingPod:
 class ClusterState:
     """The view shared by the watch threads and the request threads of one extender process."""
 
-    def __init__(self, *, assumed_ttl_s: float) -> None:
+    def __init__(self, *, assumed_ttl_s: float, clock: Callable[[], float] = time.time) -> None:
         self.assumed_ttl_s = assumed_ttl_s
         # One lock for everything: watch events, and a decision from the moment it reads the
         # view until it records its reservation, so two decisions never take the same GPU.
@@ -98,6 +104,9 @@ class ClusterState:
         self._synced: set[str] = set()
         self._lost: set[str] = set()
         self._last_purge = 0.0
+        # Rooms held for pods nominated by preemption, and gone pods' GPUs until their memory
+        # is back (extender.nominations).
+        self.nominations = Nominations(clock)
 
     # ----- readiness -------------------------------------------------------------------------
 
@@ -148,6 +157,8 @@ class ClusterState:
             info = self._pods.get(r.pod_uid)
             if info is not None:  # a pod not seen yet (assumed in filter) is not Ready
                 self._settle(r, info.facts)
+        if name in self.fleet:
+            self.nominations.reported(self.fleet.node(name), self._reservations)
 
     def _lease(self, node: str) -> tuple[float | None, float]:
         """(last renewal, duration) of ``node``'s agent Lease; never renewed without one."""
@@ -225,9 +236,15 @@ class ClusterState:
         self._reservations.pop(uid)
         self._visible.add(uid)
 
+    def _live(self, uid: str) -> bool:
+        info = self._pods.get(uid)
+        return info is not None and not info.terminating
+
     def _forget_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
-        self._reservations.pop(uid)
+        if not self.nominations.gone(self._reservations.get(uid), self.fleet):
+            self._reservations.pop(uid)
+            self.nominations.forget(uid)
         self._visible.discard(uid)
         self._released.pop(uid, None)
         self._pending.pop(uid, None)
@@ -243,6 +260,8 @@ class ClusterState:
         if info.uid in self._visible:
             return
         current = self._reservations.get(info.uid)
+        if self.nominations.nominate(info, current, self._reservations, self.fleet, self._live):
+            return
         durable: Reservation | None = None
         if info.annotation is not None:
             try:
@@ -275,7 +294,10 @@ class ClusterState:
         predates them; every other reservation is rebuilt from what the list says.
         """
         with self._lock:
-            keep = [r for r in self._reservations if r.created_at >= listed_at]
+            going = self.nominations.releasing()
+            keep = [
+                r for r in self._reservations if r.created_at >= listed_at or r.pod_uid in going
+            ]
             self._pods.clear()
             self._reservations.clear()
             for r in keep:
@@ -287,6 +309,7 @@ class ClusterState:
             self._released = {uid: None for uid in released if uid in listed}
             for info in infos:
                 self._reconcile_pod(info)
+            self.nominations.relisted(listed)
 
     def apply_pod(self, event: str, info: PodInfo) -> None:
         """One Pod watch event."""
@@ -359,6 +382,7 @@ class ClusterState:
         with self._lock:
             self._visible.discard(r.pod_uid)
             self._released.pop(r.pod_uid, None)
+            self.nominations.replaced(r.pod_uid)
             self._put(r)
 
     def confirm(self, uid: str) -> Reservation | None:
@@ -375,6 +399,7 @@ class ClusterState:
         """Drop a reservation whose bind failed (its annotation, if written, no longer counts)."""
         with self._lock:
             self._reservations.pop(uid)
+            self.nominations.replaced(uid)
             self._released.pop(uid, None)
             self._released[uid] = None
             _trim(self._released, MAX_RELEASED)
@@ -387,6 +412,17 @@ class ClusterState:
             if lock is None:
                 lock = self._node_locks[node] = threading.Lock()
             return lock
+
+    def pods_of(self, uids: Iterable[str]) -> dict[str, PodInfo]:
+        """What the pod watch knows of each of ``uids`` (GPU pods only; others are absent)."""
+        with self._lock:
+            return {u: p for u in uids if (p := self._pods.get(u)) is not None}
+
+    def propose(self, pod_uid: str, rooms: dict[str, tuple[str, ...]]) -> None:
+        """The GPUs the preempt verb predicts the pod takes on each node it kept (for the
+        room its nomination holds)."""
+        with self._lock:
+            self.nominations.propose(pod_uid, rooms)
 
     def table_sizes(self) -> dict[str, int]:
         """How many entries each table keyed by a caller's string holds (for tests, the fuzz

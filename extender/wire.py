@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict
 import orjson
 
 from placement.fields import quote
+from placement.nodegpustate import parse_time
 
 MAX_EXTENDER_PRIORITY = 10
 MIN_EXTENDER_PRIORITY = 0
@@ -101,6 +102,54 @@ class BindingArgs:
     @property
     def key(self) -> str:
         return f"{self.pod_namespace}/{self.pod_name}"
+
+
+class MetaPodJSON(TypedDict):
+    """``MetaPod``: a victim by UID."""
+
+    UID: str
+
+
+class MetaVictimsJSON(TypedDict):
+    """``MetaVictims``: one node's victims by UID, and how many of them violate a PDB."""
+
+    Pods: list[MetaPodJSON]
+    NumPDBViolations: int
+
+
+class ExtenderPreemptionResultJSON(TypedDict):
+    """``ExtenderPreemptionResult``: always in Meta form, whatever the request's form."""
+
+    NodeNameToMetaVictims: dict[str, MetaVictimsJSON]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedVictim:
+    """One victim kube-scheduler offers: its UID, and its priority and start time (epoch
+    seconds) when the request carried the whole pod (``None`` in Meta form)."""
+
+    uid: str
+    priority: int | None = None
+    started_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeVictims:
+    """One candidate node's victims (each UID once, in the scheduler's order) and its count of
+    PodDisruptionBudget violations."""
+
+    victims: tuple[OfferedVictim, ...]
+    num_pdb_violations: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptionArgs:
+    """A decoded preempt request (``ExtenderPreemptionArgs``): the preemptor and, by node in
+    the scheduler's order, the victims it offers."""
+
+    pod: Mapping[str, Any]
+    ref: PodRef
+    nodes: dict[str, NodeVictims]
 
 
 def _load(body: bytes) -> Any:
@@ -281,6 +330,84 @@ def decode_binding_args(body: bytes) -> BindingArgs:
         pod_uid=values["PodUID"],
         node=values["Node"],
     )
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _victim(raw: object, where: str, meta: bool) -> OfferedVictim:
+    """One ``MetaPod`` (``{"UID": ...}``) or one whole victim pod."""
+    obj = _object(raw, where)
+    if meta:
+        key, uid = _fold(obj, where).get("uid", ("UID", None))
+        return OfferedVictim(_string(uid, f"{where}.{key}", max_len=UID_MAX))
+    meta_obj = _object(obj.get("metadata"), f"{where}.metadata")
+    uid = _string(meta_obj.get("uid"), f"{where}.metadata.uid", max_len=UID_MAX)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    priority = _object(spec, f"{where}.spec").get("priority")
+    if priority is not None and (type(priority) is not int or abs(priority) > 2**31):
+        raise WireError(f"{where}.spec.priority: expected an int32, got {_type_name(priority)}")
+    start = _object(status, f"{where}.status").get("startTime")
+    started = None
+    if start is not None:
+        try:
+            started = parse_time(_string(start, f"{where}.status.startTime", max_len=64))
+        except ValueError:
+            raise WireError(f"{where}.status.startTime: not an RFC 3339 time") from None
+    return OfferedVictim(uid, priority, started)
+
+
+def _node_victims(raw: object, where: str, meta: bool) -> NodeVictims:
+    fields = _fold(_object(raw, where), where)
+    key, pods = fields.get("pods", ("Pods", None))
+    if pods is None:
+        pods = []
+    if not isinstance(pods, list):
+        raise WireError(f"{where}.{key}: expected an array, got {_type_name(pods)}")
+    victims = [_victim(p, f"{where}.{key}[{i}]", meta) for i, p in enumerate(pods)]
+    key, count = fields.get("numpdbviolations", ("NumPDBViolations", 0))
+    if type(count) is not int or not 0 <= count <= INT64_MAX:
+        raise WireError(f"{where}.{key}: expected a count, got {_type_name(count)} {count!r:.20}")
+    first: dict[str, OfferedVictim] = {}
+    for victim in victims:
+        first.setdefault(victim.uid, victim)
+    return NodeVictims(tuple(first.values()), count)
+
+
+def decode_preemption_args(body: bytes) -> PreemptionArgs:
+    """Decode a preempt body: the preemptor, and victims by node in ``NodeNameToMetaVictims``
+    (node-cache capable) or ``NodeNameToVictims`` (whole pods); raises ``WireError`` naming
+    the bad field."""
+    raw = _object(_load(body), "request body")
+    fields = _fold(raw, "request body")
+    if "pod" not in fields or fields["pod"][1] is None:
+        raise WireError("Pod: missing")
+    pod = _object(fields["pod"][1], fields["pod"][0])
+    ref = _check_pod_shape(pod)
+    meta = fields.get("nodenametometavictims", ("NodeNameToMetaVictims", None))
+    full = fields.get("nodenametovictims", ("NodeNameToVictims", None))
+    if meta[1] is not None and full[1] is not None:
+        raise WireError(f"both {meta[0]} and {full[0]} given; expected one")
+    if meta[1] is None and full[1] is None:
+        raise WireError("neither NodeNameToMetaVictims nor NodeNameToVictims given")
+    key, by_node = meta if meta[1] is not None else full
+    nodes: dict[str, NodeVictims] = {}
+    for name, victims in _object(by_node, key).items():
+        _string(name, f"{key} node name", max_len=DNS_SUBDOMAIN_MAX)
+        nodes[name] = _node_victims(victims, f"{key}[{quote(name)}]", meta[1] is not None)
+    return PreemptionArgs(pod=pod, ref=ref, nodes=nodes)
+
+
+def preemption_result(
+    chosen: Mapping[str, tuple[Sequence[str], int]],
+) -> ExtenderPreemptionResultJSON:
+    """The preempt reply: by node, the victims' UIDs (in the order given) and the PDB count."""
+    return {
+        "NodeNameToMetaVictims": {
+            node: {"Pods": [{"UID": u} for u in uids], "NumPDBViolations": count}
+            for node, (uids, count) in chosen.items()
+        }
+    }
 
 
 def filter_result(

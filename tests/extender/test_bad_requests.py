@@ -98,6 +98,93 @@ BAD = {
         {"Pod": good_pod(), "Nodes": {"items": [{"metadata": {}}]}},
         "Nodes.items[0].metadata.name",
     ),
+    "preempt-malformed": ("preempt", b"{", "not valid JSON"),
+    "preempt-missing-pod": (
+        "preempt",
+        {"NodeNameToMetaVictims": {"n0": {"Pods": [{"UID": "v"}]}}},
+        "Pod: missing",
+    ),
+    "preempt-no-victims-at-all": (
+        "preempt",
+        {"Pod": good_pod()},
+        "neither NodeNameToMetaVictims nor NodeNameToVictims",
+    ),
+    "preempt-both-forms": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": {}, "NodeNameToVictims": {}},
+        "both NodeNameToMetaVictims and NodeNameToVictims given",
+    ),
+    "preempt-victims-map-wrong-type": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": []},
+        "NodeNameToMetaVictims: expected an object, got array",
+    ),
+    "preempt-node-entry-null": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": {"n0": None}},
+        "NodeNameToMetaVictims['n0']: expected an object, got null",
+    ),
+    "preempt-pods-wrong-type": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": {"n0": {"Pods": {}}}},
+        "NodeNameToMetaVictims['n0'].Pods: expected an array, got object",
+    ),
+    "preempt-uid-missing": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": {"n0": {"Pods": [{}]}}},
+        "NodeNameToMetaVictims['n0'].Pods[0].UID: expected a string, got null",
+    ),
+    "preempt-uid-too-long": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": {"n0": {"Pods": [{"UID": "u" * 37}]}}},
+        "UID: longer than 36 characters",
+    ),
+    "preempt-pdb-count-negative": (
+        "preempt",
+        {
+            "Pod": good_pod(),
+            "NodeNameToMetaVictims": {"n0": {"Pods": [{"UID": "v"}], "NumPDBViolations": -1}},
+        },
+        "NumPDBViolations: expected a count",
+    ),
+    "preempt-pdb-count-a-string": (
+        "preempt",
+        {
+            "Pod": good_pod(),
+            "NodeNameToMetaVictims": {"n0": {"Pods": [{"UID": "v"}], "NumPDBViolations": "1"}},
+        },
+        "NumPDBViolations: expected a count, got string",
+    ),
+    "preempt-node-name-too-long": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToMetaVictims": {"n" * 254: {"Pods": [{"UID": "v"}]}}},
+        "node name: longer than 253 characters",
+    ),
+    "preempt-whole-victim-without-uid": (
+        "preempt",
+        {"Pod": good_pod(), "NodeNameToVictims": {"n0": {"Pods": [{"metadata": {}}]}}},
+        "NodeNameToVictims['n0'].Pods[0].metadata.uid: expected a string",
+    ),
+    "preempt-whole-victim-priority-not-a-number": (
+        "preempt",
+        {
+            "Pod": good_pod(),
+            "NodeNameToVictims": {
+                "n0": {"Pods": [{"metadata": {"uid": "v"}, "spec": {"priority": "high"}}]}
+            },
+        },
+        "spec.priority: expected an int32, got string",
+    ),
+    "preempt-whole-victim-bad-start": (
+        "preempt",
+        {
+            "Pod": good_pod(),
+            "NodeNameToVictims": {
+                "n0": {"Pods": [{"metadata": {"uid": "v"}, "status": {"startTime": "noon"}}]}
+            },
+        },
+        "status.startTime: not an RFC 3339 time",
+    ),
     "prioritize-malformed": ("prioritize", b"nope", "not valid JSON"),
     "prioritize-missing-pod": ("prioritize", {"NodeNames": []}, "Pod: missing"),
     "bind-missing-uid": (
@@ -130,9 +217,9 @@ def test_bad_request_is_400_with_a_message(
 
 
 def test_unknown_verb_is_404(ext: Extender) -> None:
-    resp = ext.client.post("/scheduler/preempt", data=b"{}")
+    resp = ext.client.post("/scheduler/evict", data=b"{}")
     assert resp.status_code == 404
-    assert "unknown verb 'preempt'" in resp.get_json()["error"]
+    assert "unknown verb 'evict'" in resp.get_json()["error"]
 
 
 def test_unknown_path_is_404(ext: Extender) -> None:
@@ -189,6 +276,8 @@ shaped = st.fixed_dictionaries(
         "PodNamespace": json_values | st.just("ns"),
         "PodUID": json_values | st.just("u"),
         "Node": json_values | st.just("n0"),
+        "NodeNameToMetaVictims": json_values | st.just({"n0": {"Pods": [{"UID": "v"}]}}),
+        "NodeNameToVictims": json_values,
     },
 )
 
@@ -196,7 +285,9 @@ shaped = st.fixed_dictionaries(
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(verb=st.sampled_from(["filter", "prioritize", "bind"]), payload=json_values | shaped)
+@given(
+    verb=st.sampled_from(["filter", "prioritize", "bind", "preempt"]), payload=json_values | shaped
+)
 def test_any_json_gets_an_answer_never_a_500(ext: Extender, verb: str, payload: Any) -> None:
     resp = ext.client.post(f"/scheduler/{verb}", data=json.dumps(payload))
     assert resp.status_code in (200, 400), resp.data

@@ -81,11 +81,16 @@ LIFE_CASES: dict[str, Callable[[], LifeCase]] = {
     ),
     "failed-pod-holds-nothing": lambda: LifeCase([annotated("a", phase="Failed")], {}),
     "succeeded-pod-holds-nothing": lambda: LifeCase([annotated("a", phase="Succeeded")], {}),
-    "deleted-pod-releases": lambda: LifeCase(
-        [annotated("a")], {}, events=[("DELETED", annotated("a"))]
+    # A pod gone while still loading may have memory the last report does not show: held
+    # until a newer report shows none (tests/extender/test_nominations.py).
+    "deleted-loading-pod-holds-until-its-memory-is-back": lambda: LifeCase(
+        [annotated("a")], {"a": "bound"}, events=[("DELETED", annotated("a"))]
     ),
-    "pod-failing-later-releases": lambda: LifeCase(
-        [annotated("a")], {}, events=[("MODIFIED", annotated("a", phase="Failed"))]
+    "pod-failing-while-loading-holds-until-its-memory-is-back": lambda: LifeCase(
+        [annotated("a")], {"a": "bound"}, events=[("MODIFIED", annotated("a", phase="Failed"))]
+    ),
+    "deleted-pod-assumed-only-releases": lambda: LifeCase(
+        [annotated("a", bound_to=None)], {}, events=[("DELETED", annotated("a", bound_to=None))]
     ),
     "unbound-annotated-pod-is-held-as-assumed": lambda: LifeCase(
         [annotated("a", bound_to=None)], {"a": "assumed"}
