@@ -163,6 +163,20 @@ RENDERED = {
         "data.config.yaml:profiles.0.schedulerName",
         "gpu",
     ),
+    "preempt-verb": Rendered(
+        {},
+        "ConfigMap",
+        "vramfit-scheduler-config",
+        "data.config.yaml:extenders.0.preemptVerb",
+        "preempt",
+    ),
+    "default-scheduler-preempt-verb": Rendered(
+        VARIANTS["default-scheduler"],
+        "ConfigMap",
+        "vramfit-default-scheduler-extender",
+        "data.config.yaml:extenders.0.preemptVerb",
+        "preempt",
+    ),
     "tls-url-on-loopback": Rendered(
         VARIANTS["second-profile-tls"],
         "ConfigMap",

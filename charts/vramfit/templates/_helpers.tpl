@@ -114,6 +114,9 @@ app.kubernetes.io/name: {{ . }}
   prioritizeVerb: prioritize
   weight: {{ .root.Values.extender.weight }}
   bindVerb: bind
+  # kube-scheduler counts whole GPUs when it preempts; the extender keeps only the nodes
+  # where the pod fits by VRAM once the victims are gone, and only the victims it needs.
+  preemptVerb: preempt
   enableHTTPS: {{ .root.Values.extender.tls.enabled }}
   {{- if .root.Values.extender.tls.enabled }}
   tlsConfig:
