@@ -3,7 +3,9 @@
 Pods arrive as JSON (from kube-scheduler or a watch), so this works on plain mappings. Errors
 name the pod and the annotation or container field at fault. The GPU count follows the
 scheduler's own rule for a pod's effective request (regular containers and sidecars run
-together; each init container runs alone beside the sidecars started before it).
+together; each init container runs alone beside the sidecars started before it). A pod that
+claims its GPUs through Dynamic Resource Allocation asks for none of ``nvidia.com/gpu``: its
+count comes from its ResourceClaims (``placement.dra``), passed in as ``claimed_gpus``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from placement.fields import quote
-from placement.model import Demand, NvlinkMode
+from placement.model import Allocator, Demand, NvlinkMode
 from placement.policies import PROFILES
 from placement.quantity import QuantityError, parse_bytes, parse_count
 
@@ -114,23 +116,34 @@ def pod_key(pod: object) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
 
 
-def demand_from_pod(pod: Mapping[str, Any]) -> Demand | None:
+def demand_from_pod(pod: Mapping[str, Any], *, claimed_gpus: int = 0) -> Demand | None:
     """The pod's GPU demand, or ``None`` when it asks for no GPU (pure).
 
-    Raises ``DemandError`` naming the pod and the annotation or field when a value is invalid.
+    ``claimed_gpus`` are the GPUs its ResourceClaims ask for (``placement.dra``): such a pod
+    gets them from the DRA scheduler plugin (``Allocator.DRA``), and may not also ask for
+    ``nvidia.com/gpu``. Raises ``DemandError`` naming the pod and the annotation or field when
+    a value is invalid.
     """
     try:
-        return _demand(pod)
+        return _demand(pod, claimed_gpus)
     except DemandError as exc:
         raise DemandError(f"pod {pod_key(pod)}: {exc}") from None
 
 
-def _demand(pod: object) -> Demand | None:
+def _demand(pod: object, claimed_gpus: int = 0) -> Demand | None:
     if not isinstance(pod, Mapping):
         raise DemandError(f"expected a Pod object, got {type(pod).__name__}")
     meta = _mapping(pod.get("metadata"), "metadata")
     annotations = _mapping(meta.get("annotations"), "metadata.annotations")
     gpus = gpu_count(pod)
+    allocator = Allocator.DEVICE_PLUGIN
+    if claimed_gpus > 0:
+        if gpus:
+            raise DemandError(
+                f"asks for {gpus} {GPU_RESOURCE} and for {claimed_gpus} GPU(s) through "
+                "ResourceClaims; vramfit places a pod that gets its GPUs one way"
+            )
+        gpus, allocator = claimed_gpus, Allocator.DRA
     if gpus == 0:
         return None
 
@@ -172,4 +185,5 @@ def _demand(pod: object) -> Demand | None:
         nvlink=_NVLINK_WORDS[nvlink_raw],
         products=products,
         policy=policy,
+        allocator=allocator,
     )

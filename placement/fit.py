@@ -19,6 +19,16 @@ The GPUs a ``Fit`` names are vramfit's prediction: what the rule gives when the 
 the available GPUs (unallocated, and not promised to a waiting pod) in index order. Pure: no
 I/O, and ``now`` is an argument.
 
+A pod that claims its GPUs through Dynamic Resource Allocation (``Demand.allocator`` is
+``DRA``) gets them from kube-scheduler's DRA plugin instead, which may allocate any devices of
+the claim's class that its selectors accept (it does not score, and knows nothing of free
+memory or NVLink). ``eligible`` names those GPUs on the node (``placement.dra`` reads them from
+the ResourceSlices and the selectors; ``None``: every GPU). The same rules then hold over the
+eligible GPUs only (the others are none of the pod's concern): enough of them unallocated, each
+with the VRAM free, and for a pod that requires one NVLink island, all the unallocated eligible
+GPUs on one island (the allocator may take any of them). The prediction is what the allocator
+takes when it walks the devices in index order: the first available ones.
+
 The reject reasons are built by the small ``reason_*`` functions below, which the fleet's fast
 path shares (``placement.fleet.rejects``), so both say exactly the same thing.
 """
@@ -29,6 +39,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from placement.deviceplugin import always_one_island, mask_of, predicted_allocation
 from placement.model import (
+    Allocator,
     Demand,
     Fit,
     FitSettings,
@@ -126,6 +137,11 @@ def reason_no_product(products: Collection[str], described: str) -> str:
     return f"no GPU of product {', '.join(sorted(products))} (node has {described})"
 
 
+def reason_not_selected(described: str) -> str:
+    """Unresolvable: no GPU of the node is one the pod's ResourceClaim selectors accept."""
+    return f"no GPU the pod's ResourceClaim selectors accept (node has {described})"
+
+
 def reason_too_small(gpus: int, vram: int, large: int, described: str) -> str:
     """Unresolvable: too few GPUs whose total memory could ever hold the demand."""
     return (
@@ -176,28 +192,32 @@ def describe_unfit(index: int, free: int | None, orphan: int, product: str | Non
     return f"GPU {index} has {format_bytes(free)} free"
 
 
-def reason_unfit(vram: int, products: bool, unfit: int, named: Iterable[str]) -> str:
-    """Resolvable: the kubelet may hand out any unallocated GPU, and ``unfit`` of them could not
-    hold the pod (its VRAM free, one of its ``products`` where it names some); ``named``
-    describes the first few (``describe_unfit``)."""
+def reason_unfit(
+    vram: int, products: bool, unfit: int, named: Iterable[str], *, dra: bool = False
+) -> str:
+    """Resolvable: the kubelet (``dra``: the DRA plugin) may hand out any unallocated GPU, and
+    ``unfit`` of them could not hold the pod (its VRAM free, one of its ``products`` where it
+    names some); ``named`` describes the first few (``describe_unfit``)."""
     listed = list(named)
     more = f"; {unfit - len(listed)} more" if unfit > len(listed) else ""
     of = ", of a product the pod accepts," if products else ""
+    every = "eligible unallocated GPU" if dra else "unallocated GPU"
+    who = "the DRA plugin may allocate any" if dra else "the kubelet may hand out any"
     return (
-        f"needs {format_bytes(vram)} free on every unallocated GPU{of} (the kubelet may hand "
-        f"out any): {'; '.join(listed)}{more}"
+        f"needs {format_bytes(vram)} free on every {every}{of} ({who}): {'; '.join(listed)}{more}"
     )
 
 
-def reason_split(gpus: int, sizes: Iterable[int]) -> str:
-    """Resolvable: the device plugin may hand out GPUs across NVLink islands; ``sizes`` are the
-    unallocated GPUs per island."""
+def reason_split(gpus: int, sizes: Iterable[int], *, dra: bool = False) -> str:
+    """Resolvable: the device plugin (``dra``: the DRA scheduler plugin) may hand out GPUs
+    across NVLink islands; ``sizes`` are the unallocated GPUs per island."""
     counts = [str(s) for s in sorted(sizes, reverse=True) if s]
     split = "+".join(counts[:MAX_NAMED_ISLANDS]) + (
         "+..." if len(counts) > MAX_NAMED_ISLANDS else ""
     )
+    who = "the DRA plugin may allocate" if dra else "the device plugin may hand out"
     return (
-        f"needs {gpus} GPUs on one NVLink island; the device plugin may hand out GPUs across "
+        f"needs {gpus} GPUs on one NVLink island; {who} GPUs across "
         f"islands (unallocated per island: {split})"
     )
 
@@ -210,22 +230,24 @@ def fit(
     now: float,
     settings: FitSettings = FitSettings(),
     pod_uid: str = "",
+    eligible: Collection[str] | None = None,
 ) -> Fit | Reject:
     """Decide whether ``node`` can take a pod with ``demand`` at ``now`` (pure).
 
     ``reservations`` may hold reservations of any node; only this node's count. A reservation
     of ``pod_uid`` itself is ignored (a pod re-filtered after its own assumption), and so are
-    GPUs the pod holds itself. Returns a ``Fit`` with the predicted GPUs, or a ``Reject`` whose
-    ``resolvable`` is false when the node could never take the pod (no GPUs of the product, too
-    few GPUs large enough, no NVLink island large enough). A demand of no GPU fits any node, on
-    no GPU.
+    GPUs the pod holds itself. ``eligible`` (UUIDs) limits the GPUs the pod may get to those
+    (a DRA claim's selectors); ``None`` leaves every GPU of the node. Returns a ``Fit`` with
+    the predicted GPUs, or a ``Reject`` whose ``resolvable`` is false when the node could never
+    take the pod (no GPUs of the product, too few GPUs large enough, no NVLink island large
+    enough). A demand of no GPU fits any node, on no GPU.
     """
     name, k = node.name, demand.gpus
     if k <= 0:
         return Fit(name, (), True)
     nvlink = effective_nvlink(demand, settings)
     # Unresolvable first: what the node could never offer, whatever it is doing now.
-    lasting = _lasting(node, demand, nvlink)
+    lasting = _lasting(node, demand, nvlink, eligible)
     if lasting is not None:
         return lasting
     # Resolvable: the agent, the report, and what the kubelet may hand out now.
@@ -235,7 +257,8 @@ def fit(
     others = [r for r in reservations if r.pod_uid != pod_uid]
     pending = pending_counts(node, others, now)
     gpus = sorted(node.gpus, key=lambda g: g.index)
-    unallocated, why = unallocated_gpus(gpus, pod_uid)
+    considered = gpus if eligible is None else [g for g in gpus if g.uuid in eligible]
+    unallocated, why = unallocated_gpus(considered, pod_uid)
     why[RESERVED] = sum(pending)
     if len(unallocated) - sum(pending) < k:
         return Reject(name, reason_not_free(k, len(unallocated) - sum(pending), why), True)
@@ -247,22 +270,39 @@ def fit(
     position = {g.uuid: p for p, g in enumerate(gpus)}
     free_mask = mask_of([position[g.uuid] for g in unallocated])
     hidden = mask_of([position[u] for u in hidden_gpus(node, others, now)])
-    predicted = predicted_allocation(free_mask & ~hidden, k, layout)
+    dra = demand.allocator is Allocator.DRA
+    if dra:
+        predicted = first_available(free_mask & ~hidden, k)
+    else:
+        predicted = predicted_allocation(free_mask & ~hidden, k, layout)
     same_island = any(predicted <= set(i) for i in layout.islands)
     if nvlink is NvlinkMode.REQUIRED and not (
         same_island
         if settings.nvlink_best_effort
-        else always_one_island(free_mask, k, layout, pending)
+        else (
+            any(free_mask & mask_of(i) == free_mask for i in layout.islands)
+            if dra
+            else always_one_island(free_mask, k, layout, pending)
+        )
     ):
         sizes = [sum(1 for p in island if free_mask >> p & 1) for island in layout.islands]
-        return Reject(name, reason_split(k, sizes), resolvable=True)
+        return Reject(name, reason_split(k, sizes, dra=dra), resolvable=True)
     return Fit(name, tuple(gpus[p].uuid for p in sorted(predicted)), same_island)
 
 
-def _lasting(node: NodeState, demand: Demand, nvlink: NvlinkMode) -> Reject | None:
-    """What the node could never offer, in fit()'s order: GPUs, the product, GPUs large enough,
-    an NVLink island large enough. A ``Reject`` (unresolvable, but for an agent that reads no
-    GPUs), else ``None``."""
+def first_available(available_mask: int, size: int) -> frozenset[int]:
+    """The DRA plugin's pick as vramfit predicts it (pure): the first ``size`` GPU positions
+    in ``available_mask``, lowest first; empty when fewer are available."""
+    picked = [p for p in range(available_mask.bit_length()) if available_mask >> p & 1][:size]
+    return frozenset(picked) if len(picked) == size else frozenset()
+
+
+def _lasting(
+    node: NodeState, demand: Demand, nvlink: NvlinkMode, eligible: Collection[str] | None
+) -> Reject | None:
+    """What the node could never offer, in fit()'s order: GPUs, the product (and the GPUs
+    ``eligible``), GPUs large enough, an NVLink island large enough. A ``Reject``
+    (unresolvable, but for an agent that reads no GPUs), else ``None``."""
     name = node.name
     if not node.gpus:
         if node.agent_error:
@@ -270,13 +310,20 @@ def _lasting(node: NodeState, demand: Demand, nvlink: NvlinkMode) -> Reject | No
             return Reject(name, reason_agent_error(node.agent_error), resolvable=True)
         return Reject(name, REASON_NO_GPUS, resolvable=False)
     wanted = {product_key(p) for p in demand.products}
-    matching = [g for g in node.gpus if not wanted or product_key(g.product) in wanted]
+    matching = [
+        g
+        for g in node.gpus
+        if (not wanted or product_key(g.product) in wanted)
+        and (eligible is None or g.uuid in eligible)
+    ]
     if not matching:
-        return Reject(
-            name,
-            reason_no_product(demand.products, describe_gpus(node.gpus)),
-            resolvable=False,
+        described = describe_gpus(node.gpus)
+        why = (
+            reason_no_product(demand.products, described)
+            if demand.products
+            else reason_not_selected(described)
         )
+        return Reject(name, why, resolvable=False)
     large = [g for g in matching if g.total_bytes >= demand.vram_per_gpu]
     if len(large) < demand.gpus:
         return Reject(
@@ -344,7 +391,8 @@ def reason_unfit_gpus(unallocated: Iterable[GpuState], demand: Demand) -> str | 
     if not unfit:
         return None
     named = unfit[:MAX_NAMED_GPUS]
-    return reason_unfit(demand.vram_per_gpu, bool(demand.products), len(unfit), named)
+    dra = demand.allocator is Allocator.DRA
+    return reason_unfit(demand.vram_per_gpu, bool(demand.products), len(unfit), named, dra=dra)
 
 
 def _unfit(g: GpuState, demand: Demand) -> str | None:

@@ -20,6 +20,15 @@ class NvlinkMode(enum.StrEnum):
     NONE = "none"
 
 
+class Allocator(enum.StrEnum):
+    """Who picks a pod's GPUs: the kubelet with the device plugin (``nvidia.com/gpu``), or
+    kube-scheduler's DRA plugin (a ResourceClaim of a GPU device class). Each may hand out any
+    GPU it may choose, by its own rule (``placement.fit``)."""
+
+    DEVICE_PLUGIN = "device-plugin"
+    DRA = "dra"
+
+
 class ReservationState(enum.StrEnum):
     """Where a reservation is in its life: chosen in filter, written at bind, loading, done."""
 
@@ -119,7 +128,10 @@ class NodeState:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What one pod needs: GPUs, VRAM per GPU, and preferences read from its annotations."""
+    """What one pod needs: GPUs, VRAM per GPU, and preferences read from its annotations.
+
+    ``allocator`` says who will pick the GPUs: the device plugin (``nvidia.com/gpu``) or the
+    DRA scheduler plugin (GPUs claimed through ResourceClaims, ``placement.dra``)."""
 
     gpus: int
     vram_per_gpu: int = 0
@@ -128,6 +140,7 @@ class Demand:
     nvlink: NvlinkMode = NvlinkMode.PREFERRED
     products: frozenset[str] = frozenset()
     policy: str = ""
+    allocator: Allocator = Allocator.DEVICE_PLUGIN
 
     def __post_init__(self) -> None:
         bad = [

@@ -13,7 +13,7 @@ Ties go to the node name that sorts first, which keeps decisions reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from placement.fit import fit, hidden_gpus
 from placement.model import Decision, Demand, Fit, FitSettings, NodeState, Reject, Reservation
@@ -29,11 +29,13 @@ def decide(
     settings: FitSettings = FitSettings(),
     profile: Profile | None = None,
     pod_uid: str = "",
+    eligible: Mapping[str, Collection[str]] | None = None,
 ) -> Decision:
     """Fit ``demand`` on each node, score the fits with ``profile``, and choose the best (pure).
 
     ``profile`` defaults to the pod's own (``demand.policy``) or ``binpack``. Reservations of
-    ``pod_uid`` itself are ignored, as in ``fit()``.
+    ``pod_uid`` itself are ignored, as in ``fit()``. ``eligible`` gives ``fit()`` the GPUs the
+    pod may get on each node it names (a DRA claim's selectors).
     """
     prof = profile or resolve_profile(demand)
     others = tuple(r for r in reservations if r.pod_uid != pod_uid)
@@ -42,7 +44,15 @@ def decide(
     scores: list[tuple[str, float]] = []
     best: tuple[float, str, Fit] | None = None
     for node in nodes:
-        result = fit(node, demand, others, now=now, settings=settings, pod_uid=pod_uid)
+        result = fit(
+            node,
+            demand,
+            others,
+            now=now,
+            settings=settings,
+            pod_uid=pod_uid,
+            eligible=None if eligible is None else eligible.get(node.name),
+        )
         if isinstance(result, Reject):
             rejects.append(result)
             continue

@@ -15,12 +15,17 @@ nodes, a handful of dictionary lookups per request.
 
 Reservations are read from the fleet's own ``claims`` when a query passes those, else looped
 over (``Fleet.claims_of``); both give the same arrays. Pure: ``now`` is an argument.
+
+A pod that claims its GPUs through DRA (``Allocator.DRA``) is held to ``fit()``'s DRA rules:
+only the GPUs its claim may get count (``Query.eligible``, turned into a ``slot x row`` mask
+for the named nodes it lists; the others keep every GPU), the prediction is the first
+available ones, and a required NVLink island holds every unallocated eligible GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 
@@ -31,7 +36,7 @@ from placement.deviceplugin import always_one_island, predicted_allocation
 from placement.fit import HELD, MIG_ENABLED, RESERVED, UNHEALTHY, effective_nvlink
 from placement.fleet.rows import BoolArray, FloatArray, IntArray, RowArray
 from placement.fleet.store import Fleet
-from placement.model import Demand, FitSettings, NvlinkMode, Reservation
+from placement.model import Allocator, Demand, FitSettings, NvlinkMode, Reservation
 from placement.shape import NvLink
 
 
@@ -42,7 +47,9 @@ class Query:
     ``names`` are in request order; a name the fleet does not hold is rejected as having no
     report. ``reservations`` are the fleet's own ``claims`` (read from their sums) or any
     iterable of reservations (looped over); those of ``pod_uid`` itself are ignored, as in
-    ``fit()``. ``verdict``, ``evaluate``, ``decide_fleet`` and ``score_nodes`` all take one.
+    ``fit()``. ``eligible`` maps a node to the UUIDs of the GPUs the pod may get there (a DRA
+    claim's selectors, ``fit()``'s ``eligible``); a node it does not name keeps every GPU.
+    ``verdict``, ``evaluate``, ``decide_fleet`` and ``score_nodes`` all take one.
     """
 
     names: Sequence[str]
@@ -51,6 +58,7 @@ class Query:
     now: float
     settings: FitSettings = FitSettings()
     pod_uid: str = ""
+    eligible: Mapping[str, Collection[str]] | None = None
 
 
 MAX = np.iinfo(np.int64).max
@@ -109,6 +117,7 @@ class Evaluation:
     slot: IntArray  # by row, for one-GPU demands: the chosen slot
     why: dict[str, IntArray] = dataclasses.field(default_factory=dict)  # by row: ``causes`` counted
     pod_uid: str = ""  # the pod asking (the GPUs it holds itself are unallocated for it)
+    considered: BoolArray | None = None  # slot x row: the GPUs the pod may get (None: all)
 
     def why_counts(self) -> dict[str, IntArray]:
         """By row: how many GPUs each cause keeps from being unallocated, and how many are
@@ -158,17 +167,42 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
         return ev
     vram = min(demand.vram_per_gpu, int(MAX))
     nvlink = effective_nvlink(demand, settings)
+    dra = demand.allocator is Allocator.DRA
+    if query.eligible is not None:
+        ev.considered = _considered(fleet, query.eligible, known, rows)
     matching = _node_rules(fleet, query, ev, vram, nvlink)
     unallocated = _unallocated(fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k)
-    _predict(fleet, ev, unallocated, k)
+    if dra:
+        _first_available(fleet, ev, unallocated, k)
+    else:
+        _predict(fleet, ev, unallocated, k)
     if nvlink is NvlinkMode.REQUIRED:
         if settings.nvlink_best_effort:
             _mark(ev.code, ~ev.same_island, CODE_SPLIT)
+        elif dra:
+            _mark_spread(fleet, ev, unallocated)
         else:
             _mark_unsafe(fleet, ev, unallocated, k, sums.sizes)
         _island_counts(fleet, ev, unallocated)
     ev.chosen = ev.chosen & (ev.code == CODE_OK)
     return ev
+
+
+def _considered(
+    fleet: Fleet, eligible: Mapping[str, Collection[str]], names: list[str], rows: RowArray
+) -> BoolArray:
+    """``slot x row``: the GPUs the pod may get, by ``eligible`` for the named nodes it lists
+    and every present GPU elsewhere."""
+    mask: BoolArray = fleet.present[:, : fleet.span].copy()
+    for name, r in zip(names, rows.tolist(), strict=True):
+        uuids = eligible.get(name)
+        if uuids is None:
+            continue
+        slot = fleet.row(r).slot
+        mask[:, r] = False
+        picked = [s for u in uuids if (s := slot.get(u)) is not None]
+        mask[picked, r] = True
+    return mask
 
 
 def _node_rules(
@@ -181,13 +215,14 @@ def _node_rules(
     empty = fleet.gpu_count[:span] == 0
     _mark(code, empty & error, CODE_AGENT_ERROR_NO_GPUS)
     _mark(code, empty, CODE_NO_GPUS)
-    matching: BoolArray = fleet.present[:, :span]
+    matching: BoolArray = fleet.present[:, :span] if ev.considered is None else ev.considered
     if demand.products:
         product = fleet.product[:, :span]
         accepted = np.zeros(product.shape, dtype=np.bool_)
         for i in {fleet.product_id(p) for p in demand.products} - {-1}:
             accepted |= product == i
         matching = matching & accepted
+    if demand.products or ev.considered is not None:
         _mark(code, count(matching) == 0, CODE_NO_PRODUCT)
     total: IntArray = fleet.total[:, :span]
     large = matching & (total >= vram)
@@ -216,8 +251,8 @@ def _unallocated(
     where one of them could not hold the pod (another product, memory unknown or too little
     free), and leaves the causes of the others for the reasons (``Evaluation.causes``)."""
     span = fleet.span
-    # The arrays cut to the rows in use (views, no copies).
-    present: BoolArray = fleet.present[:, :span]
+    # The arrays cut to the rows in use (views, no copies); the GPUs the pod may get.
+    present: BoolArray = fleet.present[:, :span] if ev.considered is None else ev.considered
     free: IntArray = fleet.free[:, :span]
     free_known: BoolArray = fleet.free_known[:, :span]
     healthy: BoolArray = fleet.healthy[:, :span]
@@ -304,6 +339,41 @@ def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> No
     same = np.array([a[1] for a in answers], dtype=np.bool_)
     ev.chosen[:, rows] = chosen[inverse].T
     ev.same_island[rows] = same[inverse]
+
+
+def _first_available(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> None:
+    """Each row's predicted GPUs for a DRA claim (``fit.first_available``): the first ``k``
+    GPUs in index order that are unallocated and not promised to a waiting pod."""
+    width = fleet.width
+    available = unallocated & ~ev.hidden
+    if k == 1:  # the first GPU of the list, as for the device plugin
+        key = np.where(available, np.arange(width)[:, None], MAX)
+        lowest = key.min(axis=0)
+        ev.slot = np.where(lowest < MAX, lowest, 0)
+        ev.chosen = key == lowest
+        return
+    taken = np.cumsum(available, axis=0, dtype=np.int64)
+    ev.chosen = available & (taken <= k) & (taken[-1] >= k)
+    island = fleet.island[:, : fleet.span]
+    low = np.where(ev.chosen, island, MAX).min(axis=0)
+    high = np.where(ev.chosen, island, -1).max(axis=0)
+    ev.same_island = (high < 0) | (low == high)
+
+
+def _mark_spread(fleet: Fleet, ev: Evaluation, unallocated: BoolArray) -> None:
+    """Mark the rows where the unallocated GPUs the DRA plugin may allocate lie on more than
+    one NVLink island (it may take any of them)."""
+    span = fleet.span
+    rows = np.flatnonzero((ev.code == CODE_OK) & (fleet.island_count[:span] > 1))
+    if not len(rows):
+        return
+    island = fleet.island[:, rows]
+    on = unallocated[:, rows]
+    low = np.where(on, island, MAX).min(axis=0)
+    high = np.where(on, island, -1).max(axis=0)
+    unsafe = np.zeros(span, dtype=np.bool_)
+    unsafe[rows] = (high >= 0) & (low != high)
+    _mark(ev.code, unsafe, CODE_SPLIT)
 
 
 def _one_island(gpus: frozenset[int], layout: NvLink) -> bool:

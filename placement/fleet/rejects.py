@@ -28,6 +28,7 @@ from placement.fit import (
     reason_no_island,
     reason_no_product,
     reason_not_free,
+    reason_not_selected,
     reason_report_old,
     reason_split,
     reason_too_small,
@@ -53,7 +54,7 @@ from placement.fleet.evaluation import (
 )
 from placement.fleet.rows import IntArray, RowArray
 from placement.fleet.store import Fleet
-from placement.model import Demand, Reject
+from placement.model import Allocator, Demand, Reject
 
 REASON_NO_REPORT = "no GPU report from the vramfit node agent for this node"
 """Why a node the fleet does not hold is rejected (resolvable: its agent may yet report)."""
@@ -161,6 +162,8 @@ def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
     if c in (CODE_AGENT_ERROR, CODE_AGENT_ERROR_NO_GPUS):
         return reason_agent_error(row.node.agent_error)
     if c == CODE_NO_PRODUCT:
+        if not demand.products:
+            return reason_not_selected(row.described)
         return reason_no_product(demand.products, row.described)
     if c == CODE_TOO_SMALL:
         return reason_too_small(k, vram, int(ev.large[r]), row.described)
@@ -177,10 +180,13 @@ def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
         return reason_not_free(k, int(ev.free_now[r]), why)
     if c == CODE_UNFIT:
         gpus = sorted(row.node.gpus, key=lambda g: g.index)
+        if ev.considered is not None:
+            gpus = [g for g in gpus if ev.considered[row.slot[g.uuid], r]]
         unfit = reason_unfit_gpus(unallocated_gpus(gpus, ev.pod_uid)[0], demand)
         assert unfit is not None  # the row's code says one GPU is unfit
         return unfit
-    return reason_split(k, ev.island_counts[:, r].tolist())
+    dra = demand.allocator is Allocator.DRA
+    return reason_split(k, ev.island_counts[:, r].tolist(), dra=dra)
 
 
 def reasons_of(
