@@ -151,8 +151,13 @@ class Cluster:
     def bound(self, namespace: str) -> list[dict[str, Any]]:
         return [p for p in self.pods(namespace) if is_bound(p)]
 
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """The pool's nodes' reports (other tests may leave reports of their own nodes)."""
+        pool = set(self.pool.nodes)
+        return {name: r for name, r in reports(self.custom).items() if name in pool}
+
     def holders(self) -> dict[str, list[str]]:
-        return holders(reports(self.custom))
+        return holders(self.reports())
 
     def wait_idle(self) -> None:
         """Until no agent reports a GPU held (pods of earlier tests are gone)."""
@@ -187,7 +192,7 @@ class Cluster:
 
 
 def assert_no_double_booking(pods: list[dict[str, Any]], cluster: Cluster) -> None:
-    twice = double_booked(pods, reports(cluster.custom))
+    twice = double_booked(pods, cluster.reports())
     assert not twice, f"GPUs double-booked: {sorted(twice)}"
     assert not refused_by_kubelet(pods), f"the kubelet refused {refused_by_kubelet(pods)}"
 
@@ -230,7 +235,7 @@ class Burst:
         """The live pods now; remembers every pod seen and every GPU seen double-booked."""
         pods = self.live()
         self.seen.update(p["metadata"]["uid"] for p in pods)
-        self.worst |= double_booked(pods, reports(self.cluster.custom))
+        self.worst |= double_booked(pods, self.cluster.reports())
         return pods
 
     @contextlib.contextmanager
