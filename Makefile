@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench fuzz cluster cluster-down cluster-status binaries promtool clean
+.PHONY: demo test lint bench fuzz soak cluster cluster-down cluster-status binaries promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ lint: $(STAMP)
 bench: $(STAMP) binaries
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.readme_table
+
+## soak: the end-to-end fault tests, many trials each (SOAK_TRIALS: NAME=N pairs, or one N for
+## all); the table is printed, and the figures written to bench/results/faults.json
+SOAK_TRIALS ?= extender-sigkill=20,apiserver-restart=5,leader-failover=5,node-recreate=3
+soak: $(STAMP) binaries
+	VRAMFIT_FAULT_TRIALS="$(SOAK_TRIALS)" VRAMFIT_FAULTS_JSON=bench/results/faults.json \
+		$(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_faults.py
 
 ## fuzz: hostile requests (10,000, or REQUESTS=n; SEED=n draws others) against the real
 ## extender server on loopback: status codes, reply sizes and the server's memory, checked
