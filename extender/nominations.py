@@ -18,6 +18,13 @@ just started) may still have memory on GPUs the last report shows free: its rese
 (``gone``) until a report newer than the one its node had then shows nothing left of it
 (``placement.preemption.released``).
 
+Until the victims are gone from the node's report, the nominated node does not pass vramfit's
+filter (the report still shows their GPUs held), while kube-scheduler, which counts pods, sees
+the room free and, finding the node unschedulable, would preempt again elsewhere. ``leaving``
+names the pods whose GPUs are on their way back (gone or terminating, but still in the report,
+or still releasing memory), and the preempt verb offers no new preemption while the pod would
+fit its nominated node once they are.
+
 The class keeps only these tables and acts on the state's reservations (``Claims``) and fleet,
 which the state hands it under its own lock; it is not locked itself.
 """
@@ -40,6 +47,8 @@ MAX_PROPOSALS = 10_000
 """Pods whose preemption answer is remembered for their nomination (the oldest go first)."""
 MAX_RELEASING = 10_000
 """Gone pods whose GPU memory is awaited (the oldest go first, their reservations with them)."""
+MAX_DEPARTED = 10_000
+"""Gone pods remembered, so that GPUs a report still shows them holding count as leaving."""
 MAX_ROOMS_PER_POD = 64
 """Nodes remembered per proposal: the ones kube-scheduler may nominate for one preemption."""
 
@@ -62,6 +71,7 @@ class Nominations:
         self._rooms: dict[str, dict[str, tuple[str, ...]]] = {}  # pod -> node -> GPUs
         self._nominated: dict[str, str] = {}  # pod -> the node its reservation holds room on
         self._releasing: dict[str, float] = {}  # pod -> its node's report time when it went
+        self._departed: dict[str, None] = {}  # pods seen gone lately, oldest first
 
     # ----- nominations ------------------------------------------------------------------------
 
@@ -139,10 +149,13 @@ class Nominations:
 
     # ----- victims releasing their memory ------------------------------------------------------
 
-    def gone(self, r: Reservation | None, fleet: Fleet) -> bool:
-        """The pod of ``r`` is gone (or finished) while ``r`` still stood. True when ``r`` is
-        kept until its node shows the pod's memory back (a pod that was bound, on a node with a
-        report); the caller drops it otherwise."""
+    def gone(self, uid: str, r: Reservation | None, fleet: Fleet) -> bool:
+        """The pod ``uid`` is gone (or finished), its reservation ``r`` (if any) still standing.
+        True when ``r`` is kept until its node shows the pod's memory back (a pod that was
+        bound, on a node with a report); the caller drops it otherwise."""
+        self._departed.pop(uid, None)
+        self._departed[uid] = None
+        _trim(self._departed, MAX_DEPARTED)
         if r is None:
             return False
         self._nominated.pop(r.pod_uid, None)
@@ -151,6 +164,10 @@ class Nominations:
         if r.pod_uid not in self._releasing:
             self._releasing[r.pod_uid] = fleet.node(r.node).observed_at
         return True
+
+    def departed(self, pod_uid: str) -> bool:
+        """Whether the pod was seen gone lately (the agent may still report its GPUs)."""
+        return pod_uid in self._departed
 
     def releasing(self) -> frozenset[str]:
         """The gone pods whose reservations are kept until their memory is back."""
@@ -190,4 +207,5 @@ class Nominations:
             "proposals": len(self._rooms),
             "nominated": len(self._nominated),
             "releasing": len(self._releasing),
+            "departed": len(self._departed),
         }

@@ -17,16 +17,22 @@ kept (the Meta form does not say which victims violate a budget, so the count ne
 below the truth and a narrowed node never looks safer than it is). The GPUs the pod would take
 on each kept node are remembered for the room its nomination holds (``extender.nominations``).
 
-No preemption is offered while the view is not current, for a pod whose annotations cannot be
-read, or for a member of a multi-node group (vramfit places a group whole; evicting for one
-member would free GPUs the group still cannot use). A pod that requests no GPU gets the offer
-back unchanged.
+No new preemption is offered while the pod's earlier victims are still leaving its nominated
+node (gone from the API, but still in the node's report, or releasing memory) and would make
+room for it there: kube-scheduler sees the room free as soon as they are deleted, and would
+otherwise, finding vramfit's filter still refusing the node, evict more pods elsewhere
+(``extender.nominations``).
+
+No preemption is offered either while the view is not current, for a pod whose annotations
+cannot be read, or for a member of a multi-node group (vramfit places a group whole; evicting
+for one member would free GPUs the group still cannot use). A pod that requests no GPU gets the
+offer back unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from extender.config import Settings
 from extender.decisions import InvalidPodError, read_demand
@@ -98,7 +104,39 @@ class Preemption:
         if group is not None:
             log.info("preempt %s: no preemption for a member of group %s", key, group.key)
             return self._answer("refused", "group", {})
+        waiting = self._waiting(args, demand)
+        if waiting:
+            log.info(
+                "preempt %s: its victims on %s are still leaving: no new preemption", key, waiting
+            )
+            return self._answer("waiting", "victims-leaving", {})
         return self._answer("answered", "", self._decide(args, demand))
+
+    def _waiting(self, args: PreemptionArgs, demand: Demand) -> str:
+        """The pod's nominated node, when the pods leaving it (gone or terminating, still in its
+        report) free what the pod needs there: the room is on its way, and another preemption
+        would evict for nothing. "" otherwise."""
+        status = args.pod.get("status")
+        node = status.get("nominatedNodeName") if isinstance(status, Mapping) else None
+        if not isinstance(node, str) or not node:
+            return ""
+        leaving = self.state.leaving(node)
+        if not leaving:
+            return ""
+        now = self.clock()
+        with self.state.locked_view(now) as view:
+            if node not in view.fleet:
+                return ""
+            got = choose_victims(
+                view.fleet.node(node),
+                demand,
+                [Victim(u) for u in sorted(leaving)],
+                view.fleet.claims.on_node(node),
+                now=now,
+                settings=self.settings.fit,
+                pod_uid=args.ref.uid,
+            )
+        return node if isinstance(got, Chosen) else ""
 
     def _victims(self, args: PreemptionArgs) -> dict[str, list[Victim]]:
         """Each node's offered victims, with priority and start from the request or the watch."""

@@ -242,7 +242,7 @@ class ClusterState:
 
     def _forget_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
-        if not self.nominations.gone(self._reservations.get(uid), self.fleet):
+        if not self.nominations.gone(uid, self._reservations.get(uid), self.fleet):
             self._reservations.pop(uid)
             self.nominations.forget(uid)
         self._visible.discard(uid)
@@ -417,6 +417,26 @@ class ClusterState:
         """What the pod watch knows of each of ``uids`` (GPU pods only; others are absent)."""
         with self._lock:
             return {u: p for u in uids if (p := self._pods.get(u)) is not None}
+
+    def leaving(self, node: str) -> set[str]:
+        """The pods whose GPUs or memory on ``node`` are on their way back: seen gone or
+        terminating while the report still shows them, or kept until their memory is back."""
+        with self._lock:
+            if node not in self.fleet:
+                return set()
+            on_node = {r.pod_uid for r in self._reservations.on_node(node)}
+            for g in self.fleet.node(node).gpus:
+                on_node.update(m.pod_uid for m in g.pod_memory)
+                if g.holder_pod_uid is not None:
+                    on_node.add(g.holder_pod_uid)
+            going = self.nominations.releasing()
+            return {
+                u
+                for u in on_node
+                if u in going
+                or self.nominations.departed(u)
+                or ((info := self._pods.get(u)) is not None and info.terminating)
+            }
 
     def propose(self, pod_uid: str, rooms: dict[str, tuple[str, ...]]) -> None:
         """The GPUs the preempt verb predicts the pod takes on each node it kept (for the

@@ -248,3 +248,24 @@ def test_decode_preemption_args(
     args = decode_preemption_args(orjson.dumps(body))
     assert args.ref.uid == "hi-uid"
     assert {n: (v.victims, v.num_pdb_violations) for n, v in args.nodes.items()} == expected
+
+
+@pytest.mark.parametrize(
+    ("gpus", "expected"),
+    [
+        pytest.param(1, {}, id="the-leaving-victim-makes-room-wait"),
+        pytest.param(2, meta({"h100-1": (["h1-0"], 0)}), id="not-enough-leaving-preempt-again"),
+    ],
+)
+def test_no_new_preemption_while_the_victims_leave_the_nominated_node(
+    ext: Extender, gpus: int, expected: dict[str, Any]
+) -> None:
+    # h0-1 was evicted: gone from the API, its GPU still held in h100-0's last report.
+    ext.state.apply_pod("DELETED", pod_of(running("h0-1", "h100-0", priority=1)))
+    assert ext.state.leaving("h100-0") == {"h0-1"}
+    pod = preemptor(gpus=gpus)
+    pod["status"]["nominatedNodeName"] = "h100-0"
+    body = {"Pod": pod, "NodeNameToMetaVictims": meta({"h100-1": (["h1-0"], 0)})}
+    assert post(ext, body) == expected
+    waiting = 'vramfit_extender_decisions_total{outcome="waiting",reason="victims-leaving"'
+    assert (waiting in ext.client.get("/metrics").data.decode()) is (not expected)
