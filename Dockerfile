@@ -9,6 +9,7 @@ COPY pyproject.toml README.md ./
 COPY setup.py* ./
 COPY placement ./placement
 COPY documents ./documents
+COPY serving ./serving
 COPY extender ./extender
 COPY nodeagent ./nodeagent
 COPY planner ./planner

@@ -34,7 +34,6 @@ from extender.decisions import (
 from extender.groups import GroupSettings, GroupTable
 from extender.metrics import ExtenderMetrics
 from extender.preempt import Preemption
-from extender.probes import Page, Route
 from extender.requeue import Requeuer
 from extender.state import ClusterState, PendingPod
 from extender.wire import (
@@ -49,6 +48,7 @@ from extender.wire import (
 )
 from placement.fields import quote
 from placement.lifecycle import assume
+from serving import Page, Route
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class Handlers:
 
 def probe_routes(state: ClusterState, metrics: ExtenderMetrics) -> dict[str, Route]:
     """``/healthz``, ``/readyz`` and ``/metrics``: served on the verbs' port and, when one is
-    configured, by the probe listener (``extender.probes``), which has threads of its own."""
+    configured, by the probe listener (``serving``), which has threads of its own."""
 
     def healthz() -> Page:
         return Page(200, b"ok\n")

@@ -9,7 +9,7 @@ gunicorn serves only the scheduler's verbs (and probes when no probe listener is
 threads read a request with no deadline of their own, so every verb connection gets a socket
 timeout (``--read-timeout``): a client that sends half a request loses its thread after it,
 and idle keep-alive connections are closed after ``keepalive`` seconds. The probe listener
-(``extender.probes``) has threads of its own, so whoever reaches it never holds a verb's.
+(``serving``) has threads of its own, so whoever reaches it never holds a verb's.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from extender.groups import GroupTable
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
 from extender.objects import read_lease, read_pod, read_report
-from extender.probes import ProbeServer
 from extender.requeue import CapacitySignals, Requeuer
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from extender.watch import Watcher, WatchTarget
 from placement.nodegpustate import GROUP, PLURAL, VERSION
+from serving import BoundedServer
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         ).start()
     binder = Binder(state, api, settings)
     if settings.metrics_host is not None and settings.metrics_port is not None:
-        probes = ProbeServer(
+        probes = BoundedServer(
             settings.metrics_host, settings.metrics_port, probe_routes(state, metrics)
         )
         probes.start()

@@ -36,9 +36,9 @@ from extender.app import create_app, probe_routes
 from extender.bind import Binder
 from extender.config import Settings
 from extender.metrics import ExtenderMetrics
-from extender.probes import ProbeServer
 from extender.server import ExtenderServer
 from placement.fields import MAX_REASON
+from serving import BoundedServer
 from tests.extender.conftest import gpu_node, pod_object, synced_state
 from tests.extender.hostile import FLEET, Hostile, hostile_requests
 
@@ -88,7 +88,7 @@ def serve(port: int, metrics_port: int) -> None:
         state = synced_state(nodes, lease_at=now)
         binder = Binder(state, AcceptingPodAPI(), config)
         metrics = ExtenderMetrics(CollectorRegistry())
-        ProbeServer("127.0.0.1", metrics_port, probe_routes(state, metrics)).start()
+        BoundedServer("127.0.0.1", metrics_port, probe_routes(state, metrics)).start()
         return create_app(config, state, binder, metrics)
 
     ExtenderServer(config, factory).run()

@@ -1,4 +1,4 @@
-"""The probe listener over real sockets: its routes, and the bounds it keeps under clients that
+"""The extender's probe listener over real sockets: its routes, and the bounds it keeps under clients that
 stall, drip or pile up."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from extender.app import probe_routes
 from extender.metrics import ExtenderMetrics
-from extender.probes import Page, ProbeLimits, ProbeServer
+from serving import BoundedServer, Limits, Page
 from tests.extender.conftest import mixed_pool, synced_state
 
-LIMITS = ProbeLimits(threads=2, queue=2, timeout_s=1.0, deadline_s=2.0)
+LIMITS = Limits(threads=2, queue=2, timeout_s=1.0, deadline_s=2.0)
 
 
 @pytest.fixture
-def server() -> Iterator[ProbeServer]:
+def server() -> Iterator[BoundedServer]:
     routes = {"/healthz": lambda: Page(200, b"ok\n")}
-    probes = ProbeServer("127.0.0.1", 0, routes, limits=LIMITS)
+    probes = BoundedServer("127.0.0.1", 0, routes, limits=LIMITS)
     probes.start()
     try:
         yield probes
@@ -42,7 +42,9 @@ def get(port: int, path: str, method: str = "GET") -> tuple[int, bytes, str]:
 
 def test_the_extender_routes_answer_as_on_the_verbs_port() -> None:
     state = synced_state(mixed_pool())
-    probes = ProbeServer("127.0.0.1", 0, probe_routes(state, ExtenderMetrics(CollectorRegistry())))
+    probes = BoundedServer(
+        "127.0.0.1", 0, probe_routes(state, ExtenderMetrics(CollectorRegistry()))
+    )
     probes.start()
     try:
         port = probes.address[1]
@@ -58,7 +60,7 @@ def test_the_extender_routes_answer_as_on_the_verbs_port() -> None:
         probes.stop()
 
 
-def test_a_dripping_client_is_cut_at_the_deadline(server: ProbeServer) -> None:
+def test_a_dripping_client_is_cut_at_the_deadline(server: BoundedServer) -> None:
     s = socket.create_connection(server.address, timeout=5)
     started = time.monotonic()
     closed = False
@@ -77,7 +79,7 @@ def test_a_dripping_client_is_cut_at_the_deadline(server: ProbeServer) -> None:
     assert closed and time.monotonic() - started < LIMITS.deadline_s + 1.0
 
 
-def test_connections_beyond_the_queue_are_closed_at_once(server: ProbeServer) -> None:
+def test_connections_beyond_the_queue_are_closed_at_once(server: BoundedServer) -> None:
     held = []
     try:
         for count in (LIMITS.threads, LIMITS.queue):  # the threads take theirs, then the queue

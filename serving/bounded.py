@@ -1,10 +1,12 @@
-"""The probe and metrics listener: ``/healthz``, ``/readyz`` and ``/metrics`` on their own server.
+"""A bounded HTTP server for probes and metrics: ``/healthz``, ``/readyz``, ``/metrics``.
 
-Whoever reaches this port (the kubelet's probes, Prometheus, a neighbour pod) must never take a
-thread the scheduler's verbs need. So it is not gunicorn: it is a small server of its own with a
-fixed pool of threads, a short queue (a connection that finds it full is closed at once), a
-timeout on every socket operation and a deadline on each whole connection, after which the
-socket is shut down whatever the client is doing. A connection serves one request (HTTP/1.0).
+Whoever reaches such a port (the kubelet's probes, Prometheus, a neighbour pod) must never take
+a thread the component's real work needs, nor grow its memory. So it is not gunicorn: it is a
+small server with a fixed pool of threads, a short queue (a connection that finds it full is
+closed at once), a timeout on every socket operation and a deadline on each whole connection,
+after which the socket is shut down whatever the client is doing. A connection serves one
+request (HTTP/1.0); a client that hangs up or stalls is the client's business: a debug line,
+never a traceback. The extender and the node agent both serve their probes through it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class ProbeLimits:
-    """How much of the process the probe listener may hold at once: ``threads`` connections
+class Limits:
+    """How much of the process the listener may hold at once: ``threads`` connections
     served and ``queue`` waiting; ``timeout_s`` for each read or write (probes and Prometheus
     send their request at once) and ``deadline_s`` for a whole connection."""
 
@@ -54,9 +56,11 @@ class _Server(HTTPServer):
         self,
         address: tuple[str, int],
         handler: type[BaseHTTPRequestHandler],
-        limits: ProbeLimits,
+        limits: Limits,
+        name: str,
     ) -> None:
         self.limits = limits
+        self.name = name
         self._queue: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue(limits.queue)
         self._open: dict[socket.socket, float] = {}
         self._open_lock = threading.Lock()
@@ -64,10 +68,10 @@ class _Server(HTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
         self._threads = [
-            threading.Thread(target=self._work, name=f"probes-{i}", daemon=True)
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(limits.threads)
         ]
-        self._threads.append(threading.Thread(target=self._reap, name="probes-reap", daemon=True))
+        self._threads.append(threading.Thread(target=self._reap, name=f"{name}-reap", daemon=True))
 
     def start_threads(self) -> None:
         for t in self._threads:
@@ -87,7 +91,7 @@ class _Server(HTTPServer):
             try:
                 self.finish_request(request, address)
             except Exception as exc:  # a client that hangs up or stalls: nothing to report
-                log.debug("probe connection from %s ended: %s", address, exc)
+                log.debug("%s: connection from %s ended: %s", self.name, address, exc)
             finally:
                 with self._open_lock:
                     self._open.pop(request, None)
@@ -113,8 +117,9 @@ class _Server(HTTPServer):
                 break
 
 
-class ProbeServer:
-    """Serves ``routes`` (path to page) on ``host:port`` (0 picks a free port) until stopped."""
+class BoundedServer:
+    """Serves ``routes`` (path to page) on ``host:port`` (0 picks a free port) until stopped;
+    ``name`` names its threads and log lines."""
 
     def __init__(
         self,
@@ -122,7 +127,8 @@ class ProbeServer:
         port: int,
         routes: dict[str, Route],
         *,
-        limits: ProbeLimits = ProbeLimits(),
+        limits: Limits = Limits(),
+        name: str = "probes",
     ) -> None:
         class Handler(BaseHTTPRequestHandler):
             timeout = limits.timeout_s  # every socket operation, from setup() on
@@ -136,7 +142,7 @@ class ProbeServer:
                     try:
                         page = route()
                     except Exception as exc:
-                        log.exception("probe %s failed", self.path[:100])
+                        log.exception("%s: %s failed", name, self.path[:100])
                         page = Page(500, f"failed: {type(exc).__name__}\n".encode())
                 self.send_response(page.status)
                 self.send_header("Content-Type", page.content_type)
@@ -145,12 +151,10 @@ class ProbeServer:
                 self.wfile.write(page.body)
 
             def log_message(self, format: str, *args: object) -> None:
-                log.debug("probe http: " + format, *args)
+                log.debug(name + " http: " + format, *args)
 
-        self._httpd = _Server((host, port), Handler, limits)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="probes", daemon=True
-        )
+        self._httpd = _Server((host, port), Handler, limits, name)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=name, daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:
