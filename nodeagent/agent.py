@@ -308,12 +308,18 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
             load_kubeconfig(settings.kubelet_kubeconfig),
             user_agent=f"vramfit-simulated-kubelet/{settings.node_name}",
         )
+    dra = None
+    if settings.dra_driver and kubelet_client is not None:
+        from nodeagent.simulated.dra import SimulatedDraDriver  # noqa: PLC0415
+
+        dra = SimulatedDraDriver(spec, kubelet_client)
     kubelet = SimulatedKubelet(
         spec,
         pods.snapshot if pods is not None else dict,
         kubelet_client,
         complete_deletions=settings.complete_deletions,
         honour_reservations=settings.kubelet_honours_reservations,
+        claims=dra.allocation if dra is not None else None,
     )
     kubelet.wake = wake
     backend: Backend = SimulatedBackend(spec, kubelet)
@@ -337,6 +343,9 @@ def _simulated(settings: Settings, client: KubeClient | None, clock: Callable[[]
     )
 
     def run_kubelet(stop: threading.Event) -> None:
+        # As NVIDIA's DRA driver, the node's GPUs are published before any pod is served.
+        while dra is not None and not dra.publish() and not stop.wait(2.0):
+            pass
         kubelet.run(stop, clock)
 
     return _Parts(

@@ -55,6 +55,7 @@ class Settings:
     remote_bandwidth: float | None = None
     complete_deletions: bool = True
     kubelet_honours_reservations: bool = False
+    dra_driver: bool = False
     once: bool = False
     metrics_gpu_uuids: bool = False
     log_level: str = "INFO"
@@ -108,6 +109,8 @@ def _files(
         problems.append(f"--kubeconfig: {kubeconfig} is not a file")
     if getattr(args, "kubelet_honours_reservations", False) and backend == "nvml":
         problems.append("--kubelet-honours-reservations: only used with --backend simulated")
+    if getattr(args, "dra_driver", False) and backend == "nvml":
+        problems.append("--dra-driver: only used with --backend simulated")
     kubelet = getattr(args, "kubelet_kubeconfig", None)
     if kubelet and backend == "nvml":
         problems.append("--kubelet-kubeconfig: only used with --backend simulated")
@@ -235,6 +238,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         remote_bandwidth=remote,
         complete_deletions=not args.no_complete_deletions,
         kubelet_honours_reservations=bool(args.kubelet_honours_reservations),
+        dra_driver=bool(getattr(args, "dra_driver", False)),
         once=bool(args.once),
         metrics_gpu_uuids=bool(args.metrics_gpu_uuids),
         log_level=level,
@@ -364,6 +368,13 @@ def argument_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="simulated kubelet: give a pod the GPUs in vramfit's reservation when they are free, "
         "which no real kubelet does (default: the device plugin's rule, reservation unread)",
+    )
+    p.add_argument(
+        "--dra-driver",
+        action="store_true",
+        help="simulated kubelet: play NVIDIA's DRA driver for GPUs (publish the node's GPUs in "
+        "a ResourceSlice of gpu.nvidia.com, give pods the GPUs their ResourceClaims were "
+        "allocated) as well as the device plugin",
     )
     p.add_argument("--once", action="store_true", help="print one status as JSON and exit (no API)")
     p.add_argument(

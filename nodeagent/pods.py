@@ -40,7 +40,8 @@ class PodJSON(TypedDict, total=False):
 @dataclass(frozen=True, slots=True)
 class PodInfo:
     """What the agent keeps of one pod. ``raw`` is the pod trimmed to metadata (vramfit
-    annotations only), the containers' names and resources, and the phase and conditions."""
+    annotations only), the containers' names and resources, the phase and conditions, and the
+    ResourceClaims it names (``spec.resourceClaims`` and the claim names in its status)."""
 
     uid: str
     namespace: str
@@ -98,6 +99,12 @@ def trim_pod(obj: Mapping[str, Any]) -> PodInfo | None:
         },
         "status": {"phase": status.get("phase", ""), "conditions": [dict(c) for c in conditions]},
     }
+    # The claims a pod of DRA devices uses (the simulated DRA driver reads them).
+    if isinstance(spec.get("resourceClaims"), list):
+        raw["spec"]["resourceClaims"] = list(spec["resourceClaims"])
+    for key in ("resourceClaimStatuses", "extendedResourceClaimStatus"):
+        if status.get(key):
+            raw["status"][key] = status[key]
     return PodInfo(
         uid=pm["uid"],
         namespace=pm["namespace"],

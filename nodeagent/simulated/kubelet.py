@@ -10,6 +10,10 @@ never used by the end-to-end tests). It grows the GPUs' memory while the weights
 ``loads``), reports the pod Running and then Ready through the ``pods/status`` subresource, and
 frees the GPUs when the pod is deleted or finishes. Like the real kubelet it rejects a pod it
 has no GPUs for (``UnexpectedAdmissionError``) and completes the deletion of pods it stopped.
+
+With ``claims`` (the agent's ``--dra-driver``: ``nodeagent.simulated.dra``) a pod that names
+ResourceClaims holds the GPUs the DRA scheduler plugin allocated to them, as the DRA driver
+prepares them, and waits until its claims are allocated.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ from datetime import UTC, datetime
 
 from nodeagent.kube import STRATEGIC_MERGE_PATCH, ApiError, KubeClient
 from nodeagent.pods import PodInfo
-from nodeagent.simulated.loads import Load, Source, advance, choose_gpus, pod_needs, seconds_left
+from nodeagent.simulated.dra import Allocation, claim_needs
+from nodeagent.simulated.loads import (
+    Load,
+    PodNeeds,
+    Source,
+    advance,
+    choose_gpus,
+    pod_needs,
+    seconds_left,
+)
 from nodeagent.simulated.spec import NodeSpec
 from placement.quantity import format_bytes
 
@@ -64,8 +77,10 @@ class SimulatedKubelet:
         complete_deletions: bool = True,
         honour_reservations: bool = False,
         rng: random.Random | None = None,
+        claims: Callable[[PodInfo], Allocation | None] | None = None,
     ) -> None:
         self._spec = spec
+        self._claims = claims
         self._honour = honour_reservations
         self._rng = rng if rng is not None else random.Random(f"kubelet/{spec.name}")
         self._pods = pods
@@ -171,9 +186,11 @@ class SimulatedKubelet:
         held = {uuid for t in self._tracked.values() for uuid in t.load.gpu_uuids}
         rejected: list[tuple[PodInfo, str]] = []
         for pod in new:
-            needs = pod_needs(
-                pod.raw, self._spec.name, self._spec.shape.vram_per_gpu, reservation=self._honour
-            )
+            allocation = self._claims(pod) if self._claims is not None else None
+            if allocation is not None and allocation.waiting:
+                continue  # its claims are not allocated yet: look again on the next tick
+            claimed = allocation.gpu_uuids if allocation is not None else ()
+            needs = self._needs(pod, len(claimed))
             if needs.problem and pod.uid not in self._warned:
                 self._warned.add(pod.uid)
                 log.warning("%s: pod %s: %s", self._spec.name, pod.key, needs.problem)
@@ -181,14 +198,18 @@ class SimulatedKubelet:
                 continue
             free = [i for i, u in enumerate(self._uuids) if u not in held]
             reserved = [self._index[u] for u in needs.preferred_gpus if u in self._index]
-            picked = choose_gpus(
-                needs.gpus,
-                free,
-                self._spec.shape.nvlink,
-                self._rng,
-                reserved=reserved,
-                honour_reservation=self._honour,
-            )
+            picked: tuple[int, ...] | None
+            if claimed:  # the DRA plugin chose them: the driver prepares what it allocated
+                picked = tuple(sorted(self._index[u] for u in claimed if u in self._index))
+            else:
+                picked = choose_gpus(
+                    needs.gpus,
+                    free,
+                    self._spec.shape.nvlink,
+                    self._rng,
+                    reserved=reserved,
+                    honour_reservation=self._honour,
+                )
             if picked is None:
                 self._rejected.add(pod.uid)
                 rejected.append(
@@ -227,6 +248,14 @@ class SimulatedKubelet:
                 load.source.value,
             )
         return rejected
+
+    def _needs(self, pod: PodInfo, claimed: int) -> PodNeeds:
+        """What ``pod`` loads: by its ``nvidia.com/gpu``, or by the ``claimed`` GPUs its
+        ResourceClaims were allocated here."""
+        memory = self._spec.shape.vram_per_gpu
+        if claimed:
+            return claim_needs(pod.raw, claimed, memory)
+        return pod_needs(pod.raw, self._spec.name, memory, reservation=self._honour)
 
     # -- API writes -----------------------------------------------------------------------
 
