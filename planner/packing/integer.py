@@ -1,10 +1,10 @@
 """The integer program over node configurations: how many nodes of each column to buy.
 
-CP-SAT solves it in two steps. A first search over every column proves a bound over them and
-finds a plan; one CP-SAT worker does the first well on this covering problem but the second
-slowly, so the plan is then improved by large-neighbourhood search: each round frees the
-nodes of two node types, or the nodes that hold a few item types, keeps the rest of the plan,
-and solves that smaller program on its own. Rounds are drawn by a generator seeded with the
+CP-SAT solves it in two steps. A search over every column proves a bound over them and finds
+a plan; one CP-SAT worker does the first well on this covering problem but the second slowly,
+so the plan is then improved by large-neighbourhood search: each round frees the nodes of two
+node types, or the nodes that hold a few item types, keeps the rest of the plan, and solves
+that smaller program on its own. Rounds are drawn by a generator seeded with the
 solve's seed and stop once the plan is within the target gap of the lower bound. Pods that the
 best plan known leaves out may be left out (at a penalty per pod); otherwise every pod is
 placed, and every multi-node group whole on one node type.
@@ -36,14 +36,11 @@ ROUND_S = 0.25
 @dataclass(frozen=True, slots=True)
 class Integer:
     """The integer program's answer: the plan (the incumbent when nothing better was found),
-    CP-SAT's status on the first search, its bound over these columns, and the rounds of
-    neighbourhood search run and those that improved the plan."""
+    CP-SAT's status, and its bound over these columns."""
 
     packing: Packing
     status: str
     bound: float
-    rounds: int
-    improved: int
 
 
 class _Watch(cp_model.CpSolverSolutionCallback):
@@ -174,67 +171,56 @@ def integer_master(
     deadline: float,
     progress: Progress | None,
     cost_scale: float,
-    neighbourhoods: bool = True,
 ) -> Integer:
     """CP-SAT over ``cols`` (which hold ``incumbent``'s nodes), hinted with ``incumbent``,
-    then (with ``neighbourhoods``) neighbourhood search, until ``deadline`` or a plan within
-    the target gap of ``lower``."""
+    until ``deadline`` or a plan within the target gap of ``lower``."""
     pen = math.ceil(penalty) if incumbent.unplaced else None
-    enough = lower / (1.0 - options.relative_gap)
-    start = time.monotonic()
-    hint = dict(columns_of(problem, incumbent))
-    values = [hint.get(col, 0) for col in cols]
     model = _Model(problem, cols, penalty=pen, fixed={})
-    model.hint(values, incumbent)
-    solver = _cp_sat(options, max(0.5, (deadline - start) / (3 if neighbourhoods else 1)))
+    model.hint(_values(problem, cols, incumbent), incumbent)
+    solver = _cp_sat(options, max(0.5, deadline - time.monotonic()))
     if progress is not None:
         progress("CP-SAT: searching")
+    enough = lower / (1.0 - options.relative_gap)
     status = solver.solve(model.m, _Watch(progress, cost_scale, enough))
     name = str(solver.status_name(status))
     bound = float(solver.best_objective_bound)
-    best = incumbent
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        found, packed = model.plan(solver)
-        if not validate(problem, packed) and better(problem, packed, best):
-            best, values = packed, found
-    if status == cp_model.OPTIMAL or not neighbourhoods:
-        return Integer(best, name, bound, 0, 0)
-    best, rounds, improved = neighbourhood_search(
-        problem,
-        cols,
-        values=values,
-        best=best,
-        pen=pen,
-        options=options,
-        deadline=deadline,
-        enough=enough,
-    )
-    if improved and progress is not None:
-        progress(f"neighbourhood search: ${best.cost(problem) / cost_scale:,.2f}/h")
-    return Integer(best, name, bound, rounds, improved)
+        packed = model.plan(solver)[1]
+        if not validate(problem, packed) and better(problem, packed, incumbent):
+            return Integer(packed, name, bound)
+    return Integer(incumbent, name, bound)
+
+
+def _values(problem: Problem, cols: list[Column], plan: Packing) -> list[int]:
+    """Nodes per column in ``plan`` (whose nodes are all among ``cols``)."""
+    nodes = dict(columns_of(problem, plan))
+    return [nodes.get(col, 0) for col in cols]
 
 
 def neighbourhood_search(
     problem: Problem,
     cols: list[Column],
     *,
-    values: list[int],
     best: Packing,
-    pen: int | None,
+    penalty: float,
     options: SolveOptions,
     deadline: float,
     enough: float,
 ) -> tuple[Packing, int, int]:
-    """Improve ``best`` (``values`` nodes per column) by rounds of neighbourhood search; the
-    plan, the rounds run and the rounds that improved it."""
+    """Improve ``best`` (whose nodes are all among ``cols``) by rounds of neighbourhood search
+    until ``deadline`` or a plan costing at most ``enough``; the plan, the rounds run and the
+    rounds that improved it."""
+    pen = math.ceil(penalty) if best.unplaced else None
+    values = _values(problem, cols, best)
     rng = random.Random(options.seed)
     budget = max(0.0, deadline - time.monotonic()) / 2
     spent = 0.0
     rounds = improved = 0
+    share = 0.125  # of the item types (or node types) a round frees; adapts as rounds go
     while best.cost(problem) > enough and time.monotonic() < deadline:
         if options.deterministic and spent >= budget:
             break
-        free = _neighbourhood(problem, cols, rng)
+        free = _neighbourhood(problem, cols, rng, share)
         fixed = {k: v for k, v in enumerate(values) if k not in free}
         model = _Model(problem, cols, penalty=pen, fixed=fixed)
         model.hint(values, best)
@@ -244,6 +230,9 @@ def neighbourhood_search(
         status = solver.solve(model.m)
         spent += solver.deterministic_time
         rounds += 1
+        # A neighbourhood solved to the end was too small to hold a better plan: the next one
+        # is larger. One the round could not finish was too large: the next one is smaller.
+        share = min(1.0, share * 1.2) if status == cp_model.OPTIMAL else max(0.02, share / 1.2)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             continue
         found, packed = model.plan(solver)
@@ -253,14 +242,17 @@ def neighbourhood_search(
     return best, rounds, improved
 
 
-def _neighbourhood(problem: Problem, cols: list[Column], rng: random.Random) -> set[int]:
-    """Columns to free: those of two node types, or those holding any of a few item types
-    (an eighth of them, at least two)."""
+def _neighbourhood(
+    problem: Problem, cols: list[Column], rng: random.Random, share: float
+) -> set[int]:
+    """Columns to free: those of some node types, or those holding any of some item types
+    (``share`` of them, at least two)."""
     if len(problem.bins) > 2 and rng.random() < 0.5:
-        types = set(rng.sample(range(len(problem.bins)), 2))
+        many = min(len(problem.bins), max(2, round(share * len(problem.bins))))
+        types = set(rng.sample(range(len(problem.bins)), many))
         return {k for k, (t, _) in enumerate(cols) if t in types}
-    few = min(len(problem.items), max(2, len(problem.items) // 8))
-    items = set(rng.sample(range(len(problem.items)), few))
+    many = min(len(problem.items), max(2, round(share * len(problem.items))))
+    items = set(rng.sample(range(len(problem.items)), many))
     return {k for k, (_, col) in enumerate(cols) if any(i in items for i, _ in col)}
 
 

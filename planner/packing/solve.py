@@ -35,7 +35,7 @@ from planner.packing.configurations import (
     homogeneous_columns,
 )
 from planner.packing.ffd import first_fit_decreasing
-from planner.packing.integer import Integer, better, integer_master
+from planner.packing.integer import Integer, better, integer_master, neighbourhood_search
 from planner.packing.problem import Packing, Problem, validate
 
 # Up to this many node configurations, every one goes into the model, and CP-SAT's bound is a
@@ -215,7 +215,7 @@ class _Run:
         if not best.unplaced and best.cost(self.p) <= lower:
             return best, "not run: the plan meets the lower bound", lower, source
         left = self.deadline - time.monotonic()
-        first = self.integer(best, lower, time.monotonic() + 0.25 * left, neighbourhoods=False)
+        first = self.integer(best, lower, time.monotonic() + 0.25 * left)
         best, status = first.packing, first.status
         if self.complete is not None and first.bound > lower:
             lower, source = self.up(first.bound), "CP-SAT over every node configuration"
@@ -225,7 +225,7 @@ class _Run:
             until = time.monotonic() + 0.4 * (self.deadline - time.monotonic())
             best, lower, source = self.stronger(best, lower, source, until)
         if not self.close(best, lower):
-            best = self.integer(best, lower, self.deadline).packing
+            best = self.neighbourhoods(best, lower)
         return best, status, lower, source
 
     def stronger(
@@ -267,9 +267,7 @@ class _Run:
             )
         return best, lower, source
 
-    def integer(
-        self, best: Packing, lower: float, until: float, *, neighbourhoods: bool = True
-    ) -> Integer:
+    def integer(self, best: Packing, lower: float, until: float) -> Integer:
         """The integer program over the master's columns and ``best``'s nodes."""
         for col, _ in columns_of(self.p, best):
             self.master.add(col)
@@ -283,8 +281,28 @@ class _Run:
             deadline=until,
             progress=self.progress,
             cost_scale=self.cost_scale,
-            neighbourhoods=neighbourhoods,
         )
+
+    def neighbourhoods(self, best: Packing, lower: float) -> Packing:
+        """``best`` improved by neighbourhood search over the master's columns until the
+        deadline or a plan within the target gap of ``lower``."""
+        for col, _ in columns_of(self.p, best):
+            self.master.add(col)
+        plan, rounds, improved = neighbourhood_search(
+            self.p,
+            self.master.columns,
+            best=best,
+            penalty=self.penalty,
+            options=self.options,
+            deadline=self.deadline,
+            enough=lower / (1.0 - self.options.relative_gap),
+        )
+        if self.progress is not None:
+            self.progress(
+                f"neighbourhood search: ${plan.cost(self.p) / self.cost_scale:,.2f}/h, "
+                f"{improved} of {rounds} rounds improved the plan"
+            )
+        return plan
 
 
 def _lp_words(lp: Generation) -> str:

@@ -154,13 +154,11 @@ def test_neighbourhood_search_improves_and_never_returns_a_worse_plan(case: str)
     master, root = _root(problem)
     for col, _ in columns_of(problem, ffd):
         master.add(col)
-    start = dict(columns_of(problem, ffd))
     best, rounds, _ = neighbourhood_search(
         problem,
         master.columns,
-        values=[start.get(col, 0) for col in master.columns],
         best=ffd,
-        pen=None,
+        penalty=1e4,
         options=SolveOptions(),
         deadline=time.monotonic() + 2.0,
         enough=root,
