@@ -25,7 +25,8 @@ Modeled
 Left out (they rate every GPU node alike here, or the scenarios have none of them)
   * TaintToleration, NodeAffinity, InterPodAffinity, ImageLocality and VolumeBinding scores;
     the zone constraint of PodTopologySpread (simulated nodes carry no zone label).
-  * Preemption and priorities; pods-per-node limits; extended resources other than GPUs.
+  * Pods-per-node limits; extended resources other than GPUs. (Preemption by priority is
+    modeled for every policy in ``simulator.preemption``.)
   * Nothing here knows GPU memory: a 40 GB and an 80 GB GPU are both ``nvidia.com/gpu: 1``,
     and memory held outside Kubernetes is invisible. That is the point of the comparison.
 """

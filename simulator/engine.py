@@ -12,7 +12,8 @@ One ``Engine`` replays one scenario under one policy. The pieces, in the order a
   a placed pod is assumed at once and bound ``bindLatency`` later. A retry when nothing the
   policy reads has changed since the pod's last failure fails again without recomputing
   (``repeat_unchanged=True`` recomputes it, for tests that prove it changes nothing);
-* kubelet (``kubelet``): admission, the model load, out-of-memory crashes, Ready, deletion.
+* kubelet (``kubelet``): admission, the model load, out-of-memory crashes, Ready, deletion;
+* preemption (``preemption``): a pod that finds no node may evict pods of lower priority.
 
 Deterministic for a seed: every random draw comes from a generator keyed by the seed and what
 it is for, and simpy runs simultaneous events in the order they were scheduled.
@@ -34,6 +35,7 @@ from simulator.default_policy import DefaultScheduler
 from simulator.kubelet import Kubelet
 from simulator.metrics import PodRecord, RunResult
 from simulator.pods import service_demand
+from simulator.preemption import Preemption
 from simulator.scenario import Scenario
 from simulator.scheduling import BOUND, Placement, Policy
 from simulator.tally import Tally
@@ -130,6 +132,18 @@ class Engine:
             requeue=self._event,
             forget_pending=self._forget_pending,
             rng=random.Random(f"{seed}/kubelet"),
+        )
+        self.preemption = Preemption(
+            self.nodes,
+            self.cache,
+            live=lambda: [p for s in self.services for p in s.pods],
+            delete=self.kubelet.delete,
+            replace=self._reconcile,
+            after=self.clock.after,
+            requeue=self._event,
+            vramfit=self.vramfit,
+            recheck_s=self.settings.agent_interval_s,
+            enabled=len({s.priority for s in scenario.services}) > 1,
         )
 
     def _build_nodes(self) -> list[Node]:
@@ -269,14 +283,17 @@ class Engine:
             self._attempt(pod)
 
     def _attempt(self, pod: SimPod) -> None:
+        self.preemption.before(pod)
         version = self.policy.state_version()
         if version == pod.failed_at_version and not self.repeat_unchanged:
             # Nothing the policy reads has changed since this pod last found no node: the
             # answer would be the same, so do not compute it again.
             self._unschedulable(pod, pod.last_reason)
+            self.preemption.failed(pod, self.now)
             return
         result = self.policy.place(pod, self.now)
         if isinstance(result, Placement):
+            self.preemption.placed(pod)
             pod.phase = Phase.BINDING
             pod.node = self.nodes[result.node]
             self.cache.assume(result.node, pod)
@@ -285,6 +302,7 @@ class Engine:
         else:
             pod.failed_at_version = version
             self._unschedulable(pod, result.reason)
+            self.preemption.failed(pod, self.now)
 
     def _unschedulable(self, pod: SimPod, reason: str) -> None:
         s = self.settings
@@ -382,6 +400,9 @@ class Engine:
         fleet_gpus = sum(n.type.shape.gpus for n in self.nodes)
         fleet_cost = sum(n.type.price_per_hour for n in self.nodes) * end / 3600.0
         t = self.tally
+        evictions, wasted = self.preemption.summary()
+        priorities = {s.priority for s in self.scenario.services}
+        top = max(priorities) if len(priorities) > 1 else None
         return RunResult(
             policy=self.policy_name,
             scenario=self.scenario.name,
@@ -405,6 +426,11 @@ class Engine:
             groups=len(self.groups),
             groups_half_placed=t.groups_half_placed,
             half_placed_gpu_s=t.half_placed_gpu_s,
+            evictions=evictions,
+            wasted_evictions=wasted,
+            top_priority_services=tuple(
+                s.name for s in self.scenario.services if top is not None and s.priority == top
+            ),
         )
 
 

@@ -1,7 +1,9 @@
 """What one simulated run measured, and the per-policy summary the reports show.
 
 A run records facts (each pod's times, each cold start, each out-of-memory crash, loads in flight
-over time, the multi-node replicas left half placed and the GPU-seconds they held);
+over time, the multi-node replicas left half placed and the GPU-seconds they held, the pods
+preemption evicted and those evicted for nothing; the cold starts of the services at the top
+priority are summarized on their own);
 ``summarize`` turns them into the numbers the comparison table shows. Percentiles
 are nearest-rank. A cold start that never became Ready (the service scaled back to zero first,
 or the run ended) counts with the time it had waited, so its percentiles are a lower bound;
@@ -80,6 +82,9 @@ class RunResult:
     groups: int = 0
     groups_half_placed: int = 0
     half_placed_gpu_s: float = 0.0
+    evictions: int = 0
+    wasted_evictions: int = 0
+    top_priority_services: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,11 @@ class PolicySummary:
     groups: int = 0
     groups_half_placed: int = 0
     half_placed_gpu_s: float = 0.0
+    evictions: int = 0
+    wasted_evictions: int = 0
+    top_priority_cold_starts: int = 0
+    top_priority_cold_start_p50_s: float | None = None
+    top_priority_cold_start_p95_s: float | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -177,6 +187,8 @@ def summarize(run: RunResult) -> PolicySummary:
         if p.ready_at is not None:
             serving += p.gpus * max(0.0, min(p.end_at, end) - p.ready_at) / 3600.0
     samples = tuple(c.seconds for c in run.cold_starts)
+    top = set(run.top_priority_services)
+    top_samples = [c.seconds for c in run.cold_starts if c.service in top]
     peaks = [k for _, k in run.node_peaks]
     return PolicySummary(
         policy=run.policy,
@@ -217,4 +229,9 @@ def summarize(run: RunResult) -> PolicySummary:
         groups=run.groups,
         groups_half_placed=run.groups_half_placed,
         half_placed_gpu_s=run.half_placed_gpu_s,
+        evictions=run.evictions,
+        wasted_evictions=run.wasted_evictions,
+        top_priority_cold_starts=len(top_samples),
+        top_priority_cold_start_p50_s=percentile(top_samples, 50),
+        top_priority_cold_start_p95_s=percentile(top_samples, 95),
     )

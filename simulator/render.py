@@ -47,6 +47,14 @@ class GroupsJSON(TypedDict):
     halfPlacedGpuSeconds: float
 
 
+class PreemptionJSON(TypedDict):
+    evictions: int
+    wasted: int
+    topPriorityColdStarts: int
+    topPriorityColdStartP50Seconds: float | None
+    topPriorityColdStartP95Seconds: float | None
+
+
 class SimulationJSON(TypedDict):
     events: int
     wallSeconds: float
@@ -73,6 +81,7 @@ class PolicyJSON(TypedDict):
     fleetCost: float
     loadsInFlight: list[tuple[float, int]]
     groups: GroupsJSON
+    preemption: PreemptionJSON
     simulation: SimulationJSON
 
 
@@ -154,6 +163,13 @@ def report_json(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) ->
                     "halfPlaced": s.groups_half_placed,
                     "halfPlacedGpuSeconds": s.half_placed_gpu_s,
                 },
+                "preemption": {
+                    "evictions": s.evictions,
+                    "wasted": s.wasted_evictions,
+                    "topPriorityColdStarts": s.top_priority_cold_starts,
+                    "topPriorityColdStartP50Seconds": s.top_priority_cold_start_p50_s,
+                    "topPriorityColdStartP95Seconds": s.top_priority_cold_start_p95_s,
+                },
                 "simulation": {
                     "events": s.events,
                     "wallSeconds": s.wall_s,
@@ -187,14 +203,36 @@ _COLUMNS = (
 )
 
 
+_PREEMPTION_COLUMNS = (
+    ("evicted\n(wasted)", "right"),
+    ("high-prio\ncold start\np50/p95", "right"),
+)
+"""Shown for scenarios with priorities: pods preemption evicted (those whose preemptor never
+became Ready on their node), and the cold starts of the services at the top priority."""
+
+
+def _preempting(rows: Sequence[PolicySummary]) -> bool:
+    return any(s.evictions or s.top_priority_cold_starts for s in rows)
+
+
 def _columns(rows: Sequence[PolicySummary]) -> tuple[tuple[str, str], ...]:
-    """The table's columns: the groups column only when some run had multi-node replicas."""
-    return (*_COLUMNS, _GROUPS_COLUMN) if any(s.groups for s in rows) else _COLUMNS
+    """The table's columns: the groups column only when some run had multi-node replicas,
+    the preemption columns only when some run had priorities."""
+    groups = (_GROUPS_COLUMN,) if any(s.groups for s in rows) else ()
+    return (*_COLUMNS, *groups, *(_PREEMPTION_COLUMNS if _preempting(rows) else ()))
 
 
-def _cells(s: PolicySummary, groups: bool = False) -> list[str]:
+def _cells(s: PolicySummary, groups: bool = False, preempting: bool = False) -> list[str]:
     pending = f"{s.pods_waited} ({_seconds(s.pending_max_s)})" if s.pods_waited else "0"
     extra = [f"{s.groups_half_placed} ({s.half_placed_gpu_s / 3600:,.1f}h)"] if groups else []
+    if preempting:
+        extra += [
+            f"{s.evictions} ({s.wasted_evictions})",
+            "/".join(
+                _seconds(v)
+                for v in (s.top_priority_cold_start_p50_s, s.top_priority_cold_start_p95_s)
+            ),
+        ]
     return [
         s.policy,
         str(s.failed_loads),
@@ -222,7 +260,13 @@ def table(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> Table
         + (
             " half-placed groups: multi-node replicas holding GPUs while a pod of theirs "
             "found no node (GPU-hours they held)."
-            if len(columns) > len(_COLUMNS)
+            if any(s.groups for s in rows)
+            else ""
+        )
+        + (
+            " evicted: pods preemption deleted (wasted: their preemptor never became Ready on "
+            "their node)."
+            if _preempting(rows)
             else ""
         ),
         box=box.SIMPLE_HEAD,
@@ -232,8 +276,9 @@ def table(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> Table
             t.add_column(name, justify="left", no_wrap=True)
         else:
             t.add_column(name, justify="right", no_wrap=True)
+    groups = any(s.groups for s in rows)
     for s in rows:
-        t.add_row(*_cells(s, len(columns) > len(_COLUMNS)))
+        t.add_row(*_cells(s, groups, _preempting(rows)))
     return t
 
 
@@ -284,10 +329,11 @@ def to_html(scenario: Scenario, seed: int, rows: Sequence[PolicySummary]) -> str
     nodes = sum(p.nodes for p in scenario.pools)
     gpus = sum(p.nodes * p.node_type.shape.gpus for p in scenario.pools)
     columns = _columns(rows)
-    groups = len(columns) > len(_COLUMNS)
+    groups, preempting = any(s.groups for s in rows), _preempting(rows)
     head = "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(s, groups)) + "</tr>" for s in rows
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(s, groups, preempting)) + "</tr>"
+        for s in rows
     )
     cold_lines = []
     for s in rows:

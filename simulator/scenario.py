@@ -47,7 +47,8 @@ class Service:
     A replica is ``pods_per_replica`` pods of ``gpus`` GPUs each: more than one is a
     multi-node replica (a LeaderWorkerSet group, as KServe makes for an LLMInferenceService
     with ``worker`` pods), whose pods hold one shard of the weights each and serve only
-    together.
+    together. ``priority`` is its pods' PriorityClass value: a pod that finds no node may evict
+    pods of lower priority (``simulator.preemption``).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Service:
     memory_bytes: int = 64 * 1024**3
     policy: str = ""
     pods_per_replica: int = 1
+    priority: int = 0
 
     @property
     def weights_per_gpu(self) -> int:

@@ -16,7 +16,14 @@ from placement.fields import InputError, Problem
 from simulator.scenario import Scenario
 from simulator.scenario_reader import parse_scenario
 
-BUILTINS = ("morning-burst", "steady-diurnal", "cache-warm-fleet", "fleet-day", "multi-node-burst")
+BUILTINS = (
+    "morning-burst",
+    "steady-diurnal",
+    "cache-warm-fleet",
+    "fleet-day",
+    "multi-node-burst",
+    "priority-preemption",
+)
 
 
 def load_scenario(path: Path) -> Scenario:

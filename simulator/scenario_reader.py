@@ -34,6 +34,7 @@ as quantities (``2Gi``). The shape::
         nvlink: preferred          # required | preferred | none
         gpuProduct: [NVIDIA-A100-SXM4-80GB]   # node selector and vramfit.io/gpu-product
         policy: spread             # vramfit.io/policy annotation
+        priority: 0                # PriorityClass value: may evict pods of lower priority
         initTime: 30s              # after the weights are in: KV cache, warm-up, Ready
         minReplicas: 0
         maxReplicas: 4
@@ -121,6 +122,7 @@ _SERVICE = (
     "cpu",
     "memory",
     "policy",
+    "priority",
     "traffic",
 )
 _TRAFFIC = (
@@ -317,6 +319,7 @@ def _services(
         memory_bytes=f.size("memory", _SERVICE_DEFAULTS.memory_bytes * gpus),
         policy=policy,
         pods_per_replica=pods,
+        priority=f.integer("priority", 0, minimum=-(2**31), maximum=10**9),
     )
     if count == 1:
         return [base]

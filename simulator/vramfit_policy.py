@@ -225,6 +225,12 @@ class VramfitExtender:
             self.lease_seen[i] = lease
             self.fleet.renew(self.nodes[i].name, lease, self.settings.lease_duration_s)
 
+    def view_of(self, node: Node, now: float) -> tuple[NodeState, list[Reservation]]:
+        """The extender's view of ``node`` at ``now`` (brought up to date as a decision would
+        read it) and the reservations on it: what its preempt verb reads."""
+        self._refresh(node.idx, now)
+        return self.fleet.node(node.name), self.reservations.on_node(node.name)
+
     # -- reservations ---------------------------------------------------------------------
 
     def _put(self, r: Reservation) -> None:
