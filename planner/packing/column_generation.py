@@ -199,7 +199,9 @@ def generate(
             ratio = 1.0
             for t, b in open_bins:
                 left = max(0.05, deadline - time.monotonic())
-                upper, col = exact_column(problem, t, duals[t], counts, min(left, 2.0))
+                upper, col = exact_column(
+                    problem, t, duals[t], counts, min(left, 2.0), worth=b.cost - lam[t]
+                )
                 ratio = max(ratio, (upper + lam[t]) / b.cost)
                 if col is not None:
                     value = sum(duals[t][i] * n for i, n in col[1])

@@ -15,35 +15,66 @@ from collections import Counter
 from ortools.sat.python import cp_model
 
 from planner.packing.configurations import Column, node_limit
-from planner.packing.problem import Problem, eligible, node_fits
+from planner.packing.problem import (
+    BinType,
+    ItemType,
+    Problem,
+    eligible,
+    island_assignment,
+    node_fits,
+)
 
 EPS = 1e-7
+
+
+def _shares(b: BinType, it: ItemType) -> tuple[float, float, float]:
+    return (
+        it.gpus / b.gpus,
+        it.cpu_milli / max(1, b.cpu_milli),
+        it.memory_bytes / max(1, b.memory_bytes),
+    )
 
 
 def greedy_column(
     problem: Problem, t: int, duals: list[float], counts: list[int]
 ) -> tuple[float, Column | None]:
-    """A good node configuration for ``bin t`` by dual value per share of the node."""
+    """A good node configuration for ``bin t`` by dual value per share of the node (its
+    largest share of any resource)."""
     b = problem.bins[t]
-    cand = []
-    for i, it in enumerate(problem.items):
-        if duals[i] > EPS and counts[i] > 0 and eligible(b, it):
-            share = max(
-                it.gpus / b.gpus,
-                it.cpu_milli / max(1, b.cpu_milli),
-                it.memory_bytes / max(1, b.memory_bytes),
-                1e-9,
-            )
-            cand.append((duals[i] / share, i))
-    cand.sort(key=lambda x: (-x[0], x[1]))
+    cand = sorted(
+        (
+            (duals[i] / max(*_shares(b, it), 1e-9), i)
+            for i, it in enumerate(problem.items)
+            if duals[i] > EPS and counts[i] > 0 and eligible(b, it)
+        ),
+        key=lambda x: (-x[0], x[1]),
+    )
+    return _fill(problem, t, duals, counts, [i for _, i in cand])
+
+
+def _fill(
+    problem: Problem, t: int, duals: list[float], counts: list[int], order: list[int]
+) -> tuple[float, Column | None]:
+    """A node of ``bin t`` filled with items in ``order``, each as many times as fit."""
+    b = problem.bins[t]
     chosen: Counter[int] = Counter()
-    for _, i in cand:
+    # What is left of the node as items go on; the NVLink-bound ones (several GPUs on one
+    # island) are placed on islands by ``island_assignment``, as ``node_fits`` places them.
+    gpus, cpu, mem = b.gpus, b.cpu_milli, b.memory_bytes
+    bound: list[int] = []
+    islands = len(b.islands) > 1
+    for i in order:
         it = problem.items[i]
+        on_island = islands and it.island and it.gpus > 1
         for _ in range(node_limit(b, it, counts[i])):
-            chosen[i] += 1
-            if not node_fits(b, {problem.items[k]: n for k, n in chosen.items()}):
-                chosen[i] -= 1
+            if it.gpus > gpus or it.cpu_milli > cpu or it.memory_bytes > mem:
                 break
+            if on_island and island_assignment(b.islands, [*bound, it.gpus]) is None:
+                break
+            chosen[i] += 1
+            gpus, cpu, mem = gpus - it.gpus, cpu - it.cpu_milli, mem - it.memory_bytes
+            if on_island:
+                bound.append(it.gpus)
     value = sum(duals[i] * n for i, n in chosen.items())
     col = (t, tuple(sorted((i, n) for i, n in chosen.items() if n > 0)))
     return value, (col if col[1] else None)
@@ -80,15 +111,25 @@ def gpu_knapsack(
 
 
 def exact_column(
-    problem: Problem, t: int, duals: list[float], counts: list[int], time_limit: float
+    problem: Problem,
+    t: int,
+    duals: list[float],
+    counts: list[int],
+    time_limit: float,
+    *,
+    worth: float = -math.inf,
 ) -> tuple[float, Column | None]:
     """Best configuration of ``bin t`` under every node rule: dynamic programming on GPUs, and
     CP-SAT when CPU, memory or NVLink islands make that answer infeasible. Returns an upper
-    bound on the best value and the best feasible configuration found."""
+    bound on the best value and the best feasible configuration found. When even the GPU-only
+    bound is no more than ``worth`` (what a column must be worth to improve the LP), no column
+    of this node type can, and CP-SAT is not asked."""
     b = problem.bins[t]
     upper, col = gpu_knapsack(problem, t, duals, counts)
     if col is None or node_fits(b, {problem.items[i]: n for i, n in col[1]}):
         return upper, col
+    if upper <= worth:
+        return upper, None
     idx = [
         i
         for i, it in enumerate(problem.items)
