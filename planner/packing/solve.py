@@ -210,8 +210,8 @@ class _Run:
     def improve(self, best: Packing, lower: float, source: str) -> tuple[Packing, str, float, str]:
         """The integer program over the columns, then, while the gap is wider than the target,
         a stronger bound (column generation resumed where it stopped short, or branching on
-        node counts) with more columns, and the integer program again over them, with
-        neighbourhood search. Returns the plan, CP-SAT's status, the bound and its source."""
+        node counts) with more columns, and neighbourhood search over all of them for a better
+        plan. Returns the plan, CP-SAT's status, the bound and its source."""
         if not best.unplaced and best.cost(self.p) <= lower:
             return best, "not run: the plan meets the lower bound", lower, source
         left = self.deadline - time.monotonic()
