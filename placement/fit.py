@@ -24,9 +24,11 @@ A pod that claims its GPUs through Dynamic Resource Allocation (``Demand.allocat
 the claim's class that its selectors accept (it does not score, and knows nothing of free
 memory or NVLink). ``eligible`` names those GPUs on the node (``placement.dra`` reads them from
 the ResourceSlices and the selectors; ``None``: every GPU). The same rules then hold over the
-eligible GPUs only (the others are none of the pod's concern): enough of them unallocated, each
-with the VRAM free, and for a pod that requires one NVLink island, all the unallocated eligible
-GPUs on one island (the allocator may take any of them). The prediction is what the allocator
+eligible GPUs only (the others are none of the pod's concern): enough of them unallocated and
+not promised to another pod (the DRA plugin allocated a waiting pod its own GPUs, and its
+reservation names them once the claim shows them: not a count of any GPUs, as the kubelet
+hands out), each with the VRAM free, and for a pod that requires one NVLink island, all the
+unallocated eligible GPUs on one island (the allocator may take any of them). The prediction is what the allocator
 takes when it walks the devices in index order: the first available ones.
 
 The reject reasons are built by the small ``reason_*`` functions below, which the fleet's fast
@@ -259,9 +261,13 @@ def fit(
     gpus = sorted(node.gpus, key=lambda g: g.index)
     considered = gpus if eligible is None else [g for g in gpus if g.uuid in eligible]
     unallocated, why = unallocated_gpus(considered, pod_uid)
-    why[RESERVED] = sum(pending)
-    if len(unallocated) - sum(pending) < k:
-        return Reject(name, reason_not_free(k, len(unallocated) - sum(pending), why), True)
+    dra = demand.allocator is Allocator.DRA
+    promised = hidden_gpus(node, others, now)
+    # The kubelet hands a waiting pod any GPUs; the DRA plugin gave it its own (reconciled).
+    reserved = sum(1 for g in unallocated if g.uuid in promised) if dra else sum(pending)
+    why[RESERVED] = reserved
+    if len(unallocated) - reserved < k:
+        return Reject(name, reason_not_free(k, len(unallocated) - reserved, why), True)
     unfit = reason_unfit_gpus(unallocated, demand)
     if unfit is not None:
         return Reject(name, unfit, resolvable=True)
@@ -269,8 +275,7 @@ def fit(
     layout = node_layout(node)
     position = {g.uuid: p for p, g in enumerate(gpus)}
     free_mask = mask_of([position[g.uuid] for g in unallocated])
-    hidden = mask_of([position[u] for u in hidden_gpus(node, others, now)])
-    dra = demand.allocator is Allocator.DRA
+    hidden = mask_of([position[u] for u in promised])
     if dra:
         predicted = first_available(free_mask & ~hidden, k)
     else:

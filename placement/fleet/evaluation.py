@@ -18,8 +18,9 @@ over (``Fleet.claims_of``); both give the same arrays. Pure: ``now`` is an argum
 
 A pod that claims its GPUs through DRA (``Allocator.DRA``) is held to ``fit()``'s DRA rules:
 only the GPUs its claim may get count (``Query.eligible``, turned into a ``slot x row`` mask
-for the named nodes it lists; the others keep every GPU), the prediction is the first
-available ones, and a required NVLink island holds every unallocated eligible GPU.
+for the named nodes it lists; the others keep every GPU), the GPUs promised to waiting pods
+are those their reservations name (not a count), the prediction is the first available ones,
+and a required NVLink island holds every unallocated eligible GPU.
 """
 
 from __future__ import annotations
@@ -171,7 +172,9 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
     if query.eligible is not None:
         ev.considered = _considered(fleet, query.eligible, known, rows)
     matching = _node_rules(fleet, query, ev, vram, nvlink)
-    unallocated = _unallocated(fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k)
+    unallocated = _unallocated(
+        fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k, dra=dra
+    )
     if dra:
         _first_available(fleet, ev, unallocated, k)
     else:
@@ -244,7 +247,14 @@ def _node_rules(
 
 
 def _unallocated(
-    fleet: Fleet, ev: Evaluation, matching: BoolArray, *, pod_uid: str, vram: int, k: int
+    fleet: Fleet,
+    ev: Evaluation,
+    matching: BoolArray,
+    *,
+    pod_uid: str,
+    vram: int,
+    k: int,
+    dra: bool = False,
 ) -> BoolArray:
     """The GPUs the kubelet may hand out (healthy, not in MIG mode, held by no pod but the pod
     itself). Marks the rows with too few of them once the promised ones are taken, then those
@@ -260,6 +270,8 @@ def _unallocated(
     held_any: BoolArray = fleet.held[:, :span]
     held = held_any & ~fleet.held_by(pod_uid) if fleet.holds(pod_uid) else held_any
     unallocated = present & healthy & ~mig & ~held
+    if dra:  # the GPUs promised to waiting pods, not a count of any (fit()'s DRA rule)
+        ev.pending = count(unallocated & ev.hidden)
     ev.free_now = count(unallocated) - ev.pending
     _mark(ev.code, ev.free_now < k, CODE_NOT_FREE)
     unfit = unallocated & (~matching | ~free_known | (free < vram))
