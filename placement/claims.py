@@ -7,14 +7,16 @@ the loads in flight on each node. Resolving each reservation's UUIDs to array sl
 request costs a Python loop over all of them, and a burst of scale-ups holds hundreds at once.
 ``Claims`` resolves a reservation when it is put, and again only when its node's row changes
 (the fleet tells it), and keeps the sums as arrays: per GPU, how many reservations hide it; per
-node, how many GPUs are promised, which counts are waiting (as an id, ``sizes_of``), and how
-many loads are in flight. A request then reads the sums and subtracts the few reservations that
+node, how many GPUs are promised, which counts are waiting (as an id, ``sizes_of``), how
+many loads are in flight, and how many cold loads and the bytes they have still to move (the
+load budget, ``placement.loadbudget``). A request then reads the sums and subtracts the few reservations that
 do not count for it: the pod's own, and those expired since the last purge.
 
 Resolving a reservation also reconciles it (``placement.lifecycle.reconcile``): once its node
 shows the pod holding GPUs, the reservation names those, not the predicted ones.
 
-The rules are ``fit.hidden_gpus``, ``fit.pending_counts`` and ``policies.loads_in_flight``, the
+The rules are ``fit.hidden_gpus``, ``fit.pending_counts``, ``policies.loads_in_flight`` and
+``loadbudget.cold_in_flight``, the
 same as the fleet's plain loop over a list of reservations; a hypothesis test keeps the two
 equal under any order of puts, drops, reports and removals. Pure: no clock (``now`` is an
 argument), not locked (the fleet's owner serializes updates and reads, as for the fleet itself).
@@ -32,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from placement.lifecycle import reconcile
+from placement.loadbudget import left_to_load
 from placement.model import NodeState, Reservation
 
 BoolArray = npt.NDArray[np.bool_]
@@ -63,13 +66,17 @@ class Sums(NamedTuple):
 
     ``hidden`` (``slot x row``): GPUs predicted for pods that have not got theirs yet;
     ``loads``: loads in flight per row; ``pending``: GPUs promised to such pods per row;
-    ``sizes``: the promised counts per row, one per pod, as a ``sizes_id``.
+    ``sizes``: the promised counts per row, one per pod, as a ``sizes_id``; ``cold_loads``
+    and ``cold_bytes``: per row, the cold loads in flight and the bytes they have still to
+    move (``loadbudget.cold_in_flight``).
     """
 
     hidden: BoolArray
     loads: IntArray
     pending: IntArray
     sizes: IntArray
+    cold_loads: IntArray
+    cold_bytes: IntArray
 
 
 class Row(Protocol):
@@ -103,12 +110,13 @@ class Rows(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Share:
-    """What one reservation adds to the sums: the slots it hides on its row, and whether its
-    load counts as in flight there."""
+    """What one reservation adds to the sums: the slots it hides on its row, whether its
+    load counts as in flight there, and the bytes its cold load has still to move (0: none)."""
 
     row: int
     slots: tuple[int, ...]
     loading: bool
+    cold: int = 0
 
 
 class Claims:
@@ -129,6 +137,8 @@ class Claims:
         self._loads: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         self._pending: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         self._sizes: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        self._cold_loads: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        self._cold_bytes: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         self._counts: dict[int, Counter[int]] = {}  # by row: the promised counts, one per pod
         # Reservations that expire, sorted by expiry: those at or before ``now`` are the only
         # ones a request must take out of the sums.
@@ -209,8 +219,13 @@ class Claims:
             pending[:old_c] = self._pending
             sizes = np.zeros(shape[1], dtype=np.int64)
             sizes[:old_c] = self._sizes
+            cold_loads = np.zeros(shape[1], dtype=np.int64)
+            cold_loads[:old_c] = self._cold_loads
+            cold_bytes = np.zeros(shape[1], dtype=np.int64)
+            cold_bytes[:old_c] = self._cold_bytes
             self._hidden, self._loads, self._hidden_any = hidden, loads, hidden > 0
             self._pending, self._sizes = pending, sizes
+            self._cold_loads, self._cold_bytes = cold_loads, cold_bytes
 
     def _share(self, r: Reservation) -> None:
         """Resolve ``r`` against its node's row and add it to the sums."""
@@ -221,9 +236,11 @@ class Claims:
         row = self._fleet.row(row_at)
         self._by_uid[r.pod_uid] = reconcile(r, row.node)
         slots = row.hidden_by(r)
-        share = _Share(row_at, tuple(sorted(slots)), r.in_flight())
+        cold = left_to_load(row.node, r)
+        share = _Share(row_at, tuple(sorted(slots)), r.in_flight(), cold)
         self._shares[r.pod_uid] = share
         self._add(self._hidden, self._loads, share, 1)
+        self._add_cold(self._cold_loads, self._cold_bytes, share, 1)
         self._mark(share)
         self._count(share, 1)
 
@@ -250,6 +267,7 @@ class Claims:
         share = self._shares.pop(pod_uid, None)
         if share is not None:
             self._add(self._hidden, self._loads, share, -1)
+            self._add_cold(self._cold_loads, self._cold_bytes, share, -1)
             self._mark(share)
             self._count(share, -1)
 
@@ -259,6 +277,12 @@ class Claims:
             hidden[list(share.slots), share.row] += sign
         if share.loading:
             loads[share.row] += sign
+
+    @staticmethod
+    def _add_cold(cold_loads: IntArray, cold_bytes: IntArray, share: _Share, sign: int) -> None:
+        if share.cold:
+            cold_loads[share.row] += sign
+            cold_bytes[share.row] += sign * share.cold
 
     def node_changed(self, node: str) -> None:
         """The fleet replaced or removed ``node``'s row: resolve its reservations again."""
@@ -285,22 +309,26 @@ class Claims:
                 self._loads[:span],
                 self._pending[:span],
                 self._sizes[:span],
+                self._cold_loads[:span],
+                self._cold_bytes[:span],
             )
             for view in views:
                 view.flags.writeable = False
             return views
         hidden, loads = self._hidden[:, :span].copy(), self._loads[:span].copy()
         pending, sizes = self._pending[:span].copy(), self._sizes[:span].copy()
+        cold_loads, cold_bytes = self._cold_loads[:span].copy(), self._cold_bytes[:span].copy()
         taken: dict[int, Counter[int]] = {}
         for uid in left_out:
             share = self._shares[uid]
             self._add(hidden, loads, share, -1)
+            self._add_cold(cold_loads, cold_bytes, share, -1)
             if share.slots:
                 pending[share.row] -= len(share.slots)
                 taken.setdefault(share.row, Counter())[len(share.slots)] += 1
         for row, out in taken.items():
             sizes[row] = sizes_id((self._counts[row] - out).elements())
-        return Sums(hidden > 0, loads, pending, sizes)
+        return Sums(hidden > 0, loads, pending, sizes, cold_loads, cold_bytes)
 
 
 __all__ = ["Claims", "Sums", "sizes_id", "sizes_of"]

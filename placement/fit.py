@@ -13,7 +13,9 @@ only if every such set satisfies the pod:
   GPU whose memory is used by no pod (a leaked or outside process) is named in the reason;
 * NVLink: a pod that requires one island goes only where every set the rule may give, also
   after the pods still waiting took theirs, lies on one island; with the ``best-effort``
-  setting, where the predicted set does.
+  setting, where the predicted set does;
+* load budget, last: a pod whose weights are not on the node's disk goes only where the cold
+  loads in flight leave room for its load (``placement.loadbudget``).
 
 The GPUs a ``Fit`` names are vramfit's prediction: what the rule gives when the kubelet lists
 the available GPUs (unallocated, and not promised to a waiting pod) in index order. Pure: no
@@ -40,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from placement.deviceplugin import always_one_island, mask_of, predicted_allocation
+from placement.loadbudget import check_budget
 from placement.model import (
     Allocator,
     Demand,
@@ -292,6 +295,9 @@ def fit(
     ):
         sizes = [sum(1 for p in island if free_mask >> p & 1) for island in layout.islands]
         return Reject(name, reason_split(k, sizes, dra=dra), resolvable=True)
+    busy = check_budget(node, demand, others, now=now, settings=settings, pod_uid=pod_uid)
+    if busy is not None:
+        return busy
     return Fit(name, tuple(gpus[p].uuid for p in sorted(predicted)), same_island)
 
 

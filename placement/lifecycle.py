@@ -36,6 +36,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
+from placement.loadbudget import load_bytes
 from placement.model import Demand, Fit, NodeState, Reservation, ReservationState
 
 FINISHED_PHASES = frozenset({"Failed", "Succeeded"})
@@ -185,4 +186,5 @@ def assume(
         created_at=now,
         model_id=demand.model_id,
         expires_at=now + ttl_s,
+        load_bytes=load_bytes(demand),
     )

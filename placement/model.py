@@ -173,6 +173,9 @@ class Reservation:
     created_at: float
     model_id: str = ""
     expires_at: float | None = None
+    load_bytes: int = 0
+    """Bytes of weights the pod loads (``placement.loadbudget.load_bytes``); 0 when unknown,
+    counted then as ``bytes_per_gpu`` on each of its GPUs."""
 
     def active(self, now: float) -> bool:
         """Whether the reservation still holds its GPUs at ``now``."""
@@ -189,11 +192,16 @@ class FitSettings:
 
     ``nvlink_best_effort``: a pod that requires one NVLink island goes where the device
     plugin's predicted set lies on one, rather than only where every set it may give does.
+
+    ``load_budget_s``: the load budget (``placement.loadbudget``): a node takes another cold
+    load only while every cold load in flight there, the new one included, could finish within
+    this many seconds at its remote bandwidth; ``None`` turns the budget off.
     """
 
     max_report_age_s: float = 120.0
     nvlink_for_multi_gpu: NvlinkMode = NvlinkMode.PREFERRED
     nvlink_best_effort: bool = False
+    load_budget_s: float | None = 120.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ the one to place the pod on.
 
 ``decide_fleet`` is ``placement.reference.decide`` over a fleet: evaluate, score, choose, with
 the same chosen node, GPUs, scores and rejects (``FleetDecision.decision()`` is its very
-``Decision``), held equal by ``tests/placement/test_fleet_equivalence.py``. The extender's
+``Decision``), room kept for waiting pods as ``placement.room`` says, held equal by ``tests/placement/test_fleet_equivalence.py``. The extender's
 filter calls it; ``verdict`` and ``evaluate`` answer with reasons for every node, and
 ``score_nodes`` (``placement.fleet.scores``) with scores only. Pure.
 """
@@ -19,6 +19,7 @@ import numpy as np
 
 from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
 from placement.fleet.rejects import reasons_of, reject_counts, rejects_of, split
+from placement.fleet.room import kept_rows
 from placement.fleet.rows import RowArray
 from placement.fleet.scores import row_scores
 from placement.fleet.store import Fleet
@@ -170,7 +171,14 @@ def decide_fleet(
         )
     rejected, texts, resolvable = reasons_of(fleet, names, ev, demand) if reasons else ([], [], [])
     values = row_scores(fleet, ev, demand, prof)[fit_rows]
-    tied = np.flatnonzero(values == values.max())
+    pick = values
+    if query.waiting:  # room for waiting pods: the best fit kept for no one, if any
+        fit_mask = np.zeros(fleet.span, dtype=np.bool_)
+        fit_mask[fit_rows] = True
+        free = ~kept_rows(fleet, query, fit_mask)[fit_rows]
+        if free.any():
+            pick = np.where(free, values, -np.inf)
+    tied = np.flatnonzero(pick == pick.max())
     at = int(tied[np.argmin(fleet.name_rank[fit_rows[tied]])])  # the name that sorts first
     best = fleet.row(int(fit_rows[at])).node.name
     if all_fits:

@@ -37,6 +37,7 @@ from placement.deviceplugin import always_one_island, predicted_allocation
 from placement.fit import HELD, MIG_ENABLED, RESERVED, UNHEALTHY, effective_nvlink
 from placement.fleet.rows import BoolArray, FloatArray, IntArray, RowArray
 from placement.fleet.store import Fleet
+from placement.loadbudget import load_bytes
 from placement.model import Allocator, Demand, FitSettings, NvlinkMode, Reservation
 from placement.shape import NvLink
 
@@ -50,7 +51,9 @@ class Query:
     iterable of reservations (looped over); those of ``pod_uid`` itself are ignored, as in
     ``fit()``. ``eligible`` maps a node to the UUIDs of the GPUs the pod may get there (a DRA
     claim's selectors, ``fit()``'s ``eligible``); a node it does not name keeps every GPU.
-    ``verdict``, ``evaluate``, ``decide_fleet`` and ``score_nodes`` all take one.
+    ``waiting`` is the demand that waits or may come, each with how many pods: the choice keeps
+    room for them (``placement.room``). ``verdict``, ``evaluate``, ``decide_fleet``
+    and ``score_nodes`` all take one.
     """
 
     names: Sequence[str]
@@ -60,6 +63,7 @@ class Query:
     settings: FitSettings = FitSettings()
     pod_uid: str = ""
     eligible: Mapping[str, Collection[str]] | None = None
+    waiting: Sequence[tuple[Demand, int]] = ()
 
 
 MAX = np.iinfo(np.int64).max
@@ -79,6 +83,7 @@ CODE_REPORT_OLD = 9
 CODE_NOT_FREE = 10
 CODE_UNFIT = 11
 CODE_SPLIT = 12
+CODE_LOAD_BUDGET = 13
 CODE_UNRESOLVABLE = (CODE_NO_GPUS, CODE_NO_PRODUCT, CODE_TOO_SMALL, CODE_NO_ISLAND)
 
 
@@ -119,6 +124,12 @@ class Evaluation:
     why: dict[str, IntArray] = dataclasses.field(default_factory=dict)  # by row: ``causes`` counted
     pod_uid: str = ""  # the pod asking (the GPUs it holds itself are unallocated for it)
     considered: BoolArray | None = None  # slot x row: the GPUs the pod may get (None: all)
+    # The load budget (placement.loadbudget): by row, the cold loads in flight and the bytes
+    # they have left; the pod's own bytes and the budget in seconds (None: off).
+    cold_loads: IntArray | None = None
+    cold_bytes: IntArray | None = None
+    new_bytes: int = 0
+    load_budget_s: float | None = None
 
     def why_counts(self) -> dict[str, IntArray]:
         """By row: how many GPUs each cause keeps from being unallocated, and how many are
@@ -163,6 +174,10 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
         max_report_age_s=settings.max_report_age_s,
         slot=none,
         pod_uid=query.pod_uid,
+        cold_loads=sums.cold_loads,
+        cold_bytes=sums.cold_bytes,
+        new_bytes=load_bytes(demand),
+        load_budget_s=settings.load_budget_s,
     )
     if k <= 0:
         return ev
@@ -172,9 +187,7 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
     if query.eligible is not None:
         ev.considered = _considered(fleet, query.eligible, known, rows)
     matching = _node_rules(fleet, query, ev, vram, nvlink)
-    unallocated = _unallocated(
-        fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k, dra=dra
-    )
+    unallocated = _unallocated(fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k, dra=dra)
     if dra:
         _first_available(fleet, ev, unallocated, k)
     else:
@@ -187,8 +200,23 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
         else:
             _mark_unsafe(fleet, ev, unallocated, k, sums.sizes)
         _island_counts(fleet, ev, unallocated)
+    if settings.load_budget_s is not None:
+        _mark_budget(fleet, ev, demand.model_id, settings.load_budget_s)
     ev.chosen = ev.chosen & (ev.code == CODE_OK)
     return ev
+
+
+def _mark_budget(fleet: Fleet, ev: Evaluation, model_id: str, budget_s: float) -> None:
+    """Mark the rows where the pod's cold load would break the load budget
+    (``loadbudget.check_budget``): a cold load in flight there, and the bytes left with the
+    pod's own take longer than ``budget_s`` at the row's remote bandwidth."""
+    assert ev.cold_loads is not None and ev.cold_bytes is not None
+    bandwidth = fleet.remote_bw[: fleet.span]
+    moving = (ev.cold_bytes + ev.new_bytes).astype(np.float64)
+    over = (bandwidth > 0) & (ev.cold_loads > 0) & (moving > budget_s * bandwidth)
+    if model_id:
+        over &= ~fleet.cached(model_id)
+    _mark(ev.code, over, CODE_LOAD_BUDGET)
 
 
 def _considered(

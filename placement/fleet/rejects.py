@@ -39,6 +39,7 @@ from placement.fleet.evaluation import (
     CODE_AGENT_ERROR,
     CODE_AGENT_ERROR_NO_GPUS,
     CODE_LEASE_OLD,
+    CODE_LOAD_BUDGET,
     CODE_NO_GPUS,
     CODE_NO_ISLAND,
     CODE_NO_LEASE,
@@ -54,6 +55,7 @@ from placement.fleet.evaluation import (
 )
 from placement.fleet.rows import IntArray, RowArray
 from placement.fleet.store import Fleet
+from placement.loadbudget import reason_load_budget
 from placement.model import Allocator, Demand, Reject
 
 REASON_NO_REPORT = "no GPU report from the vramfit node agent for this node"
@@ -71,6 +73,7 @@ REPORT_STALE = "report-stale"
 GPUS_BUSY = "gpus-busy"
 GPU_UNFIT = "unallocated-gpu-unfit"
 NVLINK_SPLIT = "nvlink-split"
+LOAD_BUDGET = "load-budget"
 NO_REPORT = "no-report"
 CLASS_OF = {
     CODE_AGENT_ERROR_NO_GPUS: AGENT_ERROR,
@@ -85,11 +88,13 @@ CLASS_OF = {
     CODE_NOT_FREE: GPUS_BUSY,
     CODE_UNFIT: GPU_UNFIT,
     CODE_SPLIT: NVLINK_SPLIT,
+    CODE_LOAD_BUDGET: LOAD_BUDGET,
 }
 REJECT_CLASSES = frozenset({*CLASS_OF.values(), NO_REPORT})
 """Every class ``FleetDecision.reject_counts`` may name: one per kind of ``fit()`` reason
 (``gpus-busy`` covers every cause of "free now", ``unallocated-gpu-unfit`` an unallocated GPU
-that could not hold the pod, ``agent-error`` both of its forms), and
+that could not hold the pod, ``agent-error`` both of its forms, ``load-budget`` a node whose
+cold loads in flight leave no room for the pod's), and
 ``no-report`` for a node the fleet does not hold."""
 
 
@@ -150,15 +155,24 @@ def _reject_keys(c: int, rows: RowArray, fleet: Fleet, ev: Evaluation) -> npt.ND
         why = ev.why_counts()
         free_now = np.maximum(ev.free_now[rows], 0)
         return np.stack([free_now, *(why[w][rows] for w in CAUSES)], axis=1)
+    if c == CODE_LOAD_BUDGET:
+        assert ev.cold_loads is not None and ev.cold_bytes is not None
+        bandwidth = fleet.remote_bw[rows].view(np.int64)
+        return np.stack([ev.cold_loads[rows], ev.cold_bytes[rows], bandwidth], axis=1)
     return -np.sort(-ev.island_counts[:, rows].T, axis=1)  # split: sizes, largest first
+
+
+_FIXED = {CODE_NO_GPUS: REASON_NO_GPUS, CODE_NO_LEASE: REASON_NO_LEASE}
+"""The reasons that quote nothing of the node."""
 
 
 def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
     """The reason for the node in row ``r``, by fit()'s own reason functions."""
     k, vram = demand.gpus, demand.vram_per_gpu
     row = fleet.row(r)
-    if c == CODE_NO_GPUS:
-        return REASON_NO_GPUS
+    fixed = _FIXED.get(c)
+    if fixed is not None:
+        return fixed
     if c in (CODE_AGENT_ERROR, CODE_AGENT_ERROR_NO_GPUS):
         return reason_agent_error(row.node.agent_error)
     if c == CODE_NO_PRODUCT:
@@ -169,8 +183,6 @@ def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
         return reason_too_small(k, vram, int(ev.large[r]), row.described)
     if c == CODE_NO_ISLAND:
         return reason_no_island(k, int(ev.best_island[r]))
-    if c == CODE_NO_LEASE:
-        return REASON_NO_LEASE
     if c == CODE_LEASE_OLD:
         return reason_lease_expired(float(ev.lease_age[r]), row.node.lease_duration_s)
     if c == CODE_REPORT_OLD:
@@ -185,8 +197,23 @@ def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
         unfit = reason_unfit_gpus(unallocated_gpus(gpus, ev.pod_uid)[0], demand)
         assert unfit is not None  # the row's code says one GPU is unfit
         return unfit
+    if c == CODE_LOAD_BUDGET:
+        return _word_budget(r, fleet, ev)
     dra = demand.allocator is Allocator.DRA
     return reason_split(k, ev.island_counts[:, r].tolist(), dra=dra)
+
+
+def _word_budget(r: int, fleet: Fleet, ev: Evaluation) -> str:
+    """The load budget's reason for the node in row ``r`` (``loadbudget.reason_load_budget``)."""
+    assert ev.cold_loads is not None and ev.cold_bytes is not None
+    assert ev.load_budget_s is not None  # rows get this code only under a budget
+    return reason_load_budget(
+        int(ev.cold_loads[r]),
+        int(ev.cold_bytes[r]),
+        ev.new_bytes,
+        float(fleet.remote_bw[r]),
+        ev.load_budget_s,
+    )
 
 
 def reasons_of(

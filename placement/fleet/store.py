@@ -42,6 +42,7 @@ from placement.fleet.rows import (
     topology,
     validate,
 )
+from placement.loadbudget import left_to_load
 from placement.model import GpuState, NodeState, Reservation
 from placement.shape import NvLink
 from placement.topology import layout_of
@@ -53,8 +54,8 @@ class Fleet:
     Per GPU (``slot x row``): total and free bytes, whether free is known, healthy, in MIG
     mode, held by a pod, present, product id, NVLink island id, UUID
     rank; NVLink adjacency is ``row x slot x slot``. Per node (``row``): GPU count, lease
-    renewed at (and whether seen), lease duration, observed at, agent error, described-GPUs id,
-    name rank; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
+    renewed at (and whether seen), lease duration, observed at, remote bandwidth, agent error,
+    described-GPUs id, name rank; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
     row when a report arrives, ``renew`` records a Lease event, ``remove`` drops a node. Rows
     are reused lowest first, and a request reads only the rows up to the highest one in use
     (``span``). What a request computes from these arrays lives beside the store
@@ -127,6 +128,8 @@ class Fleet:
         self.lease_at: FloatArray = grow("lease_at", (capacity,), 0.0, np.float64)
         self.lease_duration: FloatArray = grow("lease_duration", (capacity,), 0.0, np.float64)
         self.observed_at: FloatArray = grow("observed_at", (capacity,), 0.0, np.float64)
+        # bytes per second from remote storage, 0 when the node reports none (no load budget)
+        self.remote_bw: FloatArray = grow("remote_bw", (capacity,), 0.0, np.float64)
         self.error: BoolArray = grow("error", (capacity,), False, np.bool_)
         self.described: IntArray = grow("described", (capacity,), -1, np.int64)
         self.generation: IntArray = grow("generation", (capacity,), 0, np.int64)
@@ -206,6 +209,7 @@ class Fleet:
         self._write_gpus(r, gpus, island_of, linked)
         self.error[r] = bool(node.agent_error)
         self.observed_at[r] = node.observed_at
+        self.remote_bw[r] = node.remote_bytes_per_s or 0.0
         self._set_lease(r, node.lease_renewed_at, node.lease_duration_s)
         described = describe_gpus(node.gpus)
         self.described[r] = self._described.setdefault(described, len(self._described))
@@ -325,6 +329,7 @@ class Fleet:
         self.product[:, r] = -1
         self.island[:, r] = -1
         self.nvlink_id[r] = -1
+        self.remote_bw[r] = 0.0
         self.uuid_1[:, r] = None
         self.linked[r] = False
 
@@ -439,14 +444,16 @@ class Fleet:
 
     def claims_of(self, reservations: Iterable[Reservation], now: float, pod_uid: str) -> Sums:
         """What the active reservations other than ``pod_uid``'s add up to over ``span`` rows
-        (``claims.Sums``): the rules of ``fit.hidden_gpus``, ``fit.pending_counts`` and
-        ``policies.loads_in_flight``. The fleet's own ``claims`` give the same arrays from
+        (``claims.Sums``): the rules of ``fit.hidden_gpus``, ``fit.pending_counts``,
+        ``policies.loads_in_flight`` and ``loadbudget.cold_in_flight``. The fleet's own ``claims`` give the same arrays from
         their sums, without this loop."""
         if reservations is self.claims:
             return self.claims.resolve(now, pod_uid)
         hidden = np.zeros((self.width, self.span), dtype=np.bool_)
         index, rows = self._index, self._rows
         loading: list[int] = []  # a row per load in flight
+        cold_loads = np.zeros(self.span, dtype=np.int64)
+        cold_bytes = np.zeros(self.span, dtype=np.int64)
         slots: list[int] = []  # (slot, row) of each hidden GPU
         slot_rows: list[int] = []
         counts: dict[int, list[int]] = {}  # by row: the GPUs promised, one count per pod
@@ -460,6 +467,10 @@ class Fleet:
                 loading.append(r)
             row = rows[r]
             assert row is not None  # the index names held rows only
+            cold = left_to_load(row.node, res)
+            if cold:
+                cold_loads[r] += 1
+                cold_bytes[r] += cold
             hidden_slots = row.hidden_by(res)
             slots.extend(hidden_slots)
             slot_rows.extend([r] * len(hidden_slots))
@@ -472,7 +483,7 @@ class Fleet:
             pending[r] = sum(promised_counts)
             sizes[r] = sizes_id(promised_counts)
         loads = np.bincount(loading, minlength=self.span).astype(np.int64, copy=False)
-        return Sums(hidden, loads, pending, sizes)
+        return Sums(hidden, loads, pending, sizes, cold_loads, cold_bytes)
 
 
 __all__ = ["Fleet"]

@@ -3,7 +3,9 @@
 Test modules get them as session fixtures (``scenarios``, ``nodes``) and draw with
 ``st.data()``. The values are chosen to collide often: few products (two spellings of one),
 few memory sizes, repeated free amounts, shared pod UIDs, so ties, held and MIG-enabled GPUs,
-visible and invisible reservations and split NVLink islands all show up in small examples.
+visible and invisible reservations and split NVLink islands all show up in small examples;
+and so do cold and warm loads in flight against a node's load budget (remote bandwidths, cached
+models, reserved load sizes and the memory the loading pods already use).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ PRODUCTS = ("NVIDIA-H100-80GB-HBM3", "NVIDIA A100-SXM4-40GB", "NVIDIA-A100-SXM4-
 SIZES = (16 * GIB, 40 * GIB, 80 * GIB)
 PODS = ("pod-a", "pod-b", "pod-c", "me", "")
 MODELS = ("llama-70b", "mistral-7b")
+BANDWIDTHS = (None, 0.0, 1.0 * GIB, 1.25 * GIB, 10.0 * GIB)
+LOAD_SIZES = (0, 15 * GIB, 40 * GIB, 131 * GIB)
+BUDGETS = (None, 120.0, 60.0, 200.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Scenario:
     now: float
     settings: FitSettings
     pod_uid: str
+    waiting: tuple[tuple[Demand, int], ...] = ()
 
 
 @st.composite
@@ -108,6 +114,7 @@ def node_states(draw: st.DrawFn, name: str) -> NodeState:
             CachedModel(m, 10 * GIB) for m in draw(st.lists(st.sampled_from(MODELS), unique=True))
         ),
         agent_error=draw(st.sampled_from(["NVML unavailable", *[""] * 10])),
+        remote_bytes_per_s=draw(st.sampled_from(BANDWIDTHS)),
     )
 
 
@@ -128,6 +135,7 @@ def demands(draw: st.DrawFn) -> Demand:
             st.sampled_from([0, 0, 10 * GIB, 20 * GIB, 40 * GIB, 70 * GIB, 80 * GIB])
         ),
         model_id=draw(st.sampled_from(["", *MODELS])),
+        model_bytes=draw(st.sampled_from(LOAD_SIZES)),
         nvlink=draw(st.sampled_from(list(NvlinkMode))),
         products=frozenset(
             draw(
@@ -157,6 +165,8 @@ def reservation_lists(draw: st.DrawFn, nodes: list[NodeState]) -> list[Reservati
                 state=draw(st.sampled_from(list(ReservationState))),
                 created_at=NOW - 5,
                 expires_at=draw(st.none() | st.sampled_from([NOW - 1, NOW, NOW + 30])),
+                model_id=draw(st.sampled_from(["", *MODELS])),
+                load_bytes=draw(st.sampled_from(LOAD_SIZES)),
             )
         )
     return out
@@ -175,8 +185,10 @@ def scenario(draw: st.DrawFn) -> Scenario:
             max_report_age_s=draw(st.sampled_from([120.0, 60])),
             nvlink_for_multi_gpu=draw(st.sampled_from(list(NvlinkMode))),
             nvlink_best_effort=draw(st.booleans()),
+            load_budget_s=draw(st.sampled_from(BUDGETS)),
         ),
         pod_uid=draw(st.sampled_from(PODS)),
+        waiting=tuple((w, draw(st.integers(0, 3))) for w in draw(st.lists(demands(), max_size=2))),
     )
 
 

@@ -1,9 +1,10 @@
 """A fleet's own ``claims`` give the same sums as the plain loop over a list.
 
-The sums (hidden GPUs, GPUs promised per node and their counts, loads) are kept by puts, pops,
-reports and removals in any order; a request subtracts the pod's own reservation and those
-expired. The hypothesis test runs random sequences of all of these against the loop (the rules
-of ``fit.hidden_gpus``, ``fit.pending_counts`` and ``policies.loads_in_flight``) and against
+The sums (hidden GPUs, GPUs promised per node and their counts, loads, cold loads and the
+bytes they have left) are kept by puts, pops, reports and removals in any order; a request
+subtracts the pod's own reservation and those expired. The hypothesis test runs random sequences
+of all of these against the loop (the rules of ``fit.hidden_gpus``, ``fit.pending_counts``,
+``policies.loads_in_flight`` and ``loadbudget.cold_in_flight``) and against
 ``decide_fleet`` given the same reservations as a list. A reservation whose pod the node shows
 holding GPUs is reconciled to those.
 """
@@ -22,7 +23,7 @@ from placement.claims import sizes_of
 from placement.fleet import Fleet, Query, decide_fleet
 from placement.model import GIB, Demand, NodeState, Reservation, ReservationState
 from tests.builders import NOW, node, reservation, uuid, uuids
-from tests.placement.conftest import PODS, demands, node_states
+from tests.placement.conftest import LOAD_SIZES, MODELS, PODS, demands, node_states
 
 SLOW = settings(deadline=None, max_examples=300)
 NAMES = ("node-0", "node-1", "node-2")
@@ -233,6 +234,8 @@ def steps(draw: st.DrawFn) -> list[tuple[str, object]]:
                         expires_at=draw(
                             st.none() | st.sampled_from([NOW - 1, NOW, NOW + 0.5, NOW + 30])
                         ),
+                        model_id=draw(st.sampled_from(["", *MODELS])),
+                        load_bytes=draw(st.sampled_from(LOAD_SIZES)),
                     ),
                 )
             )

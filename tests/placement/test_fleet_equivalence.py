@@ -5,9 +5,10 @@ the extender runs. This test is what holds the one to the other.
 
 Same GPUs in the same order, same reasons, same resolvable flags, same scores bit for bit, same
 chosen node; also after rows are replaced, renewed and removed in any order, and for requests
-that name nodes in any order, or nodes the fleet does not hold. The lean forms (no reasons,
-only the chosen fit) choose the same node, and the reject counts by class agree with the
-reasons ``fit()`` words. And every fit is safe whatever set of GPUs the kubelet hands out.
+that name nodes in any order, or nodes the fleet does not hold; with cold and warm loads in
+flight against the load budget, and with demand waiting that the choice keeps room for. The
+lean forms (no reasons, only the chosen fit) choose the same node, and the reject counts by
+class agree with the reasons ``fit()`` words. And every fit is safe whatever set of GPUs the kubelet hands out.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ CLASS_OF_REASON = (
     ("node agent heartbeat is", "lease-expired"),
     ("GPU report is", "report-stale"),
     ("free now", "gpus-busy"),
+    ("load budget", "load-budget"),
     (REASON_NO_REPORT, "no-report"),
 )
 
@@ -99,7 +101,13 @@ def assert_lean_forms_agree(got: FleetDecision, expected: Decision, lean: FleetD
 def query(sc: Scenario, names: list[str]) -> Query:
     """The fleet's question for the drawn scenario over ``names``."""
     return Query(
-        names, sc.demand, sc.reservations, now=sc.now, settings=sc.settings, pod_uid=sc.pod_uid
+        names,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        waiting=sc.waiting,
     )
 
 
@@ -146,7 +154,13 @@ def test_decide_fleet_equals_decide(
     fleet = Fleet(sc.nodes, capacity=1, width=1)  # grows as nodes arrive
     names = [n.name for n in sc.nodes]
     expected = decide(
-        sc.nodes, sc.demand, sc.reservations, now=sc.now, settings=sc.settings, pod_uid=sc.pod_uid
+        sc.nodes,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        waiting=sc.waiting,
     )
     got = decide_fleet(fleet, query(sc, names))
     assert got.decision() == expected
@@ -195,6 +209,7 @@ def test_evaluate_equals_fit_after_updates(
         now=sc.now,
         settings=sc.settings,
         pod_uid=sc.pod_uid,
+        waiting=sc.waiting,
     )
     assert got.decision() == expected
     lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)

@@ -156,6 +156,7 @@ def test_assume_records_the_choice() -> None:
         created_at=NOW,
         model_id="llama",
         expires_at=NOW + 30,
+        load_bytes=80 * GIB,  # no model size: its memory
     )
     assert r.active(NOW + 29.9) and not r.active(NOW + 30)
     assert r.in_flight()
