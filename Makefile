@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench fuzz soak cluster cluster-down cluster-status binaries promtool clean
+.PHONY: demo test lint bench bench-seeds fuzz soak cluster cluster-down cluster-status binaries promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 bench: $(STAMP) binaries
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.readme_table
+
+## bench-seeds: every built-in scenario over seeds 1-20 under every policy; fails on a missed
+## target (bench/results/seeds.json and seeds.md)
+bench-seeds: $(STAMP)
+	nice $(BIN)/python -m bench seeds
 
 ## soak: the end-to-end fault tests, many trials each (SOAK_TRIALS: NAME=N pairs, or one N for
 ## all); the table is printed, and the figures written to bench/results/faults.json

@@ -29,6 +29,7 @@ from typing import Any
 
 import simpy
 
+from placement.model import Demand
 from simulator.clock import Clock, CountingEnvironment
 from simulator.cluster import Group, Node, Phase, SchedulerCache, ServiceState, SimPod
 from simulator.default_policy import DefaultScheduler
@@ -112,6 +113,7 @@ class Engine:
                 check=check,
                 reference=reference,
             )
+            self.vramfit.waiting = self._waiting
             self.policy = self.vramfit
         self.policy_name = policy
         self.repeat_unchanged = repeat_unchanged
@@ -255,6 +257,25 @@ class Engine:
         pod.service.pods.append(pod)
         self.pods.append(pod)
         self._enqueue(pod)
+
+    def _waiting(self) -> list[tuple[Demand, int]]:
+        """The demand vramfit keeps room for (``Settings.room_for``, ``placement.room``): per
+        shape, the pods not bound yet that were refused (``pending``), or all pods not bound
+        yet and those their services may still add (``likely``)."""
+        mode = self.settings.room_for
+        if mode == "none":
+            return []
+        counts: dict[Demand, int] = {}
+        for svc in self.services:
+            live = [p for p in svc.pods if not p.deleted]
+            if mode == "pending":
+                n = sum(1 for p in live if p.phase is Phase.PENDING and p.waited)
+            else:
+                room = svc.spec.max_replicas * svc.spec.pods_per_replica - len(live)
+                n = sum(1 for p in live if p.phase is Phase.PENDING) + max(0, room)
+            if n:
+                counts[svc.demand] = counts.get(svc.demand, 0) + n
+        return list(counts.items())
 
     # -- scheduler -----------------------------------------------------------------------------
 
@@ -428,6 +449,7 @@ class Engine:
             half_placed_gpu_s=t.half_placed_gpu_s,
             evictions=evictions,
             wasted_evictions=wasted,
+            budget_overruns=t.budget_overruns,
             top_priority_services=tuple(
                 s.name for s in self.scenario.services if top is not None and s.priority == top
             ),

@@ -12,7 +12,9 @@ through its own window (the agent's next report, the scheduler's cache).
   (``predictions_missed``). Its container starts ``containerStart`` later;
 * load: the model server loads the weights from the node's disk when the model is cached
   there, else from remote storage, sharing that link with the node's other loads
-  (``bandwidth``); then KV-cache allocation and warm-up (``initTime``), then Ready;
+  (``bandwidth``); then KV-cache allocation and warm-up (``initTime``), then Ready. A cold load
+  that starts while the node's remote link has more left to move than ``loadBudget`` allows is
+  counted (``budget_overruns``), whichever policy placed it;
 * out of memory: the GPU memory a load needs is checked against what is really free on each of
   its GPUs (total, less driver and out-of-band memory). Weights that do not fit crash the
   server when the load reaches the free memory; weights that fit with a KV cache that does not
@@ -29,6 +31,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from simulator.bandwidth import SharedLink
 from simulator.clock import Clock
 from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
 from simulator.default_policy import device_plugin_gpus
@@ -110,6 +113,8 @@ class Kubelet:
         pod.phase = Phase.LOADING
         pod.link = link
         generation = pod.generation
+        if link is node.remote and self._over_budget(link, size):
+            self.tally.budget_overruns += 1
 
         def done() -> None:
             if pod.generation == generation:
@@ -122,6 +127,16 @@ class Kubelet:
         node.loading.add(pod)
         self.tally.loads(+1, self.clock.now)
         self.policy.node_changed(node, self.clock.now)
+
+    def _over_budget(self, link: SharedLink, size: float) -> bool:
+        """Whether a cold load of ``size`` bytes starting now breaks the load budget, by the
+        truth: another cold load is in flight on the node's link, and the bytes they all have
+        left take longer than ``loadBudget`` at its bandwidth (``placement.loadbudget``)."""
+        budget_s = self.settings.load_budget_s
+        if budget_s <= 0 or not link.active:
+            return False
+        left = sum(t.size - link.moved(t) for t in link.active)
+        return left + size > budget_s * link.bytes_per_s * (1 + 1e-9)
 
     def _end_load(self, pod: SimPod) -> None:
         node = pod.node

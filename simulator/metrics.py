@@ -85,6 +85,7 @@ class RunResult:
     evictions: int = 0
     wasted_evictions: int = 0
     top_priority_services: tuple[str, ...] = ()
+    budget_overruns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ class PolicySummary:
     top_priority_cold_starts: int = 0
     top_priority_cold_start_p50_s: float | None = None
     top_priority_cold_start_p95_s: float | None = None
+    budget_overruns: int = 0
 
     @property
     def events_per_s(self) -> float:
@@ -234,4 +236,5 @@ def summarize(run: RunResult) -> PolicySummary:
         top_priority_cold_starts=len(top_samples),
         top_priority_cold_start_p50_s=percentile(top_samples, 50),
         top_priority_cold_start_p95_s=percentile(top_samples, 95),
+        budget_overruns=run.budget_overruns,
     )

@@ -42,6 +42,13 @@ class Settings:
     nodes_to_score_percent: int = 0
     traffic_step_s: float = 60.0
     reservation_end: str = "held"
+    room_for: str = "likely"
+    """What demand vramfit keeps room for (``placement.room``): ``none``; ``pending``, the pods
+    it refused that still wait (what the extender knows); ``likely``, those and the pods the
+    services may still scale up to (``maxReplicas``)."""
+    load_budget_s: float = FitSettings().load_budget_s or 0.0
+    """vramfit's load budget (``placement.loadbudget``; 0: off), and what the run measures every
+    cold load against (``budgetOverruns``), under every policy."""
     worker_start_s: float = 1.0
     """A multi-node replica's workers are created this long after its leader: KServe's
     LeaderWorkerSet (startupPolicy LeaderCreated) makes the workers' StatefulSet once the
@@ -52,6 +59,9 @@ RESERVATION_ENDS = tuple(rule.value for rule in EndRule)
 """When a Ready pod's reservation ends (``placement.lifecycle.EndRule``): once the agent reports
 the pod holding its GPUs (``held``, the extender's rule), or once it also reports the reserved
 memory in use on each (``loaded``)."""
+
+ROOM_FOR = ("none", "pending", "likely")
+"""What demand vramfit keeps room for (``Settings.room_for``)."""
 
 SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {
     "agentInterval": ("agent_interval_s", "positive-duration"),
@@ -77,6 +87,8 @@ SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {
     "trafficStep": ("traffic_step_s", "positive-duration"),
     "reservationEnd": ("reservation_end", "reservation-end"),
     "workerStart": ("worker_start_s", "duration"),
+    "loadBudget": ("load_budget_s", "duration"),
+    "roomFor": ("room_for", "room-for"),
 }
 """YAML key under ``settings:`` -> (``Settings`` field, kind of value)."""
 
@@ -87,6 +99,7 @@ _READERS: Mapping[str, Callable[[Fields, str, Any], Any]] = {
     "fraction": lambda f, key, default: f.number(key, default, maximum=10.0),
     "flag": lambda f, key, default: f.flag(key, default),
     "reservation-end": lambda f, key, default: f.choice(key, RESERVATION_ENDS, default),
+    "room-for": lambda f, key, default: f.choice(key, ROOM_FOR, default),
     "percent": lambda f, key, default: f.integer(key, default, maximum=100),
 }
 """How each kind of value in ``SETTINGS_KEYS`` is read."""

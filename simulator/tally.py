@@ -1,5 +1,5 @@
 """What a run counts while it goes: cold starts, loads, out-of-memory crashes, loads in flight,
-and multi-node replicas left half placed.
+cold loads started beyond the load budget, and multi-node replicas left half placed.
 
 The autoscaler opens and closes cold starts, the kubelet counts loads and crashes; both write
 to one ``Tally``, which the engine reads into a ``RunResult`` when the run ends.
@@ -34,6 +34,7 @@ class Tally:
     series: list[tuple[float, int]] = field(default_factory=lambda: [(0.0, 0)])
     groups_half_placed: int = 0
     half_placed_gpu_s: float = 0.0
+    budget_overruns: int = 0
 
     def loads(self, delta: int, now: float) -> None:
         """Loads in flight change by ``delta`` at ``now`` (one point per instant)."""

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import simpy
@@ -100,7 +100,7 @@ class VramfitExtender:
         profile: str | None,
         check: bool = False,
         reference: bool = False,
-        fit_settings: FitSettings = FitSettings(),
+        fit_settings: FitSettings | None = None,
     ) -> None:
         self.name = name
         self.nodes = nodes
@@ -111,7 +111,9 @@ class VramfitExtender:
         self.group_policy = profile or DEFAULT_PROFILE
         self.check = check
         self.reference = reference
-        self.fit_settings = fit_settings
+        self.fit_settings = fit_settings or FitSettings(
+            load_budget_s=settings.load_budget_s if settings.load_budget_s > 0 else None
+        )
         self.index = {n.name: n.idx for n in nodes}
         n = len(nodes)
         rng = random.Random(f"{seed}/agents")
@@ -138,6 +140,8 @@ class VramfitExtender:
             self.classes.place(node.idx, node_key(node, state))
         self.decisions = 0
         self.candidates_evaluated = 0
+        # The demand that waits or may come (``placement.room``); the engine sets it.
+        self.waiting: Callable[[], Sequence[tuple[Demand, int]]] = tuple
         self.version = 0
 
     # -- the agent ------------------------------------------------------------------------
@@ -271,7 +275,12 @@ class VramfitExtender:
         return self.forced or resolve_profile(demand, DEFAULT_PROFILE)
 
     def _decide(
-        self, names: list[str], demand: Demand, pod: SimPod, now: float
+        self,
+        names: list[str],
+        demand: Demand,
+        pod: SimPod,
+        now: float,
+        waiting: Sequence[tuple[Demand, int]] = (),
     ) -> tuple[Fit | None, dict[str, Reject]]:
         reservations = self.reservations
         profile = self._profile(demand)
@@ -284,12 +293,19 @@ class VramfitExtender:
                 settings=self.fit_settings,
                 profile=profile,
                 pod_uid=pod.uid,
+                waiting=waiting,
             )
             return d.chosen, {r.node: r for r in d.rejects}
         fd = decide_fleet(
             self.fleet,
             Query(
-                names, demand, reservations, now=now, settings=self.fit_settings, pod_uid=pod.uid
+                names,
+                demand,
+                reservations,
+                now=now,
+                settings=self.fit_settings,
+                pod_uid=pod.uid,
+                waiting=waiting,
             ),
             profile=profile,
             reasons=False,  # the reasons are read only when no node fits
@@ -307,17 +323,25 @@ class VramfitExtender:
             return self._place_member(pod, feasible, now)
         # The fleet's rows are the node indices: it is filled in index order, never shrinks.
         cached = self.fleet.cached(demand.model_id) if demand.model_id else None
-        reps = self.classes.representatives(feasible, self.claimed > 0, cached)
+        # Room for waiting pods counts the nodes that could take them: all, not one of each
+        # class of alike nodes.
+        waiting = self.waiting()
+        if any(d != demand for d, _ in waiting):
+            reps = [int(i) for i in np.flatnonzero(feasible)]
+        else:
+            reps = self.classes.representatives(feasible, self.claimed > 0, cached)
         for i in reps:
             self._refresh(i, now)
         self.decisions += 1
         self.candidates_evaluated += len(reps)
-        chosen, rejects = self._decide([self.nodes[i].name for i in reps], demand, pod, now)
+        names = [self.nodes[i].name for i in reps]
+        chosen, rejects = self._decide(names, demand, pod, now, waiting)
         if self.check:
             every = [int(i) for i in np.flatnonzero(feasible)]
             for i in every:
                 self._refresh(i, now)
-            full, _ = self._decide([self.nodes[i].name for i in every], demand, pod, now)
+            names = [self.nodes[i].name for i in every]
+            full, _ = self._decide(names, demand, pod, now, waiting)
             if full != chosen:
                 raise SimulationError(
                     f"pruned decision {chosen} differs from the full one {full} for {pod.uid}"
