@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from extender.bind import Binder
+from extender.claims_watch import DraView, claims_waiting, pod_demand
 from extender.config import Settings
 from extender.decisions import (
     FilterOutcome,
@@ -29,7 +30,6 @@ from extender.decisions import (
     invalid_pod,
     passthrough,
     prioritize_nodes,
-    read_demand,
 )
 from extender.groups import GroupSettings, GroupTable
 from extender.metrics import ExtenderMetrics
@@ -85,8 +85,11 @@ class Handlers:
         *,
         requeuer: Requeuer | None = None,
         groups: GroupTable | None = None,
+        dra: DraView | None = None,
     ) -> None:
         self.requeuer = requeuer
+        # Pods that claim GPUs through DRA: their claims, and the GPUs each node offers them.
+        self.dra = dra
         # Without a Node watch (tests, tools), groups keep to one pool and ignore topology.
         self.groups = groups or GroupTable(state, GroupSettings(topology_key=""))
         self.settings = settings
@@ -102,9 +105,12 @@ class Handlers:
 
     def _decide(self, args: ExtenderArgs) -> FilterOutcome:
         try:
-            demand = read_demand(args.pod, self.settings.policy)
+            read = pod_demand(args.pod, self.settings.policy, self.dra, args.ref.uid)
         except InvalidPodError as exc:
             return invalid_pod(args.node_names, str(exc))
+        if read.waiting:
+            return claims_waiting(args.node_names)
+        demand = read.demand
         ref = args.ref
         now = self.clock()
         # Bind takes only pods filter saw (those without GPUs too: bind posts their Binding).
@@ -137,6 +143,7 @@ class Handlers:
                 mode=self.settings.mode,
                 policy=self.settings.policy,
                 settings=self.settings.fit,
+                eligible=read.eligible,
             )
             if decide_mode and out.chosen is not None:
                 self.state.assume(
@@ -175,10 +182,11 @@ class Handlers:
     def prioritize(self, body: bytes) -> Response:
         args = decode_extender_args(body)
         try:
-            demand = read_demand(args.pod, self.settings.policy)
+            read = pod_demand(args.pod, self.settings.policy, self.dra, args.ref.uid)
         except InvalidPodError:
-            demand = None
-        if demand is None or self.state.unsynced():
+            read = None
+        demand = read.demand if read is not None else None
+        if read is None or demand is None or self.state.unsynced():
             scores = [0] * len(args.node_names)
             outcome = "passthrough" if demand is None else "error"
         else:
@@ -192,6 +200,7 @@ class Handlers:
                     now=now,
                     policy=self.settings.policy,
                     settings=self.settings.fit,
+                    eligible=read.eligible,
                 )
             outcome = "scored"
         self.metrics.decisions.labels("prioritize", outcome, "").inc()
@@ -259,11 +268,14 @@ def create_app(
     clock: Callable[[], float] = time.time,
     requeuer: Requeuer | None = None,
     groups: GroupTable | None = None,
+    dra: DraView | None = None,
 ) -> Flask:
     """Build the WSGI app. Starts nothing: watches are the server's job."""
     app = Flask("vramfit-extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    handlers = Handlers(settings, state, binder, metrics, clock, requeuer=requeuer, groups=groups)
+    handlers = Handlers(
+        settings, state, binder, metrics, clock, requeuer=requeuer, groups=groups, dra=dra
+    )
     preemption = Preemption(settings, state, metrics, clock)
     metrics.watch_reservations(lambda: state.reservations_by_state(clock()))
     verbs: dict[str, Callable[[bytes], Response]] = {

@@ -6,6 +6,10 @@ annotation with a JSON merge patch guarded by the pod's resourceVersion, and the
 Binding. If either call fails, the reservation is released and the error returned, so
 kube-scheduler forgets the pod and tries again. The annotation is written first because it is
 what a restarted extender rebuilds its reservations from.
+
+A pod that claims its GPUs through DRA is bound after kube-scheduler's DRA plugin wrote its
+claims' allocation (PreBind runs before bind): the node is re-checked on the GPUs allocated
+there, and the reservation (and its annotation) names them (``extender.claims_watch``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from extender.claims_watch import DraView
 from extender.config import Settings
 from extender.decisions import recheck
 from extender.kubeapi import KubeError, PodAPI
@@ -25,7 +30,7 @@ from extender.wire import BindingArgs
 from placement.annotation import encode_reservation
 from placement.demand import A_RESERVATION
 from placement.lifecycle import assume
-from placement.model import Reject, Reservation
+from placement.model import Allocator, Reject, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,13 @@ class Binder:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
+        dra: DraView | None = None,
     ) -> None:
         self.state = state
         self.api = api
         self.settings = settings
         self.clock = clock
+        self.dra = dra
 
     def _lookup(self, args: BindingArgs) -> tuple[PendingPod | None, BindOutcome | None]:
         pending = self.state.pending(args.pod_uid)
@@ -72,7 +79,7 @@ class Binder:
         except KubeError as exc:
             code = "pod-gone" if exc.status == 404 else "api-error"
             return None, _fail(code, f"cannot read pod {args.key}: {exc}")
-        info = read_pod(raw, now=self.clock(), scheduler_name=self.settings.scheduler_name)
+        info = self._pod_info(raw)
         if info is None or info.uid != args.pod_uid:
             return None, _fail(
                 "uid-mismatch",
@@ -84,10 +91,15 @@ class Binder:
             info.uid, info.key, info.resource_version, info.demand, self.clock()
         ), None
 
+    def _pod_info(self, raw: dict[str, Any]) -> PodInfo | None:
+        claimed = self.dra.claimed_count if self.dra is not None else None
+        return read_pod(
+            raw, now=self.clock(), scheduler_name=self.settings.scheduler_name, claimed=claimed
+        )
+
     def _read(self, args: BindingArgs) -> PodInfo | None:
         """The pod as the API server has it now (``KubeError`` when it cannot be read)."""
-        raw = self.api.get_pod(args.pod_namespace, args.pod_name)
-        return read_pod(raw, now=self.clock(), scheduler_name=self.settings.scheduler_name)
+        return self._pod_info(self.api.get_pod(args.pod_namespace, args.pod_name))
 
     def _already(self, args: BindingArgs, node_name: str) -> BindOutcome:
         if node_name == args.node:
@@ -131,9 +143,18 @@ class Binder:
         demand = pending.demand
         assert demand is not None
         now = self.clock()
+        eligible = None
+        if self.dra is not None and demand.allocator is Allocator.DRA:
+            eligible = self.dra.bind_eligible(args.pod_uid, args.node)
         with self.state.locked_view(now) as view:
             result = recheck(
-                args.node, demand, view, pod_uid=args.pod_uid, now=now, settings=self.settings.fit
+                args.node,
+                demand,
+                view,
+                pod_uid=args.pod_uid,
+                now=now,
+                settings=self.settings.fit,
+                eligible=eligible,
             )
             if isinstance(result, Reject):
                 self.state.release(args.pod_uid)

@@ -103,6 +103,13 @@ def parser() -> argparse.ArgumentParser:
         "loopback",
     )
     p.add_argument("--log-level", default=DEFAULTS.log_level, help="debug, info, warning, error")
+    p.add_argument(
+        "--dra-device-class",
+        action="append",
+        help="a DeviceClass whose ResourceClaims ask for whole GPUs (repeatable; default "
+        + ", ".join(sorted(DEFAULTS.dra_device_classes))
+        + "; '' alone: watch no claims)",
+    )
     return p
 
 
@@ -130,6 +137,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         log_level=args.log_level,
+        dra_device_classes=tuple(args.dra_device_class) if args.dra_device_class else None,
     )
 
 

@@ -7,17 +7,20 @@ fixes a manifest in one go instead of one restart per typo.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from extender.decisions import Mode
 from extender.objects import SCHEDULER_NAME
 from extender.wire import DNS_SUBDOMAIN_MAX
+from placement.dra import GPU_CLASSES
 from placement.listen import format_listen, parse_listen
 from placement.model import FitSettings, NvlinkMode
 from placement.nodegpustate import LEASE_PREFIX
 from placement.policies import PROFILES
 
 AGENT_NAMESPACE = "vramfit-system"
+_DEVICE_CLASS = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 NVLINK_ALLOCATIONS = ("strict", "best-effort")
 """``--nvlink-allocation``: a pod that requires one NVLink island goes where every set the
 device plugin may hand out lies on one (``strict``), or where its predicted set does."""
@@ -67,6 +70,8 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     log_level: str = "info"
+    # DeviceClasses whose ResourceClaims ask for whole GPUs (none: claims are not watched).
+    dra_device_classes: frozenset[str] = GPU_CLASSES
 
     @property
     def listen(self) -> str:
@@ -197,6 +202,7 @@ def build_settings(
     tls_key: str | None,
     tls_client_ca: str | None,
     log_level: str,
+    dra_device_classes: tuple[str, ...] | None = None,
 ) -> Settings:
     """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
     problems: list[str] = []
@@ -222,6 +228,12 @@ def build_settings(
     levels = ("debug", "info", "warning", "error")
     if log_level not in levels:
         problems.append(f"--log-level {log_level!r}: expected one of {', '.join(levels)}")
+    classes = GPU_CLASSES if dra_device_classes is None else frozenset(dra_device_classes) - {""}
+    problems += [
+        f"--dra-device-class {c!r}: not a DeviceClass name (a DNS subdomain)"
+        for c in sorted(classes)
+        if len(c) > DNS_SUBDOMAIN_MAX or not _DEVICE_CLASS.fullmatch(c)
+    ]
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -250,4 +262,5 @@ def build_settings(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         log_level=log_level,
+        dra_device_classes=classes,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,12 +108,21 @@ def _evaluate(
     policy: str,
     pod_uid: str,
     all_fits: bool,
+    eligible: Mapping[str, Collection[str]] | None = None,
 ) -> FleetDecision:
     """The core's decision, with reasons worded only when no node fits (and with every fit,
     or only the chosen one)."""
     return decide_fleet(
         view.fleet,
-        Query(names, demand, view.fleet.claims, now=now, settings=settings, pod_uid=pod_uid),
+        Query(
+            names,
+            demand,
+            view.fleet.claims,
+            now=now,
+            settings=settings,
+            pod_uid=pod_uid,
+            eligible=eligible,
+        ),
         profile=resolve_profile(demand, policy),
         reasons=False,
         all_fits=all_fits,
@@ -124,13 +133,14 @@ class InvalidPodError(ValueError):
     """A pod whose vramfit annotations cannot be read; the message names the annotation."""
 
 
-def read_demand(pod: Mapping[str, Any], policy: str) -> Demand | None:
+def read_demand(pod: Mapping[str, Any], policy: str, *, claimed_gpus: int = 0) -> Demand | None:
     """Pure: the pod's GPU demand (``None`` without GPUs); checks its policy name too.
+    ``claimed_gpus`` are the GPUs its ResourceClaims ask for (``extender.claims_watch``).
 
     Raises ``InvalidPodError`` with a message a person can act on.
     """
     try:
-        demand = demand_from_pod(pod)
+        demand = demand_from_pod(pod, claimed_gpus=claimed_gpus)
         if demand is not None:
             resolve_profile(demand, policy)
     except (DemandError, UnknownProfileError) as exc:
@@ -165,8 +175,10 @@ def filter_nodes(
     mode: Mode,
     policy: str,
     settings: FitSettings,
+    eligible: Mapping[str, Collection[str]] | None = None,
 ) -> FilterOutcome:
-    """Pure: the filter answer for a GPU pod over the candidate ``names``.
+    """Pure: the filter answer for a GPU pod over the candidate ``names``; ``eligible`` limits
+    the GPUs a DRA claim may get on the nodes it names (``Query.eligible``).
 
     In ``decide`` mode only the best node passes (the caller records an assumed reservation
     for it); in ``all-feasible`` mode every node that fits passes. When no node passes, nodes
@@ -188,6 +200,7 @@ def filter_nodes(
         policy=policy,
         pod_uid=pod_uid,
         all_fits=mode is Mode.ALL_FEASIBLE,
+        eligible=eligible,
     )
     codes = dict(decision.reject_counts)
     if invalid:
@@ -238,6 +251,7 @@ def prioritize_nodes(
     now: float,
     policy: str,
     settings: FitSettings,
+    eligible: Mapping[str, Collection[str]] | None = None,
 ) -> list[int]:
     """Pure: a 0..10 priority for each candidate, in request order: the scores filter decides with.
 
@@ -246,7 +260,15 @@ def prioritize_nodes(
     """
     scores = score_nodes(
         view.fleet,
-        Query(names, demand, view.fleet.claims, now=now, settings=settings, pod_uid=pod_uid),
+        Query(
+            names,
+            demand,
+            view.fleet.claims,
+            now=now,
+            settings=settings,
+            pod_uid=pod_uid,
+            eligible=eligible,
+        ),
         profile=resolve_profile(demand, policy),
     )
     return to_priorities(scores)  # NaN (no fit): 0
@@ -260,8 +282,10 @@ def recheck(
     pod_uid: str,
     now: float,
     settings: FitSettings,
+    eligible: Collection[str] | None = None,
 ) -> Fit | Reject:
-    """Pure: can ``node_name`` still take the pod at bind time (its own reservation aside)?"""
+    """Pure: can ``node_name`` still take the pod at bind time (its own reservation aside), on
+    the GPUs it may get there (``eligible``: a DRA claim's; ``None``: any)?"""
     if node_name not in view.fleet:
         reason = view.invalid.get(node_name, REASON_NO_REPORT)
         return Reject(node_name, reason, resolvable=True)
@@ -272,4 +296,5 @@ def recheck(
         now=now,
         settings=settings,
         pod_uid=pod_uid,
+        eligible=eligible,
     )

@@ -9,13 +9,18 @@ A pod's ``vramfit.io/reservation`` annotation holds GPUs, so it is believed only
 extender could have written it (deploy/'s admission policy lets no one else write it; this is
 the second line): on a pod that requests GPUs and that vramfit's scheduler places, dated no
 later than now plus a small clock skew, and for no more GPUs than the pod requests.
+
+A pod that claims its GPUs through DRA requests none of ``nvidia.com/gpu``: a reader given
+``claimed`` (the extender's view of claims, ``extender.claims_watch``) counts the GPUs its
+claims ask for instead. While those are not known (its claims not listed yet), its annotation
+is believed uncapped if the pod names claims at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ from placement.annotation import (
     reservation_of,
 )
 from placement.demand import DemandError, demand_from_pod, gpu_count
+from placement.dra import pod_claims
 from placement.fields import reason_line
 from placement.lifecycle import PodFacts
 from placement.membership import Membership, MembershipError, membership_of
@@ -137,8 +143,17 @@ def _ready(status: Mapping[str, Any]) -> bool:
     return ready
 
 
+Claimed = Callable[[Mapping[str, Any]], int]
+"""The GPUs a raw pod's ResourceClaims ask for (0 when none, or not known)."""
+
+
 def trusted_annotation(
-    raw: Mapping[str, Any], key: str, *, now: float, scheduler_name: str = SCHEDULER_NAME
+    raw: Mapping[str, Any],
+    key: str,
+    *,
+    now: float,
+    scheduler_name: str = SCHEDULER_NAME,
+    claimed: Claimed | None = None,
 ) -> str | None:
     """Pure: the pod's reservation annotation as the extender believes it, or ``None``.
 
@@ -157,6 +172,10 @@ def trusted_annotation(
         gpus = gpu_count(raw)
     except DemandError:
         gpus = 0
+    if gpus == 0 and claimed is not None:
+        gpus = claimed(raw)
+        if gpus == 0 and pod_claims(raw):
+            return value  # its claims are not known yet: it may hold GPUs through them
     if gpus == 0:
         log.debug("pod %s requests no GPU: reservation ignored", key)
         return None
@@ -181,7 +200,11 @@ def trusted_annotation(
 
 
 def read_pod(
-    raw: Mapping[str, Any], *, now: float, scheduler_name: str = SCHEDULER_NAME
+    raw: Mapping[str, Any],
+    *,
+    now: float,
+    scheduler_name: str = SCHEDULER_NAME,
+    claimed: Claimed | None = None,
 ) -> PodInfo | None:
     """Pure: the reservation-relevant facts of a raw pod, or ``None`` if it has no identity.
 
@@ -195,7 +218,8 @@ def read_pod(
     spec = _mapping(raw, "spec")
     status = _mapping(raw, "status")
     try:
-        demand = demand_from_pod(raw)  # None for a pod without GPUs
+        # None for a pod without GPUs
+        demand = demand_from_pod(raw, claimed_gpus=claimed(raw) if claimed is not None else 0)
     except DemandError:
         demand = None
     name = str(meta.get("name", ""))
@@ -211,7 +235,7 @@ def read_pod(
         terminating=meta.get("deletionTimestamp") is not None,
         demand=demand,
         annotation=trusted_annotation(
-            raw, f"{namespace}/{name}", now=now, scheduler_name=scheduler_name
+            raw, f"{namespace}/{name}", now=now, scheduler_name=scheduler_name, claimed=claimed
         ),
         group=_group(raw),
         priority=_priority(spec),

@@ -31,11 +31,12 @@ from prometheus_client import CollectorRegistry
 
 from extender.app import create_app, probe_routes
 from extender.bind import Binder
+from extender.claims_watch import DraView, reconcile_reservation
 from extender.config import Settings
 from extender.groups import GroupTable
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
-from extender.objects import read_lease, read_pod, read_report
+from extender.objects import PodInfo, read_lease, read_pod, read_report
 from extender.requeue import CapacitySignals, Requeuer
 from extender.state import LEASES, PODS, REPORTS, ClusterState
 from extender.watch import Watcher, WatchTarget
@@ -102,6 +103,18 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
     replace_pods, apply_pods = groups.following(
         lambda pods, at: state.replace_pods(pods, listed_at=at), state.apply_pod
     )
+    # Pods that claim GPUs through DRA: their claims and the GPU driver's slices, watched; an
+    # allocation reconciles the pod's reservation, also after a pod event rebuilt it.
+    dra = None
+    if settings.dra_device_classes:
+        dra = DraView(
+            settings.dra_device_classes,
+            on_allocated=lambda uid, node, gpus: reconcile_reservation(
+                state, uid, node, gpus, time.time()
+            ),
+        )
+        replace_pods, apply_pods = _following_claims(dra, replace_pods, apply_pods)
+    claimed = dra.claimed_count if dra is not None else None
     targets = (
         _target(
             REPORTS,
@@ -124,7 +137,9 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         _target(
             PODS,
             "/api/v1/pods",
-            read=lambda raw: read_pod(raw, now=time.time(), scheduler_name=settings.scheduler_name),
+            read=lambda raw: read_pod(
+                raw, now=time.time(), scheduler_name=settings.scheduler_name, claimed=claimed
+            ),
             replace=replace_pods,
             apply=apply_pods,
             grew=signals.pod,
@@ -143,14 +158,46 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             stop=stop,
             timeout_s=settings.watch_timeout_s,
         ).start()
-    binder = Binder(state, api, settings)
+    for target in dra.targets() if dra is not None else ():
+        # Not part of readiness: a cluster without resource.k8s.io/v1 runs as before.
+        assert dra is not None
+        Watcher(
+            api,
+            target,
+            on_synced=dra.mark_synced,
+            on_lost=dra.mark_lost,
+            metrics=metrics,
+            stop=stop,
+            timeout_s=settings.watch_timeout_s,
+        ).start()
+    binder = Binder(state, api, settings, dra=dra)
     if settings.metrics_host is not None and settings.metrics_port is not None:
         probes = BoundedServer(
             settings.metrics_host, settings.metrics_port, probe_routes(state, metrics)
         )
         probes.start()
         log.info("probes and metrics on %s", settings.metrics_listen)
-    return create_app(settings, state, binder, metrics, requeuer=requeuer, groups=groups)
+    return create_app(settings, state, binder, metrics, requeuer=requeuer, groups=groups, dra=dra)
+
+
+def _following_claims(
+    dra: DraView,
+    replace: Callable[[list[PodInfo], float], None],
+    apply: Callable[[str, PodInfo], None],
+) -> tuple[Callable[[list[PodInfo], float], None], Callable[[str, PodInfo], None]]:
+    """The pod watch's handlers, each followed by the reconciliation of what the DRA plugin
+    allocated (a pod event rebuilds the pod's reservation from its annotation)."""
+
+    def replace_then(pods: list[PodInfo], at: float) -> None:
+        replace(pods, at)
+        dra.reconcile_all()
+
+    def apply_then(event: str, info: PodInfo) -> None:
+        apply(event, info)
+        if event != "DELETED":
+            dra.reconcile_pod(info.uid)
+
+    return replace_then, apply_then
 
 
 class _QuietTimeouts(logging.Filter):
