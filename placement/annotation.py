@@ -28,17 +28,21 @@ def encode_reservation(r: Reservation) -> str:
     """The annotation value for ``r`` (pure; compact JSON, stable key order).
 
     The pod's UID, key and the reservation's state and expiry are not part of the value: the
-    reader knows the pod, and a written reservation is bound.
+    reader knows the pod, and a written reservation is bound. The bytes the pod loads
+    (``loadBytes``, for the load budget) are written when known.
     """
+    value: dict[str, Any] = {
+        "v": FORMAT_VERSION,
+        "node": r.node,
+        "gpus": list(r.gpu_uuids),
+        "bytesPerGpu": r.bytes_per_gpu,
+        "model": r.model_id,
+        "at": format_time(r.created_at),
+    }
+    if r.load_bytes:
+        value["loadBytes"] = r.load_bytes
     return json.dumps(
-        {
-            "v": FORMAT_VERSION,
-            "node": r.node,
-            "gpus": list(r.gpu_uuids),
-            "bytesPerGpu": r.bytes_per_gpu,
-            "model": r.model_id,
-            "at": format_time(r.created_at),
-        },
+        value,
         separators=(",", ":"),
         sort_keys=True,
     )
@@ -76,6 +80,10 @@ def decode_reservation(
     if not isinstance(model, str):
         problems.append("'model' must be a string")
         model = ""
+    load = raw.get("loadBytes", 0)
+    if isinstance(load, bool) or not isinstance(load, int) or load < 0:
+        problems.append("'loadBytes' must be a non-negative integer")
+        load = 0
     at: float | None = None
     at_raw = raw.get("at")
     if isinstance(at_raw, str):
@@ -95,6 +103,7 @@ def decode_reservation(
         state=state,
         created_at=at,
         model_id=model,
+        load_bytes=load,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -35,6 +36,13 @@ def test_round_trip() -> None:
         '"model":"meta-llama/Llama-3.1-70B-Instruct","node":"h100-3","v":1}'
     )
     assert decode_reservation(value, pod_uid="uid-1", pod_key="serving/llm-0") == RESERVATION
+
+
+def test_load_bytes_round_trip_when_known() -> None:
+    loading = dataclasses.replace(RESERVATION, load_bytes=131 * GIB)
+    value = encode_reservation(loading)
+    assert '"loadBytes":140660178944' in value
+    assert decode_reservation(value, pod_uid="uid-1", pod_key="serving/llm-0") == loading
 
 
 def test_state_comes_from_the_reader() -> None:
@@ -85,6 +93,8 @@ def encoded(**changes: Any) -> str:
         pytest.param(encoded(bytesPerGpu=1.5), "'bytesPerGpu' must be a non-negative", id="float"),
         pytest.param(encoded(bytesPerGpu=True), "'bytesPerGpu' must be a non-negative", id="bool"),
         pytest.param(encoded(model=7), "'model' must be a string", id="model-type"),
+        pytest.param(encoded(loadBytes=-1), "'loadBytes' must be a non-negative", id="load-neg"),
+        pytest.param(encoded(loadBytes="1Gi"), "'loadBytes' must be a non-negative", id="load-s"),
         pytest.param(encoded(at="yesterday"), "'at' must be an RFC 3339 time", id="at-garbage"),
         pytest.param(encoded(at=None), "'at' must be an RFC 3339 time", id="at-missing"),
         pytest.param(encoded(at=12), "'at' must be an RFC 3339 time", id="at-number"),
