@@ -65,6 +65,11 @@ _SCHEDULER_ANYWHERE = frozenset(
         "watch nodegpustates.vramfit.io",
         "list nodes",
         "watch nodes",
+        # the extender: the ResourceClaims and ResourceSlices of pods that claim GPUs (DRA)
+        "list resourceclaims.resource.k8s.io",
+        "watch resourceclaims.resource.k8s.io",
+        "list resourceslices.resource.k8s.io",
+        "watch resourceslices.resource.k8s.io",
     }
 )
 ALLOWED: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {

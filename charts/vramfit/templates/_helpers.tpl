@@ -128,11 +128,21 @@ app.kubernetes.io/name: {{ . }}
   # Filter and bind fail the pod's attempt when they time out (it is retried).
   httpTimeout: {{ .root.Values.extender.httpTimeout }}
   ignorable: {{ .root.Values.extender.ignorable }}
+  {{- if .managed }}
   managedResources:
-  # Pods that request no nvidia.com/gpu never reach the extender. The scheduler still
-  # counts whole GPUs per node itself (ignoredByScheduler: false), a second safety net.
+  # In the cluster's own scheduler only pods that request nvidia.com/gpu reach the extender
+  # (kube-scheduler reads containers[].resources, never resources.claims: a pod that claims
+  # its GPUs through a DRA ResourceClaim does not). The scheduler still counts whole GPUs
+  # per node itself (ignoredByScheduler: false), a second safety net.
   - name: nvidia.com/gpu
     ignoredByScheduler: false
+  {{- else }}
+  # No managedResources: every pod of the profile reaches the extender, which passes a pod
+  # without GPU demand untouched. With managedResources, kube-scheduler calls the extender
+  # only for pods whose containers request or limit one of them (never resources.claims), so
+  # a pod that claims its GPUs through a ResourceClaim (DRA) would never reach it.
+  # kube-scheduler still counts whole nvidia.com/gpu per node itself, a second safety net.
+  {{- end }}
 {{- end }}
 
 {{/* Pod placement of the extender's pods (both modes). */}}
