@@ -170,7 +170,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     [
         (
             "nodes:\n- {name: a, product: P, gpus: two, memoryPerGpu: 1Gi}\n",
-            "nodes[0].gpus: expected a positive integer, got 'two'",
+            "nodes[0].gpus: expected a whole number, got 'two'",
         ),
         (
             "nodes:\n- {name: Bad_Name, product: P, gpus: 1, memoryPerGpu: 1Gi}\n",
