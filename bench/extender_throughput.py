@@ -1,11 +1,14 @@
 """Scheduling throughput with the real kube-scheduler, with and without the vramfit extender.
 
-One local control plane, 1,000 fake GPU nodes (8x H100 80 GB each) with their NodeGPUState
-reports and agent Leases published directly (no agents: nothing here loads weights), and two
-rounds of 500 single-GPU pods. In each round the pods are created first, for a scheduler
-profile that is not running yet; then the scheduler starts and the clock runs from the first
-pod bound to the last. Round one is the stock scheduler; round two is the shipped ``vramfit``
-profile (``deploy/scheduler-config.yaml``) calling the extender over HTTP.
+One local control plane, fake GPU nodes (8x H100 80 GB each) with their NodeGPUState reports
+and agent Leases published directly (no agents: nothing here loads weights), and bursts of
+single-GPU pods. In each burst the pods are created first, for a scheduler profile that is not
+running yet; then the scheduler starts. Throughput is the pods over the time from the first pod
+bound to the last; the burst's time runs from the scheduler's start to the last pod bound (a
+watch notes when each pod is bound). Each run has a burst for the stock scheduler and one for
+the shipped ``vramfit`` profile (``deploy/scheduler-config.yaml``) calling the extender over
+HTTP, the same kube-scheduler talking to the API server the same way; their ratio is taken
+within the run, and the bound pods are deleted before the next burst.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +26,7 @@ import orjson
 import yaml
 from kubernetes import client as k8s
 
+from bench.calibration import spread
 from controlplane.binaries import locate
 from controlplane.harness import ControlPlane
 from controlplane.nodes import GpuNode, create_nodes
@@ -106,101 +111,168 @@ def _pod(name: str, scheduler: str) -> dict[str, Any]:
     }
 
 
-def _bound(core: k8s.CoreV1Api, namespace: str) -> int:
-    resp = core.list_namespaced_pod(namespace, _preload_content=False)
-    return sum(1 for p in orjson.loads(resp.data)["items"] if p["spec"].get("nodeName"))
+class _Binds:
+    """When each pod of a namespace was first seen bound, from a watch (no polling: listing
+    thousands of pods ten times a second would load the machine being measured)."""
+
+    def __init__(self, core: k8s.CoreV1Api, namespace: str, pods: int) -> None:
+        self.core, self.namespace, self.pods = core, namespace, pods
+        self.at: dict[str, float] = {}
+        self.done = threading.Event()
+        listed = core.list_namespaced_pod(namespace, _preload_content=False)
+        self.version = orjson.loads(listed.data)["metadata"]["resourceVersion"]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        resp = self.core.list_namespaced_pod(
+            self.namespace,
+            watch=True,
+            resource_version=self.version,
+            timeout_seconds=3600,
+            _preload_content=False,
+        )
+        try:
+            for line in resp:
+                obj = orjson.loads(line)["object"]
+                name = obj.get("metadata", {}).get("name")
+                if name and obj.get("spec", {}).get("nodeName"):
+                    self.at.setdefault(name, time.monotonic())
+                    if len(self.at) >= self.pods:
+                        break
+        finally:
+            self.done.set()
+            resp.close()
 
 
 def _round(
     plane: ControlPlane,
     core: k8s.CoreV1Api,
     pods: int,
+    namespace: str,
+    *,
     scheduler_name: str,
     config: dict[str, Any],
-    *,
     timeout: float,
 ) -> dict[str, Any]:
-    namespace = f"bench-{scheduler_name}"
+    """One burst: ``pods`` pods created for a profile that is not running, then the scheduler
+    started; the clock runs from its start (the burst) and from the first pod bound."""
     core.create_namespace({"metadata": {"name": namespace}})
+    bodies = [_pod(f"p-{i:04d}", scheduler_name) for i in range(pods)]
     with ThreadPoolExecutor(8) as pool:
-        list(
-            pool.map(
-                lambda i: core.create_namespaced_pod(namespace, _pod(f"p-{i:04d}", scheduler_name)),
-                range(pods),
-            )
-        )
-    scheduler = plane.start_scheduler(config, name=f"bench-{scheduler_name}", verbosity=1)
+        list(pool.map(lambda body: core.create_namespaced_pod(namespace, body), bodies))
+    binds = _Binds(core, namespace, pods)
+    started = time.monotonic()
+    scheduler = plane.start_scheduler(config, name=f"bench-{namespace}", verbosity=1)
     try:
-        first = last = None
-        deadline = time.monotonic() + timeout
-        done = 0
-        while time.monotonic() < deadline:
-            done = _bound(core, namespace)
-            now = time.monotonic()
-            if done and first is None:
-                first = now
-            if done >= pods:
-                last = now
-                break
-            time.sleep(0.1)
+        binds.done.wait(timeout)
     finally:
         scheduler.stop()
-    if first is None or last is None:
-        raise RuntimeError(f"{scheduler_name}: only {done} of {pods} pods bound in {timeout:.0f}s")
-    seconds = max(last - first, 0.1)
-    return {"pods": pods, "seconds": round(seconds, 2), "pods_per_s": round(pods / seconds, 1)}
+    if len(binds.at) < pods:
+        raise RuntimeError(f"{namespace}: only {len(binds.at)} of {pods} pods bound in {timeout}s")
+    first, last = min(binds.at.values()), max(binds.at.values())
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
+    return {
+        "pods_per_s": round(pods / max(last - first, 0.01), 1),
+        "seconds": round(last - first, 2),
+        "burst_s": round(last - started, 2),
+        "first_bound_s": round(first - started, 2),
+    }
 
 
-def run_throughput(*, nodes: int = 1_000, pods: int = 500, timeout: float = 300) -> dict[str, Any]:
-    """Both rounds on one control plane; returns pods per second of each and their ratio."""
+def _configs(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stock scheduler's configuration and the shipped ``vramfit`` profile's, pointed at
+    ``url``; the stock one talks to the API server as the shipped one does, so the two differ
+    only by the extender."""
+    configmap = yaml.safe_load((DEPLOY / "scheduler-config.yaml").read_text())
+    shipped: dict[str, Any] = yaml.safe_load(configmap["data"]["config.yaml"])
+    shipped.pop("leaderElection", None)
+    shipped["extenders"][0]["urlPrefix"] = f"{url}/scheduler"
+    stock: dict[str, Any] = {
+        "percentageOfNodesToScore": 100,
+        "profiles": [{"schedulerName": "stock"}],
+    }
+    if "clientConnection" in shipped:
+        stock["clientConnection"] = dict(shipped["clientConnection"])
+    return stock, shipped
+
+
+def _cluster(plane: ControlPlane, core: k8s.CoreV1Api, api: k8s.ApiClient, nodes: int) -> str:
+    """The fake GPU nodes, their reports and Leases, and the extender; returns its URL."""
+    plane.kubectl("apply", "--server-side", "-f", str(DEPLOY / "namespace.yaml"))
+    plane.kubectl("apply", "--server-side", "-f", str(DEPLOY / "crd-nodegpustate.yaml"))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/nodegpustates.vramfit.io"
+    )
+    names = [f"bench-h100-{i:05d}" for i in range(nodes)]
+    create_nodes(core, [GpuNode(n, product=H100) for n in names])
+    now = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: _publish(api, n, now), names))
+    (port,) = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    plane.start_process(
+        "vramfit-extender",
+        [
+            str(Path(sys.executable).parent / "vramfit-extender"),
+            f"--kubeconfig={plane.kubeconfig}",
+            f"--listen=127.0.0.1:{port}",
+            # The reports are published once, before the rounds.
+            "--max-report-age=7200",
+            "--log-level=warning",
+        ],
+        functools.partial(http_ok, f"{url}/readyz", lambda body: body == b"ok\n"),
+        timeout=300,
+    )
+    return url
+
+
+def run_throughput(
+    *, nodes: int = 1_000, pods: int = 500, runs: int = 3, timeout: float = 600
+) -> dict[str, Any]:
+    """``runs`` runs on one control plane, each a burst for the stock scheduler and one for
+    the ``vramfit`` profile (which goes first alternates); each figure the median of the runs
+    with the least and greatest, the ratio taken within each run."""
     workdir = Path(tempfile.mkdtemp(prefix="vramfit-bench-"))
     plane = ControlPlane(locate(), workdir).start()
+    rounds: list[dict[str, dict[str, Any]]] = []
     try:
-        plane.kubectl("apply", "--server-side", "-f", str(DEPLOY / "namespace.yaml"))
-        plane.kubectl("apply", "--server-side", "-f", str(DEPLOY / "crd-nodegpustate.yaml"))
-        plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/nodegpustates.vramfit.io"
-        )
-        names = [f"bench-h100-{i:04d}" for i in range(nodes)]
         with plane.api_client() as api:
             core = k8s.CoreV1Api(api)
-            create_nodes(core, [GpuNode(n, product=H100) for n in names])
-            now = time.time()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda n: _publish(api, n, now), names))
-            (port,) = free_ports(1)
-            url = f"http://127.0.0.1:{port}"
-            plane.start_process(
-                "vramfit-extender",
-                [
-                    str(Path(sys.executable).parent / "vramfit-extender"),
-                    f"--kubeconfig={plane.kubeconfig}",
-                    f"--listen=127.0.0.1:{port}",
-                    # The reports are published once, before the rounds.
-                    "--max-report-age=3600",
-                    "--log-level=warning",
-                ],
-                functools.partial(http_ok, f"{url}/readyz", lambda body: body == b"ok\n"),
-                timeout=120,
-            )
-            configmap = yaml.safe_load((DEPLOY / "scheduler-config.yaml").read_text())
-            shipped: dict[str, Any] = yaml.safe_load(configmap["data"]["config.yaml"])
-            shipped.pop("leaderElection", None)
-            shipped["extenders"][0]["urlPrefix"] = f"{url}/scheduler"
-            default = {
-                "percentageOfNodesToScore": 100,
-                "profiles": [{"schedulerName": "stock"}],
-            }
-            without = _round(plane, core, pods, "stock", default, timeout=timeout)
-            with_ext = _round(plane, core, pods, "vramfit", shipped, timeout=timeout)
-        return {
-            "nodes": nodes,
-            "pods": pods,
-            "default_pods_per_s": without["pods_per_s"],
-            "extender_pods_per_s": with_ext["pods_per_s"],
-            "default_seconds": without["seconds"],
-            "extender_seconds": with_ext["seconds"],
-            "ratio": round(with_ext["pods_per_s"] / without["pods_per_s"], 3),
-        }
+            url = _cluster(plane, core, api, nodes)
+            configs = dict(zip(("stock", "vramfit"), _configs(url), strict=True))
+            for run in range(runs):
+                order = ("stock", "vramfit") if run % 2 == 0 else ("vramfit", "stock")
+                rounds.append(
+                    {
+                        name: _round(
+                            plane,
+                            core,
+                            pods,
+                            f"bench-{name}-{run}",
+                            scheduler_name=name,
+                            config=configs[name],
+                            timeout=timeout,
+                        )
+                        for name in order
+                    }
+                )
     finally:
         plane.stop()
+
+    def figure(name: str, key: str, digits: int = 2) -> dict[str, Any]:
+        return spread([r[name][key] for r in rounds], digits)
+
+    ratios = [r["vramfit"]["pods_per_s"] / r["stock"]["pods_per_s"] for r in rounds]
+    return {
+        "nodes": nodes,
+        "pods": pods,
+        "runs": runs,
+        "default_pods_per_s": figure("stock", "pods_per_s", 1),
+        "extender_pods_per_s": figure("vramfit", "pods_per_s", 1),
+        "ratio": spread(ratios, 3),
+        "default_burst_s": figure("stock", "burst_s"),
+        "extender_burst_s": figure("vramfit", "burst_s"),
+        "default_first_bound_s": figure("stock", "first_bound_s"),
+        "extender_first_bound_s": figure("vramfit", "first_bound_s"),
+    }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, request
@@ -53,6 +53,8 @@ from serving import Page, Route
 log = logging.getLogger(__name__)
 
 VERBS = ("filter", "prioritize", "bind", "preempt")
+Verb = Callable[[bytes], Response]
+"""A verb's handler: the request body in, the reply out (``WireError`` for a bad request)."""
 NOT_READY = "vramfit extender is starting: reservations are not rebuilt from pods yet ({})"
 
 
@@ -271,19 +273,31 @@ def create_app(
     dra: DraView | None = None,
 ) -> Flask:
     """Build the WSGI app. Starts nothing: watches are the server's job."""
-    app = Flask("vramfit-extender")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     handlers = Handlers(
         settings, state, binder, metrics, clock, requeuer=requeuer, groups=groups, dra=dra
     )
     preemption = Preemption(settings, state, metrics, clock)
     metrics.watch_reservations(lambda: state.reservations_by_state(clock()))
-    verbs: dict[str, Callable[[bytes], Response]] = {
+    verbs: dict[str, Verb] = {
         "filter": handlers.filter,
         "prioritize": handlers.prioritize,
         "bind": handlers.bind,
         "preempt": lambda body: _json(preemption.handle(body)),
     }
+    return verb_app(settings, metrics, verbs, probe_routes(state, metrics))
+
+
+def verb_app(
+    settings: Settings,
+    metrics: ExtenderMetrics,
+    verbs: Mapping[str, Verb],
+    routes: Mapping[str, Route],
+) -> Flask:
+    """The HTTP stack around verb handlers: routing, the body limit, the protocol's errors, the
+    latency metric, and ``routes`` (the probes) on GET. ``create_app`` serves the extender's
+    verbs with it; the benchmark serves its floor (a handler that only decodes) with it too."""
+    app = Flask("vramfit-extender")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
 
     @app.post("/scheduler/<verb>")
     def scheduler_verb(verb: str) -> Response:
@@ -316,7 +330,7 @@ def create_app(
         finally:
             metrics.observe(verb, started)
 
-    for path, route in probe_routes(state, metrics).items():
+    for path, route in routes.items():
         app.add_url_rule(path, path.strip("/"), _page_view(route), methods=["GET"])
 
     @app.errorhandler(HTTPException)
