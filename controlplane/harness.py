@@ -35,25 +35,24 @@ example Kubernetes 1.37's gang scheduling, ``{"GenericWorkload": True}`` with
 Its parts: :mod:`controlplane.configuration` (pure: command lines, the scheduler configuration,
 the kubeconfig, the stop order), :mod:`controlplane.supervisor` (starting, awaiting and stopping
 the processes), :mod:`controlplane.credentials` (the plane's own secrets),
-:mod:`controlplane.etcd` (health, compaction) and :mod:`controlplane.lifetime` (the exit and
-signal hooks). The public names of those modules that callers use are importable from here.
+:mod:`controlplane.etcd` (health, compaction), :mod:`controlplane.access` (clients and
+identities) and :mod:`controlplane.lifetime` (the exit and signal hooks). The public names of
+those modules that callers use are importable from here.
 """
 
 from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
 from controlplane import etcd, lifetime
+from controlplane.access import PlaneAccess
 from controlplane.binaries import BinarySet
 from controlplane.configuration import (
     SCHEDULER_CONFIG_API,
@@ -67,12 +66,7 @@ from controlplane.configuration import (
     stop_order,
 )
 from controlplane.credentials import service_account_key, token_file, write_credentials
-from controlplane.identities import (
-    ClientCA,
-    ServiceAccountIdentity,
-    kubelet_identity,
-    service_account_identity,
-)
+from controlplane.identities import ClientCA
 from controlplane.processes import ManagedProcess, free_ports
 from controlplane.supervisor import ProcessRecord, SchedulerProcess, Supervisor, is_ok
 
@@ -82,7 +76,7 @@ SCHEDULER_READY_TIMEOUT_S: Final = 30.0
 CONTROLLER_MANAGER_READY_TIMEOUT_S: Final = 60.0
 
 
-class ControlPlane(Supervisor):
+class ControlPlane(Supervisor, PlaneAccess):
     """etcd + kube-apiserver (+ kube-schedulers) in ``workdir``; see the module docstring.
 
     ``pick_ports(n)`` chooses ``n`` free loopback ports. Choosing a port and binding it are
@@ -113,14 +107,6 @@ class ControlPlane(Supervisor):
         self._scheduler_count = 0
 
     # --- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
-
-    @property
-    def ca_file(self) -> Path:
-        return self.workdir / "apiserver-certs" / "apiserver.crt"
 
     def start(self) -> ControlPlane:
         """Start etcd and kube-apiserver and wait until the API answers ``/readyz``."""
@@ -165,57 +151,6 @@ class ControlPlane(Supervisor):
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-    # --- clients ----------------------------------------------------------------------------
-
-    def api_client(self) -> k8s_client.ApiClient:
-        """A new kubernetes ApiClient for this plane (close it, or use it in a ``with``)."""
-        return k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
-
-    def kubectl(
-        self, *args: str, input_text: str | None = None, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the built kubectl against this plane; raises with its stderr when ``check``."""
-        command = [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
-        result = subprocess.run(
-            command, input=input_text, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if check and result.returncode != 0:
-            raise ControlPlaneError(
-                f"kubectl {' '.join(args)} failed with exit code {result.returncode}:\n"
-                f"{result.stderr.strip() or result.stdout.strip()}"
-            )
-        return result
-
-    # --- identities -------------------------------------------------------------------------
-
-    def service_account_identity(
-        self, namespace: str, name: str, *, label: str = "", pod: k8s_client.V1Pod | None = None
-    ) -> ServiceAccountIdentity:
-        """A kubeconfig that authenticates as ServiceAccount ``namespace/name`` with a token
-        from the TokenRequest API, bound to ``pod`` when given (``label``: its folder name, so
-        that several components may use one account)."""
-        directory = self.identities_dir / f"sa-{namespace}-{name}" / (label or "default")
-        with self.api_client() as api:
-            return service_account_identity(
-                k8s_client.CoreV1Api(api),
-                server=self.server,
-                ca_file=self.ca_file,
-                directory=directory,
-                namespace=namespace,
-                name=name,
-                pod=pod,
-            )
-
-    def kubelet_kubeconfig(self, node: str) -> Path:
-        """A kubeconfig that authenticates as node ``node``'s kubelet (``system:node:<node>``)."""
-        return kubelet_identity(
-            self.client_ca,
-            server=self.server,
-            ca_file=self.ca_file,
-            directory=self.identities_dir / f"node-{node}",
-            node=node,
-        )
 
     # --- faults -------------------------------------------------------------------------------
 
