@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import compress
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -216,6 +216,32 @@ def _word_budget(r: int, fleet: Fleet, ev: Evaluation) -> str:
     )
 
 
+MAX_WORDED = 1 << 17
+"""Reasons a fleet keeps worded (``Fleet.reason_memo``) before it forgets them all."""
+
+
+def _unfit_words(fleet: Fleet, rows: RowArray, ev: Evaluation, demand: Demand) -> list[str]:
+    """The reasons of ``rows`` where an unallocated GPU could not hold the pod.
+
+    Such a reason names each unfit GPU's free memory, so alike nodes seldom share one and
+    grouping does not help; but it depends only on the row's GPUs (its version,
+    ``Fleet.generation``) and the demand, so each is worded once per row version and demand,
+    and kept: kube-scheduler asks again and again about the pods no node can take.
+    """
+    memo = fleet.reason_memo
+    if len(memo) > MAX_WORDED:
+        memo.clear()
+    # The GPUs a pod holds itself are unallocated for it: its reasons are its own.
+    own = ev.pod_uid if fleet.holds(ev.pod_uid) else ""
+    asked = (demand.vram_per_gpu, demand.products, demand.allocator, own)
+    keys = [(g, asked) for g in fleet.generation[rows].tolist()]
+    words = list(map(memo.get, keys))
+    for i, r in enumerate(rows.tolist()):
+        if words[i] is None:
+            words[i] = memo[keys[i]] = _word(CODE_UNFIT, r, fleet, ev, demand)
+    return cast(list[str], words)  # no None is left
+
+
 def reasons_of(
     fleet: Fleet, names: Sequence[str], ev: Evaluation, demand: Demand
 ) -> tuple[list[str], list[str], list[bool]]:
@@ -230,6 +256,9 @@ def reasons_of(
     texts = np.empty(len(rejected), dtype=object)
     for c in np.unique(codes).tolist():
         where = np.flatnonzero(codes == c)
+        if c == CODE_UNFIT and ev.considered is None:
+            texts[where] = _unfit_words(fleet, rows[where], ev, demand)
+            continue
         first, inverse = _group(_reject_keys(c, rows[where], fleet, ev))
         words = [_word(c, int(rows[where[j]]), fleet, ev, demand) for j in first]
         texts[where] = np.array(words, dtype=object)[inverse]

@@ -71,6 +71,8 @@ class Fleet:
         self.nvlinks: list[NvLink] = []  # by id: each NVLink layout a node has had
         # The device plugin's answers by (NVLink id, ...): ids are cheaper keys than layouts.
         self.plugin_memo: dict[tuple[int, ...], Any] = {}
+        # Reasons worded once per row version and demand (``placement.fleet.rejects``).
+        self.reason_memo: dict[tuple[Any, ...], str] = {}
         self._described: dict[str, int] = {}
         self._model_rows: dict[str, set[int]] = {}
         self._holder_rows: dict[str, set[int]] = {}

@@ -31,7 +31,7 @@ from placement.model import (
 )
 from placement.policies import POLICIES, Profile
 from placement.reference import decide
-from tests.builders import NOW, node, reservation
+from tests.builders import H100, NOW, node, reservation
 from tests.placement.test_fit import CASES as FIT_CASES
 
 
@@ -393,3 +393,38 @@ def test_a_node_wider_than_a_mask_answers_as_fit(demand: Demand) -> None:
     got = fits.get("wide") or rejects["wide"]
     want = fit(wide, demand, [], now=NOW)
     assert got == (want.gpu_uuids if isinstance(want, Fit) else want)
+
+
+UNFIT_STEPS: dict[str, list[tuple[NodeState, Demand, str]]] = {
+    # Each step reports the node (unless its state is the last step's), then asks for the
+    # demand as pod ``pod``: the reason must be fit()'s, whatever was worded before.
+    "the demand changes": [
+        (node(2, free=[70, 30]), Demand(2, vram_per_gpu=40 * GIB), "p"),
+        (node(2, free=[70, 30]), Demand(2, vram_per_gpu=75 * GIB), "p"),
+        (node(2, free=[70, 30]), Demand(2, vram_per_gpu=40 * GIB, products=frozenset({H100})), "p"),
+    ],
+    "the node's GPUs change": [
+        (node(2, free=[70, 30]), Demand(2, vram_per_gpu=40 * GIB), "p"),
+        (node(2, free=[70, 20]), Demand(2, vram_per_gpu=40 * GIB), "p"),
+        (node(2, free=[10, 70]), Demand(2, vram_per_gpu=40 * GIB), "p"),
+    ],
+    "the pod holds a GPU itself": [
+        (node(3, free=[30, 30, 70], held={0: "p"}), Demand(2, vram_per_gpu=40 * GIB), "q"),
+        (node(3, free=[30, 30, 70], held={0: "p"}), Demand(2, vram_per_gpu=40 * GIB), "p"),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", list(UNFIT_STEPS.values()), ids=list(UNFIT_STEPS))
+def test_unfit_reasons_kept_between_requests_stay_fits_own(
+    steps: list[tuple[NodeState, Demand, str]],
+) -> None:
+    fleet = Fleet()
+    for state, demand, pod in steps:
+        if state.name not in fleet or fleet.node(state.name) != state:
+            fleet.replace(state)
+        for _ in range(2):  # worded, then read back
+            _, rejects = evaluate(fleet, Query([state.name], demand, [], now=NOW, pod_uid=pod))
+            expected = fit(state, demand, [], now=NOW, settings=FitSettings(), pod_uid=pod)
+            assert isinstance(expected, Reject)
+            assert rejects == {state.name: expected}
