@@ -9,9 +9,10 @@ choose (``decision``). ``placement.reference`` is the readable definition it is 
 
 The device plugin's rule (``placement.deviceplugin``: the predicted GPUs, and whether every set
 it may give lies on one NVLink island) depends on a row only through its NVLink layout, its
-mask of available GPUs and the GPU counts still promised there. Rows are grouped by those with
-one ``np.unique``, and the memoized rule is asked once per distinct group: in a fleet of alike
-nodes, a handful of dictionary lookups per request.
+mask of available GPUs and the GPU counts still promised there. The predicted GPUs are read
+from the fleet's tables by (layout, mask), one gather per request (``placement.fleet.plugin``);
+for the island check, rows are grouped by those with one ``np.unique``, and the memoized rule
+is asked once per distinct group: in a fleet of alike nodes, a handful of dictionary lookups.
 
 Reservations are read from the fleet's own ``claims`` when a query passes those, else looped
 over (``Fleet.claims_of``); both give the same arrays. Pure: ``now`` is an argument.
@@ -33,13 +34,19 @@ from itertools import compress
 import numpy as np
 
 from placement.claims import sizes_of
-from placement.deviceplugin import always_one_island, predicted_allocation
+from placement.deviceplugin import always_one_island
 from placement.fit import HELD, MIG_ENABLED, RESERVED, UNHEALTHY, effective_nvlink
+from placement.fleet.plugin import (
+    DENSE_WIDTH,
+    lowest_slots,
+    plugin_answer,
+    plugin_picks,
+    slot_masks,
+)
 from placement.fleet.rows import BoolArray, FloatArray, IntArray, RowArray
 from placement.fleet.store import Fleet
 from placement.loadbudget import load_bytes
 from placement.model import Allocator, Demand, FitSettings, NvlinkMode, Reservation
-from placement.shape import NvLink
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +332,7 @@ def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], 
     width = b.shape[0]
     top = [int(c.max(initial=0)).bit_length() for c in extra.T]
     if width + sum(top) <= 62 and extra.min(initial=0) >= 0:
-        key: IntArray = (np.int64(1) << np.arange(width, dtype=np.int64)) @ b
+        key: IntArray = slot_masks(b)
         for column, bits in zip(extra.T, top, strict=True):
             key = (key << bits) | column
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
@@ -349,36 +356,45 @@ def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], 
 def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> None:
     """Each row's predicted GPUs (``ev.chosen``, ``ev.same_island``, ``ev.slot``): what the
     device plugin gives when the GPUs that are unallocated and not promised to a waiting pod are
-    listed in index order (``deviceplugin.predicted_allocation``)."""
+    listed in index order (``deviceplugin.predicted_allocation``), read from the fleet's tables
+    (``placement.fleet.plugin``)."""
     width = fleet.width
     available = unallocated & ~ev.hidden
     if k == 1:  # the first GPU of the list
+        _first_gpu(ev, available)
+        return
+    rows = np.flatnonzero(ev.code == CODE_OK)
+    if not len(rows):
+        return
+    if width <= DENSE_WIDTH:
+        picks, same = plugin_picks(fleet, available[:, rows], fleet.nvlink_id[rows], k)
+        ev.chosen[:, rows] = picks.T
+        ev.same_island[rows] = same
+        return
+    groups, inverse = _groups(available[:, rows], fleet.nvlink_id[rows][:, None])
+    answers = [plugin_answer(fleet, nvlink_id, mask, k) for (nvlink_id,), mask in groups]
+    chosen = np.stack([a[0] for a in answers])
+    same = np.array([a[1] for a in answers], dtype=np.bool_)
+    ev.chosen[:, rows] = chosen[inverse].T
+    ev.same_island[rows] = same[inverse]
+
+
+def _first_gpu(ev: Evaluation, available: BoolArray) -> None:
+    """For one GPU: each row's first available GPU (``ev.slot``, 0 where none); a row with
+    none has every slot in ``ev.chosen`` (its code is not OK, and the end of the evaluation
+    clears it)."""
+    width, span = available.shape
+    if width > 16:
         key = np.where(available, np.arange(width)[:, None], MAX)
         lowest = key.min(axis=0)
         ev.slot = np.where(lowest < MAX, lowest, 0)
         ev.chosen = key == lowest
         return
-    rows = np.flatnonzero(ev.code == CODE_OK)
-    if not len(rows):
-        return
-    groups, inverse = _groups(available[:, rows], fleet.nvlink_id[rows][:, None])
-    memo = fleet.plugin_memo
-    if len(memo) > 1 << 16:
-        memo.clear()
-    answers = []
-    for (nvlink_id,), mask in groups:
-        found = memo.get((nvlink_id, mask, k))
-        if found is None:
-            layout = fleet.nvlinks[nvlink_id]
-            predicted = predicted_allocation(mask, k, layout)
-            picks = np.zeros(width, dtype=np.bool_)
-            picks[sorted(predicted)] = True
-            found = memo[(nvlink_id, mask, k)] = (picks, _one_island(predicted, layout))
-        answers.append(found)
-    chosen = np.stack([a[0] for a in answers])
-    same = np.array([a[1] for a in answers], dtype=np.bool_)
-    ev.chosen[:, rows] = chosen[inverse].T
-    ev.same_island[rows] = same[inverse]
+    masks = slot_masks(available)
+    ev.slot = lowest_slots(width)[masks]
+    ev.chosen = np.zeros((width, span), dtype=np.bool_)
+    ev.chosen[ev.slot, np.arange(span)] = True
+    ev.chosen[:, masks == 0] = True
 
 
 def _first_available(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> None:
@@ -414,10 +430,6 @@ def _mark_spread(fleet: Fleet, ev: Evaluation, unallocated: BoolArray) -> None:
     unsafe = np.zeros(span, dtype=np.bool_)
     unsafe[rows] = (high >= 0) & (low != high)
     _mark(ev.code, unsafe, CODE_SPLIT)
-
-
-def _one_island(gpus: frozenset[int], layout: NvLink) -> bool:
-    return any(gpus <= set(island) for island in layout.islands)
 
 
 def _mark_unsafe(

@@ -428,3 +428,28 @@ def test_unfit_reasons_kept_between_requests_stay_fits_own(
             expected = fit(state, demand, [], now=NOW, settings=FitSettings(), pod_uid=pod)
             assert isinstance(expected, Reject)
             assert rejects == {state.name: expected}
+
+
+LATER_NODES: dict[str, list[NodeState]] = {
+    # Nodes reported after the device plugin's tables were read, each changing what they hold.
+    "a new NVLink layout": [node(name="pairs", nvlink=[[0, 1], [2, 3], [4, 5], [6, 7]])],
+    "no NVLink at all": [node(name="loose", nvlink=None, held=[0, 3])],
+    "a node's GPUs taken": [node(name="a", held=[0, 1, 2, 4])],
+    "more GPUs than the tables hold": [node(12, name="twelve", held=[1, 2, 5])],
+}
+
+
+@pytest.mark.parametrize("later", list(LATER_NODES.values()), ids=list(LATER_NODES))
+@pytest.mark.parametrize("gpus", [1, 2, 3, 4])
+def test_device_plugin_tables_follow_nodes_reported_later(
+    later: list[NodeState], gpus: int
+) -> None:
+    nodes = {n.name: n for n in (node(name="a"), node(name="b", held=[0, 2, 6]))}
+    fleet = Fleet(nodes.values())
+    for state in (None, *later):
+        if state is not None:
+            fleet.replace(state)
+            nodes[state.name] = state
+        demand = Demand(gpus, policy="spread")
+        got = decide_fleet(fleet, Query(list(nodes), demand, [], now=NOW))
+        assert got.decision() == decide(list(nodes.values()), demand, [], now=NOW)
