@@ -305,6 +305,28 @@ class Fleet:
         self._rows[r] = dataclasses.replace(row, node=node)
         self._set_lease(r, renewed_at, duration_s)
 
+    def reobserve(self, node: NodeState) -> None:
+        """Take a report of ``node`` that differs from the one held only in its times (the agent
+        published the same GPUs again, or its Lease was renewed): the times are written and
+        nothing else is redone. Any other report goes through ``replace``."""
+        r = self._index.get(node.name)
+        row = None if r is None else self._rows[r]
+        if r is None or row is None or not math.isfinite(node.observed_at):
+            self.replace(node)
+            return
+        timed = dataclasses.replace(
+            row.node,
+            observed_at=node.observed_at,
+            lease_renewed_at=node.lease_renewed_at,
+            lease_duration_s=node.lease_duration_s,
+        )
+        if timed != node:
+            self.replace(node)
+            return
+        self.renew(node.name, node.lease_renewed_at, node.lease_duration_s)
+        self._rows[r] = dataclasses.replace(self.row(r), node=node)
+        self.observed_at[r] = node.observed_at
+
     def remove(self, name: str) -> None:
         """Drop ``name`` (its node or its report is gone); a name not held is ignored."""
         r = self._index.pop(name, None)

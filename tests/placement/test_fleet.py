@@ -453,3 +453,28 @@ def test_device_plugin_tables_follow_nodes_reported_later(
         demand = Demand(gpus, policy="spread")
         got = decide_fleet(fleet, Query(list(nodes), demand, [], now=NOW))
         assert got.decision() == decide(list(nodes.values()), demand, [], now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("changes", "rewritten"),
+    [
+        pytest.param({"observed_at": NOW + 60}, False, id="times-only"),
+        pytest.param({"lease_renewed_at": NOW + 30, "lease_duration_s": 15.0}, False, id="lease"),
+        pytest.param({"cached_models": ()}, True, id="cache-changed"),
+    ],
+)
+def test_reobserve_writes_the_times_and_replaces_anything_else(
+    changes: dict[str, object], rewritten: bool
+) -> None:
+    n = node(4, name="a", models=["llama"])
+    fleet = Fleet([n, node(4, name="b")])
+    generation = int(fleet.generation[fleet.row_at("a")])
+    later = dataclasses.replace(n, **changes)  # type: ignore[arg-type]
+    fleet.reobserve(later)
+    assert fleet.node("a") == later
+    r = fleet.row_at("a")
+    assert fleet.observed_at[r] == later.observed_at
+    assert (int(fleet.generation[r]) != generation) is rewritten
+    expected = decide([later], Demand(1), [], now=NOW + 30)
+    got = decide_fleet(fleet, Query(["a"], Demand(1), [], now=NOW + 30))
+    assert got.decision() == expected
