@@ -259,9 +259,11 @@ class Engine:
         self._enqueue(pod)
 
     def _waiting(self) -> list[tuple[Demand, int]]:
-        """The demand vramfit keeps room for (``Settings.room_for``, ``placement.room``): per
-        shape, the pods not bound yet that were refused (``pending``), or all pods not bound
-        yet and those their services may still add (``likely``)."""
+        """The demand vramfit keeps room for (``Settings.room_for``, ``placement.room``), per
+        shape: the first replica of each service scaling from zero (``cold-starts``: no pod of
+        it placed yet; its pods, or those not bound if more), the pods refused and not bound
+        yet (``pending``), or all pods not bound yet and those their services may still add
+        (``likely``)."""
         mode = self.settings.room_for
         if mode == "none":
             return []
@@ -270,6 +272,10 @@ class Engine:
             live = [p for p in svc.pods if not p.deleted]
             if mode == "pending":
                 n = sum(1 for p in live if p.phase is Phase.PENDING and p.waited)
+            elif mode == "cold-starts":
+                if any(p.phase is not Phase.PENDING for p in live):
+                    continue
+                n = max(svc.spec.pods_per_replica, len(live))
             else:
                 room = svc.spec.max_replicas * svc.spec.pods_per_replica - len(live)
                 n = sum(1 for p in live if p.phase is Phase.PENDING) + max(0, room)

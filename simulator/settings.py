@@ -42,10 +42,11 @@ class Settings:
     nodes_to_score_percent: int = 0
     traffic_step_s: float = 60.0
     reservation_end: str = "held"
-    room_for: str = "likely"
-    """What demand vramfit keeps room for (``placement.room``): ``none``; ``pending``, the pods
-    it refused that still wait (what the extender knows); ``likely``, those and the pods the
-    services may still scale up to (``maxReplicas``)."""
+    room_for: str = "cold-starts"
+    """What demand vramfit keeps room for (``placement.room``): ``cold-starts``, the first
+    replica of each service scaling from zero (the measured best); ``pending``, the pods it
+    refused that still wait; ``likely``, every pod not bound yet and those the services may
+    still scale up to (``maxReplicas``); ``none``."""
     load_budget_s: float = FitSettings().load_budget_s or 0.0
     """vramfit's load budget (``placement.loadbudget``; 0: off), and what the run measures every
     cold load against (``budgetOverruns``), under every policy."""
@@ -60,7 +61,7 @@ RESERVATION_ENDS = tuple(rule.value for rule in EndRule)
 the pod holding its GPUs (``held``, the extender's rule), or once it also reports the reserved
 memory in use on each (``loaded``)."""
 
-ROOM_FOR = ("none", "pending", "likely")
+ROOM_FOR = ("cold-starts", "pending", "likely", "none")
 """What demand vramfit keeps room for (``Settings.room_for``)."""
 
 SETTINGS_KEYS: Mapping[str, tuple[str, str]] = {

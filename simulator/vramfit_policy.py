@@ -223,7 +223,7 @@ class VramfitExtender:
                 self.nodes[i], state.gpus, state.cached_models, observed_at=observed, now=now
             )
             self.reports[i] = state
-            self.fleet.replace(state)
+            self.fleet.reobserve(state)
         elif now - self.lease_seen[i] > self.settings.lease_duration_s:
             lease = self._lease_tick(i, now)
             self.lease_seen[i] = lease
