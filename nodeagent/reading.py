@@ -57,6 +57,9 @@ class GpuReading:
     numa_node: int | None = None
     processes: tuple[ProcessUse, ...] = ()
     holder_pod_uid: str | None = None
+    minor: int | None = None
+    """The device's minor number (``/dev/nvidia<minor>``): NVIDIA's DRA driver names the GPU
+    ``gpu-<minor>`` in its ResourceSlice and in the kubelet's pod-resources replies."""
     """Set by backends that assign GPUs themselves (the simulated kubelet); NVML leaves it unset
     and the kubelet's pod-resources API says who holds the GPU."""
 
@@ -79,11 +82,14 @@ class NodeReading:
 
     def device_uuids(self) -> dict[str, str]:
         """Every GPU and MIG device UUID, and the index (as a string) of each physical GPU,
-        mapped to its UUID: the keys a device plugin may use as device IDs."""
+        mapped to its UUID: the keys a device plugin may use as device IDs; and ``gpu-<minor>``,
+        NVIDIA's DRA driver's name of the GPU, where the minor number is known."""
         out: dict[str, str] = {}
         for g in self.gpus:
             out[g.uuid] = g.uuid
             out[str(g.index)] = g.uuid
+            if g.minor is not None:
+                out[f"gpu-{g.minor}"] = g.uuid
             for m in g.mig_devices:
                 out[m.uuid] = m.uuid
         return out

@@ -193,6 +193,9 @@ class NvmlBackend:
                         uuid, "numaNode", "nvmlDeviceGetNumaNodeId", handle
                     ),
                     total_bytes=0,
+                    minor=self._nvml.optional(
+                        uuid, "minorNumber", "nvmlDeviceGetMinorNumber", handle
+                    ),
                 )
                 self._devices[uuid] = dev
             else:

@@ -34,6 +34,7 @@ class Device:
     total_bytes: int
     handle: Any = None
     peers: frozenset[str] = frozenset()
+    minor: int | None = None
 
 
 def unknown(dev: Device, reason: str) -> GpuReading:
@@ -50,6 +51,7 @@ def unknown(dev: Device, reason: str) -> GpuReading:
         nvlink_peers=dev.peers,
         pci_bus_id=dev.pci_bus_id,
         numa_node=dev.numa_node,
+        minor=dev.minor,
     )
 
 
@@ -84,6 +86,7 @@ def read_device(nvml: NvmlCalls, dev: Device, xids: XidLedger, now: float) -> Gp
         pci_bus_id=dev.pci_bus_id,
         numa_node=dev.numa_node,
         processes=processes,
+        minor=dev.minor,
     )
 
 

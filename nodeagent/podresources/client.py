@@ -9,6 +9,7 @@ format by ``wire``, so the agent never loads the protobuf runtime or the generat
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 from collections.abc import Callable
@@ -45,6 +46,19 @@ class DeviceAllocation:
     container: str
     resource: str
     device_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAllocation:
+    """One device DRA allocated to a container's claim: the driver, pool and device name
+    that identify it in the driver's ResourceSlice."""
+
+    namespace: str
+    pod: str
+    container: str
+    driver: str
+    pool: str
+    device: str
 
 
 class PodResourcesClient:
@@ -90,8 +104,25 @@ class PodResourcesClient:
 
     def list(self, resource_prefix: str = "") -> list[DeviceAllocation]:
         """Every container's devices whose resource name starts with ``resource_prefix``."""
-        out = []
+        return self.allocations(resource_prefix)[0]
+
+    def allocations(
+        self, resource_prefix: str = "", driver: str = ""
+    ) -> tuple[builtins.list[DeviceAllocation], builtins.list[ClaimAllocation]]:
+        """From one ``List``: every container's devices whose resource name starts with
+        ``resource_prefix``, and the devices DRA allocated to its claims from ``driver``
+        (none when ``driver`` is empty)."""
+        out: builtins.list[DeviceAllocation] = []
+        claims: builtins.list[ClaimAllocation] = []
         for pod in self._call("List", list_reply):
+            for container in pod.containers:
+                claims.extend(
+                    ClaimAllocation(
+                        pod.namespace, pod.name, container.name, d.driver, d.pool, d.device
+                    )
+                    for d in container.claimed
+                    if driver and d.driver == driver
+                )
             for container in pod.containers:
                 for dev in container.devices:
                     if dev.resource_name.startswith(resource_prefix):
@@ -104,7 +135,7 @@ class PodResourcesClient:
                                 device_ids=dev.device_ids,
                             )
                         )
-        return out
+        return out, claims
 
     def allocatable(self, resource_prefix: str = "") -> dict[str, tuple[str, ...]]:
         """Device IDs the kubelet can hand out, per resource name."""

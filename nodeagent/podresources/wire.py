@@ -28,11 +28,23 @@ class Devices:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimDevice:
+    """``ClaimResource``: one device DRA allocated to one of the container's claims."""
+
+    claim_namespace: str
+    claim_name: str
+    driver: str
+    pool: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
-    """``ContainerResources``: a container's name and devices."""
+    """``ContainerResources``: a container's name, devices, and DRA devices."""
 
     name: str
     devices: tuple[Devices, ...]
+    claimed: tuple[ClaimDevice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +119,26 @@ def devices(data: bytes) -> Devices:
     return Devices(_string(data, 1), tuple(_strings(data, 2)))
 
 
+def claimed(container: bytes) -> tuple[ClaimDevice, ...]:
+    """``ContainerResources.dynamic_resources = 5``: each ``DynamicResource`` (claim_name = 2,
+    claim_namespace = 3, claim_resources = 4, each ``ClaimResource`` with driver_name = 2,
+    pool_name = 3, device_name = 4)."""
+    out = []
+    for dynamic in _messages(container, 5):
+        name, namespace = _string(dynamic, 2), _string(dynamic, 3)
+        for r in _messages(dynamic, 4):
+            out.append(ClaimDevice(namespace, name, _string(r, 2), _string(r, 3), _string(r, 4)))
+    return tuple(out)
+
+
 def list_reply(data: bytes) -> tuple[Pod, ...]:
     """``ListPodResourcesResponse``: pod_resources = 1, each ``PodResources`` (name = 1,
-    namespace = 2, containers = 3, each ``ContainerResources`` with name = 1, devices = 2)."""
+    namespace = 2, containers = 3, each ``ContainerResources`` with name = 1, devices = 2,
+    dynamic_resources = 5)."""
     pods = []
     for pod in _messages(data, 1):
         containers = tuple(
-            Container(_string(c, 1), tuple(devices(d) for d in _messages(c, 2)))
+            Container(_string(c, 1), tuple(devices(d) for d in _messages(c, 2)), claimed(c))
             for c in _messages(pod, 3)
         )
         pods.append(Pod(_string(pod, 2), _string(pod, 1), containers))

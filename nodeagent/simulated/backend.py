@@ -61,6 +61,7 @@ class SimulatedBackend:
                         (ProcessUse(bytes=used, pod_uid=u.pod_uid),) if u is not None else ()
                     ),
                     holder_pod_uid=u.pod_uid if u is not None else None,
+                    minor=i,
                 )
             )
         return NodeReading(gpus=tuple(gpus), observed_at=now, driver_version=DRIVER_VERSION)

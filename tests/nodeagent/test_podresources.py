@@ -12,7 +12,12 @@ import grpc
 import pytest
 
 from nodeagent.holders import PodResourcesHolders, holders_from_allocations
-from nodeagent.podresources.client import DeviceAllocation, PodResourcesClient, PodResourcesError
+from nodeagent.podresources.client import (
+    ClaimAllocation,
+    DeviceAllocation,
+    PodResourcesClient,
+    PodResourcesError,
+)
 from nodeagent.reading import GpuReading, MigReading, NodeReading
 
 pb: Any = importlib.import_module("nodeagent.podresources.api_pb2")
@@ -105,15 +110,81 @@ def test_missing_socket_is_a_clear_error_and_the_client_recovers(tmp_path: Path)
         server.stop(grace=None)
 
 
+def test_list_returns_what_dra_allocated_to_the_containers_claims(
+    kubelet: tuple[FakeKubelet, Path],
+) -> None:
+    fake, sock = kubelet
+    claim = pb.DynamicResource(
+        claim_name="llama-0-gpus-x7",
+        claim_namespace="ml",
+        claim_resources=[
+            pb.ClaimResource(
+                cdi_devices=[pb.CDIDevice(name="k8s.gpu.nvidia.com/device=gpu-3")],
+                driver_name="gpu.nvidia.com",
+                pool_name="node-1",
+                device_name="gpu-3",
+            ),
+            pb.ClaimResource(driver_name="nic.example.com", pool_name="node-1", device_name="n0"),
+        ],
+    )
+    fake.pods = [
+        pb.PodResources(
+            namespace="ml",
+            name="llama-0",
+            containers=[pb.ContainerResources(name="server", dynamic_resources=[claim])],
+        )
+    ]
+    client = PodResourcesClient(sock)
+    try:
+        devices, claimed = client.allocations("nvidia.com/", "gpu.nvidia.com")
+        assert devices == []
+        assert claimed == [
+            ClaimAllocation("ml", "llama-0", "server", "gpu.nvidia.com", "node-1", "gpu-3")
+        ]
+        assert client.allocations("nvidia.com/")[1] == []  # no driver asked: none
+    finally:
+        client.close()
+
+
 def reading() -> NodeReading:
     mig = MigReading("MIG-1", 1, 0, 10, 10, 0)
     return NodeReading(
         gpus=(
-            GpuReading("GPU-a", 0, "H100", 80, 80, 0),
+            GpuReading("GPU-a", 0, "H100", 80, 80, 0, minor=4),
             GpuReading("GPU-b", 1, "H100", 80, 80, 0, mig_enabled=True, mig_devices=(mig,)),
         ),
         observed_at=0.0,
     )
+
+
+@pytest.mark.parametrize(
+    ("claimed", "expected"),
+    [
+        pytest.param(
+            [ClaimAllocation("ml", "p", "c", "gpu.nvidia.com", "n", "gpu-4")],
+            {"GPU-a": "uid-p"},
+            id="dra-device-by-minor-number",
+        ),
+        pytest.param(
+            [ClaimAllocation("ml", "p", "c", "gpu.nvidia.com", "n", "gpu-0")],
+            {},
+            id="dra-name-is-the-minor-not-the-index",
+        ),
+        pytest.param(
+            [ClaimAllocation("ml", "p", "c", "other.example.com", "n", "gpu-4")],
+            {},
+            id="another-drivers-device",
+        ),
+    ],
+)
+def test_holders_join_dra_devices_by_the_drivers_name(
+    claimed: list[ClaimAllocation], expected: dict[str, str]
+) -> None:
+    uids = {("ml", "p"): "uid-p"}
+    got = holders_from_allocations(
+        [], reading().device_uuids(), lambda ns, n: uids.get((ns, n)), claimed
+    )
+    assert got == expected
 
 
 @pytest.mark.parametrize(

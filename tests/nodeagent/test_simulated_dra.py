@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from nodeagent.pods import PodInfo, trim_pod
+from nodeagent.simulated.backend import SimulatedBackend
 from nodeagent.simulated.dra import (
     Allocation,
     binary_si,
@@ -173,3 +174,8 @@ def test_a_pod_without_claims_gets_gpus_by_the_device_plugin_rule() -> None:
     k.tick(0.0)
     (load,) = k.loads()
     assert len(load.gpu_uuids) == 1
+
+
+def test_the_simulated_reading_names_each_gpu_as_the_dra_driver_does() -> None:
+    uuids = SimulatedBackend(SPEC[0]).read(0.0).device_uuids()
+    assert uuids["gpu-2"] == SPEC[0].gpu_uuid(2)
