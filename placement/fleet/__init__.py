@@ -13,7 +13,8 @@ The rooms, in the order a request passes through them:
 
 * ``rows``: what a node must be to be held, and what is kept per node beside the arrays;
 * ``store``: ``Fleet``, the arrays and their updates (``replace``, ``renew``, ``remove``);
-* ``evaluation``: ``Query``, and ``fit()``'s rules checked over every row at once;
+* ``evaluation``: ``Query``, and ``fit()``'s rules checked over every row at once, the device
+  plugin's picks read from tables by NVLink layout and mask (``plugin``);
 * ``rejects``: the reasons of the nodes that do not fit, worded once per distinct reason, and
   their classes (``REJECT_CLASSES``);
 * ``scores``: the policies array-wise, and ``score_nodes`` for prioritize;

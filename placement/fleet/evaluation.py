@@ -95,8 +95,12 @@ CODE_UNRESOLVABLE = (CODE_NO_GPUS, CODE_NO_PRODUCT, CODE_TOO_SMALL, CODE_NO_ISLA
 
 
 def count(b: BoolArray) -> IntArray:
-    """Per row: how many slots are true."""
-    counts: IntArray = b.view(np.uint8).sum(axis=0, dtype=np.int64)
+    """Per row: how many slots are true, summed in bytes where no count can overflow one
+    (numpy adds bytes many at a time, and into an int64 one by one)."""
+    if b.shape[0] > 0xFF:
+        wide: IntArray = b.view(np.uint8).sum(axis=0, dtype=np.int64)
+        return wide
+    counts: IntArray = b.view(np.uint8).sum(axis=0, dtype=np.uint8).astype(np.int64)
     return counts
 
 

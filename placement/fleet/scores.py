@@ -50,7 +50,7 @@ def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -
     free: IntArray = fleet.free[:, :span]
     total_sum = fleet.total_sum[:span]
     free_after = present & healthy & ~held & ~ev.hidden & ~chosen
-    free_now = np.where(free_after, free, 0).sum(axis=0)
+    free_now = (free * free_after).sum(axis=0)  # a product: np.where makes a copy first
     some = total_sum > 0
     fraction = np.zeros(span)
     fraction[some] = np.maximum(0.0, np.minimum(1.0, free_now[some] / total_sum[some]))
