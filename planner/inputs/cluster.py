@@ -1,5 +1,6 @@
 """Reading a live cluster: InferenceServices, LLMInferenceServices and their
-LLMInferenceServiceConfigs, the ``inferenceservice-config`` ConfigMap and LocalModelCaches.
+LLMInferenceServiceConfigs, the ``inferenceservice-config`` ConfigMap, LocalModelCaches and
+the ResourceClaimTemplates their pods may claim GPUs from.
 
 The kubernetes client follows kubectl's rules for the kubeconfig (``--kubeconfig``, else
 ``$KUBECONFIG``, else ``~/.kube/config``, else in-cluster) and ``--context``. A cluster without
@@ -23,6 +24,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from placement.fields import InputError, Problem
+from planner.inputs.claims import TEMPLATE_API, TEMPLATE_KIND, TEMPLATE_PLURAL
 from planner.inputs.kserve import (
     CONFIGMAP_NAME,
     ISVC_PLURAL,
@@ -65,7 +67,13 @@ class _Lister:
         self.notes: list[Problem] = []
 
     def list(
-        self, kind: str, versions: tuple[str, ...], plural: str, *, cluster_wide: bool = False
+        self,
+        kind: str,
+        versions: tuple[str, ...],
+        plural: str,
+        *,
+        cluster_wide: bool = False,
+        group: str = KSERVE_GROUP,
     ) -> list[tuple[str, Any]] | None:
         """Every object of ``kind`` (the namespace's, unless ``cluster_wide``), at the first of
         ``versions`` the server serves, with ``apiVersion`` and ``kind`` set; ``None`` (and a
@@ -74,10 +82,10 @@ class _Lister:
             try:
                 if self.namespace and not cluster_wide:
                     listed = self.custom.list_namespaced_custom_object(
-                        KSERVE_GROUP, version, self.namespace, plural
+                        group, version, self.namespace, plural
                     )
                 else:
-                    listed = self.custom.list_cluster_custom_object(KSERVE_GROUP, version, plural)
+                    listed = self.custom.list_cluster_custom_object(group, version, plural)
             except ApiException as exc:
                 if exc.status == 404:
                     continue
@@ -94,12 +102,14 @@ class _Lister:
                 ) from None
             items = []
             for item in listed.get("items", []):
-                item.setdefault("apiVersion", f"{KSERVE_GROUP}/{version}")
+                item.setdefault("apiVersion", f"{group}/{version}")
                 item.setdefault("kind", kind)
                 items.append((self.server, item))
             return items
-        api = " or ".join(f"{KSERVE_GROUP}/{v}" for v in versions)
-        self.notes.append(Problem(self.server, f"the {kind} CRD ({api}) is not installed"))
+        api = " or ".join(f"{group}/{v}" for v in versions)
+        what = "CRD" if group == KSERVE_GROUP else "API"
+        gone = "is not installed" if group == KSERVE_GROUP else "is not served"
+        self.notes.append(Problem(self.server, f"the {kind} {what} ({api}) {gone}"))
         return None
 
 
@@ -115,7 +125,15 @@ def read_cluster(api: Any, namespace: str | None, kserve_namespace: str) -> Inpu
         raise InputError("", lister.notes)
     configs = lister.list(LLM_CONFIG_KIND, LLM_VERSIONS, LLM_CONFIG_PLURAL, cluster_wide=True)
     caches = lister.list(LMC_KIND, (LMC_VERSION,), LMC_PLURAL, cluster_wide=True)
-    docs = [*(isvcs or []), *(configs or []), *(llms or []), *(caches or [])]
+    group, version = TEMPLATE_API.split("/")
+    templates = lister.list(TEMPLATE_KIND, (version,), TEMPLATE_PLURAL, group=group)
+    docs = [
+        *(isvcs or []),
+        *(configs or []),
+        *(llms or []),
+        *(caches or []),
+        *(templates or []),
+    ]
     try:
         cm = client.CoreV1Api(api).read_namespaced_config_map(CONFIGMAP_NAME, kserve_namespace)
         docs.append(

@@ -20,6 +20,7 @@ from typing import Any
 
 from documents import load_documents
 from placement.fields import DocumentError, Problem, quote
+from planner.inputs.claims import TEMPLATE_API, TEMPLATE_KIND, read_templates, with_claimed_gpus
 from planner.inputs.kserve import (
     CONFIGMAP_NAME,
     ISVC_VERSION,
@@ -47,6 +48,7 @@ READ: Mapping[str, tuple[str, ...]] = {
     LLM_CONFIG_KIND: tuple(f"{KSERVE_GROUP}/{v}" for v in LLM_VERSIONS),
     LMC_KIND: (f"{KSERVE_GROUP}/{LMC_VERSION}",),
     "ConfigMap": ("v1",),
+    TEMPLATE_KIND: (TEMPLATE_API,),
 }
 """The kinds vramfit reads, each at the apiVersions it reads."""
 
@@ -242,6 +244,13 @@ def collect(
         )
 
     services = _parse(seen, ISVC_KIND, parse_inference_service) + _parse(seen, LLM_KIND, llm)
+    # GPUs their pods claim through DRA (ResourceClaimTemplates, KServe's managed DRA).
+    templates = read_templates(doc for _, doc in seen.of(TEMPLATE_KIND))
+    raw = {(k, ns, n): doc for (k, ns, n), (_, doc) in seen.objects.items()}
+    services = [
+        with_claimed_gpus(s, raw.get((s.kind, s.namespace, s.name), {}), templates)
+        for s in services
+    ]
     caches = _parse(seen, LMC_KIND, lambda d, o, p, _: parse_local_model_cache(d, o, p))
     cluster = _parse(seen, "ConfigMap", lambda d, o, p, _: parse_cluster_config(d, o, p))
     if seen.unread:
