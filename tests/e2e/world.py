@@ -214,6 +214,7 @@ class Pool:
     a100: list[str]
     cached_on: str
     agents: dict[str, Agent] = field(default_factory=dict)
+    agent_args: tuple[str, ...] = ()  # more flags for every agent (``--dra-driver``)
     _stop: threading.Event = field(default_factory=threading.Event)
     _renewer: threading.Thread | None = None
 
@@ -245,6 +246,7 @@ class Pool:
                 f"--kubeconfig={identity.kubeconfig}",
                 f"--kubelet-kubeconfig={kubelet}",
                 f"--listen=127.0.0.1:{port}",
+                *self.agent_args,
             ]
             launched.append((node, identity, kubelet, argv))
         processes = self.plane.start_processes(
