@@ -131,8 +131,25 @@ def _group(keys: npt.NDArray[Any]) -> tuple[list[int], IntArray]:
             packed = np.ascontiguousarray(keys)
             keys = packed.view(np.dtype((np.void, packed.dtype.itemsize * packed.shape[1])))
             keys = keys.ravel()
+    if keys.dtype.kind == "i" and len(keys):
+        low, high = int(keys.min()), int(keys.max())
+        if low >= 0 and high < 4 * len(keys) + 4096:
+            return _dense_group(keys, high)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return first.tolist(), inverse.reshape(-1)
+
+
+def _dense_group(keys: IntArray, high: int) -> tuple[list[int], IntArray]:
+    """``_group`` for small non-negative integer keys (at most ``high``), without sorting:
+    a table by key of where each first occurs (assigned from the end, the first one stays)."""
+    at = np.arange(len(keys))
+    first_at = np.full(high + 1, -1, dtype=np.int64)
+    first_at[keys[::-1]] = at[::-1]
+    distinct = np.flatnonzero(first_at >= 0)  # the keys present, in order, as np.unique
+    number = np.empty(high + 1, dtype=np.int64)
+    number[distinct] = np.arange(len(distinct))
+    first: list[int] = first_at[distinct].tolist()
+    return first, number[keys]
 
 
 def _reject_keys(c: int, rows: RowArray, fleet: Fleet, ev: Evaluation) -> npt.NDArray[Any]:
@@ -292,6 +309,10 @@ def split(
     rejected: Sequence[str], texts: Sequence[str], resolvable: Sequence[bool]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Reasons by node, split into resolvable and unresolvable, in request order."""
+    if all(resolvable):
+        return dict(zip(rejected, texts, strict=True)), {}
+    if not any(resolvable):
+        return {}, dict(zip(rejected, texts, strict=True))
     hard = [not r for r in resolvable]
     return (
         dict(zip(compress(rejected, resolvable), compress(texts, resolvable), strict=True)),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from placement.fit import fit
 from placement.fleet import (
@@ -17,6 +20,7 @@ from placement.fleet import (
     evaluate,
     verdict,
 )
+from placement.fleet.rejects import _group
 from placement.model import (
     GIB,
     Demand,
@@ -478,3 +482,23 @@ def test_reobserve_writes_the_times_and_replaces_anything_else(
     expected = decide([later], Demand(1), [], now=NOW + 30)
     got = decide_fleet(fleet, Query(["a"], Demand(1), [], now=NOW + 30))
     assert got.decision() == expected
+
+
+@given(
+    keys=st.lists(
+        st.lists(st.integers(0, 40), min_size=2, max_size=2)
+        | st.integers(0, 10**6).map(lambda k: [k, 0]),
+        min_size=1,
+        max_size=300,
+    ),
+    columns=st.sampled_from([1, 2]),
+)
+def test_reasons_group_like_np_unique(keys: list[list[int]], columns: int) -> None:
+    """Rejects are grouped by key without sorting where the keys are small: the same first
+    places and the same group of each key as np.unique gives."""
+    array = np.array(keys, dtype=np.int64)[:, :columns]
+    flat = array[:, 0] * 41 + array[:, 1] if columns == 2 else array[:, 0]
+    first, inverse = _group(array if columns == 2 else flat)
+    _, want_first, want_inverse = np.unique(flat, return_index=True, return_inverse=True)
+    assert first == want_first.tolist()
+    assert inverse.tolist() == want_inverse.reshape(-1).tolist()
