@@ -56,11 +56,14 @@ class View:
 
     ``fleet`` holds the nodes with a valid report, and in its ``claims`` every reservation (a
     decision counts the active ones, read from their sums); ``invalid`` maps a node to the
-    reason its report could not be read; a node in neither has no report at all.
+    reason its report could not be read; a node in neither has no report at all. ``waiting``
+    is the demand of the GPU pods not bound yet, each shape with how many: the decision keeps
+    room for them (``placement.room``).
     """
 
     fleet: Fleet
     invalid: Mapping[str, str]
+    waiting: Sequence[tuple[Demand, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,7 @@ def _evaluate(
             settings=settings,
             pod_uid=pod_uid,
             eligible=eligible,
+            waiting=view.waiting,
         ),
         profile=resolve_profile(demand, policy),
         reasons=False,

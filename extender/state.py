@@ -53,6 +53,9 @@ REPORTS = "nodegpustates"
 LEASES = "leases"
 RESOURCES = (PODS, REPORTS, LEASES)
 _PURGE_EVERY_S = 5.0
+MAX_WAITING_SHAPES = 4
+"""The most shapes of waiting pods a decision keeps room for (each costs one evaluation of the
+fleet per decision): the largest."""
 MAX_PENDING = 10_000
 """Pods filtered and not yet bound that the state remembers (the oldest go first): far above
 what one scheduler has in flight, and bounded whatever a caller sends."""
@@ -99,6 +102,9 @@ class ClusterState:
         # pending ones also expire.
         self._released: dict[str, None] = {}
         self._pending: dict[str, PendingPod] = {}
+        # The demand of the GPU pods not bound yet (the decisions keep room for those with no
+        # reservation: placement.room).
+        self._unbound: dict[str, Demand] = {}
         # Only for nodes in the view (bind refuses others first); dropped when a node leaves it.
         self._node_locks: dict[str, threading.Lock] = {}
         self._synced: set[str] = set()
@@ -240,7 +246,34 @@ class ClusterState:
         info = self._pods.get(uid)
         return info is not None and not info.terminating
 
+    def _track(self, uid: str, info: PodInfo | None) -> None:
+        """Keep the pod's demand among the waiting ones while it is a GPU pod not bound yet
+        (``info``: its latest facts; ``None``: it is gone)."""
+        self._unbound.pop(uid, None)
+        if (
+            info is not None
+            and info.demand is not None
+            and info.demand.gpus > 0
+            and not info.node_name
+            and not info.terminating
+            and info.phase in ("Pending", "")
+        ):
+            self._unbound[uid] = info.demand
+
+    def waiting(self) -> tuple[tuple[Demand, int], ...]:
+        """The waiting demand a decision keeps room for: of the GPU pods not bound yet and
+        holding no reservation, the ``MAX_WAITING_SHAPES`` largest shapes (most GPUs first),
+        each with how many pods."""
+        with self._lock:
+            if not self._unbound:
+                return ()
+            held = self._reservations
+            shapes = Counter(d for uid, d in self._unbound.items() if uid not in held)
+            ranked = sorted(shapes.items(), key=lambda kv: (-kv[0].gpus, -kv[1]))
+            return tuple(ranked[:MAX_WAITING_SHAPES])
+
     def _forget_pod(self, uid: str) -> None:
+        self._track(uid, None)
         self._pods.pop(uid, None)
         if not self.nominations.gone(uid, self._reservations.get(uid), self.fleet):
             self._reservations.pop(uid)
@@ -250,6 +283,7 @@ class ClusterState:
         self._pending.pop(uid, None)
 
     def _reconcile_pod(self, info: PodInfo) -> None:
+        self._track(info.uid, info)
         if info.phase in FINISHED_PHASES:
             self._forget_pod(info.uid)
             return
@@ -299,6 +333,7 @@ class ClusterState:
                 r for r in self._reservations if r.created_at >= listed_at or r.pod_uid in going
             ]
             self._pods.clear()
+            self._unbound.clear()
             self._reservations.clear()
             for r in keep:
                 self._reservations.put(r)
@@ -340,7 +375,7 @@ class ClusterState:
         can record its reservation (``assume``) before anything changes."""
         with self._lock:
             self._purge(now)
-            yield View(fleet=self.fleet, invalid=self._invalid)
+            yield View(fleet=self.fleet, invalid=self._invalid, waiting=self.waiting())
 
     def remember(self, pending: PendingPod) -> None:
         """Keep what filter read about a pod for its bind (at most ``MAX_PENDING`` pods)."""

@@ -1,0 +1,75 @@
+"""The demand the extender keeps room for: GPU pods not bound yet and holding no reservation,
+largest shapes first; and a filter that keeps the last node a waiting pod could use."""
+
+from __future__ import annotations
+
+import pytest
+
+from extender.decisions import Mode, View, filter_nodes
+from extender.state import MAX_WAITING_SHAPES
+from placement.lifecycle import assume
+from placement.model import GIB, Demand, Fit, FitSettings
+from tests.extender.conftest import NOW, gpu_node, pod_object, pod_of, synced_state
+
+NODES = [gpu_node("n0"), gpu_node("n1", held={i: "other" for i in range(4)})]
+
+
+def shapes(waiting: tuple[tuple[Demand, int], ...]) -> list[tuple[int, int]]:
+    return [(d.gpus, n) for d, n in waiting]
+
+
+def test_unbound_gpu_pods_wait_largest_first() -> None:
+    state = synced_state(
+        NODES,
+        pods=[
+            pod_object("small-a", gpus=1, uid="small-a"),
+            pod_object("small-b", gpus=1, uid="small-b"),
+            pod_object("big", gpus=8, vram="20Gi", uid="big"),
+            pod_object("bound", gpus=2, uid="bound", node_name="n0", phase="Running"),
+            pod_object("cpu", gpus=0, uid="cpu"),
+            pod_object("going", gpus=4, uid="going", deleting=True),
+        ],
+    )
+    assert shapes(state.waiting()) == [(8, 1), (1, 2)]
+
+
+def test_a_pod_with_a_reservation_or_a_node_waits_no_more() -> None:
+    big = pod_object("big", gpus=8, vram="20Gi", uid="big")
+    state = synced_state(NODES, pods=[big, pod_object("small", gpus=1, uid="small")])
+    demand = Demand(8, vram_per_gpu=20 * GIB)
+    chosen = Fit("n0", tuple(f"GPU-n0-{i}" for i in range(8)), True)
+    state.assume(assume(chosen, demand, pod_uid="big", pod_key="serving/big", now=NOW, ttl_s=30))
+    assert shapes(state.waiting()) == [(1, 1)]
+    state.apply_pod("MODIFIED", pod_of(pod_object("small", gpus=1, uid="small", node_name="n1")))
+    assert state.waiting() == ()
+
+
+def test_only_the_largest_shapes_are_kept() -> None:
+    pods = [pod_object(f"p{g}", gpus=g, uid=f"p{g}") for g in range(1, MAX_WAITING_SHAPES + 3)]
+    state = synced_state(NODES, pods=pods)
+    assert [g for g, _ in shapes(state.waiting())] == list(range(MAX_WAITING_SHAPES + 2, 2, -1))
+
+
+@pytest.mark.parametrize(("waiting", "chosen"), [((), "n0"), (((8, 1),), "n1")])
+def test_filter_keeps_the_last_node_a_waiting_pod_could_use(
+    waiting: tuple[tuple[int, int], ...], chosen: str
+) -> None:
+    state = synced_state(NODES)
+    small = Demand(1, vram_per_gpu=10 * GIB)
+    with state.locked_view(NOW) as view:
+        told = View(
+            view.fleet,
+            view.invalid,
+            tuple((Demand(g, vram_per_gpu=20 * GIB), n) for g, n in waiting),
+        )
+        out = filter_nodes(
+            small,
+            "uid-small",
+            ["n0", "n1"],
+            told,
+            now=NOW,
+            mode=Mode.DECIDE,
+            policy="spread",
+            settings=FitSettings(),
+        )
+    assert out.chosen is not None and out.chosen.node == chosen
