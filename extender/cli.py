@@ -53,6 +53,14 @@ def parser() -> argparse.ArgumentParser:
         help="seconds after which a node's GPU report is too old to trust (default %(default)s)",
     )
     p.add_argument(
+        "--load-budget",
+        type=float,
+        default=DEFAULTS.fit.load_budget_s or 0.0,
+        help="a node takes another cold load (weights not on its disk) only while every cold "
+        "load in flight there could finish within this many seconds at its remote bandwidth; "
+        "0: no budget (default %(default)s)",
+    )
+    p.add_argument(
         "--nvlink",
         default=DEFAULTS.fit.nvlink_for_multi_gpu.value,
         help="multi-GPU pods without a vramfit.io/nvlink annotation: required (their GPUs on "
@@ -138,6 +146,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tls_client_ca=args.tls_client_ca,
         log_level=args.log_level,
         dra_device_classes=tuple(args.dra_device_class) if args.dra_device_class else None,
+        load_budget_s=args.load_budget,
     )
 
 

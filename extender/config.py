@@ -6,6 +6,7 @@ fixes a manifest in one go instead of one restart per typo.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -203,9 +204,13 @@ def build_settings(
     tls_client_ca: str | None,
     log_level: str,
     dra_device_classes: tuple[str, ...] | None = None,
+    load_budget_s: float = FitSettings().load_budget_s or 0.0,
 ) -> Settings:
-    """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem."""
+    """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem.
+    ``load_budget_s`` 0 turns the load budget off (``placement.loadbudget``)."""
     problems: list[str] = []
+    if not (math.isfinite(load_budget_s) and load_budget_s >= 0):
+        problems.append(f"--load-budget {load_budget_s!r}: must be 0 (off) or a number of seconds")
     (host, port), (metrics_host, metrics_port) = _listeners(listen, metrics_listen, problems)
     problems += _choice_problems(
         policy=policy, mode=mode, nvlink=nvlink, nvlink_allocation=nvlink_allocation
@@ -249,6 +254,7 @@ def build_settings(
             max_report_age_s=max_report_age_s,
             nvlink_for_multi_gpu=NvlinkMode(nvlink),
             nvlink_best_effort=nvlink_allocation == "best-effort",
+            load_budget_s=load_budget_s if load_budget_s > 0 else None,
         ),
         max_body_bytes=max_body_bytes,
         threads=threads,

@@ -26,6 +26,8 @@ FLAG_CASES = {
         ["--nvlink-allocation", "best-effort"],
         Settings(fit=FitSettings(nvlink_best_effort=True)),
     ),
+    "load-budget": (["--load-budget", "30"], Settings(fit=FitSettings(load_budget_s=30.0))),
+    "load-budget-off": (["--load-budget", "0"], Settings(fit=FitSettings(load_budget_s=None))),
     "threads-and-timeouts": (
         ["--threads", "2", "--api-timeout", "1.5", "--watch-timeout", "60"],
         Settings(threads=2, api_timeout_s=1.5, watch_timeout_s=60),
@@ -58,3 +60,10 @@ def test_nvlink_allocation_is_strict_or_best_effort() -> None:
     assert err.value.problems == [
         "--nvlink-allocation 'loose': expected one of strict, best-effort"
     ]
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "nan"])
+def test_load_budget_rejects(value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_from_args(parser().parse_args(["--load-budget", value]))
+    assert [p.split(" ")[0] for p in err.value.problems] == ["--load-budget"]
