@@ -137,11 +137,12 @@ app.kubernetes.io/name: {{ . }}
   - name: nvidia.com/gpu
     ignoredByScheduler: false
   {{- else }}
-  # No managedResources: every pod of the profile reaches the extender, which passes a pod
+  # No managedResources: every pod of this profile reaches the extender, which passes a pod
   # without GPU demand untouched. With managedResources, kube-scheduler calls the extender
-  # only for pods whose containers request or limit one of them (never resources.claims), so
-  # a pod that claims its GPUs through a ResourceClaim (DRA) would never reach it.
-  # kube-scheduler still counts whole nvidia.com/gpu per node itself, a second safety net.
+  # only for pods whose containers request or limit one of them (HTTPExtender.IsInterested
+  # reads containers[].resources, never resources.claims), so a pod that claims its GPUs
+  # through a ResourceClaim (DRA) would never reach it. kube-scheduler still counts whole
+  # nvidia.com/gpu per node itself (nothing sets ignoredByScheduler), a second safety net.
   {{- end }}
 {{- end }}
 
