@@ -42,7 +42,6 @@ from controlplane.manifests import (
 from controlplane.nodes import GpuNode, NodeSpecError, create_nodes, validate_nodes
 from controlplane.nodespec import gpu_node, load_nodes
 from controlplane.processes import free_ports, http_ok, runs_executable, stop_pids
-from placement.demand import GPU_RESOURCE
 from placement.fields import InputError
 from placement.nodegpustate import GROUP, LEASE_PREFIX, PLURAL, VERSION
 
@@ -102,8 +101,9 @@ def extender_scheduler_config(
     """Pure: a scheduler profile ``scheduler_name`` that sends GPU pods to the extender.
 
     The extender decides in filter and binds (so it can write its reservation first); it keeps
-    its own view of the nodes from watches, hence ``nodeCacheCapable``. kube-scheduler itself
-    leaves ``nvidia.com/gpu`` to the extender.
+    its own view of the nodes from watches, hence ``nodeCacheCapable``. As in deploy/, no
+    ``managedResources``: kube-scheduler sends every pod of the profile, since pods that claim
+    GPUs through DRA request no ``nvidia.com/gpu``, and still counts whole GPUs itself.
     """
     return {
         "apiVersion": SCHEDULER_CONFIG_API,
@@ -115,12 +115,12 @@ def extender_scheduler_config(
                 "filterVerb": "filter",
                 "prioritizeVerb": "prioritize",
                 "bindVerb": "bind",
+                "preemptVerb": "preempt",
                 "weight": 1,
                 "enableHTTPS": False,
                 "nodeCacheCapable": True,
                 "httpTimeout": "5s",
                 "ignorable": False,
-                "managedResources": [{"name": GPU_RESOURCE, "ignoredByScheduler": True}],
             }
         ],
     }

@@ -56,7 +56,8 @@ def test_extender_scheduler_config_sends_gpu_pods_to_the_extender() -> None:
     (extender,) = config["extenders"]
     assert extender["urlPrefix"] == "http://127.0.0.1:8888/scheduler"
     assert (extender["filterVerb"], extender["bindVerb"]) == ("filter", "bind")
-    assert extender["managedResources"] == [{"name": GPU_RESOURCE, "ignoredByScheduler": True}]
+    assert extender["preemptVerb"] == "preempt"
+    assert "managedResources" not in extender  # DRA pods request no nvidia.com/gpu
     assert config["profiles"] == [{"schedulerName": "vramfit"}]
     assert "extenders" not in default_scheduler_config()
 
