@@ -100,7 +100,7 @@ def synthetic_state(nodes: int, now: float, seed: int = 7) -> tuple[ClusterState
 class _NoBindAPI:
     """The latency benchmark never binds; a bind would fail loudly, not pretend."""
 
-    def _refuse(self, *_args: object) -> Any:
+    def _refuse(self, *_args: object, **_kw: object) -> Any:
         raise KubeError("benchmark", 0, "no API server in the latency benchmark")
 
     get_pod = patch_pod = bind_pod = _refuse

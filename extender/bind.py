@@ -1,11 +1,14 @@
-"""The bind verb: make a placement durable, then bind the pod.
+"""The bind verb: make a placement durable and bind the pod, in one write.
 
-Under the node's lock (held only for this request), bind re-checks that the node can still
-take the pod, records the reservation, writes it to the pod's ``vramfit.io/reservation``
-annotation with a JSON merge patch guarded by the pod's resourceVersion, and then POSTs the
-Binding. If either call fails, the reservation is released and the error returned, so
-kube-scheduler forgets the pod and tries again. The annotation is written first because it is
-what a restarted extender rebuilds its reservations from.
+Under the node's lock (held only while it decides), bind re-checks that the node can still
+take the pod and records the reservation. Then it POSTs the Binding with the reservation as the
+pod's ``vramfit.io/reservation`` annotation, guarded by the pod's UID and resourceVersion: the
+API server writes the node and the annotation in one update, or neither. A restarted extender
+rebuilds its reservations from that annotation, so a bound pod never lacks it. If the Binding
+fails, the reservation is released and the error returned, so kube-scheduler forgets the pod
+and tries again; a pod that changed since filter read it (a controller touched it) is read
+again and its Binding tried once more. Binds of different pods to one node run side by side;
+two binds of the same pod wait for each other.
 
 A pod that claims its GPUs through DRA is bound after kube-scheduler's DRA plugin wrote its
 claims' allocation (PreBind runs before bind): the node is re-checked on the GPUs allocated
@@ -15,6 +18,7 @@ there, and the reservation (and its annotation) names them (``extender.claims_wa
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +56,27 @@ def _fail(code: str, message: str) -> BindOutcome:
     return BindOutcome(f"vramfit: {message}", code)
 
 
+class _InFlight:
+    """The pods being bound now (bounded by the request threads): a second bind of the same
+    pod waits for the first, so one pod's reservation is never decided twice at once."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._uids: set[str] = set()
+
+    def enter(self, uid: str, timeout_s: float) -> bool:
+        with self._changed:
+            if not self._changed.wait_for(lambda: uid not in self._uids, timeout_s):
+                return False
+            self._uids.add(uid)
+            return True
+
+    def leave(self, uid: str) -> None:
+        with self._changed:
+            self._uids.discard(uid)
+            self._changed.notify_all()
+
+
 class Binder:
     """Binds pods for one extender process; safe to call from many request threads."""
 
@@ -69,6 +94,7 @@ class Binder:
         self.settings = settings
         self.clock = clock
         self.dra = dra
+        self._in_flight = _InFlight()
 
     def _lookup(self, args: BindingArgs) -> tuple[PendingPod | None, BindOutcome | None]:
         pending = self.state.pending(args.pod_uid)
@@ -127,6 +153,18 @@ class Binder:
             return self._post_binding(args, None)
         if not self.state.knows_node(args.node):
             return _fail("unknown-node", f"node {args.node} is not in vramfit's view: not bound")
+        if not self._in_flight.enter(args.pod_uid, self.settings.bind_lock_timeout_s):
+            return _fail(
+                "lock-timeout",
+                f"another bind of pod {args.key} did not finish within "
+                f"{self.settings.bind_lock_timeout_s:.0f}s",
+            )
+        try:
+            return self._bind_pod(args, pending)
+        finally:
+            self._in_flight.leave(args.pod_uid)
+
+    def _bind_pod(self, args: BindingArgs, pending: PendingPod) -> BindOutcome:
         lock = self.state.node_lock(args.node)
         if not lock.acquire(timeout=self.settings.bind_lock_timeout_s):
             return _fail(
@@ -135,11 +173,20 @@ class Binder:
                 f"{self.settings.bind_lock_timeout_s:.0f}s",
             )
         try:
-            return self._bind_locked(args, pending)
+            reserved = self._reserve(args, pending)
         finally:
             lock.release()
+        if isinstance(reserved, BindOutcome):
+            return reserved
+        outcome = self._post_binding(args, reserved, pending.resource_version)
+        if outcome.error:
+            self.state.release(args.pod_uid)
+            return outcome
+        confirmed = self.state.confirm(args.pod_uid)
+        return _ok(outcome.code, confirmed or reserved)
 
-    def _bind_locked(self, args: BindingArgs, pending: PendingPod) -> BindOutcome:
+    def _reserve(self, args: BindingArgs, pending: PendingPod) -> Reservation | BindOutcome:
+        """Re-check the node and record the reservation (under the node's lock)."""
         demand = pending.demand
         assert demand is not None
         now = self.clock()
@@ -170,84 +217,44 @@ class Binder:
                 ttl_s=self.settings.assumed_ttl_s,
             )
             self.state.assume(reservation)
-        written = self._write_annotation(args, pending.resource_version, reservation)
-        if written is not None:
-            self.state.release(args.pod_uid)
-            return written
-        outcome = self._post_binding(args, reservation)
-        if outcome.error:
-            self.state.release(args.pod_uid)
-            self._remove_annotation(args)
-            return outcome
-        confirmed = self.state.confirm(args.pod_uid)
-        return _ok(outcome.code, confirmed or reservation)
+        return reservation
 
-    def _patch(self, args: BindingArgs, rv: str, value: str) -> dict[str, Any]:
-        return self.api.patch_pod(
-            args.pod_namespace,
-            args.pod_name,
-            {
-                "metadata": {
-                    "uid": args.pod_uid,
-                    "resourceVersion": rv,
-                    "annotations": {A_RESERVATION: value},
-                }
-            },
-        )
-
-    def _write_annotation(
-        self, args: BindingArgs, rv: str, reservation: Reservation
-    ) -> BindOutcome | None:
-        value = encode_reservation(reservation)
-        try:
-            self._patch(args, rv, value)
-            return None
-        except KubeError as exc:
-            if exc.status != 409:
-                code = "pod-gone" if exc.status == 404 else "patch-failed"
-                return _fail(code, f"cannot record the reservation on pod {args.key}: {exc}")
-        # The pod changed since we read it: re-read, and retry only if it is the same unbound pod.
-        try:
-            fresh = self._read(args)
-        except KubeError as exc:
-            return _fail("patch-failed", f"cannot re-read pod {args.key}: {exc}")
-        if fresh is None or fresh.uid != args.pod_uid:
-            return _fail("uid-mismatch", f"pod {args.key} was replaced while binding")
-        if fresh.node_name:
-            return _fail("already-bound", f"pod {args.key} is already bound to {fresh.node_name}")
-        try:
-            self._patch(args, fresh.resource_version, value)
-            return None
-        except KubeError as exc:
-            return _fail(
-                "patch-conflict", f"cannot record the reservation on pod {args.key}: {exc}"
-            )
-
-    def _post_binding(self, args: BindingArgs, reservation: Reservation | None) -> BindOutcome:
-        try:
-            self.api.bind_pod(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
-            return _ok("bound", reservation)
-        except KubeError as exc:
-            if exc.status == 409:
-                try:
-                    fresh = self._read(args)
-                except KubeError:
-                    fresh = None
-                if fresh is not None and fresh.uid == args.pod_uid and fresh.node_name:
-                    already = self._already(args, fresh.node_name)
-                    if not already.error:
-                        return _ok("already-bound", reservation)
-                    return already
-            return _fail("binding-failed", f"cannot bind pod {args.key} to {args.node}: {exc}")
-
-    def _remove_annotation(self, args: BindingArgs) -> None:
-        try:
-            self.api.patch_pod(
-                args.pod_namespace,
-                args.pod_name,
-                # The UID: never the annotation of another pod that took the name since.
-                {"metadata": {"uid": args.pod_uid, "annotations": {A_RESERVATION: None}}},
-            )
-        except KubeError as exc:
-            # It expires on its own: an unbound pod's annotation holds GPUs for the assumed TTL.
-            log.info("could not remove the reservation annotation of %s: %s", args.key, exc)
+    def _post_binding(
+        self, args: BindingArgs, reservation: Reservation | None, rv: str = ""
+    ) -> BindOutcome:
+        """POST the Binding, with the reservation as the pod's annotation and the pod's UID
+        and ``rv`` as preconditions; on a conflict, read the pod and try once more if it is
+        the same pod, still unbound."""
+        annotations = {A_RESERVATION: encode_reservation(reservation)} if reservation else {}
+        for attempt in (1, 2):
+            try:
+                self.api.bind_pod(
+                    args.pod_namespace,
+                    args.pod_name,
+                    args.pod_uid,
+                    args.node,
+                    annotations=annotations,
+                    resource_version=rv,
+                )
+                return _ok("bound", reservation)
+            except KubeError as exc:
+                if exc.status != 409:
+                    code = "pod-gone" if exc.status == 404 else "binding-failed"
+                    return _fail(code, f"cannot bind pod {args.key} to {args.node}: {exc}")
+                failure = _fail(
+                    "binding-conflict", f"cannot bind pod {args.key} to {args.node}: {exc}"
+                )
+            # The pod changed since it was read, or was bound meanwhile.
+            try:
+                fresh = self._read(args)
+            except KubeError as exc:
+                return _fail("binding-failed", f"cannot re-read pod {args.key}: {exc}")
+            if fresh is None or fresh.uid != args.pod_uid:
+                return _fail("uid-mismatch", f"pod {args.key} was replaced while binding")
+            if fresh.node_name:
+                already = self._already(args, fresh.node_name)
+                return already if already.error else _ok("already-bound", reservation)
+            if attempt == 2 or not rv:
+                return failure
+            rv = fresh.resource_version
+        raise AssertionError("unreachable")

@@ -40,7 +40,16 @@ class PodAPI(Protocol):
 
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None: ...
+    def bind_pod(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        node: str,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        resource_version: str = "",
+    ) -> None: ...
 
 
 def _message(exc: ApiException) -> str:
@@ -128,12 +137,28 @@ class KubeAPI:
             content_type="application/merge-patch+json",
         )
 
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None:
-        """POST the Binding, with the pod UID as a precondition, and check the status."""
+    def bind_pod(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        node: str,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        resource_version: str = "",
+    ) -> None:
+        """POST the Binding, with the pod UID (and ``resource_version``, when given) as
+        preconditions, and check the status. The API server writes ``annotations`` onto the
+        pod in the same update that sets its node."""
+        meta: dict[str, Any] = {"name": name, "namespace": namespace, "uid": uid}
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+        if annotations:
+            meta["annotations"] = dict(annotations)
         body = {
             "apiVersion": "v1",
             "kind": "Binding",
-            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "metadata": meta,
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         resp = self._call(

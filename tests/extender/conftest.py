@@ -266,16 +266,31 @@ class FakePodAPI:
             self.on_patch(pod)
         return pod
 
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None:
+    def bind_pod(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        node: str,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        resource_version: str = "",
+    ) -> None:
+        """As the API server's Binding: UID and resourceVersion preconditions, then the node
+        and ``annotations`` written in one update."""
         self.calls.append(f"bind {name} {node}")
         self._fail("bind", f"bind pod {name}")
         pod = self._pod(namespace, name)
-        if pod["metadata"]["uid"] != uid:
+        meta = pod["metadata"]
+        if meta["uid"] != uid:
             raise KubeError(f"bind pod {name}", 409, "UID precondition failed")
+        if resource_version and resource_version != meta["resourceVersion"]:
+            raise KubeError(f"bind pod {name}", 409, "ResourceVersion precondition failed")
         if pod["spec"].get("nodeName"):
             raise KubeError(f"bind pod {name}", 409, "pod is already assigned to a node")
         pod["spec"]["nodeName"] = node
-        pod["metadata"]["resourceVersion"] = str(int(pod["metadata"]["resourceVersion"]) + 1)
+        meta.setdefault("annotations", {}).update(annotations or {})
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
 
 
 class Clock:

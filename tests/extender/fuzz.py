@@ -67,7 +67,7 @@ class AcceptingPodAPI:
     def patch_pod(self, namespace: str, name: str, patch: Any) -> dict[str, Any]:
         return {}
 
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None:
+    def bind_pod(self, namespace: str, name: str, uid: str, node: str, **_: Any) -> None:
         return None
 
 

@@ -1,5 +1,6 @@
-"""Bind: re-check under the node lock, annotation with a resourceVersion precondition, Binding;
-release on every failure, and no lock outlives the request.
+"""Bind: re-check under the node lock, then one Binding that carries the reservation annotation,
+with UID and resourceVersion preconditions; release on every failure, no lock outlives the
+request, binds to one node do not wait for each other, and two binds of one pod do.
 
 The API server here is ``FakePodAPI`` (so failures happen on demand); the same paths run
 against the real API server in the end-to-end tests.
@@ -7,6 +8,7 @@ against the real API server in the end-to-end tests.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +20,7 @@ from extender.decisions import Mode
 from extender.state import PendingPod
 from extender.wire import BindingArgs
 from placement.annotation import decode_reservation
+from placement.model import GIB, Demand
 from tests.extender.conftest import (
     NOW,
     Clock,
@@ -72,10 +75,11 @@ def assert_unlocked(ext: Any, node: str) -> None:
     lock.release()
 
 
-def test_happy_path_writes_annotation_with_precondition_then_binds() -> None:
+def test_happy_path_binds_with_the_annotation_in_one_write() -> None:
     ext, pod, args = setup()
     assert bind(ext, args) == ""
-    assert ext.api.calls == ["patch p", "bind p n0"]
+    assert ext.api.calls == ["bind p n0"]
+    assert pod["spec"]["nodeName"] == "n0"
     r = decode_reservation(
         pod["metadata"]["annotations"]["vramfit.io/reservation"], pod_uid="x", pod_key="y"
     )
@@ -88,7 +92,8 @@ def test_stale_resource_version_rereads_and_retries_once() -> None:
     ext, pod, args = setup()
     pod["metadata"]["resourceVersion"] = "150"  # a controller touched the pod since filter
     assert bind(ext, args) == ""
-    assert ext.api.calls == ["patch p", "get p", "patch p", "bind p n0"]
+    assert ext.api.calls == ["bind p n0", "get p", "bind p n0"]
+    assert "vramfit.io/reservation" in pod["metadata"]["annotations"]
 
 
 def test_conflict_with_a_pod_bound_meanwhile_fails_and_releases() -> None:
@@ -101,11 +106,12 @@ def test_conflict_with_a_pod_bound_meanwhile_fails_and_releases() -> None:
     assert_unlocked(ext, "n0")
 
 
-def test_refused_binding_releases_and_removes_the_annotation() -> None:
+def test_refused_binding_releases_and_writes_no_annotation() -> None:
     ext, pod, args = setup()
     ext.api.fail["bind"] = [500]
     error = bind(ext, args)
     assert "cannot bind pod serving/p to n0" in error and "HTTP 500" in error
+    assert ext.api.calls == ["bind p n0"]
     assert held(ext) == {}
     assert "vramfit.io/reservation" not in pod["metadata"]["annotations"]
     # The annotation's own watch event must not bring the reservation back.
@@ -114,12 +120,13 @@ def test_refused_binding_releases_and_removes_the_annotation() -> None:
     assert_unlocked(ext, "n0")
 
 
-def test_failed_patch_releases_without_binding() -> None:
-    ext, _, args = setup()
-    ext.api.fail["patch"] = [500]
-    assert "cannot record the reservation" in bind(ext, args)
-    assert ext.api.calls == ["patch p"]
-    assert held(ext) == {}
+def test_a_second_conflict_fails_and_releases() -> None:
+    ext, pod, args = setup()
+    ext.api.fail["bind"] = [409, 409]
+    assert "cannot bind pod serving/p to n0" in bind(ext, args)
+    assert ext.api.calls == ["bind p n0", "get p", "bind p n0", "get p"]
+    assert held(ext) == {} and "nodeName" not in pod["spec"]
+    assert "vramfit.io/reservation" not in pod["metadata"]["annotations"]
 
 
 def test_binding_already_done_to_the_same_node_succeeds() -> None:
@@ -147,21 +154,22 @@ def test_bind_after_a_filter_without_resource_version_reads_the_pod() -> None:
     ext.client.post("/scheduler/filter", json={"Pod": pod, "NodeNames": NODES})
     pod["metadata"]["resourceVersion"] = "100"
     assert bind(ext, args) == ""
-    assert ext.api.calls == ["get p", "patch p", "bind p n0"]
+    assert ext.api.calls == ["get p", "bind p n0"]
     assert "vramfit.io/reservation" in pod["metadata"]["annotations"]
 
 
 def test_pod_gone_before_bind() -> None:
     ext, _, args = setup()
     ext.api.pods.clear()
-    assert "cannot record the reservation on pod serving/p" in bind(ext, args)
+    assert "cannot bind pod serving/p to n0" in bind(ext, args)
     assert held(ext) == {}
 
 
 def test_pod_replaced_under_its_name_is_never_annotated() -> None:
     ext, pod, args = setup()
     pod["metadata"]["uid"] = "uid-new"  # deleted and created again since filter
-    assert "cannot record the reservation" in bind(ext, args)
+    assert "was replaced while binding" in bind(ext, args)
+    assert "nodeName" not in pod["spec"]
     assert "vramfit.io/reservation" not in pod["metadata"]["annotations"]
 
 
@@ -195,7 +203,7 @@ def test_lock_wait_is_bounded() -> None:
     assert out.code == "lock-timeout" and "did not finish within" in out.error
 
 
-@pytest.mark.parametrize("failure", ["patch", "bind", "get"])
+@pytest.mark.parametrize("failure", ["bind", "get"])
 def test_no_lock_outlives_a_failed_request(failure: str) -> None:
     ext, _, args = setup()
     if failure == "get":  # bind reads the pod when filter saw no resourceVersion
@@ -229,3 +237,62 @@ def test_a_node_outside_the_view_is_refused_before_any_lock() -> None:
     assert "is not in vramfit's view" in error
     assert ext.api.calls == [] and held(ext) == {"assumed": 1}
     assert ext.state.lock_count() == 0
+
+
+class HeldBindings(FakePodAPI):
+    """Bindings of the pods in ``hold`` wait until ``go`` is set (an API server that is slow
+    to answer them)."""
+
+    def __init__(self, hold: set[str]) -> None:
+        super().__init__()
+        self.hold = hold
+        self.go = threading.Event()
+        self.waiting = threading.Event()
+
+    def bind_pod(self, namespace: str, name: str, uid: str, node: str, **kw: Any) -> None:
+        if name in self.hold:
+            self.waiting.set()
+            assert self.go.wait(10)
+        super().bind_pod(namespace, name, uid, node, **kw)
+
+
+def slow_binds(hold: set[str], *, timeout_s: float = 5.0) -> tuple[Binder, HeldBindings]:
+    state = synced_state([gpu_node("n0")])
+    api = HeldBindings(hold)
+    for name in ("p", "q"):
+        api.add(pod_object(name, uid=f"uid-{name}", gpus=1))
+        demand = Demand(1, vram_per_gpu=20 * GIB)
+        state.remember(PendingPod(f"uid-{name}", f"serving/{name}", "100", demand, NOW))
+    return Binder(state, api, Settings(bind_lock_timeout_s=timeout_s), clock=Clock()), api
+
+
+def test_binds_to_one_node_do_not_wait_for_each_other() -> None:
+    binder, api = slow_binds({"p"})
+    first = threading.Thread(target=binder.bind, args=(BindingArgs("p", "serving", "uid-p", "n0"),))
+    first.start()
+    try:
+        assert api.waiting.wait(5)
+        # p's Binding is on its way; q binds to the same node meanwhile.
+        assert binder.bind(BindingArgs("q", "serving", "uid-q", "n0")).error == ""
+    finally:
+        api.go.set()
+        first.join(10)
+    assert api.pods["serving/p"]["spec"]["nodeName"] == "n0"
+    assert api.pods["serving/q"]["spec"]["nodeName"] == "n0"
+    p, q = (api.pods[f"serving/{n}"]["metadata"]["annotations"] for n in "pq")
+    assert p["vramfit.io/reservation"] != q["vramfit.io/reservation"]  # different GPUs
+
+
+def test_a_second_bind_of_one_pod_waits_for_the_first() -> None:
+    binder, api = slow_binds({"p"}, timeout_s=0.05)
+    args = BindingArgs("p", "serving", "uid-p", "n0")
+    first = threading.Thread(target=binder.bind, args=(args,))
+    first.start()
+    try:
+        assert api.waiting.wait(5)
+        out = binder.bind(args)
+    finally:
+        api.go.set()
+        first.join(10)
+    assert out.code == "lock-timeout" and "another bind of pod serving/p" in out.error
+    assert api.calls == ["bind p n0"]

@@ -89,9 +89,8 @@ def test_golden_filter_then_bind_writes_the_reservation_and_binds() -> None:
     )
     assert r.node == "h100-1" and len(r.gpu_uuids) == 2
     assert ext.api.calls == [
-        f"patch {binding['PodName']}",
         f"bind {binding['PodName']} h100-1",
-    ], "bind must not read the pod again when filter saw it"
+    ], "bind writes the annotation with the Binding, and does not read the pod filter saw"
     assert ext.state.reservations_by_state(NOW)["bound"] == 1
 
 
