@@ -4,8 +4,8 @@ The extender runs with a 10 s load budget (``--load-budget``): at the simulated 
 remote bandwidth, a node takes another cold load only while the bytes its cold loads have left
 (the model size less what their pods' GPUs already hold, as the agents report it) and the new
 pod's come to at most 200 GiB. A burst of 140 GiB loads is sampled from the agents' reports
-while it lands: no node ever holds more than that. And a large pod created in the middle of a
-burst of small ones binds: the small ones keep off the last node it could use.
+while it lands: no node ever holds more than that. And a large pod let go in the middle of a
+burst of small ones binds: the small ones kept off the last node it could use.
 """
 
 from __future__ import annotations
@@ -104,11 +104,16 @@ def test_no_node_loads_beyond_its_budget(budgeted: Cluster, namespace: str) -> N
 
 def test_a_large_pod_in_the_middle_of_a_burst_binds(cluster: Cluster, namespace: str) -> None:
     # 24 one-GPU pods and one 8-GPU pod fill the four H100 nodes exactly (70 GiB per GPU: no
-    # A100 can take them): only if the small ones leave a node whole does the large one bind.
+    # A100 can take them). The large pod is created first, held back by a scheduling gate (the
+    # extender sees it waiting), and let go when half the small ones are bound: it binds only
+    # if they left a node whole.
+    large = gpu_pod("large", gpus=8, vram="70Gi")
+    large["spec"]["schedulingGates"] = [{"name": "vramfit.io/e2e-hold"}]
+    cluster.create(namespace, [large])
     burst = cluster.burst(namespace, "small", 24, expected=24, gpus=1, model_size="60Gi")
     burst.scale()
-    large = gpu_pod("large", gpus=8, vram="70Gi")
-    cluster.create(namespace, [large])
+    wait_for("half the burst to bind", lambda: len(burst.bound()) >= 12, timeout=120)
+    cluster.core.patch_namespaced_pod("large", namespace, {"spec": {"schedulingGates": None}})
     burst.wait_whole(180)
     wait_for(
         "the large pod to bind",
