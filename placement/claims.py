@@ -331,4 +331,45 @@ class Claims:
         return Sums(hidden > 0, loads, pending, sizes, cold_loads, cold_bytes)
 
 
-__all__ = ["Claims", "Sums", "sizes_id", "sizes_of"]
+def plain_sums(fleet: Rows, reservations: Iterable[Reservation], now: float, pod_uid: str) -> Sums:
+    """What the active reservations other than ``pod_uid``'s add up to over the fleet's
+    ``span`` rows, by a plain loop over them (pure): the rules of ``fit.hidden_gpus``,
+    ``fit.pending_counts``, ``policies.loads_in_flight`` and ``loadbudget.cold_in_flight``, which
+    a ``Claims`` keeps as sums."""
+    span = fleet.span
+    hidden = np.zeros((fleet.width, span), dtype=np.bool_)
+    loading: list[int] = []  # a row per load in flight
+    cold_loads = np.zeros(span, dtype=np.int64)
+    cold_bytes = np.zeros(span, dtype=np.int64)
+    slots: list[int] = []  # (slot, row) of each hidden GPU
+    slot_rows: list[int] = []
+    counts: dict[int, list[int]] = {}  # by row: the GPUs promised, one count per pod
+    for res in reservations:
+        if res.pod_uid == pod_uid:
+            continue
+        r = fleet.row_at(res.node)
+        if r is None or not res.active(now):
+            continue
+        if res.in_flight():
+            loading.append(r)
+        row = fleet.row(r)
+        cold = left_to_load(row.node, res)
+        if cold:
+            cold_loads[r] += 1
+            cold_bytes[r] += cold
+        hidden_slots = row.hidden_by(res)
+        slots.extend(hidden_slots)
+        slot_rows.extend([r] * len(hidden_slots))
+        if hidden_slots:
+            counts.setdefault(r, []).append(len(hidden_slots))
+    hidden[slots, slot_rows] = True
+    pending = np.zeros(span, dtype=np.int64)
+    sizes = np.zeros(span, dtype=np.int64)
+    for r, promised_counts in counts.items():
+        pending[r] = sum(promised_counts)
+        sizes[r] = sizes_id(promised_counts)
+    loads = np.bincount(loading, minlength=span).astype(np.int64, copy=False)
+    return Sums(hidden, loads, pending, sizes, cold_loads, cold_bytes)
+
+
+__all__ = ["Claims", "Sums", "plain_sums", "sizes_id", "sizes_of"]

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from placement.claims import Claims, Sums, sizes_id
+from placement.claims import Claims, Sums, plain_sums
 from placement.fit import describe_gpus, product_key
 from placement.fleet.rows import (
     SLOT_RADIX,
@@ -42,7 +42,6 @@ from placement.fleet.rows import (
     topology,
     validate,
 )
-from placement.loadbudget import left_to_load
 from placement.model import GpuState, NodeState, Reservation
 from placement.shape import NvLink
 from placement.topology import layout_of
@@ -306,26 +305,30 @@ class Fleet:
         self._set_lease(r, renewed_at, duration_s)
 
     def reobserve(self, node: NodeState) -> None:
-        """Take a report of ``node`` that differs from the one held only in its times (the agent
-        published the same GPUs again, or its Lease was renewed): the times are written and
-        nothing else is redone. Any other report goes through ``replace``."""
+        """Take a report of ``node`` that differs from the one held only in its times (the same
+        GPUs published again, a Lease renewed): write the times and redo nothing else. Any other
+        report goes through ``replace``."""
         r = self._index.get(node.name)
-        row = None if r is None else self._rows[r]
-        if r is None or row is None or not math.isfinite(node.observed_at):
+        held = None if r is None else self._rows[r]
+        if (
+            r is None
+            or held is None
+            or not math.isfinite(node.observed_at)
+            or (
+                dataclasses.replace(
+                    held.node,
+                    observed_at=node.observed_at,
+                    lease_renewed_at=node.lease_renewed_at,
+                    lease_duration_s=node.lease_duration_s,
+                )
+                != node
+            )
+        ):
             self.replace(node)
-            return
-        timed = dataclasses.replace(
-            row.node,
-            observed_at=node.observed_at,
-            lease_renewed_at=node.lease_renewed_at,
-            lease_duration_s=node.lease_duration_s,
-        )
-        if timed != node:
-            self.replace(node)
-            return
-        self.renew(node.name, node.lease_renewed_at, node.lease_duration_s)
-        self._rows[r] = dataclasses.replace(self.row(r), node=node)
-        self.observed_at[r] = node.observed_at
+        else:
+            self.renew(node.name, node.lease_renewed_at, node.lease_duration_s)
+            self._rows[r] = dataclasses.replace(self.row(r), node=node)
+            self.observed_at[r] = node.observed_at
 
     def remove(self, name: str) -> None:
         """Drop ``name`` (its node or its report is gone); a name not held is ignored."""
@@ -468,46 +471,11 @@ class Fleet:
 
     def claims_of(self, reservations: Iterable[Reservation], now: float, pod_uid: str) -> Sums:
         """What the active reservations other than ``pod_uid``'s add up to over ``span`` rows
-        (``claims.Sums``): the rules of ``fit.hidden_gpus``, ``fit.pending_counts``,
-        ``policies.loads_in_flight`` and ``loadbudget.cold_in_flight``. The fleet's own ``claims`` give the same arrays from
-        their sums, without this loop."""
+        (``claims.Sums``): the fleet's own ``claims`` from their sums, any other reservations
+        by the plain loop (``claims.plain_sums``)."""
         if reservations is self.claims:
             return self.claims.resolve(now, pod_uid)
-        hidden = np.zeros((self.width, self.span), dtype=np.bool_)
-        index, rows = self._index, self._rows
-        loading: list[int] = []  # a row per load in flight
-        cold_loads = np.zeros(self.span, dtype=np.int64)
-        cold_bytes = np.zeros(self.span, dtype=np.int64)
-        slots: list[int] = []  # (slot, row) of each hidden GPU
-        slot_rows: list[int] = []
-        counts: dict[int, list[int]] = {}  # by row: the GPUs promised, one count per pod
-        for res in reservations:
-            if res.pod_uid == pod_uid:
-                continue
-            r = index.get(res.node)
-            if r is None or not res.active(now):
-                continue
-            if res.in_flight():
-                loading.append(r)
-            row = rows[r]
-            assert row is not None  # the index names held rows only
-            cold = left_to_load(row.node, res)
-            if cold:
-                cold_loads[r] += 1
-                cold_bytes[r] += cold
-            hidden_slots = row.hidden_by(res)
-            slots.extend(hidden_slots)
-            slot_rows.extend([r] * len(hidden_slots))
-            if hidden_slots:
-                counts.setdefault(r, []).append(len(hidden_slots))
-        hidden[slots, slot_rows] = True
-        pending = np.zeros(self.span, dtype=np.int64)
-        sizes = np.zeros(self.span, dtype=np.int64)
-        for r, promised_counts in counts.items():
-            pending[r] = sum(promised_counts)
-            sizes[r] = sizes_id(promised_counts)
-        loads = np.bincount(loading, minlength=self.span).astype(np.int64, copy=False)
-        return Sums(hidden, loads, pending, sizes, cold_loads, cold_bytes)
+        return plain_sums(self, reservations, now, pod_uid)
 
 
 __all__ = ["Fleet"]
