@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from extender.objects import PodInfo
 from placement.demand import DemandError, demand_from_pod
 from placement.fields import reason_line
 from placement.fit import fit
@@ -131,6 +133,31 @@ def _evaluate(
         reasons=False,
         all_fits=all_fits,
     )
+
+
+def waits(info: PodInfo) -> bool:
+    """Pure: whether the pod is one whose demand waits for room (a GPU pod not bound yet, not
+    terminating)."""
+    return (
+        info.demand is not None
+        and info.demand.gpus > 0
+        and not info.node_name
+        and not info.terminating
+        and info.phase in ("Pending", "")
+    )
+
+
+def waiting_shapes(
+    unbound: Mapping[str, Demand], held: Container[str], limit: int
+) -> tuple[tuple[Demand, int], ...]:
+    """Pure: the demand a decision keeps room for (``placement.room``): of the ``unbound`` GPU
+    pods (by UID) holding no reservation (``held``), the ``limit`` largest shapes (most GPUs
+    first, then most pods), each with how many pods."""
+    if not unbound:
+        return ()
+    shapes = Counter(d for uid, d in unbound.items() if uid not in held)
+    ranked = sorted(shapes.items(), key=lambda kv: (-kv[0].gpus, -kv[1]))
+    return tuple(ranked[:limit])
 
 
 class InvalidPodError(ValueError):

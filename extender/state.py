@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from extender.decisions import View
+from extender.decisions import View, waiting_shapes, waits
 from extender.nominations import Nominations
 from extender.objects import DEFAULT_LEASE_DURATION_S, AgentLease, NodeReport, PodInfo
 from placement.annotation import AnnotationError, decode_reservation
@@ -55,7 +55,7 @@ RESOURCES = (PODS, REPORTS, LEASES)
 _PURGE_EVERY_S = 5.0
 MAX_WAITING_SHAPES = 4
 """The most shapes of waiting pods a decision keeps room for (each costs one evaluation of the
-fleet per decision): the largest."""
+fleet per decision)."""
 MAX_PENDING = 10_000
 """Pods filtered and not yet bound that the state remembers (the oldest go first): far above
 what one scheduler has in flight, and bounded whatever a caller sends."""
@@ -247,30 +247,15 @@ class ClusterState:
         return info is not None and not info.terminating
 
     def _track(self, uid: str, info: PodInfo | None) -> None:
-        """Keep the pod's demand among the waiting ones while it is a GPU pod not bound yet
-        (``info``: its latest facts; ``None``: it is gone)."""
+        """Keep the pod's demand among the waiting ones while it is a GPU pod not bound yet."""
         self._unbound.pop(uid, None)
-        if (
-            info is not None
-            and info.demand is not None
-            and info.demand.gpus > 0
-            and not info.node_name
-            and not info.terminating
-            and info.phase in ("Pending", "")
-        ):
+        if info is not None and info.demand is not None and waits(info):
             self._unbound[uid] = info.demand
 
     def waiting(self) -> tuple[tuple[Demand, int], ...]:
-        """The waiting demand a decision keeps room for: of the GPU pods not bound yet and
-        holding no reservation, the ``MAX_WAITING_SHAPES`` largest shapes (most GPUs first),
-        each with how many pods."""
+        """The waiting demand a decision keeps room for (``decisions.waiting_shapes``)."""
         with self._lock:
-            if not self._unbound:
-                return ()
-            held = self._reservations
-            shapes = Counter(d for uid, d in self._unbound.items() if uid not in held)
-            ranked = sorted(shapes.items(), key=lambda kv: (-kv[0].gpus, -kv[1]))
-            return tuple(ranked[:MAX_WAITING_SHAPES])
+            return waiting_shapes(self._unbound, self._reservations, MAX_WAITING_SHAPES)
 
     def _forget_pod(self, uid: str) -> None:
         self._track(uid, None)
