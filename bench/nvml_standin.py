@@ -72,6 +72,7 @@ def install(pynvml: types.ModuleType, gpus: int = GPUS) -> None:
         "nvmlDeviceGetHandleByIndex": lambda i: i,
         "nvmlDeviceGetUUID": lambda h: uuid(gpu(h)),
         "nvmlDeviceGetIndex": gpu,
+        "nvmlDeviceGetMinorNumber": gpu,  # /dev/nvidia<minor>: the index on an idle node
         "nvmlDeviceGetName": lambda h: "NVIDIA H100 80GB HBM3",
         "nvmlDeviceGetPciInfo": lambda h: types.SimpleNamespace(busId=bus(gpu(h))),
         "nvmlDeviceGetNumaNodeId": lambda h: gpu(h) // 4,
