@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from controlplane.pytest_plugin import wait_for
 from extender.app import probe_routes
 from extender.metrics import ExtenderMetrics
 from serving import BoundedServer, Limits, Page
@@ -79,21 +80,33 @@ def test_a_dripping_client_is_cut_at_the_deadline(server: BoundedServer) -> None
     assert closed and time.monotonic() - started < LIMITS.deadline_s + 1.0
 
 
-def test_connections_beyond_the_queue_are_closed_at_once(server: BoundedServer) -> None:
+def test_connections_beyond_the_queue_are_closed_at_once() -> None:
+    # Patient limits, so that a loaded machine cannot time the held clients out mid-test.
+    limits = Limits(threads=2, queue=2, timeout_s=30.0, deadline_s=60.0)
+    server = BoundedServer("127.0.0.1", 0, {"/healthz": lambda: Page(200, b"ok\n")}, limits=limits)
+    server.start()
     held = []
     try:
-        for count in (LIMITS.threads, LIMITS.queue):  # the threads take theirs, then the queue
-            held += [socket.create_connection(server.address, timeout=5) for _ in range(count)]
-            time.sleep(0.1)
+        # The threads take the first connections, then the queue fills.
+        held += [socket.create_connection(server.address, timeout=5) for _ in range(2 + 2)]
+        wait_for("the queue to fill", lambda: server._httpd._queue.full() or None, 10)
         extra = socket.create_connection(server.address, timeout=5)
         started = time.monotonic()
         try:
             assert extra.recv(1) == b""  # closed without a reply
         finally:
             extra.close()
-        assert time.monotonic() - started < LIMITS.timeout_s / 2
+        assert time.monotonic() - started < limits.timeout_s / 2
     finally:
         for s in held:
             s.close()
-    # Once the stalled clients are gone, it serves again.
-    assert get(server.address[1], "/healthz")[:2] == (200, b"ok\n")
+    try:
+        # Once the stalled clients are gone, it serves again.
+        wait_for(
+            "a reply again",
+            lambda: get(server.address[1], "/healthz")[:2] == (200, b"ok\n") or None,
+            30,
+            retry_on=lambda exc: isinstance(exc, OSError),
+        )
+    finally:
+        server.stop()
