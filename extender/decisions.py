@@ -12,9 +12,9 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
-from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -152,12 +152,63 @@ def waiting_shapes(
 ) -> tuple[tuple[Demand, int], ...]:
     """Pure: the demand a decision keeps room for (``placement.room``): of the ``unbound`` GPU
     pods (by UID) holding no reservation (``held``), the ``limit`` largest shapes (most GPUs
-    first, then most pods), each with how many pods."""
+    first, then most pods), each with how many pods.
+
+    Counted by object first, then merged by value: a dataclass hashes field by field, and a
+    burst's pods share a handful of demand objects (``Shapes``), so this hashes ints."""
     if not unbound:
         return ()
-    shapes = Counter(d for uid, d in unbound.items() if uid not in held)
+    free = [d for uid, d in unbound.items() if uid not in held]
+    objects = dict(zip(map(id, free), free, strict=True))
+    shapes: Counter[Demand] = Counter()
+    for key, n in Counter(map(id, free)).items():
+        shapes[objects[key]] += n
     ranked = sorted(shapes.items(), key=lambda kv: (-kv[0].gpus, -kv[1]))
     return tuple(ranked[:limit])
+
+
+class Shapes:
+    """Equal demands as one object each (at most ``limit`` kept, then forgotten together), so
+    the pods of one workload, which ask alike, share their demand's object."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._seen: dict[Demand, Demand] = {}
+        self._limit = limit
+
+    def of(self, demand: Demand) -> Demand:
+        seen = self._seen.get(demand)
+        if seen is None:
+            if len(self._seen) >= self._limit:
+                self._seen.clear()
+            seen = self._seen[demand] = demand
+        return seen
+
+
+class LazyWaiting(Sequence[tuple[Demand, int]]):
+    """``waiting_shapes`` as a view carries it, counted the first time a decision reads it:
+    counting walks every GPU pod not bound yet, and a bind's re-check or a prioritize never
+    reads it. Read it only while the state that made it stays locked."""
+
+    def __init__(self, count: Callable[[], tuple[tuple[Demand, int], ...]]) -> None:
+        self._count = count
+        self._shapes: tuple[tuple[Demand, int], ...] | None = None
+
+    def _read(self) -> tuple[tuple[Demand, int], ...]:
+        if self._shapes is None:
+            self._shapes = self._count()
+        return self._shapes
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Demand, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[Demand, int]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[Demand, int] | Sequence[tuple[Demand, int]]:
+        return self._read()[index]
 
 
 class InvalidPodError(ValueError):

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from extender.decisions import View, waiting_shapes, waits
+from extender.decisions import LazyWaiting, Shapes, View, waiting_shapes, waits
 from extender.nominations import Nominations
 from extender.objects import DEFAULT_LEASE_DURATION_S, AgentLease, NodeReport, PodInfo
 from placement.annotation import AnnotationError, decode_reservation
@@ -105,6 +105,7 @@ class ClusterState:
         # The demand of the GPU pods not bound yet (the decisions keep room for those with no
         # reservation: placement.room).
         self._unbound: dict[str, Demand] = {}
+        self._shapes = Shapes()  # alike pods share one demand object: cheaper to count
         # Only for nodes in the view (bind refuses others first); dropped when a node leaves it.
         self._node_locks: dict[str, threading.Lock] = {}
         self._synced: set[str] = set()
@@ -250,7 +251,7 @@ class ClusterState:
         """Keep the pod's demand among the waiting ones while it is a GPU pod not bound yet."""
         self._unbound.pop(uid, None)
         if info is not None and info.demand is not None and waits(info):
-            self._unbound[uid] = info.demand
+            self._unbound[uid] = self._shapes.of(info.demand)
 
     def waiting(self) -> tuple[tuple[Demand, int], ...]:
         """The waiting demand a decision keeps room for (``decisions.waiting_shapes``)."""
@@ -360,7 +361,7 @@ class ClusterState:
         can record its reservation (``assume``) before anything changes."""
         with self._lock:
             self._purge(now)
-            yield View(fleet=self.fleet, invalid=self._invalid, waiting=self.waiting())
+            yield View(fleet=self.fleet, invalid=self._invalid, waiting=LazyWaiting(self.waiting))
 
     def remember(self, pending: PendingPod) -> None:
         """Keep what filter read about a pod for its bind (at most ``MAX_PENDING`` pods)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from extender.decisions import Mode, View, filter_nodes
+from extender.decisions import LazyWaiting, Mode, View, filter_nodes, waiting_shapes
 from extender.state import MAX_WAITING_SHAPES
 from placement.lifecycle import assume
 from placement.model import GIB, Demand, Fit, FitSettings
@@ -73,3 +73,43 @@ def test_filter_keeps_the_last_node_a_waiting_pod_could_use(
             settings=FitSettings(),
         )
     assert out.chosen is not None and out.chosen.node == chosen
+
+
+COUNTED: dict[str, tuple[dict[str, Demand], set[str], list[tuple[Demand, int]]]] = {
+    "equal demands from different objects count together": (
+        {"a": Demand(2, vram_per_gpu=GIB), "b": Demand(2, vram_per_gpu=GIB), "c": Demand(1)},
+        set(),
+        [(Demand(2, vram_per_gpu=GIB), 2), (Demand(1), 1)],
+    ),
+    "shared objects count once each pod, held pods not at all": (
+        dict.fromkeys(["a", "b", "c"], Demand(1)) | {"d": Demand(4)},
+        {"b", "d"},
+        [(Demand(1), 2)],
+    ),
+    "more pods of one shape rank first among equal GPU counts": (
+        {"a": Demand(1, vram_per_gpu=GIB)} | dict.fromkeys(["b", "c"], Demand(1)),
+        set(),
+        [(Demand(1), 2), (Demand(1, vram_per_gpu=GIB), 1)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(COUNTED.values()), ids=list(COUNTED))
+def test_waiting_shapes_count_by_value(
+    case: tuple[dict[str, Demand], set[str], list[tuple[Demand, int]]],
+) -> None:
+    unbound, held, want = case
+    assert list(waiting_shapes(unbound, held, MAX_WAITING_SHAPES)) == want
+
+
+def test_waiting_is_counted_once_and_only_when_a_decision_reads_it() -> None:
+    calls: list[int] = []
+
+    def count() -> tuple[tuple[Demand, int], ...]:
+        calls.append(1)
+        return ((Demand(1), 3),)
+
+    lazy = LazyWaiting(count)
+    assert calls == []  # a bind's re-check never reads it
+    assert bool(lazy) and list(lazy) == [(Demand(1), 3)] and lazy[0] == (Demand(1), 3)
+    assert calls == [1]
