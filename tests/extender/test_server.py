@@ -326,18 +326,21 @@ def test_idle_connections_to_the_metrics_port_never_stall_a_filter(
     held = half_sent(metrics_port, 16)
     try:
         time.sleep(0.3)
-        assert timed_filter(port) < 1.0
+        # A stalled filter never answers while they are held: timed_filter's 5 s read
+        # timeout fails the test. The bound leaves room for a loaded machine.
+        assert timed_filter(port) < 4.0
     finally:
         for s in held:
             s.close()
-    # Once they hang up, the probe listener answers at once (what it queued ends at EOF).
+    # Once they hang up, the probe listener answers without waiting out the read timeouts of
+    # what it queued (they end at EOF).
     probe = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
     started = time.monotonic()
     try:
         assert request(probe, "GET", "/healthz") == (200, b"ok\n")
     finally:
         probe.close()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0
 
 
 def test_half_sent_verb_requests_lose_their_threads_after_the_read_timeout(
