@@ -87,9 +87,9 @@ def test_connections_beyond_the_queue_are_closed_at_once() -> None:
     server.start()
     held = []
     try:
-        # The threads take the first connections, then the queue fills.
-        held += [socket.create_connection(server.address, timeout=5) for _ in range(2 + 2)]
-        wait_for("the queue to fill", lambda: server._httpd._queue.full() or None, 10)
+        for count in (limits.threads, limits.queue):  # the threads take theirs, then the queue
+            held += [socket.create_connection(server.address, timeout=5) for _ in range(count)]
+            time.sleep(0.5)
         extra = socket.create_connection(server.address, timeout=5)
         started = time.monotonic()
         try:
