@@ -74,6 +74,8 @@ class Fleet:
         self.reason_memo: dict[tuple[Any, ...], str] = {}
         self._described: dict[str, int] = {}
         self._model_rows: dict[str, set[int]] = {}
+        # By model asked for (256 at most): its rows as a mask, kept current row by row.
+        self._model_masks: dict[str, BoolArray] = {}
         self._holder_rows: dict[str, set[int]] = {}
         self._combos: dict[int, tuple[str, ...]] = {}  # (generation, slot mask) -> UUIDs
         self._generations = 0
@@ -369,6 +371,7 @@ class Fleet:
         """Put row ``r`` into the model and holder indexes."""
         for m in row.node.cached_models:
             self._model_rows.setdefault(m.model_id, set()).add(r)
+            self._mark_model(m.model_id, r, True)
         for h in row.holders:
             if h is not None:
                 self._holder_rows.setdefault(h, set()).add(r)
@@ -388,6 +391,12 @@ class Fleet:
                     rows.discard(r)
                     if not rows:
                         del index[key]
+        for m in row.node.cached_models:
+            self._mark_model(m.model_id, r, False)
+
+    def _mark_model(self, model_id: str, r: int, cached: bool) -> None:
+        if (mask := self._model_masks.get(model_id)) is not None and r < len(mask):
+            mask[r] = cached
 
     def _product_id(self, product: str) -> int:
         return self._products.setdefault(product_key(product), len(self._products))
@@ -426,12 +435,20 @@ class Fleet:
         return rows
 
     def cached(self, model_id: str) -> BoolArray:
-        """By row (``span`` rows): whether the node has ``model_id``'s weights on local disk."""
-        mask = np.zeros(self.span, dtype=np.bool_)
-        rows = self._model_rows.get(model_id)
-        if model_id and rows:
-            mask[list(rows)] = True
-        return mask
+        """By row (``span`` rows): whether the node has ``model_id``'s weights on local disk
+        (read-only: kept per model and updated as reports arrive, not built per request)."""
+        mask = self._model_masks.get(model_id)
+        if mask is None or len(mask) != self.span:
+            mask = np.zeros(self.span, dtype=np.bool_)
+            rows = self._model_rows.get(model_id)
+            if model_id and rows:
+                mask[list(rows)] = True
+            if len(self._model_masks) > 256:  # model ids come from pods: keep a few
+                self._model_masks.clear()
+            self._model_masks[model_id] = mask
+        view = mask[:]
+        view.flags.writeable = False
+        return view
 
     def chosen_uuids(self, chosen: BoolArray, rows: RowArray) -> list[tuple[str, ...]]:
         """The UUIDs of the ``chosen`` slots (``slot x row``) of each of ``rows``, in slot order.

@@ -502,3 +502,28 @@ def test_reasons_group_like_np_unique(keys: list[list[int]], columns: int) -> No
     _, want_first, want_inverse = np.unique(flat, return_index=True, return_inverse=True)
     assert first == want_first.tolist()
     assert inverse.tolist() == want_inverse.reshape(-1).tolist()
+
+
+CACHE_STEPS: dict[str, list[NodeState | str]] = {
+    # Reports (a node state) and removals (a name), each followed by asking which rows cache
+    # "llama" and "qwen": the answer must follow every step, though kept between requests.
+    "a node loses its model": [node(name="b", models=[])],
+    "a node gains a model": [node(name="c", models=["qwen", "llama"])],
+    "a node goes and its row is reused": ["a", node(name="d", models=["qwen"])],
+    "the fleet grows past its rows": [node(name=f"x{i}", models=["llama"]) for i in range(70)],
+}
+
+
+@pytest.mark.parametrize("steps", list(CACHE_STEPS.values()), ids=list(CACHE_STEPS))
+def test_cached_rows_follow_reports(steps: list[NodeState | str]) -> None:
+    fleet = Fleet([node(name="a", models=["llama"]), node(name="b", models=["llama"])])
+    for step in [None, *steps]:
+        if isinstance(step, str):
+            fleet.remove(step)
+        elif step is not None:
+            fleet.replace(step)
+        held = sorted(r for n in fleet.names() if (r := fleet.row_at(n)) is not None)
+        for model in ("llama", "qwen", "none"):
+            got = fleet.cached(model)
+            assert len(got) == fleet.span
+            assert got[held].tolist() == [fleet.row(r).node.has_cached(model) for r in held]
