@@ -8,6 +8,7 @@ which makes the whole node one island.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +59,30 @@ def layout_of(island_of: Sequence[int], complete: bool) -> NvLink:
 
 
 def node_layout(node: NodeState) -> NvLink:
-    """The node's NVLink layout over its GPUs in index order (pure; see ``layout_of``)."""
-    order = [g.uuid for g in sorted(node.gpus, key=lambda g: g.index)]
-    island_of = {u: k for k, island in enumerate(islands(node)) for u in island}
+    """The node's NVLink layout over its GPUs in index order (pure; see ``layout_of``). Kept by
+    the node's GPUs and links: ``fit()`` asks for it on every call, and building the graph
+    costs more than the rest of a fit."""
+    return _layout(tuple((g.index, g.uuid, g.nvlink_peers) for g in node.gpus))
+
+
+@lru_cache(maxsize=1024)
+def _layout(gpus: tuple[tuple[int, str, frozenset[str]], ...]) -> NvLink:
+    """``node_layout`` of GPUs given as (index, UUID, NVLink peers), as ``nvlink_graph`` and
+    ``islands`` read them."""
+    g: nx.Graph = _networkx().Graph()
+    uuids = {uuid for _, uuid, _ in gpus}
+    g.add_nodes_from(sorted(uuids))
+    for _, uuid, peers in gpus:
+        for peer in peers:
+            if peer in uuids and peer != uuid:
+                g.add_edge(uuid, peer)
+    comps = sorted(
+        (frozenset(c) for c in _networkx().connected_components(g)), key=lambda c: (-len(c), min(c))
+    )
+    island_of = {u: k for k, island in enumerate(comps) for u in island}
+    order = [uuid for _, uuid, _ in sorted(gpus, key=lambda gpu: gpu[0])]
     n = len(order)
-    complete = nvlink_graph(node).number_of_edges() == n * (n - 1) // 2
-    return layout_of([island_of[u] for u in order], complete)
+    return layout_of([island_of[u] for u in order], g.number_of_edges() == n * (n - 1) // 2)
 
 
 def link_fraction(node: NodeState, uuids: Iterable[str]) -> float:
