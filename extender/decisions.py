@@ -85,17 +85,28 @@ class FilterOutcome:
     reject_codes: Mapping[str, int] = field(default_factory=dict)
 
 
+_LINES: dict[str, str] = {}
+"""Reasons already cut to one line, by text (``_bounded``): a fleet keeps its worded reasons, so
+the same texts come back request after request. Forgotten all at once past ``MAX_LINES``."""
+MAX_LINES = 1 << 16
+
+
 def _bounded(reasons: Mapping[str, str]) -> dict[str, str]:
     """Pure: every reason one bounded line (``reason_line``): kube-scheduler shows them in the
-    pod's events and the reply carries one per node. Each distinct text is cut once."""
+    pod's events and the reply carries one per node. Each distinct text is cut once (and kept),
+    and the reasons are copied as they are when every text is a bounded line already."""
+    if len(_LINES) > MAX_LINES:
+        _LINES.clear()
     cut: dict[str, str] = {}
-    out: dict[str, str] = {}
-    for node, text in reasons.items():
-        short = cut.get(text)
-        if short is None:
-            short = cut[text] = reason_line(text)
-        out[node] = short
-    return out
+    for text in set(reasons.values()):
+        line = _LINES.get(text)
+        if line is None:
+            line = _LINES[text] = reason_line(text)
+        if line != text:
+            cut[text] = line
+    if not cut:
+        return dict(reasons)
+    return {node: cut.get(text, text) for node, text in reasons.items()}
 
 
 REPORT_INVALID = "report-invalid"

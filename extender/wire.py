@@ -410,6 +410,11 @@ def preemption_result(
     }
 
 
+def _as_dict(reasons: Mapping[str, str]) -> dict[str, str]:
+    """A reply's reasons as a dict, without copying one already (thousands of entries)."""
+    return reasons if type(reasons) is dict else dict(reasons)
+
+
 def filter_result(
     args: ExtenderArgs,
     passed: Sequence[str],
@@ -423,8 +428,8 @@ def filter_result(
     mean none to kube-scheduler, but says it less plainly.
     """
     result: ExtenderFilterResultJSON = {
-        "FailedNodes": dict(failed),
-        "FailedAndUnresolvableNodes": dict(unresolvable),
+        "FailedNodes": _as_dict(failed),
+        "FailedAndUnresolvableNodes": _as_dict(unresolvable),
         "Error": error,
     }
     if args.node_objects is None:
