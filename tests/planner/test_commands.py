@@ -63,9 +63,12 @@ def test_readme_command_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Run from the repository root (the README's paths are relative to it), writing any
-    output file under ``tmp_path``; a plan gets a short time limit."""
+    output file under ``tmp_path``; a plan gets a short time limit, and a multi-seed evaluation
+    one seed (the full range is ``make bench-seeds``, minutes of CPU)."""
     monkeypatch.chdir(ROOT)
     argv = [str(tmp_path / a) if a.endswith((".html", ".json", ".md")) else a for a in argv]
+    if "--seeds" in argv:
+        argv[argv.index("--seeds") + 1] = "1"
     if argv[:1] != ["simulate"]:
         argv = [*argv, "--time-limit", "1", "--scenarios", "peak", "-o", "json"]
     rc = main(argv)
