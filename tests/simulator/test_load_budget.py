@@ -8,8 +8,17 @@ import dataclasses
 import pytest
 
 from simulator.engine import simulate
-from simulator.metrics import summarize
-from simulator.seeds import SeedRow, misses, parse_seeds, rows_of, spreads, to_markdown
+from simulator.metrics import PodRecord, RunResult, summarize
+from simulator.seeds import (
+    SeedRow,
+    misses,
+    parse_seeds,
+    pending_with_room,
+    pools_fitting,
+    rows_of,
+    spreads,
+    to_markdown,
+)
 from tests.simulator.test_tiny_scenarios import NODE, tiny
 
 # Three 8 GiB cold loads at once on two nodes of 1 GiB/s with a 10 s budget: two cannot share a
@@ -96,14 +105,26 @@ MISSES: dict[str, tuple[list[SeedRow], list[str]]] = {
     "worst-seed-counts": (
         [
             row("day", "vramfit", 1),
-            row("day", "vramfit", 2, failed_loads=2, budget_overruns=1, pending_fitting=1),
+            row(
+                "day",
+                "vramfit",
+                2,
+                failed_loads=2,
+                budget_overruns=1,
+                pending_fitting=1,
+                pending_room=1,
+            ),
         ],
         [
             "day: 2 failed loads on seed 2 (target: 0 on every seed)",
             "day: 1 cold loads started beyond the load budget on seed 2 (target: 0 on every seed)",
-            "day: 1 pods pending at the end that fit an empty node on seed 2 "
+            "day: 1 pods pending at the end that the pool had room for on seed 2 "
             "(target: 0 on every seed)",
         ],
+    ),
+    "pending-for-capacity-held-by-equal-or-higher-priority-is-no-miss": (
+        [row("day", "vramfit", 1, pending=3, pending_fitting=3, pending_room=0)],
+        [],
     ),
     "burst-above-40-percent": (
         [
@@ -138,3 +159,86 @@ def test_rows_and_report_of_a_run() -> None:
     p99 = table[("tiny", "vramfit")]["p99"]
     assert (p99.worst, p99.worst_seed) == (rows[1].p99 + 10, 2)
     assert "| tiny | vramfit |" in to_markdown(rows)
+
+
+# Two nodes of 4 GPUs; "low" and "high" ask for 2 GPUs at priorities 1 and 10, "wide" for 4 at
+# priority 10, "huge" for more memory than any GPU has.
+PRIORITIES = tiny(
+    """
+pools:
+  - name: n
+    nodes: 2
+"""
+    + NODE.format(gpus=4, price=4)
+    + "services:\n"
+    + "".join(
+        f"  - {{name: {name}, model: org/{name}, modelSize: 8Gi, gpus: {gpus}, "
+        f"vramPerGpu: {vram}Gi, priority: {prio}, initTime: 1s, cpu: 1, memory: 1Gi, "
+        "traffic: {pattern: burst, start: 0s, rate: 1}}\n"
+        for name, gpus, vram, prio in (
+            ("low", 2, 10, 1),
+            ("high", 2, 10, 10),
+            ("wide", 4, 10, 10),
+            ("huge", 1, 40, 10),
+        )
+    ),
+)
+END = 60.0
+GPUS = {"low": 2, "high": 2, "wide": 4, "huge": 1}
+
+
+def record(service: str, node: str | None = None, end_at: float = END) -> PodRecord:
+    """A pod of ``service``: bound to ``node`` (pending without one), gone at ``end_at``."""
+    return PodRecord(
+        uid=f"{service}-{node}-{end_at}",
+        service=service,
+        node=node,
+        gpus=GPUS[service],
+        price_per_gpu_hour=1.0,
+        created_at=0.0,
+        bound_at=None if node is None else 1.0,
+        ready_at=None,
+        end_at=end_at,
+        waited=node is None,
+        restarts=0,
+        last_reason="",
+    )
+
+
+def run_of(*pods: PodRecord) -> RunResult:
+    return RunResult("vramfit", "tiny", 1, END, pods, (), 0, 0, 0, 0, 0, (), (), 8, 0.0, 0, 0.0)
+
+
+FULL_OF_HIGH = [record("high", n) for n in ("n-0", "n-0", "n-1", "n-1")]
+
+# name: pods at the end, how many pending ones the pool had room for
+ROOM: dict[str, tuple[list[PodRecord], int]] = {
+    "equal-priority-holds-every-gpu-waits-for-capacity": ([*FULL_OF_HIGH, record("high")], 0),
+    "higher-priority-holds-every-gpu": ([*FULL_OF_HIGH, record("low")], 0),
+    "lower-priority-gpus-count-as-free": (
+        [*(record("low", n) for n in ("n-0", "n-0", "n-1", "n-1")), record("high")],
+        1,
+    ),
+    "free-gpus-spread-over-nodes-count-together": (
+        [record("high", "n-0"), record("high", "n-1"), record("wide")],
+        1,
+    ),
+    "one-gpu-short-has-no-room": (
+        [*FULL_OF_HIGH[:3], record("low", "n-1"), record("wide")],
+        0,
+    ),
+    "pods-gone-before-the-end-hold-nothing": (
+        [*(record("high", n, end_at=30.0) for n in ("n-0", "n-0", "n-1", "n-1")), record("high")],
+        1,
+    ),
+    "a-pod-no-node-fits-has-no-room": ([record("huge")], 0),
+    "each-pending-pod-counted-on-its-own": ([record("high"), record("high")], 2),
+}
+
+
+@pytest.mark.parametrize("case", ROOM)
+def test_pending_with_room(case: str) -> None:
+    pods, expected = ROOM[case]
+    pools = pools_fitting(PRIORITIES)
+    assert pools["huge"] == frozenset() and pools["wide"] == frozenset({"n"})
+    assert pending_with_room(PRIORITIES, run_of(*pods), pools) == expected
