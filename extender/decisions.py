@@ -178,6 +178,60 @@ def waiting_shapes(
     return tuple(ranked[:limit])
 
 
+class WaitingPods:
+    """The GPU pods not bound yet, and of them those holding no reservation counted by
+    demand object as pods and reservations come and go (``track``, and ``held`` from the
+    reservations' ``Claims.on_membership``), so ``shapes`` reads a handful of counts instead of
+    walking every pending pod of a burst for every filter. Equal to ``waiting_shapes`` over
+    ``unbound`` and the reservations at any moment (a hypothesis test keeps them equal).
+    Not locked: its owner serializes calls, as for the reservations."""
+
+    def __init__(self, holds: Container[str]) -> None:
+        self._holds = holds
+        self.unbound: dict[str, Demand] = {}
+        self._free: dict[int, int] = {}  # id(demand) -> pods holding no reservation
+        self._objects: dict[int, Demand] = {}
+
+    def _add(self, demand: Demand, n: int) -> None:
+        key = id(demand)
+        left = self._free.get(key, 0) + n
+        if left > 0:
+            self._free[key] = left
+            self._objects[key] = demand
+        else:
+            self._free.pop(key, None)
+            self._objects.pop(key, None)
+
+    def track(self, uid: str, demand: Demand | None) -> None:
+        """The pod ``uid`` waits with ``demand`` from now on, or (``None``) no longer waits."""
+        old = self.unbound.pop(uid, None)
+        if old is not None and uid not in self._holds:
+            self._add(old, -1)
+        if demand is not None:
+            self.unbound[uid] = demand
+            if uid not in self._holds:
+                self._add(demand, 1)
+
+    def held(self, uid: str, holds: bool) -> None:
+        """The pod ``uid`` came to hold a reservation (``holds``) or stopped holding one."""
+        demand = self.unbound.get(uid)
+        if demand is not None:
+            self._add(demand, -1 if holds else 1)
+
+    def clear(self) -> None:
+        self.unbound.clear()
+        self._free.clear()
+        self._objects.clear()
+
+    def shapes(self, limit: int) -> tuple[tuple[Demand, int], ...]:
+        """``waiting_shapes`` of the pods now: the ``limit`` largest shapes with their counts."""
+        counts: Counter[Demand] = Counter()
+        for key, n in self._free.items():
+            counts[self._objects[key]] += n
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[0].gpus, -kv[1]))
+        return tuple(ranked[:limit])
+
+
 class Shapes:
     """Equal demands as one object each (at most ``limit`` kept, then forgotten together), so
     the pods of one workload, which ask alike, share their demand's object."""

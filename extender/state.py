@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from extender.decisions import LazyWaiting, Shapes, View, waiting_shapes, waits
+from extender.decisions import LazyWaiting, Shapes, View, WaitingPods, waits
 from extender.nominations import Nominations
 from extender.objects import DEFAULT_LEASE_DURATION_S, AgentLease, NodeReport, PodInfo
 from placement.annotation import AnnotationError, decode_reservation
@@ -103,8 +103,9 @@ class ClusterState:
         self._released: dict[str, None] = {}
         self._pending: dict[str, PendingPod] = {}
         # The demand of the GPU pods not bound yet (the decisions keep room for those with no
-        # reservation: placement.room).
-        self._unbound: dict[str, Demand] = {}
+        # reservation: placement.room), counted as reservations come and go.
+        self._waiting = WaitingPods(self._reservations)
+        self._reservations.on_membership = self._waiting.held
         self._shapes = Shapes()  # alike pods share one demand object: cheaper to count
         # Only for nodes in the view (bind refuses others first); dropped when a node leaves it.
         self._node_locks: dict[str, threading.Lock] = {}
@@ -249,14 +250,13 @@ class ClusterState:
 
     def _track(self, uid: str, info: PodInfo | None) -> None:
         """Keep the pod's demand among the waiting ones while it is a GPU pod not bound yet."""
-        self._unbound.pop(uid, None)
-        if info is not None and info.demand is not None and waits(info):
-            self._unbound[uid] = self._shapes.of(info.demand)
+        demand = info.demand if info is not None and waits(info) else None
+        self._waiting.track(uid, None if demand is None else self._shapes.of(demand))
 
     def waiting(self) -> tuple[tuple[Demand, int], ...]:
         """The waiting demand a decision keeps room for (``decisions.waiting_shapes``)."""
         with self._lock:
-            return waiting_shapes(self._unbound, self._reservations, MAX_WAITING_SHAPES)
+            return self._waiting.shapes(MAX_WAITING_SHAPES)
 
     def _forget_pod(self, uid: str) -> None:
         self._track(uid, None)
@@ -319,7 +319,7 @@ class ClusterState:
                 r for r in self._reservations if r.created_at >= listed_at or r.pod_uid in going
             ]
             self._pods.clear()
-            self._unbound.clear()
+            self._waiting.clear()
             self._reservations.clear()
             for r in keep:
                 self._reservations.put(r)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -144,6 +144,9 @@ class Claims:
         # ones a request must take out of the sums.
         self._expiry: list[float] = []
         self._expiring: list[str] = []
+        # Told (pod UID, holds now) whenever a pod comes to hold a reservation or stops
+        # holding one: a reader that counts by membership keeps its count without a scan.
+        self.on_membership: Callable[[str, bool], None] | None = None
 
     # -- the mapping ------------------------------------------------------------------------
 
@@ -166,7 +169,7 @@ class Claims:
 
     def put(self, r: Reservation) -> None:
         """Add ``r``, replacing the pod's previous reservation."""
-        self.pop(r.pod_uid)
+        replaced = self._remove(r.pod_uid) is not None
         self._by_uid[r.pod_uid] = r
         self._by_node.setdefault(r.node, set()).add(r.pod_uid)
         if r.expires_at is not None:
@@ -174,9 +177,17 @@ class Claims:
             self._expiry.insert(at, r.expires_at)
             self._expiring.insert(at, r.pod_uid)
         self._share(r)
+        if not replaced and self.on_membership is not None:
+            self.on_membership(r.pod_uid, True)
 
     def pop(self, pod_uid: str) -> Reservation | None:
         """Remove the pod's reservation and return it (``None`` when it has none)."""
+        r = self._remove(pod_uid)
+        if r is not None and self.on_membership is not None:
+            self.on_membership(pod_uid, False)
+        return r
+
+    def _remove(self, pod_uid: str) -> Reservation | None:
         r = self._by_uid.pop(pod_uid, None)
         if r is None:
             return None

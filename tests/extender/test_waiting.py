@@ -4,11 +4,21 @@ largest shapes first; and a filter that keeps the last node a waiting pod could 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from extender.decisions import LazyWaiting, Mode, View, filter_nodes, waiting_shapes
+from extender.decisions import (
+    LazyWaiting,
+    Mode,
+    View,
+    WaitingPods,
+    filter_nodes,
+    waiting_shapes,
+)
 from extender.state import MAX_WAITING_SHAPES
+from placement.fleet import Fleet
 from placement.lifecycle import assume
-from placement.model import GIB, Demand, Fit, FitSettings
+from placement.model import GIB, Demand, Fit, FitSettings, Reservation
 from tests.extender.conftest import NOW, gpu_node, pod_object, pod_of, synced_state
 
 NODES = [gpu_node("n0"), gpu_node("n1", held={i: "other" for i in range(4)})]
@@ -113,3 +123,79 @@ def test_waiting_is_counted_once_and_only_when_a_decision_reads_it() -> None:
     assert calls == []  # a bind's re-check never reads it
     assert bool(lazy) and list(lazy) == [(Demand(1), 3)] and lazy[0] == (Demand(1), 3)
     assert calls == [1]
+
+
+# -- the count kept as pods and reservations change --------------------------------------------
+
+SMALL = Demand(1, vram_per_gpu=10 * GIB)
+PAIR = Demand(2, vram_per_gpu=40 * GIB)
+WHOLE = Demand(8, vram_per_gpu=20 * GIB)
+UIDS = [f"u{i}" for i in range(6)]
+
+# (uid, demand or None): the pod waits with it, or no longer waits; ("hold", uid) / ("drop",
+# uid): its reservation is put or popped; ("clear", ""): every reservation and pod forgotten.
+op = st.one_of(
+    st.tuples(st.sampled_from(UIDS), st.sampled_from([SMALL, PAIR, WHOLE, None])),
+    st.tuples(st.sampled_from(["hold", "drop"]), st.sampled_from(UIDS)),
+    st.tuples(st.just("clear"), st.just("")),
+)
+
+
+def _held(uid: str) -> Reservation:
+    chosen = Fit("n0", ("GPU-n0-0",), True)
+    return assume(chosen, SMALL, pod_uid=uid, pod_key=f"serving/{uid}", now=NOW, ttl_s=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(op, max_size=40), st.integers(min_value=1, max_value=4))
+def test_the_kept_count_equals_a_scan_after_any_sequence(
+    ops: list[tuple[object, object]], limit: int
+) -> None:
+    claims = Fleet(capacity=4).claims
+    waiting = WaitingPods(claims)
+    claims.on_membership = waiting.held
+    for a, b in ops:
+        if a == "hold":
+            claims.put(_held(str(b)))
+        elif a == "drop":
+            claims.pop(str(b))
+        elif a == "clear":
+            waiting.clear()
+            claims.clear()
+        else:
+            assert b is None or isinstance(b, Demand)
+            waiting.track(str(a), b)
+        assert waiting.shapes(limit) == waiting_shapes(waiting.unbound, claims, limit)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        pytest.param([("u0", SMALL), ("hold", "u0")], [], id="a-reservation-hides-the-pod"),
+        pytest.param(
+            [("hold", "u0"), ("u0", SMALL), ("drop", "u0")], [(1, 1)], id="held-first-then-freed"
+        ),
+        pytest.param(
+            [("u0", SMALL), ("hold", "u0"), ("hold", "u0")],
+            [],
+            id="a-replaced-reservation-still-hides",
+        ),
+        pytest.param([("u0", SMALL), ("u0", WHOLE)], [(8, 1)], id="a-new-shape-replaces-the-old"),
+        pytest.param([("u0", SMALL), ("u1", SMALL), ("u0", None)], [(1, 1)], id="bound-leaves"),
+    ],
+)
+def test_named_sequences(
+    steps: list[tuple[str, Demand | str | None]], expected: list[tuple[int, int]]
+) -> None:
+    claims = Fleet(capacity=4).claims
+    waiting = WaitingPods(claims)
+    claims.on_membership = waiting.held
+    for a, b in steps:
+        if a == "hold":
+            claims.put(_held(str(b)))
+        elif a == "drop":
+            claims.pop(str(b))
+        else:
+            assert b is None or isinstance(b, Demand)
+            waiting.track(a, b)
+    assert shapes(waiting.shapes(4)) == expected
