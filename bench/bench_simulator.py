@@ -4,7 +4,8 @@ Runs the built-in morning burst under every policy, and a simulated day of the b
 1,000-node, 200-service fleet under every policy (target: under a minute per policy on one
 core). For the vramfit policies it also reports how many nodes each decision evaluated against
 the nodes that passed kube-scheduler's filters, which is what the node-class pruning saves.
-Writes ``bench/results/simulator.json`` and prints a table.
+Beside them, the calibration loop (``bench.calibration``) timed before and after each scenario
+in the same run. Writes ``bench/results/simulator.json`` and prints a table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.calibration import Calibration, line
 from simulator.engine import POLICIES, Engine, compile_traffic
 from simulator.metrics import summarize
 from simulator.scenario_files import builtin_scenario
@@ -84,7 +86,13 @@ def _measure(name: str) -> list[BenchRow]:
 
 def main() -> int:
     """Run the benchmark, write the JSON results, print the table; 1 if the target is missed."""
-    rows = _measure("morning-burst") + _measure("fleet-day")
+    calibration = Calibration()
+    rows = []
+    for name in ("morning-burst", "fleet-day"):
+        calibration.take()
+        rows += _measure(name)
+    calibration.take()
+    figure = calibration.figure()
     slowest = max(r.wall_s for r in rows if r.scenario == "fleet-day")
     result = {
         "machine": {"python": platform.python_version(), "processor": platform.processor()},
@@ -92,6 +100,7 @@ def main() -> int:
         "daySimulationSlowestSeconds": slowest,
         "targetMet": slowest < DAY_TARGET_S,
         "runs": [asdict(r) for r in rows],
+        "calibration": figure,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -132,6 +141,7 @@ def main() -> int:
         f"1,000-node day: slowest policy {slowest:.1f} s (target {DAY_TARGET_S:.0f} s): "
         + ("met" if slowest < DAY_TARGET_S else "MISSED")
     )
+    console.print(line(figure))
     console.print(f"results: {RESULTS}")
     return 0 if slowest < DAY_TARGET_S else 1
 

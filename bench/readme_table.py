@@ -141,6 +141,8 @@ def _simulator(d: Any) -> list[str]:
             f"| {r['scenario']} | {r['policy']} | {r['nodes']:,} | {r['services']} | "
             f"{r['wall_s']:.2f} s | {r['events_per_s']:,.0f} |"
         )
+    if "calibration" in d:
+        rows += ["", f"{_calibration(d)}."]
     return rows
 
 
