@@ -114,6 +114,7 @@ class Engine:
                 reference=reference,
             )
             self.vramfit.waiting = self._waiting
+            self.vramfit.requeue = self._event
             self.policy = self.vramfit
         self.policy_name = policy
         self.repeat_unchanged = repeat_unchanged

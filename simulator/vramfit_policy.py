@@ -22,7 +22,11 @@ the placement core's own functions, not a copy of them:
   event and every report: a reservation's load is in flight until its pod is Ready (again
   after a crash); it ends when the pod is gone, or when the pod is Ready and the agent's report
   shows it holding as many GPUs as it reserved (setting ``reservationEnd: loaded`` also waits
-  for the report to show the reserved memory in use on each).
+  for the report to show the reserved memory in use on each);
+* a refused pod is retried when a report shows capacity back (a GPU no pod holds any more, or
+  more free memory: ``capacity_back``), as the extender's Requeuer touches the pods it refused
+  (``extender.requeue``); kube-scheduler alone would retry them only on a pod event or after
+  ``unschedulableTimeout``.
 
 The agent polls its node every ``agentInterval`` while something there changes and publishes
 when the report differs; an unchanged report is republished after ``reportMaxAge``; the Lease
@@ -67,7 +71,7 @@ from placement.reference import decide
 from simulator import agent
 from simulator.cluster import Node, Phase, SchedulerCache, SimPod, SimulationError
 from simulator.node_classes import NodeClasses, node_key
-from simulator.scheduling import BoolArray, KubeFilter, Placement, Unschedulable
+from simulator.scheduling import UPDATED, BoolArray, KubeFilter, Placement, Unschedulable
 from simulator.settings import Settings
 
 _NOT_STARTED = frozenset({Phase.PENDING, Phase.BINDING, Phase.BOUND})
@@ -142,6 +146,8 @@ class VramfitExtender:
         self.candidates_evaluated = 0
         # The demand that waits or may come (``placement.room``); the engine sets it.
         self.waiting: Callable[[], Sequence[tuple[Demand, int]]] = tuple
+        # Wakes the pods it refused (``extender.requeue``'s Requeuer): the engine sets it.
+        self.requeue: Callable[[str], None] = lambda kind: None
         self.version = 0
 
     # -- the agent ------------------------------------------------------------------------
@@ -191,6 +197,8 @@ class VramfitExtender:
         old = self.reports[i]
         if gpus != old.gpus or cached != old.cached_models:
             self._publish(node, gpus, cached, now)
+            if capacity_back(old.gpus, gpus):
+                self.requeue(UPDATED)
         if node.loading:
             self._after(self.settings.agent_interval_s, lambda: self._poll(node))
         else:
@@ -464,3 +472,14 @@ class VramfitExtender:
     def _after(self, delay: float, fn: Callable[[], None]) -> None:
         event = self.env.timeout(delay)
         event.callbacks.append(lambda _e: fn())
+
+
+def capacity_back(old: Sequence[GpuState], new: Sequence[GpuState]) -> bool:
+    """Whether a node's new report shows capacity back (pure): a GPU some pod held is held by
+    none, or a GPU has more free memory. The extender's Requeuer then wakes the pods it refused
+    (kube-scheduler would retry them only on a pod event, or after five minutes)."""
+    return any(
+        (o.holder_pod_uid is not None and n.holder_pod_uid is None)
+        or (n.free_bytes or 0) > (o.free_bytes or 0)
+        for o, n in zip(old, new, strict=False)
+    )
