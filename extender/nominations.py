@@ -38,6 +38,7 @@ from typing import Any
 from extender.objects import PodInfo
 from placement.claims import Claims
 from placement.fleet import Fleet
+from placement.lifecycle import nominated_room
 from placement.model import NodeState, Reservation, ReservationState
 from placement.preemption import released
 
@@ -136,15 +137,13 @@ class Nominations:
                 )
                 taken = sorted(ranked[: info.demand.gpus], key=lambda g: g.index)
                 gpus = tuple(g.uuid for g in taken)
-        return Reservation(
+        return nominated_room(
+            info.demand,
             pod_uid=info.uid,
             pod_key=info.key,
             node=node,
             gpu_uuids=gpus,
-            bytes_per_gpu=info.demand.vram_per_gpu,
-            state=ReservationState.ASSUMED,
-            created_at=self._clock(),
-            model_id=info.demand.model_id,
+            now=self._clock(),
         )
 
     # ----- victims releasing their memory ------------------------------------------------------

@@ -14,8 +14,14 @@ its reject class counted (``vramfit_extender_preemption_nodes``) and its reason 
 priorities and start times come from the request (whole pods) or from the pod watch. The
 scheduler's ``NumPDBViolations`` is passed on; for a narrowed set it is capped at the victims
 kept (the Meta form does not say which victims violate a budget, so the count never drops
-below the truth and a narrowed node never looks safer than it is). The GPUs the pod would take
-on each kept node are remembered for the room its nomination holds (``extender.nominations``).
+below the truth and a narrowed node never looks safer than it is).
+
+Across the nodes that work, ``placement.preemption.preferred`` then drops those where the pod's
+load would score worse (by the filter's score under the pod's profile: loads in flight, weights
+cached, ...) than on a node kube-scheduler ranks no lower by its first criteria, so that its
+pick among the rest does not pile the pod's load onto a node already loading when another would
+do; such a node is counted and logged as ``load-elsewhere``. The GPUs the pod would take on each
+node answered are remembered for the room its nomination holds (``extender.nominations``).
 
 No new preemption is offered while the pod's earlier victims are still leaving its nominated
 node (gone from the API, but still in the node's report, or releasing memory) and would make
@@ -49,12 +55,23 @@ from placement.fields import reason_line
 from placement.fleet import NO_REPORT, REASON_NO_REPORT
 from placement.membership import MembershipError, membership_of
 from placement.model import Demand
-from placement.preemption import Chosen, Victim, choose_victims, refusal_class, without
+from placement.policies import resolve_profile
+from placement.preemption import (
+    Candidate,
+    Chosen,
+    Victim,
+    choose_victims,
+    preferred,
+    refusal_class,
+    without,
+)
 
 log = logging.getLogger(__name__)
 
 NO_VICTIMS = "no-victims"
 """The class of a node offered without victims (a node in the reply must keep one)."""
+LOAD_ELSEWHERE = "load-elsewhere"
+"""The class of a node that works, dropped for one where the pod's load scores higher."""
 LOGGED_DROPS = 5
 """Dropped nodes logged one by one per call; the rest are counted in one line."""
 
@@ -158,6 +175,8 @@ class Preemption:
         now, ref = self.clock(), args.ref
         victims = self._victims(args)
         kept: Kept = {}
+        outcomes: dict[str, str] = {}  # node kept: "kept" as offered, or "narrowed"
+        candidates: list[Candidate] = []
         dropped: list[tuple[str, str, str]] = []  # node, class, reason
         rooms: dict[str, tuple[str, ...]] = {}
         with self.state.locked_view(now) as view:
@@ -181,8 +200,18 @@ class Preemption:
                     pod_uid=ref.uid,
                 )
                 if isinstance(got, Chosen):
-                    kept[node] = self._keep(offered, got)
+                    kept[node], outcomes[node] = _keep(offered, got)
                     rooms[node] = got.fit.gpu_uuids
+                    answered = set(kept[node][0])
+                    candidates.append(
+                        Candidate(
+                            state,
+                            tuple(reservations),
+                            got,
+                            tuple(v for v in victims[node] if v.uid in answered),
+                            kept[node][1],
+                        )
+                    )
                     continue
                 gone = {v.uid for v in victims[node]}
                 cls = refusal_class(
@@ -194,7 +223,20 @@ class Preemption:
                     pod_uid=ref.uid,
                 )
                 dropped.append((node, cls, got.reject.reason))
+            best = preferred(
+                candidates,
+                demand,
+                now=now,
+                profile=resolve_profile(demand, self.settings.policy),
+                pod_uid=ref.uid,
+            )
+            why = "the pod's load scores higher on a node that disrupts no more"
+            for node in [n for n in kept if n not in best]:
+                del kept[node], outcomes[node], rooms[node]
+                dropped.append((node, LOAD_ELSEWHERE, why))
             self.state.propose(ref.uid, rooms)
+        for outcome in outcomes.values():
+            self.metrics.preemption_nodes.labels(outcome, "").inc()
         for _, cls, _ in dropped:
             self.metrics.preemption_nodes.labels("dropped", cls).inc()
         for node, cls, why in dropped[:LOGGED_DROPS]:
@@ -203,12 +245,12 @@ class Preemption:
             log.info("preempt %s: %d more nodes dropped", ref.key, len(dropped) - LOGGED_DROPS)
         return kept
 
-    def _keep(self, offered: NodeVictims, got: Chosen) -> tuple[tuple[str, ...], int]:
-        """The victims to answer for a node and its PDB count (see the module docstring)."""
-        uids = tuple(x.uid for x in offered.victims)
-        if not got.victims or set(got.victims) == set(uids):
-            # vramfit needs none (the scheduler's own count says some), or needs them all.
-            self.metrics.preemption_nodes.labels("kept", "").inc()
-            return uids, offered.num_pdb_violations
-        self.metrics.preemption_nodes.labels("narrowed", "").inc()
-        return got.victims, min(offered.num_pdb_violations, len(got.victims))
+
+def _keep(offered: NodeVictims, got: Chosen) -> tuple[tuple[tuple[str, ...], int], str]:
+    """The victims to answer for a node and its PDB count (see the module docstring), and
+    whether the offer is "kept" or "narrowed"."""
+    uids = tuple(x.uid for x in offered.victims)
+    if not got.victims or set(got.victims) == set(uids):
+        # vramfit needs none (the scheduler's own count says some), or needs them all.
+        return (uids, offered.num_pdb_violations), "kept"
+    return (got.victims, min(offered.num_pdb_violations, len(got.victims))), "narrowed"

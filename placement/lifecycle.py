@@ -26,6 +26,10 @@ The GPUs a reservation names are vramfit's prediction until the pod gets its own
 and the device plugin pick them, not vramfit. Once the agent's report shows the pod holding GPUs
 (from the kubelet's pod-resources API), the reservation takes those (``reconcile``).
 
+A pod that preempted waits for its victims to go, nominated to their node: its *room* there
+(``nominated_room``) is an assumed reservation with no expiry, on the GPUs the preempt verb
+predicted, so other pods' filters leave them to it and its coming load counts as in flight.
+
 Pure: plain values in, plain values out; expiry of an assumed reservation is
 ``Reservation.active``'s business, not this rule's.
 """
@@ -187,4 +191,28 @@ def assume(
         model_id=demand.model_id,
         expires_at=now + ttl_s,
         load_bytes=load_bytes(demand),
+    )
+
+
+def nominated_room(
+    demand: Demand,
+    *,
+    pod_uid: str,
+    pod_key: str,
+    node: str,
+    gpu_uuids: tuple[str, ...],
+    now: float,
+) -> Reservation:
+    """The room a pod nominated to ``node`` holds there while its victims go (pure): assumed,
+    with no expiry; it ends when the pod is placed (its own reservation replaces it), bound,
+    gone, or no longer nominated, which the caller applies."""
+    return Reservation(
+        pod_uid=pod_uid,
+        pod_key=pod_key,
+        node=node,
+        gpu_uuids=gpu_uuids,
+        bytes_per_gpu=demand.vram_per_gpu,
+        state=ReservationState.ASSUMED,
+        created_at=now,
+        model_id=demand.model_id,
     )

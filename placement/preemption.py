@@ -38,6 +38,21 @@ did not offer would not be found on its node), node by node:
   the caller keeps the scheduler's offer (its own count says victims are needed, and a node must
   come back with at least one).
 
+Across the nodes that work (``preferred``): kube-scheduler nominates one of the nodes the verb
+keeps (pickOneNodeForPreemption), preferring the fewest disruption-budget violations, then the
+lowest most important victim, then the lowest sum of priorities, then fewer victims and the
+latest start. Those last criteria know nothing of the preemptor's own load: two pods preempting
+one after the other would both be nominated to the node whose victims started last, and load
+there together, though the first one's room there (``lifecycle.nominated_room``) is a load in
+flight in vramfit's view. So the verb keeps a node only where the pod's load would do as well as on any
+node kube-scheduler ranks no lower by its first three criteria: scored as the filter scores a
+placement (``policies.score`` under the pod's profile: loads in flight on the node, weights
+cached there, VRAM left, NVLink), on the node as it will be once the victims answered for it
+are gone. A node is dropped only for one that disrupts no more by those criteria and scores
+strictly higher, so the scheduler's pick among what is left never evicts a more important pod,
+nor breaks more budgets, than its pick among the whole answer; the node it would have picked
+stays unless such a node beats it; and the answer is never emptied.
+
 ``released`` is the end of a victim's claim on its GPUs once it is gone: a report of its node,
 read after the pod was seen gone, that shows neither a GPU held by it nor memory of its
 processes. Until then the memory of a pod that was still loading may still be in use.
@@ -50,7 +65,7 @@ import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from placement.fit import fit, pending_counts, promised, unallocated_gpus
+from placement.fit import fit, hidden_gpus, pending_counts, promised, unallocated_gpus
 from placement.fleet import Fleet, Query, decide_fleet
 from placement.model import (
     Demand,
@@ -62,6 +77,7 @@ from placement.model import (
     Reject,
     Reservation,
 )
+from placement.policies import Profile, ScoreInput, loads_in_flight, score
 
 SEARCH_BUDGET = 4096
 """The most victim sets the exact search examines on one node before it falls back to the
@@ -266,6 +282,89 @@ def _give_back(ordered: Sequence[Victim], where: Fit, fits_without: FitsWithout)
     return gone, where
 
 
+INT32_SPAN = 2**31
+"""What kube-scheduler adds to each priority before summing them (MaxInt32 + 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A node the verb keeps for the pod, as the comparison across nodes reads it: the view of
+    the node before any victim goes, the reservations there (others are ignored), what
+    ``choose_victims`` found, the victims answered for the node (its ``Chosen.victims``, or
+    the whole offer when vramfit needs none) and the disruption-budget violations answered."""
+
+    node: NodeState
+    reservations: tuple[Reservation, ...]
+    chosen: Chosen
+    victims: tuple[Victim, ...]
+    pdb_violations: int = 0
+
+
+def disruption(c: Candidate) -> tuple[int, int, int]:
+    """kube-scheduler's first three criteria for the node to preempt on, lowest first: the
+    disruption-budget violations, the priority of the most important victim, the sum of the
+    victims' priorities (each plus 2^31, as the scheduler sums them) (pure)."""
+    top = max((v.priority for v in c.victims), default=-INT32_SPAN)
+    return (c.pdb_violations, top, sum(v.priority + INT32_SPAN for v in c.victims))
+
+
+def load_score(
+    c: Candidate, demand: Demand, *, now: float, profile: Profile, pod_uid: str = ""
+) -> float:
+    """The score ``profile`` gives the pod on ``c``'s node once the victims answered for it are
+    gone, as the filter scores a placement (pure): their GPUs and memory free, their
+    reservations gone (a victim still loading is no load in flight any more), the pod on the
+    GPUs ``choose_victims`` found. The pod's own reservation (its room) is ignored."""
+    gone = {v.uid for v in c.victims}
+    rest = [
+        r
+        for r in c.reservations
+        if r.node == c.node.name and r.pod_uid != pod_uid and r.pod_uid not in gone
+    ]
+    after = without(c.node, gone)
+    return score(
+        ScoreInput(
+            after,
+            demand,
+            c.chosen.fit,
+            loads_in_flight(after.name, rest, now),
+            frozenset(hidden_gpus(after, rest, now)),
+        ),
+        profile,
+    )
+
+
+def preferred(
+    candidates: Sequence[Candidate],
+    demand: Demand,
+    *,
+    now: float,
+    profile: Profile,
+    pod_uid: str = "",
+) -> tuple[str, ...]:
+    """The candidates' nodes the verb keeps, in the given order (pure; see the module
+    docstring): those where no candidate that kube-scheduler ranks no lower
+    (``disruption``) gives the pod a strictly higher ``load_score``. Empty only when
+    ``candidates`` is."""
+    scored = [
+        (disruption(c), load_score(c, demand, now=now, profile=profile, pod_uid=pod_uid), i)
+        for i, c in enumerate(candidates)
+    ]
+    kept: list[int] = []
+    best = -math.inf  # the highest score among the candidates ranked no lower than this group
+    ordered = sorted(scored)
+    start = 0
+    while start < len(ordered):
+        end = start
+        while end < len(ordered) and ordered[end][0] == ordered[start][0]:
+            end += 1
+        group = ordered[start:end]
+        best = max(best, *(s for _, s, _ in group))
+        kept.extend(i for _, s, i in group if s >= best)
+        start = end
+    return tuple(candidates[i].node.name for i in sorted(kept))
+
+
 def refusal_class(
     node: NodeState,
     demand: Demand,
@@ -295,14 +394,19 @@ def released(node: NodeState, pod_uid: str) -> bool:
 
 
 __all__ = [
+    "INT32_SPAN",
     "SEARCH_BUDGET",
+    "Candidate",
     "Chosen",
     "Refused",
     "Victim",
     "choose_victims",
     "colex",
+    "disruption",
     "gpus_freed",
     "importance",
+    "load_score",
+    "preferred",
     "rank",
     "refusal_class",
     "released",

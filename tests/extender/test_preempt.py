@@ -13,7 +13,8 @@ import pytest
 
 from extender.state import PODS
 from extender.wire import OfferedVictim, decode_preemption_args
-from placement.model import GIB, NodeState, PodMemory
+from placement.annotation import encode_reservation
+from placement.model import GIB, NodeState, PodMemory, Reservation, ReservationState
 from placement.nodegpustate import format_time
 from tests.extender.conftest import (
     A100,
@@ -269,3 +270,96 @@ def test_no_new_preemption_while_the_victims_leave_the_nominated_node(
     assert post(ext, body) == expected
     waiting = 'vramfit_extender_decisions_total{outcome="waiting",reason="victims-leaving"'
     assert (waiting in ext.client.get("/metrics").data.decode()) is (not expected)
+
+
+def loading_pool() -> Extender:
+    """h100-0 and h100-2 full of priority-1 pods; on h100-0, "loader" (GPU 7) still loads:
+    bound by vramfit (its reservation annotation), not Ready."""
+    pool = [loaded("h100-0", {**full("h0-"), 7: "loader"}), loaded("h100-2", full("h2-"))]
+    pods = [
+        running(uid, n.name, priority=1)
+        for n in pool
+        for g in n.gpus
+        if (uid := g.holder_pod_uid) and uid != "loader"
+    ]
+    note = encode_reservation(
+        Reservation(
+            pod_uid="",
+            pod_key="",
+            node="h100-0",
+            gpu_uuids=("GPU-h100-0-7",),
+            bytes_per_gpu=40 * GIB,
+            state=ReservationState.BOUND,
+            created_at=NOW - 5,
+        )
+    )
+    loader = pod_object(
+        "loader",
+        uid="loader",
+        node_name="h100-0",
+        phase="Running",
+        vram="40Gi",
+        annotations={"vramfit.io/reservation": note},
+    )
+    return build_extender(synced_state(pool, pods=[*pods, loader]))
+
+
+ACROSS = {
+    "the-node-still-loading-is-dropped-for-an-idle-one": (
+        {"h100-0": (["h0-1"], 0), "h100-2": (["h2-1"], 0)},
+        {"h100-2": (["h2-1"], 0)},
+    ),
+    "kept-where-the-idle-node-breaks-a-budget": (
+        {"h100-0": (["h0-1"], 0), "h100-2": (["h2-1"], 1)},
+        {"h100-0": (["h0-1"], 0), "h100-2": (["h2-1"], 1)},
+    ),
+    "one-node-is-kept-though-it-loads": (
+        {"h100-0": (["h0-1"], 0)},
+        {"h100-0": (["h0-1"], 0)},
+    ),
+}
+
+
+@pytest.mark.parametrize(("offered", "expected"), ACROSS.values(), ids=ACROSS.keys())
+def test_across_nodes_the_pods_load_decides_among_equally_disruptive_ones(
+    offered: dict[str, tuple[list[str], int]], expected: dict[str, tuple[list[str], int]]
+) -> None:
+    ext = loading_pool()
+    got = post(ext, {"Pod": preemptor(), "NodeNameToMetaVictims": meta(offered)})
+    assert got == meta(expected)
+
+
+def test_kept_where_the_idle_node_evicts_a_more_important_pod() -> None:
+    ext = loading_pool()
+    pods = {"h100-0": running("h0-1", "h100-0", priority=1), "h100-2": running("h2-1", "h100-2")}
+    pods["h100-2"]["spec"]["priority"] = 2
+    body = {
+        "Pod": preemptor(),
+        "NodeNameToVictims": {n: {"Pods": [p], "NumPDBViolations": 0} for n, p in pods.items()},
+    }
+    assert post(ext, body) == meta({"h100-0": (["h0-1"], 0), "h100-2": (["h2-1"], 0)})
+
+
+def test_a_node_dropped_for_a_better_load_is_counted_logged_and_not_proposed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ext = loading_pool()
+    offered = {"h100-0": (["h0-1"], 0), "h100-2": (["h2-1"], 0)}
+    with caplog.at_level(logging.INFO, logger="extender.preempt"):
+        post(ext, {"Pod": preemptor(), "NodeNameToMetaVictims": meta(offered)})
+    text = ext.client.get("/metrics").data.decode()
+    for outcome, reason in (("dropped", "load-elsewhere"), ("kept", "")):
+        line = (
+            f'vramfit_extender_preemption_nodes_total{{outcome="{outcome}",reason="{reason}"}} 1.0'
+        )
+        assert line in text
+    assert "node h100-0 dropped (load-elsewhere)" in caplog.text
+    # Nominated to the dropped node all the same (another extender's answer): no room proposed
+    # there, so the room falls back to the node's GPUs in index order.
+    nominated = preemptor()
+    nominated["status"]["nominatedNodeName"] = "h100-2"
+    ext.state.apply_pod("MODIFIED", pod_of(nominated))
+    with ext.state.locked_view(NOW) as view:
+        room = view.fleet.claims.get("hi-uid")
+    assert room is not None
+    assert room.gpu_uuids == ("GPU-h100-2-1",)
