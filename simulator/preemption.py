@@ -16,16 +16,20 @@ DefaultPreemption does it (``pkg/scheduler/framework/plugins/defaultpreemption``
   most important first (higher priority, then the earlier start), while the pod's GPU, CPU and
   memory requests still fit the scheduler's cache; a node needing none is no candidate;
 * vramfit's preempt verb (``placement.preemption.choose_victims``, on the extender's view of
-  the node and its reservations): keeps, narrows or drops each candidate;
+  the node and its reservations): keeps, narrows or drops each candidate; then, across the
+  candidates it keeps, drops those where the pod's load would score worse than on one the
+  scheduler ranks no lower (``placement.preemption.preferred``);
 * the node: the lowest most important victim, then the lowest sum of priorities, then the
   fewest victims, then the latest start among the most important victims, then the first by
   name (pickOneNodeForPreemption, without budgets: the scenarios have none);
 * the victims are deleted (they terminate as any deleted pod does) and the pod is nominated:
   while it waits, its requests count on the nominated node in the scheduler's cache, so no
   other pod takes the room (kube-scheduler counts nominated pods only against pods of lower or
-  equal priority; here against every pod). Under vramfit, once the victims are gone, the pod
-  is retried when the agent's next report should show their GPUs free, as the extender's
-  requeuer nudges a refused pod when capacity comes back.
+  equal priority; here against every pod). Under vramfit the nomination is also a reservation
+  in the extender's view, on the GPUs the verb predicted there (``extender.nominations``): other
+  pods' filters count it, and it is a load in flight; the pod's own placement replaces it. Once
+  the victims are gone, the pod is retried when the agent's next report should show their GPUs
+  free, as the extender's requeuer nudges a refused pod when capacity comes back.
 
 Measured: evictions; evictions *wasted* (the preemptor did not become Ready on the victim's
 node: it went elsewhere, never ran, or crashed there out of memory; ``Eviction.wasted``); and,
@@ -40,13 +44,10 @@ from dataclasses import dataclass, field
 
 from placement.fit import fit, product_key
 from placement.model import Reject
-from placement.preemption import Chosen, Victim, choose_victims
+from placement.preemption import INT32_SPAN, Candidate, Chosen, Victim, choose_victims, preferred
 from simulator.cluster import HOLDING, Node, Phase, SchedulerCache, ServiceState, SimPod
 from simulator.scheduling import UPDATED
 from simulator.vramfit_policy import VramfitExtender
-
-INT32_SPAN = 2**31
-"""What kube-scheduler adds to each priority before summing (MaxInt32 + 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ class Preemption:
         if self._eligible(pod, n):
             found = self._choose(pod, now)
             if found is not None:
-                node, victims = found
+                node, victims, room = found
                 for v in victims:
                     self.evictions.append(Eviction(v, node, pod))
                     self.delete(v)
@@ -134,6 +135,7 @@ class Preemption:
                     self.replace(svc)  # its ReplicaSet makes a new pod, which waits
                 n = self.nominated[pod.uid] = Nomination(pod, node, victims)
                 if self.vramfit is not None:
+                    self.vramfit.nominate(pod, node, room, now)
                     self._recheck(pod, n)
         if n is not None and not n.counted and not pod.deleted:
             self.cache.assume(n.node.idx, pod)
@@ -171,7 +173,9 @@ class Preemption:
 
     # -- kube-scheduler's choice, and vramfit's verb --------------------------------------------
 
-    def _choose(self, pod: SimPod, now: float) -> tuple[Node, list[SimPod]] | None:
+    def _choose(self, pod: SimPod, now: float) -> tuple[Node, list[SimPod], tuple[str, ...]] | None:
+        """The node to preempt on, its victims, and (under vramfit) the GPUs the verb
+        predicted for the pod there."""
         priority = pod.service.spec.priority
         lower = [p for p in self.live() if _running(p) and p.service.spec.priority < priority]
         if not lower:
@@ -180,16 +184,35 @@ class Preemption:
         for p in lower:
             assert p.node is not None
             by_node.setdefault(p.node.idx, []).append(p)
-        candidates: list[tuple[Node, list[SimPod]]] = []
+        candidates: list[tuple[Node, list[SimPod], tuple[str, ...]]] = []
+        verbs: list[tuple[Node, list[SimPod], Candidate]] = []
         for idx, pods in sorted(by_node.items()):
             node = self.nodes[idx]
             if not self._potential(pod, node, now):
                 continue
             victims = self._victims(pod, node, pods)
-            if victims and self.vramfit is not None:
-                victims = self._verb(pod, node, victims, now)
-            if victims:
-                candidates.append((node, victims))
+            if not victims:
+                continue
+            if self.vramfit is None:
+                candidates.append((node, victims, ()))
+                continue
+            got = self._verb(pod, node, victims, now)
+            if got is not None:
+                kept = {v.uid for v in got.victims}
+                verbs.append((node, [p for p in victims if p.uid in kept], got))
+        if verbs:
+            assert self.vramfit is not None
+            demand = pod.service.demand
+            keep = set(
+                preferred(
+                    [c for _, _, c in verbs],
+                    demand,
+                    now=now,
+                    profile=self.vramfit.profile_of(demand),
+                    pod_uid=pod.uid,
+                )
+            )
+            candidates = [(n, v, c.chosen.fit.gpu_uuids) for n, v, c in verbs if n.name in keep]
         if not candidates:
             return None
         return min(candidates, key=lambda c: _pick_key(c[1]))
@@ -252,27 +275,28 @@ class Preemption:
                 victims.append(p)
         return victims
 
-    def _verb(self, pod: SimPod, node: Node, offered: list[SimPod], now: float) -> list[SimPod]:
-        """vramfit's preempt verb on one candidate: the victims it keeps, none when it drops
-        the node (``extender.preempt`` over the extender's view)."""
+    def _verb(self, pod: SimPod, node: Node, offered: list[SimPod], now: float) -> Candidate | None:
+        """vramfit's preempt verb on one candidate (``extender.preempt`` over the extender's
+        view): the node with the victims it keeps, ``None`` when it drops the node."""
         v = self.vramfit
         assert v is not None
         report, reservations = v.view_of(node, now)
+        victims = [Victim(p.uid, p.service.spec.priority, p.bound_at) for p in offered]
         got = choose_victims(
             report,
             pod.service.demand,
-            [Victim(p.uid, p.service.spec.priority, p.bound_at) for p in offered],
+            victims,
             reservations,
             now=now,
             settings=v.fit_settings,
             pod_uid=pod.uid,
         )
         if not isinstance(got, Chosen):
-            return []
-        if not got.victims:
-            return offered
-        kept = set(got.victims)
-        return [p for p in offered if p.uid in kept]
+            return None
+        kept = set(got.victims) or {x.uid for x in victims}
+        return Candidate(
+            report, tuple(reservations), got, tuple(x for x in victims if x.uid in kept)
+        )
 
     def summary(self) -> tuple[int, int]:
         """(evictions, evictions wasted) so far."""

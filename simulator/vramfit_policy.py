@@ -54,7 +54,7 @@ import simpy
 from placement.fit import fit
 from placement.fleet import Fleet, Query, decide_fleet
 from placement.groups import GroupQuery, GroupRefusal, Member, decide_group
-from placement.lifecycle import GONE, EndRule, PodFacts, assume, settle
+from placement.lifecycle import GONE, EndRule, PodFacts, assume, nominated_room, settle
 from placement.model import (
     CachedModel,
     Demand,
@@ -279,7 +279,8 @@ class VramfitExtender:
 
     # -- the scheduler's calls ----------------------------------------------------------------
 
-    def _profile(self, demand: Demand) -> Profile:
+    def profile_of(self, demand: Demand) -> Profile:
+        """The profile a pod with ``demand`` is scored by: the policy's, or the pod's own."""
         return self.forced or resolve_profile(demand, DEFAULT_PROFILE)
 
     def _decide(
@@ -291,7 +292,7 @@ class VramfitExtender:
         waiting: Sequence[tuple[Demand, int]] = (),
     ) -> tuple[Fit | None, dict[str, Reject]]:
         reservations = self.reservations
-        profile = self._profile(demand)
+        profile = self.profile_of(demand)
         if self.reference:
             d = decide(
                 [self.fleet.node(n) for n in names],
@@ -449,6 +450,23 @@ class VramfitExtender:
             )
         )
         return Placement(i, result.gpu_uuids)
+
+    def nominate(self, pod: SimPod, node: Node, gpus: tuple[str, ...], now: float) -> None:
+        """Kube-scheduler nominated ``pod`` to ``node`` after preempting there: its room, as the
+        extender's pod watch records a nomination (``extender.nominations``), on the GPUs the
+        preempt verb predicted. The pod's own filter ignores it and its placement replaces it;
+        it ends with the pod."""
+        self.pods[pod.uid] = pod
+        self._put(
+            nominated_room(
+                pod.service.demand,
+                pod_uid=pod.uid,
+                pod_key=pod.key,
+                node=node.name,
+                gpu_uuids=gpus,
+                now=now,
+            )
+        )
 
     def requeues_on(self, event: str) -> bool:
         """A pod rejected by an extender has no queueing hint: every pod event requeues it."""
