@@ -16,7 +16,13 @@ GPUs and each waiting demand ``W`` other than the pod's own:
   large pod keeps off the nodes a more constrained small one needs, if it can);
 * each node that could take a short ``W`` is *kept* for it where the pod would leave it fewer
   free GPUs (unallocated and not promised to a waiting pod, as ``fit()`` counts them) than
-  ``W`` needs.
+  ``W`` needs;
+* and, when the pod fits some node ``W`` could not use, every node that could take ``W`` is
+  kept if the pod would leave them fewer free GPUs in all than the waiting pods need that fit
+  only there (each waiting demand, ``W`` included, whose nodes are all among ``W``'s, counted
+  as pods times GPUs). This is the rule for a class of GPUs: on a pool of 40 and 80 GB GPUs,
+  one-GPU pods that fit anywhere would otherwise take 80 GB GPUs one by one, each leaving
+  every node enough for ``W``, until the 70B pods that need 80 GB have too few left.
 
 The pod then goes to the best-scoring node kept for no waiting demand, and only when every node
 it fits is kept, to the best of those: room for other pods never makes a pod wait, and never
@@ -59,23 +65,35 @@ def kept_nodes(
     the nodes named in ``fitting``) takes only when it fits nowhere else (pure; see the module
     docstring). ``others`` are the reservations that count (the pod's own left out)."""
     open_settings = dataclasses.replace(settings, load_budget_s=None)
+    could: dict[Demand, list[NodeState]] = {}
+    for wanted, count in waiting:
+        if wanted != demand and count > 0 and wanted not in could:
+            could[wanted] = [
+                n
+                for n in nodes
+                if isinstance(
+                    fit(n, wanted, others, now=now, settings=open_settings, pod_uid=pod_uid), Fit
+                )
+            ]
+    names_of = {w: frozenset(n.name for n in ns) for w, ns in could.items()}
     kept: set[str] = set()
     for wanted, count in waiting:
         if wanted == demand or count <= 0:
             continue
-        could = [
-            n
-            for n in nodes
-            if isinstance(
-                fit(n, wanted, others, now=now, settings=open_settings, pod_uid=pod_uid), Fit
+        names = names_of[wanted]
+        elsewhere = any(f not in names for f in fitting)
+        last = len(names) <= sum(c for w, c in waiting if w.gpus >= wanted.gpus)
+        if last and (wanted.gpus > demand.gpus or elsewhere):
+            for n in could[wanted]:
+                if free_gpus(n, others, now, pod_uid) - demand.gpus < wanted.gpus:
+                    kept.add(n.name)
+        if elsewhere and names:
+            need = sum(
+                c * w.gpus
+                for w, c in waiting
+                if w != demand and c > 0 and names_of[w] and names_of[w] <= names
             )
-        ]
-        if len(could) > sum(c for w, c in waiting if w.gpus >= wanted.gpus):
-            continue
-        names = {n.name for n in could}
-        if wanted.gpus <= demand.gpus and not any(f not in names for f in fitting):
-            continue
-        for n in could:
-            if free_gpus(n, others, now, pod_uid) - demand.gpus < wanted.gpus:
-                kept.add(n.name)
+            supply = sum(free_gpus(n, others, now, pod_uid) for n in could[wanted])
+            if supply - demand.gpus < need:
+                kept |= names
     return frozenset(kept)

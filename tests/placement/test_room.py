@@ -1,5 +1,6 @@
-"""Room for waiting pods: a pod keeps off the last nodes a waiting pod could use when it fits
-elsewhere, and never waits for it. Each case is asked of the reference ``decide()`` and of the
+"""Room for waiting pods: a pod keeps off the last nodes a waiting pod could use, and off the
+nodes whose free GPUs the waiting pods that fit only there need, when it fits elsewhere, and
+never waits for them. Each case is asked of the reference ``decide()`` and of the
 fleet's ``decide_fleet``, which must choose the same node."""
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ SMALL = node(8, name="small", total=40)
 ONE = Demand(1, vram_per_gpu=10 * GIB)
 EIGHT = Demand(8, vram_per_gpu=20 * GIB)
 LARGE_FOUR = Demand(4, vram_per_gpu=60 * GIB)
+LARGE_TWO = Demand(2, vram_per_gpu=60 * GIB)
+LARGE_ONE = Demand(1, vram_per_gpu=60 * GIB)
+BIG_HALF = node(8, name="big-half", total=80, held=range(4))
 
 # name: nodes, pod, waiting, profile, chosen
 CASES: dict[str, tuple[list[NodeState], Demand, Waiting, str, str]] = {
@@ -51,6 +55,34 @@ CASES: dict[str, tuple[list[NodeState], Demand, Waiting, str, str]] = {
         "small",
     ),
     "the-pods-own-shape-keeps-nothing": ([EMPTY, HALF], ONE, ((ONE, 5),), "spread", "a"),
+    "a-small-pod-leaves-the-large-gpus-the-waiting-pods-need": (
+        [BIG_HALF, SMALL],
+        ONE,
+        ((LARGE_TWO, 2),),
+        "binpack",
+        "small",
+    ),
+    "large-gpus-to-spare-for-the-waiting-pods-are-used": (
+        [BIG_HALF, SMALL],
+        ONE,
+        ((LARGE_TWO, 1),),
+        "binpack",
+        "big-half",
+    ),
+    "waiting-pods-that-fit-anywhere-keep-no-class": (
+        [BIG_HALF, SMALL],
+        ONE,
+        ((Demand(2, vram_per_gpu=10 * GIB), 8),),
+        "binpack",
+        "big-half",
+    ),
+    "a-pod-that-needs-the-large-gpus-takes-them": (
+        [BIG_HALF, SMALL],
+        LARGE_ONE,
+        ((LARGE_TWO, 2),),
+        "binpack",
+        "big-half",
+    ),
 }
 
 
