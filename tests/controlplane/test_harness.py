@@ -185,11 +185,14 @@ def test_a_port_taken_between_choosing_and_binding_is_retried(tmp_path: Path) ->
 
 OWNER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys, time
     from pathlib import Path
     from controlplane.binaries import locate
     from controlplane.harness import ControlPlane
 
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal; a shell's background job would
+    # otherwise inherit SIGINT ignored, and the owner would not stop at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plane = ControlPlane(locate(), Path(sys.argv[1])).start()
     plane.start_scheduler({})
     print(json.dumps([[r.pid, r.executable] for r in plane.records()]), flush=True)
