@@ -118,6 +118,13 @@ def parser() -> argparse.ArgumentParser:
         + ", ".join(sorted(DEFAULTS.dra_device_classes))
         + "; '' alone: watch no claims)",
     )
+    p.add_argument(
+        "--nominate-ahead",
+        action="store_true",
+        default=DEFAULTS.nominate_ahead,
+        help="decide each new GPU pod from the pod watch and set its status.nominatedNodeName, "
+        "so that kube-scheduler's cycle for it checks that one node instead of every node",
+    )
     return p
 
 
@@ -147,6 +154,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         dra_device_classes=tuple(args.dra_device_class) if args.dra_device_class else None,
         load_budget_s=args.load_budget,
+        nominate_ahead=args.nominate_ahead,
     )
 
 

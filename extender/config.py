@@ -73,6 +73,8 @@ class Settings:
     log_level: str = "info"
     # DeviceClasses whose ResourceClaims ask for whole GPUs (none: claims are not watched).
     dra_device_classes: frozenset[str] = GPU_CLASSES
+    # Decide new GPU pods from the pod watch and set their nomination (extender.ahead).
+    nominate_ahead: bool = False
 
     @property
     def listen(self) -> str:
@@ -205,6 +207,7 @@ def build_settings(
     log_level: str,
     dra_device_classes: tuple[str, ...] | None = None,
     load_budget_s: float = FitSettings().load_budget_s or 0.0,
+    nominate_ahead: bool = False,
 ) -> Settings:
     """Validate raw values into ``Settings``; raises ``SettingsError`` listing every problem.
     ``load_budget_s`` 0 turns the load budget off (``placement.loadbudget``)."""
@@ -269,4 +272,5 @@ def build_settings(
         tls_client_ca=tls_client_ca,
         log_level=log_level,
         dra_device_classes=classes,
+        nominate_ahead=nominate_ahead,
     )

@@ -137,6 +137,20 @@ class KubeAPI:
             content_type="application/merge-patch+json",
         )
 
+    def nominate_pod(self, namespace: str, name: str, node: str, resource_version: str) -> None:
+        """Set the pod's ``status.nominatedNodeName`` (a merge patch of its status), on the
+        condition that the pod is still at ``resource_version``."""
+        self._json(
+            f"nominate pod {namespace}/{name} to {node}",
+            "PATCH",
+            f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/status",
+            body={
+                "metadata": {"resourceVersion": resource_version},
+                "status": {"nominatedNodeName": node},
+            },
+            content_type="application/merge-patch+json",
+        )
+
     def bind_pod(
         self,
         namespace: str,

@@ -85,6 +85,13 @@ class ExtenderMetrics:
             "Refused pods woken (annotation touched) after capacity may have come back.",
             registry=registry,
         )
+        self.nominations_ahead = Counter(
+            "vramfit_extender_nominations_ahead",
+            "GPU pods decided before kube-scheduler's cycle reached them (--nominate-ahead), by "
+            "outcome: nominated, no-fit, scheduler-first, conflict, failed.",
+            ["outcome"],
+            registry=registry,
+        )
         self.bad_requests = Counter(
             "vramfit_extender_bad_requests",
             "Requests refused before any decision, by HTTP status.",

@@ -82,6 +82,15 @@ class Nominations:
         self._rooms[pod_uid] = dict(list(rooms.items())[:MAX_ROOMS_PER_POD])
         _trim(self._rooms, MAX_PROPOSALS)
 
+    def hold(self, pod_uid: str, node: str) -> None:
+        """The pod's reservation is now the room of its nomination to ``node`` (set ahead of
+        its cycle by ``extender.ahead``): its pod events keep it while they name that node."""
+        self._nominated[pod_uid] = node
+
+    def held_on(self, pod_uid: str) -> str | None:
+        """The node the pod's nominated room is on, if its reservation is one."""
+        return self._nominated.get(pod_uid)
+
     def replaced(self, pod_uid: str) -> None:
         """The pod's reservation was replaced or dropped by a decision: no longer a room."""
         self._nominated.pop(pod_uid, None)

@@ -29,6 +29,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from prometheus_client import CollectorRegistry
 
+from extender.ahead import AheadNominator
 from extender.app import create_app, probe_routes
 from extender.bind import Binder
 from extender.claims_watch import DraView, reconcile_reservation
@@ -71,9 +72,11 @@ def _target(
     apply: Callable[[str, T], None],
     grew: Callable[[str, T], bool],
     on_growth: Callable[[], None],
+    observe: Callable[[str, Mapping[str, Any]], None] | None = None,
 ) -> WatchTarget:
     """A watched collection whose objects are read once, here, into the values ``replace``
-    and ``apply`` take; ``on_growth`` runs after an event that may have freed capacity."""
+    and ``apply`` take; ``on_growth`` runs after an event that may have freed capacity, and
+    ``observe`` after every event, with the raw object."""
 
     def replace_raw(items: list[Mapping[str, Any]], listed_at: float) -> None:
         replace([v for v in map(read, items) if v is not None], listed_at)
@@ -85,6 +88,8 @@ def _target(
         apply(event, value)
         if grew(event, value):
             on_growth()
+        if observe is not None:
+            observe(event, raw)
 
     return WatchTarget(resource, path, replace_raw, apply_raw)
 
@@ -115,6 +120,17 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         )
         replace_pods, apply_pods = _following_claims(dra, replace_pods, apply_pods)
     claimed = dra.claimed_count if dra is not None else None
+    ahead = None
+    if settings.nominate_ahead:
+        ahead = AheadNominator(
+            state,
+            api,
+            scheduler_name=settings.scheduler_name,
+            policy=settings.policy,
+            fit=settings.fit,
+            count=lambda outcome: metrics.nominations_ahead.labels(outcome.value).inc(),
+        )
+        threading.Thread(target=ahead.run, args=(stop,), name="ahead", daemon=True).start()
     targets = (
         _target(
             REPORTS,
@@ -144,6 +160,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             apply=apply_pods,
             grew=signals.pod,
             on_growth=requeuer.capacity_changed,
+            observe=ahead.offer if ahead is not None else None,
         ),
         groups.node_target(),
     )

@@ -459,6 +459,29 @@ class ClusterState:
                 or ((info := self._pods.get(u)) is not None and info.terminating)
             }
 
+    def hold_ahead(self, room: Reservation) -> bool:
+        """Hold the room of a nomination this process is about to set (``extender.ahead``), as
+        a nomination's; False, holding nothing, when the pod has a reservation or was filtered
+        meanwhile (kube-scheduler got to it first)."""
+        with self._lock:
+            uid = room.pod_uid
+            if self._reservations.get(uid) is not None or uid in self._pending:
+                return False
+            self._visible.discard(uid)
+            self._released.pop(uid, None)
+            self.nominations.propose(uid, {room.node: room.gpu_uuids})
+            self.nominations.hold(uid, room.node)
+            self._put(room)
+            return True
+
+    def drop_ahead(self, uid: str, node: str) -> None:
+        """The nomination to ``node`` was not set: drop its room if it still holds one."""
+        with self._lock:
+            self.nominations.propose(uid, {})
+            if self.nominations.held_on(uid) == node:
+                self._reservations.pop(uid)
+                self.nominations.replaced(uid)
+
     def propose(self, pod_uid: str, rooms: dict[str, tuple[str, ...]]) -> None:
         """The GPUs the preempt verb predicts the pod takes on each node it kept (for the
         room its nomination holds)."""

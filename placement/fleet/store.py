@@ -83,6 +83,7 @@ class Fleet:
         self._sorted: list[str] = []  # the names held, sorted
         self._layout = 0  # changes whenever a node is added or removed (rows_of's memo)
         self._last_rows: tuple[int, tuple[str, ...], RowArray] | None = None
+        self._every: tuple[int, tuple[str, ...], RowArray] | None = None  # every_name's memo
         self._allocate(max(1, capacity), max(1, width))
         # Reservations kept resolved against the rows: a request that passes these as its
         # reservations reads their sums instead of looping over them.
@@ -167,6 +168,18 @@ class Fleet:
     def names(self) -> list[str]:
         """The nodes the fleet holds."""
         return list(self._index)
+
+    def every_name(self) -> tuple[str, ...]:
+        """Every node the fleet holds, as one tuple kept until a node is added or removed:
+        ``rows_of`` answers that tuple from memory whatever it was asked in between (a decision
+        over the whole fleet, as ``extender.ahead`` makes, between filters over a few nodes)."""
+        every = self._every
+        if every is None or every[0] != self._layout:
+            names = tuple(self._index)
+            rows = np.fromiter(self._index.values(), np.intp, len(names))
+            rows.flags.writeable = False
+            every = self._every = (self._layout, names, rows)
+        return every[1]
 
     def node(self, name: str) -> NodeState:
         """The node state behind ``name``; ``KeyError`` when the fleet does not hold it."""
@@ -418,6 +431,9 @@ class Fleet:
         answer is kept until a node is added or removed: comparing two tuples of names costs a
         fraction of looking every name up.
         """
+        every = self._every
+        if every is not None and names is every[1] and every[0] == self._layout:
+            return every[2]
         key = names if isinstance(names, tuple) else tuple(names)
         last = self._last_rows
         if last is not None and last[0] == self._layout and last[1] == key:

@@ -1,0 +1,241 @@
+"""Nominating ahead of kube-scheduler's cycle: which pods are taken, the room held for the
+nomination, what happens when the API server refuses it, and that the filter then places the
+pod on the nominated node."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from extender.ahead import MAX_QUEUED, AheadNominator, Outcome, candidate
+from extender.decisions import Mode, filter_nodes, read_demand
+from extender.kubeapi import KubeError
+from extender.objects import read_pod
+from extender.state import ClusterState, PendingPod
+from placement.model import GIB, Demand, FitSettings, Reservation, ReservationState
+from tests.extender.conftest import NOW, gpu_node, pod_object, synced_state
+
+
+def plain(**kw: Any) -> dict[str, Any]:
+    return pod_object("chat", uid="u1", **kw)
+
+
+def with_(pod: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    *parents, last = path.split(".")
+    target = pod
+    for p in parents:
+        target = target.setdefault(p, {})
+    target[last] = value
+    return pod
+
+
+CANDIDATES: dict[str, tuple[str, Callable[[], dict[str, Any]], bool]] = {
+    "a new GPU pod of the profile": ("ADDED", plain, True),
+    "the same pod, modified": ("MODIFIED", plain, True),
+    "a deleted pod": ("DELETED", plain, False),
+    "another scheduler's pod": (
+        "ADDED",
+        lambda: with_(plain(), "spec.schedulerName", "default-scheduler"),
+        False,
+    ),
+    "a bound pod": ("MODIFIED", lambda: plain(node_name="n0"), False),
+    "a pod nominated already": (
+        "MODIFIED",
+        lambda: with_(plain(), "status.nominatedNodeName", "n0"),
+        False,
+    ),
+    "a terminating pod": ("MODIFIED", lambda: plain(deleting=True), False),
+    "a running pod": ("MODIFIED", lambda: plain(phase="Running"), False),
+    "a pod without GPUs": ("ADDED", lambda: plain(gpus=0, vram=None), False),
+    "a pod whose VRAM annotation cannot be read": ("ADDED", lambda: plain(vram="lots"), False),
+    "a pod that claims its GPUs through DRA": (
+        "ADDED",
+        lambda: with_(plain(), "spec.resourceClaims", [{"name": "gpu", "resourceClaimName": "c"}]),
+        False,
+    ),
+    "a member of a multi-node group": (
+        "ADDED",
+        lambda: with_(
+            plain(),
+            "metadata.labels",
+            {
+                "leaderworkerset.sigs.k8s.io/name": "llama",
+                "leaderworkerset.sigs.k8s.io/group-index": "0",
+                "leaderworkerset.sigs.k8s.io/worker-index": "0",
+                "leaderworkerset.sigs.k8s.io/group-key": "k",
+                "leaderworkerset.sigs.k8s.io/size": "2",
+            },
+        ),
+        False,
+    ),
+    "a pod without a UID": ("ADDED", lambda: with_(plain(), "metadata.uid", None), False),
+    "a pod without a resourceVersion": (
+        "ADDED",
+        lambda: with_(plain(), "metadata.resourceVersion", ""),
+        False,
+    ),
+    "a pod whose spec is not an object": ("ADDED", lambda: with_(plain(), "spec", []), False),
+}
+
+
+@pytest.mark.parametrize("case", CANDIDATES, ids=list(CANDIDATES))
+def test_which_pods_are_nominated_ahead(case: str) -> None:
+    event, make, wanted = CANDIDATES[case]
+    c = candidate(event, make(), scheduler_name="vramfit", policy="binpack")
+    assert (c is not None) is wanted
+    if c is not None:
+        assert (c.uid, c.key, c.resource_version) == ("u1", "serving/chat", "100")
+        assert c.demand == Demand(gpus=1, vram_per_gpu=70 * GIB)
+
+
+@dataclass
+class FakeNominateAPI:
+    """The pods' status endpoint: records nominations, or fails with ``status``."""
+
+    status: int = 0
+    nominated: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def nominate_pod(self, namespace: str, name: str, node: str, resource_version: str) -> None:
+        if self.status:
+            raise KubeError(f"nominate pod {namespace}/{name}", self.status, "refused")
+        self.nominated.append((f"{namespace}/{name}", node, resource_version))
+
+
+def world(free: tuple[float, ...] = (80, 80)) -> ClusterState:
+    """Nodes n0, n1, ... of 8 H100s with ``free`` GiB free on every GPU of each."""
+    return synced_state([gpu_node(f"n{i}", free_gib=f) for i, f in enumerate(free)])
+
+
+def nominator(state: ClusterState, api: FakeNominateAPI) -> AheadNominator:
+    return AheadNominator(
+        state,
+        api,
+        scheduler_name="vramfit",
+        policy="binpack",
+        fit=FitSettings(),
+        clock=lambda: NOW,
+    )
+
+
+def decide(state: ClusterState, pod: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    demand = read_demand(pod, "binpack")
+    assert demand is not None
+    with state.locked_view(NOW) as view:
+        out = filter_nodes(
+            demand,
+            pod["metadata"]["uid"],
+            names,
+            view,
+            now=NOW,
+            mode=Mode.DECIDE,
+            policy="binpack",
+            settings=FitSettings(),
+        )
+    return out.chosen.node if out.chosen is not None else None
+
+
+def test_a_nomination_holds_the_room_the_filter_would_take() -> None:
+    state, api = world(), FakeNominateAPI()
+    pod = pod_object("big", uid="u1", gpus=8)
+    expected = decide(state, pod, ("n0", "n1"))
+    c = candidate("ADDED", pod, scheduler_name="vramfit", policy="binpack")
+    assert c is not None
+    assert nominator(state, api).nominate(c) is Outcome.NOMINATED
+    assert api.nominated == [("serving/big", expected, "100")]
+    # Every other decision counts the room: a second 8-GPU pod goes to the other node.
+    other = "n1" if expected == "n0" else "n0"
+    assert decide(state, pod_object("next", uid="u2", gpus=8), ("n0", "n1")) == other
+    # The nomination's pod event keeps the room; the filter then places the pod there.
+    event = copy.deepcopy(pod)
+    state.apply_pod("MODIFIED", read_info(with_(event, "status.nominatedNodeName", expected)))
+    assert decide(state, pod, (str(expected),)) == expected
+    held = room(state, "u1")
+    assert held is not None and (held.node, held.state) == (expected, ReservationState.ASSUMED)
+
+
+def room(state: ClusterState, uid: str) -> Reservation | None:
+    with state.locked_view(NOW) as view:
+        return view.fleet.claims.get(uid)
+
+
+def read_info(raw: dict[str, Any]) -> Any:
+    info = read_pod(raw, now=NOW)
+    assert info is not None
+    return info
+
+
+def test_no_fit_holds_nothing_and_sets_nothing() -> None:
+    state, api = world(free=(10, 10)), FakeNominateAPI()
+    c = candidate("ADDED", plain(), scheduler_name="vramfit", policy="binpack")
+    assert c is not None
+    assert nominator(state, api).nominate(c) is Outcome.NO_FIT
+    assert api.nominated == [] and room(state, "u1") is None
+
+
+def test_a_pod_the_scheduler_filtered_first_is_left_to_it() -> None:
+    state, api = world(), FakeNominateAPI()
+    c = candidate("ADDED", plain(), scheduler_name="vramfit", policy="binpack")
+    assert c is not None
+    state.remember(PendingPod(c.uid, c.key, c.resource_version, c.demand, NOW))
+    assert nominator(state, api).nominate(c) is Outcome.SCHEDULER_FIRST
+    assert api.nominated == [] and room(state, "u1") is None
+
+
+REFUSALS = {
+    "the pod changed meanwhile": (409, Outcome.CONFLICT),
+    "the pod is gone": (404, Outcome.CONFLICT),
+    "the API server fails": (500, Outcome.FAILED),
+    "the API server is unreachable": (0, Outcome.FAILED),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))
+def test_a_nomination_refused_drops_its_room(case: str) -> None:
+    status, outcome = REFUSALS[case]
+    state = world()
+    api = FakeNominateAPI(status=status or 1)
+    if status == 0:
+        api.status = 0
+        api.nominate_pod = failing  # type: ignore[method-assign]
+    c = candidate("ADDED", plain(), scheduler_name="vramfit", policy="binpack")
+    assert c is not None
+    assert nominator(state, api).nominate(c) is outcome
+    assert room(state, "u1") is None
+
+
+def failing(namespace: str, name: str, node: str, resource_version: str) -> None:
+    raise KubeError("nominate", 0, "ConnectionRefusedError")
+
+
+def test_the_queue_takes_each_pod_once_and_stays_bounded() -> None:
+    state, api = world(), FakeNominateAPI()
+    n = nominator(state, api)
+    n.offer("ADDED", plain())
+    n.offer("MODIFIED", plain())
+    assert n.queued() == 1
+    # A pod that stops qualifying (bound, nominated, deleted) leaves the queue.
+    n.offer("MODIFIED", plain(node_name="n0"))
+    assert n.queued() == 0
+    for i in range(MAX_QUEUED + 5):
+        n.offer("ADDED", pod_object(f"p{i}", uid=f"q{i}"))
+    assert n.queued() == MAX_QUEUED
+    stop = threading.Event()
+    n2 = nominator(world(), api)
+    n2.offer("ADDED", plain())
+    worker = threading.Thread(target=n2.run, args=(stop,))
+    worker.start()
+    for _ in range(200):
+        if api.nominated:
+            break
+        threading.Event().wait(0.01)
+    n2.offer("MODIFIED", plain())  # tried already: not queued again
+    assert n2.queued() == 0
+    stop.set()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert [key for key, _node, _rv in api.nominated] == ["serving/chat"]
