@@ -15,6 +15,11 @@ kube-scheduler's own filters still apply, and a node that fails either costs the
 cycle it had before. A pod kube-scheduler has filtered already, one that is nominated or bound,
 one of a multi-node group and one that claims its GPUs through DRA are left alone. The queue is
 bounded (a burst beyond it takes the usual path) and each pod is tried once.
+
+A nomination ends with the pod's first filter: placed, the filter's reservation replaces the
+room; refused (kube-scheduler then goes over every node, and may preempt), the room is dropped
+and the nomination withdrawn (``withdraw``), so that neither vramfit nor kube-scheduler, which
+counts a nominated pod on its node for pods of no higher priority, keeps holding it there.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Outcome(enum.StrEnum):
     SCHEDULER_FIRST = "scheduler-first"
     CONFLICT = "conflict"
     FAILED = "failed"
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,8 @@ class NominateAPI(Protocol):
 
     def nominate_pod(self, namespace: str, name: str, node: str, resource_version: str) -> None: ...
 
+    def withdraw_nomination(self, namespace: str, name: str, node: str) -> None: ...
+
 
 class AheadNominator:
     """The queue of pods to nominate and the thread that works it (``run``)."""
@@ -132,6 +140,7 @@ class AheadNominator:
         self.scheduler_name, self.policy, self.fit = scheduler_name, policy, fit
         self._count, self._clock = count, clock
         self._queue: dict[str, Candidate] = {}
+        self._withdrawals: dict[str, tuple[str, str, str]] = {}  # uid -> namespace, name, node
         self._tried: dict[str, None] = {}
         self._cond = threading.Condition()
 
@@ -151,16 +160,27 @@ class AheadNominator:
             self._queue[c.uid] = c
             self._cond.notify()
 
+    def withdraw(self, uid: str, namespace: str, name: str, node: str) -> None:
+        """The filter refused a pod nominated ahead (its room is dropped already): clear the
+        nomination too, so that kube-scheduler stops counting the pod on ``node``."""
+        with self._cond:
+            if uid in self._withdrawals or len(self._withdrawals) < MAX_QUEUED:
+                self._withdrawals[uid] = (namespace, name, node)
+                self._cond.notify()
+
     def queued(self) -> int:
         with self._cond:
             return len(self._queue)
 
-    def _take(self, stop: threading.Event) -> Candidate | None:
+    def _take(self, stop: threading.Event) -> Candidate | tuple[str, str, str] | None:
+        """The next withdrawal, else the next pod to nominate; ``None`` once ``stop`` is set."""
         with self._cond:
-            while not self._queue and not stop.is_set():
+            while not self._queue and not self._withdrawals and not stop.is_set():
                 self._cond.wait(0.5)
             if stop.is_set():
                 return None
+            if self._withdrawals:
+                return self._withdrawals.pop(next(iter(self._withdrawals)))
             uid = next(iter(self._queue))
             c = self._queue.pop(uid)
             self._tried[uid] = None
@@ -170,13 +190,26 @@ class AheadNominator:
 
     def run(self, stop: threading.Event) -> None:
         """Nominate queued pods until ``stop``; a failure is logged and counted, never raised."""
-        while (c := self._take(stop)) is not None:
+        while (task := self._take(stop)) is not None:
+            if isinstance(task, tuple):
+                self._withdraw(*task)
+                continue
             try:
-                outcome = self.nominate(c)
+                outcome = self.nominate(task)
             except Exception:  # a fault of ours must not end the thread
-                log.exception("nominating %s ahead failed", c.key)
+                log.exception("nominating %s ahead failed", task.key)
                 outcome = Outcome.FAILED
             self._count(outcome)
+
+    def _withdraw(self, namespace: str, name: str, node: str) -> None:
+        try:
+            self.api.withdraw_nomination(namespace, name, node)
+        except KubeError as exc:
+            if exc.status not in (404, 409, 422):  # gone, or nominated elsewhere since
+                log.info("cannot withdraw the nomination of %s/%s: %s", namespace, name, exc)
+                self._count(Outcome.FAILED)
+                return
+        self._count(Outcome.WITHDRAWN)
 
     def nominate(self, c: Candidate) -> Outcome:
         """Decide ``c`` over every node in the view, hold the room and set the nomination."""

@@ -19,6 +19,7 @@ from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from extender.ahead import AheadNominator
 from extender.bind import Binder
 from extender.claims_watch import DraView, claims_waiting, pod_demand
 from extender.config import Settings
@@ -88,8 +89,11 @@ class Handlers:
         requeuer: Requeuer | None = None,
         groups: GroupTable | None = None,
         dra: DraView | None = None,
+        ahead: AheadNominator | None = None,
     ) -> None:
         self.requeuer = requeuer
+        # Nominations set ahead of kube-scheduler's cycle (--nominate-ahead), withdrawn here.
+        self.ahead = ahead
         # Pods that claim GPUs through DRA: their claims, and the GPUs each node offers them.
         self.dra = dra
         # Without a Node watch (tests, tools), groups keep to one pool and ignore topology.
@@ -158,6 +162,10 @@ class Handlers:
                         ttl_s=self.settings.assumed_ttl_s,
                     )
                 )
+        if out.chosen is None and self.ahead is not None:
+            node = self.state.withdraw_ahead(ref.uid)
+            if node is not None:
+                self.ahead.withdraw(ref.uid, ref.namespace, ref.name, node)
         return out
 
     def filter(self, body: bytes) -> Response:
@@ -271,10 +279,19 @@ def create_app(
     requeuer: Requeuer | None = None,
     groups: GroupTable | None = None,
     dra: DraView | None = None,
+    ahead: AheadNominator | None = None,
 ) -> Flask:
     """Build the WSGI app. Starts nothing: watches are the server's job."""
     handlers = Handlers(
-        settings, state, binder, metrics, clock, requeuer=requeuer, groups=groups, dra=dra
+        settings,
+        state,
+        binder,
+        metrics,
+        clock,
+        requeuer=requeuer,
+        groups=groups,
+        dra=dra,
+        ahead=ahead,
     )
     preemption = Preemption(settings, state, metrics, clock)
     metrics.watch_reservations(lambda: state.reservations_by_state(clock()))

@@ -151,6 +151,20 @@ class KubeAPI:
             content_type="application/merge-patch+json",
         )
 
+    def withdraw_nomination(self, namespace: str, name: str, node: str) -> None:
+        """Remove the pod's ``status.nominatedNodeName`` if it still names ``node`` (a JSON
+        patch whose test fails, with 422, when kube-scheduler has nominated it since)."""
+        self._json(
+            f"withdraw the nomination of pod {namespace}/{name} to {node}",
+            "PATCH",
+            f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/status",
+            body=[
+                {"op": "test", "path": "/status/nominatedNodeName", "value": node},
+                {"op": "remove", "path": "/status/nominatedNodeName"},
+            ],
+            content_type="application/json-patch+json",
+        )
+
     def bind_pod(
         self,
         namespace: str,

@@ -88,7 +88,8 @@ class ExtenderMetrics:
         self.nominations_ahead = Counter(
             "vramfit_extender_nominations_ahead",
             "GPU pods decided before kube-scheduler's cycle reached them (--nominate-ahead), by "
-            "outcome: nominated, no-fit, scheduler-first, conflict, failed.",
+            "outcome: nominated, no-fit, scheduler-first, conflict, failed, withdrawn (the filter "
+            "refused the nominated node).",
             ["outcome"],
             registry=registry,
         )

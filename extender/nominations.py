@@ -73,6 +73,8 @@ class Nominations:
         self._nominated: dict[str, str] = {}  # pod -> the node its reservation holds room on
         self._releasing: dict[str, float] = {}  # pod -> its node's report time when it went
         self._departed: dict[str, None] = {}  # pods seen gone lately, oldest first
+        self._ahead: dict[str, str] = {}  # pod -> the node this process nominated it to ahead
+        self._withdrawn: dict[str, str] = {}  # pod -> an ahead nomination taken back
 
     # ----- nominations ------------------------------------------------------------------------
 
@@ -86,6 +88,19 @@ class Nominations:
         """The pod's reservation is now the room of its nomination to ``node`` (set ahead of
         its cycle by ``extender.ahead``): its pod events keep it while they name that node."""
         self._nominated[pod_uid] = node
+        self._ahead.pop(pod_uid, None)
+        self._ahead[pod_uid] = node
+        _trim(self._ahead, MAX_PROPOSALS)
+
+    def withdraw(self, pod_uid: str) -> str | None:
+        """The filter refused a pod nominated ahead: the node it was nominated to, which its
+        pod events no longer turn into a room (``None`` if it was not nominated ahead)."""
+        node = self._ahead.pop(pod_uid, None)
+        if node is not None:
+            self._withdrawn.pop(pod_uid, None)
+            self._withdrawn[pod_uid] = node
+            _trim(self._withdrawn, MAX_PROPOSALS)
+        return node
 
     def held_on(self, pod_uid: str) -> str | None:
         """The node the pod's nominated room is on, if its reservation is one."""
@@ -94,6 +109,7 @@ class Nominations:
     def replaced(self, pod_uid: str) -> None:
         """The pod's reservation was replaced or dropped by a decision: no longer a room."""
         self._nominated.pop(pod_uid, None)
+        self._ahead.pop(pod_uid, None)
 
     def nominate(
         self,
@@ -110,6 +126,12 @@ class Nominations:
         wanted = ""
         if not info.node_name and not info.terminating and info.demand is not None:
             wanted = info.nominated_node if info.demand.gpus > 0 else ""
+        taken_back = self._withdrawn.get(uid)
+        if taken_back is not None:
+            if wanted == taken_back:
+                wanted = ""  # until the withdrawal reaches the pod
+            else:
+                del self._withdrawn[uid]
         if not wanted or info.node_name:
             if mine is not None and not info.node_name:
                 claims.pop(uid)
@@ -202,6 +224,8 @@ class Nominations:
         """The pod's reservation ended for good (dropped by the caller)."""
         self._nominated.pop(pod_uid, None)
         self._releasing.pop(pod_uid, None)
+        self._ahead.pop(pod_uid, None)
+        self._withdrawn.pop(pod_uid, None)
 
     def relisted(self, listed: Iterable[str]) -> None:
         """A full list of pods: forget rooms of pods no longer listed (gone pods stay)."""
@@ -216,4 +240,6 @@ class Nominations:
             "nominated": len(self._nominated),
             "releasing": len(self._releasing),
             "departed": len(self._departed),
+            "ahead": len(self._ahead),
+            "withdrawn": len(self._withdrawn),
         }

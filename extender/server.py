@@ -194,7 +194,16 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         )
         probes.start()
         log.info("probes and metrics on %s", settings.metrics_listen)
-    return create_app(settings, state, binder, metrics, requeuer=requeuer, groups=groups, dra=dra)
+    return create_app(
+        settings,
+        state,
+        binder,
+        metrics,
+        requeuer=requeuer,
+        groups=groups,
+        dra=dra,
+        ahead=ahead,
+    )
 
 
 def _following_claims(

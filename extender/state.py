@@ -474,6 +474,16 @@ class ClusterState:
             self._put(room)
             return True
 
+    def withdraw_ahead(self, uid: str) -> str | None:
+        """The filter refused a pod nominated ahead: drop its room for good; the node it was
+        nominated to (for the caller to clear the nomination), ``None`` if it was not."""
+        with self._lock:
+            node = self.nominations.withdraw(uid)
+            if node is not None and self.nominations.held_on(uid) == node:
+                self._reservations.pop(uid)
+                self.nominations.replaced(uid)
+            return node
+
     def drop_ahead(self, uid: str, node: str) -> None:
         """The nomination to ``node`` was not set: drop its room if it still holds one."""
         with self._lock:

@@ -10,15 +10,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
 
 from extender.ahead import MAX_QUEUED, AheadNominator, Outcome, candidate
+from extender.app import create_app
+from extender.bind import Binder
+from extender.config import Settings
 from extender.decisions import Mode, filter_nodes, read_demand
 from extender.kubeapi import KubeError
-from extender.objects import read_pod
+from extender.metrics import ExtenderMetrics
+from extender.objects import read_pod, read_reports
 from extender.state import ClusterState, PendingPod
 from placement.model import GIB, Demand, FitSettings, Reservation, ReservationState
-from tests.extender.conftest import NOW, gpu_node, pod_object, synced_state
+from tests.extender.conftest import (
+    NOW,
+    FakePodAPI,
+    gpu_node,
+    pod_object,
+    report_object,
+    synced_state,
+)
 
 
 def plain(**kw: Any) -> dict[str, Any]:
@@ -99,11 +113,17 @@ class FakeNominateAPI:
 
     status: int = 0
     nominated: list[tuple[str, str, str]] = field(default_factory=list)
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)
 
     def nominate_pod(self, namespace: str, name: str, node: str, resource_version: str) -> None:
         if self.status:
             raise KubeError(f"nominate pod {namespace}/{name}", self.status, "refused")
         self.nominated.append((f"{namespace}/{name}", node, resource_version))
+
+    def withdraw_nomination(self, namespace: str, name: str, node: str) -> None:
+        if self.status:
+            raise KubeError(f"withdraw pod {namespace}/{name}", self.status, "refused")
+        self.withdrawn.append((f"{namespace}/{name}", node))
 
 
 def world(free: tuple[float, ...] = (80, 80)) -> ClusterState:
@@ -239,3 +259,90 @@ def test_the_queue_takes_each_pod_once_and_stays_bounded() -> None:
     worker.join(5)
     assert not worker.is_alive()
     assert [key for key, _node, _rv in api.nominated] == ["serving/chat"]
+
+
+def nominated_ahead(state: ClusterState, api: FakeNominateAPI, pod: dict[str, Any]) -> str:
+    """Nominate ``pod`` ahead and deliver the pod event of its nomination; the node."""
+    c = candidate("ADDED", pod, scheduler_name="vramfit", policy="binpack")
+    assert c is not None
+    assert nominator(state, api).nominate(c) is Outcome.NOMINATED
+    node = api.nominated[-1][1]
+    state.apply_pod(
+        "MODIFIED", read_info(with_(copy.deepcopy(pod), "status.nominatedNodeName", node))
+    )
+    return node
+
+
+def test_a_withdrawn_nomination_holds_no_room_until_it_names_another_node() -> None:
+    state, api = world(), FakeNominateAPI()
+    pod = pod_object("big", uid="u1", gpus=8)
+    node = nominated_ahead(state, api, pod)
+    assert state.withdraw_ahead("u1") == node
+    assert room(state, "u1") is None
+    assert state.withdraw_ahead("u1") is None  # only once
+    # Events still naming the withdrawn node (the withdrawal is on its way) hold nothing...
+    stale = with_(copy.deepcopy(pod), "status.nominatedNodeName", node)
+    state.apply_pod("MODIFIED", read_info(stale))
+    assert room(state, "u1") is None
+    # ...while a nomination kube-scheduler sets after a preemption holds its room as ever.
+    other = "n1" if node == "n0" else "n0"
+    state.apply_pod(
+        "MODIFIED", read_info(with_(copy.deepcopy(pod), "status.nominatedNodeName", other))
+    )
+    held = room(state, "u1")
+    assert held is not None and held.node == other
+
+
+def test_a_preemption_nomination_is_never_withdrawn() -> None:
+    state = world()
+    pod = with_(pod_object("hi", uid="u1", gpus=8), "status.nominatedNodeName", "n0")
+    state.apply_pod("ADDED", read_info(pod))
+    assert state.withdraw_ahead("u1") is None
+    assert room(state, "u1") is not None
+
+
+def filter_app(state: ClusterState, ahead: AheadNominator) -> FlaskClient:
+    settings = Settings()
+    metrics = ExtenderMetrics(CollectorRegistry())
+    binder = Binder(state, FakePodAPI(), settings, clock=lambda: NOW)
+    return create_app(
+        settings, state, binder, metrics, clock=lambda: NOW, ahead=ahead
+    ).test_client()
+
+
+def test_the_filter_refusing_the_nominated_node_withdraws_the_nomination() -> None:
+    state, api = world(), FakeNominateAPI()
+    pod = pod_object("big", uid="u1", gpus=8)
+    node = nominated_ahead(state, api, pod)
+    ahead = nominator(state, api)
+    client = filter_app(state, ahead)
+    # The node fills up (another scheduler's pods, as its agent reports) before the pod's turn.
+    report = read_reports([report_object(gpu_node(node, free_gib=10))])
+    state.replace_reports(
+        [*read_reports([report_object(gpu_node(n)) for n in ("n0", "n1") if n != node]), *report]
+    )
+    stale = with_(copy.deepcopy(pod), "status.nominatedNodeName", node)
+    body = {"Pod": stale, "Nodes": None, "NodeNames": [node]}
+    resp = client.post("/scheduler/filter", data=orjson.dumps(body))
+    assert resp.status_code == 200 and resp.get_json()["NodeNames"] == []
+    assert room(state, "u1") is None
+    stop = threading.Event()
+    stop_soon = threading.Timer(0.3, stop.set)
+    stop_soon.start()
+    ahead.run(stop)
+    assert api.withdrawn == [("serving/big", node)]
+
+
+def test_the_filter_placing_the_pod_ends_the_nomination_with_its_own_reservation() -> None:
+    state, api = world(), FakeNominateAPI()
+    pod = pod_object("big", uid="u1", gpus=8)
+    node = nominated_ahead(state, api, pod)
+    client = filter_app(state, nominator(state, api))
+    stale = with_(copy.deepcopy(pod), "status.nominatedNodeName", node)
+    resp = client.post(
+        "/scheduler/filter", data=orjson.dumps({"Pod": stale, "Nodes": None, "NodeNames": [node]})
+    )
+    assert resp.get_json()["NodeNames"] == [node]
+    held = room(state, "u1")
+    assert held is not None and held.node == node and held.expires_at is not None
+    assert state.withdraw_ahead("u1") is None
