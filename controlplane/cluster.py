@@ -171,10 +171,12 @@ def agent_command(node: str, spec: Path, kubeconfig: Path, listen: str) -> list[
 
 
 def extender_command(kubeconfig: Path, listen: str) -> list[str]:
+    """The extender as deploy/ runs it (nominating GPU pods ahead of kube-scheduler)."""
     return [
         str(console_script("vramfit-extender")),
         f"--kubeconfig={kubeconfig}",
         f"--listen={listen}",
+        "--nominate-ahead",
     ]
 
 

@@ -140,7 +140,17 @@ RENDERED = {
         f"--lease-namespace={NS}",
     ),
     "namespace-reaches-the-extender": Rendered(
-        {}, "Deployment", "vramfit-scheduler", f"{EXTENDER_ARGS}.5", f"--agent-namespace={NS}"
+        {}, "Deployment", "vramfit-scheduler", f"{EXTENDER_ARGS}.6", f"--agent-namespace={NS}"
+    ),
+    "nominating-ahead-is-on": Rendered(
+        {}, "Deployment", "vramfit-scheduler", f"{EXTENDER_ARGS}.5", "--nominate-ahead"
+    ),
+    "nominating-ahead-turned-off": Rendered(
+        {"extender": {"nominateAhead": False}},
+        "Deployment",
+        "vramfit-scheduler",
+        f"{EXTENDER_ARGS}.5",
+        f"--agent-namespace={NS}",
     ),
     "namespace-reaches-the-admission-policy": Rendered(
         {},
@@ -202,7 +212,7 @@ RENDERED = {
         VARIANTS["second-profile-tls"],
         "Deployment",
         "vramfit-scheduler",
-        f"{EXTENDER_ARGS}.6",
+        f"{EXTENDER_ARGS}.7",
         "--tls-cert=/etc/vramfit-tls/tls.crt",
     ),
     "default-scheduler-url-is-the-service": Rendered(
@@ -254,6 +264,7 @@ RENDERED = {
             "--metrics-listen=0.0.0.0:9888",
             "--policy=spread",
             "--mode=all-feasible",
+            "--nominate-ahead",
             "--nvlink=required",
             f"--agent-namespace={NS}",
             "--log-level=debug",

@@ -1,6 +1,6 @@
 """End to end: nominating ahead of kube-scheduler's cycle (``--nominate-ahead``), live.
 
-The extender runs under the shipped ServiceAccount with ``--nominate-ahead``; a burst of GPU
+The extender runs under the shipped ServiceAccount with ``--nominate-ahead``, as shipped; a burst of GPU
 pods lands on the simulated GPU nodes through the real kube-scheduler. The extender sets the
 pods' nominations from its pod watch (the API server accepts its status patch), kube-scheduler
 tries each nominated node first, every pod binds, and no GPU is booked twice.
@@ -9,7 +9,6 @@ tries each nominated node first, every pod binds, and no GPU is booked twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,28 +23,14 @@ from tests.e2e.world import SCHEDULER_SA, SYSTEM
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def ahead(cluster: Cluster) -> Iterator[Cluster]:
-    """The cluster's extender restarted with ``--nominate-ahead`` (and back after)."""
-    extender = cluster.extender
-    shipped = extender.args
-    extender.stop()
-    extender.args = (*shipped, "--nominate-ahead")
-    extender.start()
-    try:
-        yield cluster
-    finally:
-        extender.stop()
-        extender.args = shipped
-        extender.start()
-
-
 def outcomes(metrics: str) -> dict[str, float]:
     pattern = r'vramfit_extender_nominations_ahead_total\{outcome="([a-z-]+)"\} ([0-9.e+]+)'
     return {m[1]: float(m[2]) for m in re.finditer(pattern, metrics)}
 
 
-def test_a_burst_binds_through_nominations_set_ahead(ahead: Cluster, namespace: str) -> None:
+def test_a_burst_binds_through_nominations_set_ahead(cluster: Cluster, namespace: str) -> None:
+    ahead = cluster
+    assert "--nominate-ahead" in ahead.extender.args  # as shipped
     burst = ahead.burst(namespace, "chat", 12, expected=12, gpus=1, model_size="16Gi")
     with burst.watching():
         burst.scale()

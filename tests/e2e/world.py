@@ -94,7 +94,7 @@ class Extender:
     plane: ControlPlane
     port: int
     identity: ServiceAccountIdentity
-    args: tuple[str, ...] = ("--policy=binpack", "--mode=decide")
+    args: tuple[str, ...] = ("--policy=binpack", "--mode=decide", "--nominate-ahead")
     process: ManagedProcess | None = None
     starts: int = 0
 

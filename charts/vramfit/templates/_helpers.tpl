@@ -42,6 +42,9 @@ app.kubernetes.io/name: {{ . }}
 - --metrics-listen=0.0.0.0:{{ .root.Values.extender.metricsPort }}
 - --policy={{ .root.Values.extender.policy }}
 - --mode={{ .root.Values.extender.mode }}
+{{- if .root.Values.extender.nominateAhead }}
+- --nominate-ahead
+{{- end }}
 {{- if ne .root.Values.extender.nvlink "preferred" }}
 - --nvlink={{ .root.Values.extender.nvlink }}
 {{- end }}
