@@ -2,13 +2,15 @@
 
 One local control plane, fake GPU nodes (8x H100 80 GB each) with their NodeGPUState reports
 and agent Leases published directly (no agents: nothing here loads weights), and bursts of
-single-GPU pods. In each burst the pods are created first, for a scheduler profile that is not
-running yet; then the scheduler starts. Throughput is the pods over the time from the first pod
-bound to the last; the burst's time runs from the scheduler's start to the last pod bound (a
-watch notes when each pod is bound). Each run has a burst for the stock scheduler and one for
-the shipped ``vramfit`` profile (``deploy/scheduler-config.yaml``) calling the extender over
-HTTP, the same kube-scheduler talking to the API server the same way; their ratio is taken
-within the run, and the bound pods are deleted before the next burst.
+single-GPU pods. In each burst the scheduler starts first, then the pods are created (eight
+clients at once), as a scale-up creates them: the extender nominates pods from its pod watch
+(``--nominate-ahead``, as shipped), so a burst created before the scheduler started would let
+it do that work off the clock. Throughput is the pods over the time from the first pod bound to
+the last; the burst's time runs from the first pod created to the last pod bound (a watch
+notes when each pod is bound). Each run has a burst for the stock scheduler and one for the
+shipped ``vramfit`` profile (``deploy/scheduler-config.yaml``) calling the extender over HTTP,
+the same kube-scheduler talking to the API server the same way; their ratio is taken within
+the run, and the bound pods are deleted before the next burst.
 """
 
 from __future__ import annotations
@@ -155,8 +157,8 @@ def _round(
     config: dict[str, Any],
     timeout: float,
 ) -> dict[str, Any]:
-    """One burst: ``pods`` pods created for a profile that is not running, then the scheduler
-    started; the clock runs from its start (the burst) and from the first pod bound."""
+    """One burst: the scheduler started, then ``pods`` pods created for it; the clock runs
+    from the first creation (the burst) and from the first pod bound."""
     core.create_namespace({"metadata": {"name": namespace}})
     bodies = [_pod(f"p-{i:04d}", scheduler_name) for i in range(pods)]
     binds = _Binds(core, namespace, pods)
@@ -199,6 +201,22 @@ def _configs(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return stock, shipped
 
 
+def shipped_extender_flags() -> list[str]:
+    """The decision flags the shipped extender runs with (``deploy/scheduler-deployment.yaml``),
+    its listeners left out."""
+    for doc in yaml.safe_load_all((DEPLOY / "scheduler-deployment.yaml").read_text()):
+        if not isinstance(doc, dict) or doc.get("kind") != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == "extender":
+                return [
+                    str(a)
+                    for a in container["command"][1:]
+                    if not str(a).startswith(("--listen", "--metrics-listen"))
+                ]
+    raise RuntimeError("deploy/scheduler-deployment.yaml has no extender container")
+
+
 def _cluster(plane: ControlPlane, core: k8s.CoreV1Api, api: k8s.ApiClient, nodes: int) -> str:
     """The fake GPU nodes, their reports and Leases, and the extender; returns its URL."""
     plane.kubectl("apply", "--server-side", "-f", str(DEPLOY / "namespace.yaml"))
@@ -222,7 +240,7 @@ def _cluster(plane: ControlPlane, core: k8s.CoreV1Api, api: k8s.ApiClient, nodes
             # The reports are published once, before the rounds.
             "--max-report-age=7200",
             "--log-level=warning",
-            "--nominate-ahead",
+            *shipped_extender_flags(),
         ],
         functools.partial(http_ok, f"{url}/readyz", lambda body: body == b"ok\n"),
         timeout=300,
