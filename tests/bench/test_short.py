@@ -13,6 +13,8 @@ from bench import readme_table
 from bench.bench_extender import TARGETS, missed
 from bench.calibration import Calibration, spread
 from bench.extender_latency import measure, scheduler_order
+from bench.extender_throughput import shipped_extender_flags
+from extender.cli import parser
 
 
 def test_the_readme_shows_the_last_measured_figures() -> None:
@@ -81,3 +83,12 @@ def test_a_short_latency_run_against_the_real_server_stack() -> None:
     assert row["filter_over_floor"]["median"] > 0
     result = {"latency": [copy.deepcopy(row)], "throughput": [], "targets": TARGETS}
     assert isinstance(missed(result), list)
+
+
+def test_the_throughput_bench_runs_the_extender_as_shipped() -> None:
+    # The flags come from deploy/scheduler-deployment.yaml, and the extender's own parser
+    # takes every one of them.
+    flags = shipped_extender_flags()
+    assert "--nominate-ahead" in flags
+    assert not any(f.startswith(("--listen", "--metrics-listen")) for f in flags)
+    assert parser().parse_args(flags).nominate_ahead
