@@ -145,11 +145,17 @@ class AheadNominator:
         self._cond = threading.Condition()
 
     def offer(self, event: str, raw: Mapping[str, Any]) -> None:
-        """A pod watch event (cheap: the watch thread calls it)."""
-        c = candidate(event, raw, scheduler_name=self.scheduler_name, policy=self.policy)
+        """A pod watch event (cheap: the watch thread calls it). Never raises: an exception
+        would restart the pod watch, so a pod no rule here expects is left to kube-scheduler."""
+        try:
+            c = candidate(event, raw, scheduler_name=self.scheduler_name, policy=self.policy)
+        except Exception:
+            log.exception("pod event not read for nominating ahead")
+            c = None
         with self._cond:
             if c is None:
-                uid = (raw.get("metadata") or {}).get("uid")
+                meta = raw.get("metadata")
+                uid = meta.get("uid") if isinstance(meta, Mapping) else None
                 if isinstance(uid, str):
                     self._queue.pop(uid, None)
                 return

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from extender.ahead import MAX_QUEUED, AheadNominator, Outcome, candidate
@@ -346,3 +348,54 @@ def test_the_filter_placing_the_pod_ends_the_nomination_with_its_own_reservation
     held = room(state, "u1")
     assert held is not None and held.node == node and held.expires_at is not None
     assert state.withdraw_ahead("u1") is None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+FIELDS = [
+    "metadata",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.annotations",
+    "metadata.deletionTimestamp",
+    "spec",
+    "spec.schedulerName",
+    "spec.nodeName",
+    "spec.containers",
+    "spec.resourceClaims",
+    "status",
+    "status.phase",
+    "status.nominatedNodeName",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(FIELDS), JSON), max_size=4),
+    st.sampled_from(["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]),
+)
+def test_no_pod_event_makes_the_watch_thread_raise(
+    changes: list[tuple[str, Any]], event: str
+) -> None:
+    # The pod watch calls offer() on every event; an exception there would restart the watch.
+    pod = plain()
+    for path, value in changes:
+        try:
+            with_(pod, path, value)
+        except (AttributeError, TypeError):
+            continue  # a parent replaced by a non-object: the pod keeps that shape
+    # candidate() itself reads every shape without raising (offer() also catches, as a last
+    # resort, and logs); what it takes is a pod it can place.
+    c = candidate(event, pod, scheduler_name="vramfit", policy="binpack")
+    assert c is None or (c.demand.gpus > 0 and event in ("ADDED", "MODIFIED"))
+    n = nominator(STATE, FakeNominateAPI())
+    n.offer(event, pod)
+    assert n.queued() == (c is not None)
+
+
+STATE = world()
