@@ -32,10 +32,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from extender.decisions import InvalidPodError, Mode, filter_nodes, read_demand
+from extender.decisions import InvalidPodError, Mode, filter_nodes, read_demand, waits
 from extender.kubeapi import KubeError
+from extender.objects import PodInfo
 from extender.state import ClusterState
-from placement.demand import DemandError, gpu_count
 from placement.dra import pod_claims
 from placement.lifecycle import nominated_room
 from placement.membership import MembershipError, membership_of
@@ -76,42 +76,30 @@ class Candidate:
 
 
 def candidate(
-    event: str, raw: Mapping[str, Any], *, scheduler_name: str, policy: str
+    event: str, info: PodInfo, raw: Mapping[str, Any], *, scheduler_name: str, policy: str
 ) -> Candidate | None:
-    """Pure: the pod in a watch event as one to nominate ahead, or ``None``.
+    """Pure: the pod of a watch event (``info``, as the pod watch read it from ``raw``) as one
+    to nominate ahead, or ``None``.
 
-    Only a pod of the extender's profile that is not bound, nominated or terminating, requests
-    ``nvidia.com/gpu`` in a form the filter reads, belongs to no multi-node group and claims
-    nothing through DRA."""
-    if event not in ("ADDED", "MODIFIED"):
+    Only a GPU pod waiting for room (``decisions.waits``) that kube-scheduler's profile of the
+    extender places, not nominated, whose demand the filter reads, that belongs to no
+    multi-node group and claims nothing through DRA."""
+    if event not in ("ADDED", "MODIFIED") or not waits(info) or info.nominated_node:
         return None
-    meta, spec, status = (raw.get(k) for k in ("metadata", "spec", "status"))
-    if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
+    spec = raw.get("spec")
+    if not isinstance(spec, Mapping) or spec.get("schedulerName") != scheduler_name:
         return None
-    status = status if isinstance(status, Mapping) else {}
-    uid, name, namespace = meta.get("uid"), meta.get("name"), meta.get("namespace")
-    rv = meta.get("resourceVersion")
-    if not all(isinstance(v, str) and v for v in (uid, name, namespace, rv)):
-        return None
-    if (
-        spec.get("schedulerName") != scheduler_name
-        or spec.get("nodeName")
-        or status.get("nominatedNodeName")
-        or meta.get("deletionTimestamp") is not None
-        or status.get("phase") not in (None, "", "Pending")
-    ):
+    if not info.resource_version:
         return None
     try:
-        if gpu_count(raw) == 0 or pod_claims(raw) or membership_of(raw) is not None:
+        if pod_claims(raw) or membership_of(raw) is not None:
             return None
         demand = read_demand(raw, policy)
-    except (DemandError, InvalidPodError, MembershipError, ValueError):
+    except (InvalidPodError, MembershipError):
         return None
     if demand is None or demand.gpus == 0:
         return None
-    assert isinstance(uid, str) and isinstance(name, str) and isinstance(namespace, str)
-    assert isinstance(rv, str)
-    return Candidate(uid, namespace, name, rv, demand)
+    return Candidate(info.uid, info.namespace, info.name, info.resource_version, demand)
 
 
 class NominateAPI(Protocol):
@@ -144,20 +132,17 @@ class AheadNominator:
         self._tried: dict[str, None] = {}
         self._cond = threading.Condition()
 
-    def offer(self, event: str, raw: Mapping[str, Any]) -> None:
+    def offer(self, event: str, info: PodInfo, raw: Mapping[str, Any]) -> None:
         """A pod watch event (cheap: the watch thread calls it). Never raises: an exception
         would restart the pod watch, so a pod no rule here expects is left to kube-scheduler."""
         try:
-            c = candidate(event, raw, scheduler_name=self.scheduler_name, policy=self.policy)
+            c = candidate(event, info, raw, scheduler_name=self.scheduler_name, policy=self.policy)
         except Exception:
-            log.exception("pod event not read for nominating ahead")
+            log.exception("pod %s not read for nominating ahead", info.key)
             c = None
         with self._cond:
             if c is None:
-                meta = raw.get("metadata")
-                uid = meta.get("uid") if isinstance(meta, Mapping) else None
-                if isinstance(uid, str):
-                    self._queue.pop(uid, None)
+                self._queue.pop(info.uid, None)
                 return
             if c.uid in self._tried or (
                 c.uid not in self._queue and len(self._queue) >= MAX_QUEUED
@@ -240,7 +225,7 @@ class AheadNominator:
                 pod_uid=c.uid,
                 pod_key=c.key,
                 node=out.chosen.node,
-                gpu_uuids=tuple(out.chosen.gpu_uuids),
+                gpu_uuids=out.chosen.gpu_uuids,
                 now=now,
             )
             if not self.state.hold_ahead(room):

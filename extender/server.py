@@ -72,11 +72,11 @@ def _target(
     apply: Callable[[str, T], None],
     grew: Callable[[str, T], bool],
     on_growth: Callable[[], None],
-    observe: Callable[[str, Mapping[str, Any]], None] | None = None,
+    observe: Callable[[str, T, Mapping[str, Any]], None] | None = None,
 ) -> WatchTarget:
     """A watched collection whose objects are read once, here, into the values ``replace``
     and ``apply`` take; ``on_growth`` runs after an event that may have freed capacity, and
-    ``observe`` after every event, with the raw object."""
+    ``observe`` after every event, with the value read and the raw object."""
 
     def replace_raw(items: list[Mapping[str, Any]], listed_at: float) -> None:
         replace([v for v in map(read, items) if v is not None], listed_at)
@@ -89,7 +89,7 @@ def _target(
         if grew(event, value):
             on_growth()
         if observe is not None:
-            observe(event, raw)
+            observe(event, value, raw)
 
     return WatchTarget(resource, path, replace_raw, apply_raw)
 

@@ -474,23 +474,26 @@ class ClusterState:
             self._put(room)
             return True
 
+    def _end_room(self, uid: str, node: str) -> None:
+        """Drop the pod's reservation if it is still the nominated room on ``node``."""
+        if self.nominations.held_on(uid) == node:
+            self._reservations.pop(uid)
+            self.nominations.replaced(uid)
+
     def withdraw_ahead(self, uid: str) -> str | None:
         """The filter refused a pod nominated ahead: drop its room for good; the node it was
         nominated to (for the caller to clear the nomination), ``None`` if it was not."""
         with self._lock:
             node = self.nominations.withdraw(uid)
-            if node is not None and self.nominations.held_on(uid) == node:
-                self._reservations.pop(uid)
-                self.nominations.replaced(uid)
+            if node is not None:
+                self._end_room(uid, node)
             return node
 
     def drop_ahead(self, uid: str, node: str) -> None:
         """The nomination to ``node`` was not set: drop its room if it still holds one."""
         with self._lock:
             self.nominations.propose(uid, {})
-            if self.nominations.held_on(uid) == node:
-                self._reservations.pop(uid)
-                self.nominations.replaced(uid)
+            self._end_room(uid, node)
 
     def propose(self, pod_uid: str, rooms: dict[str, tuple[str, ...]]) -> None:
         """The GPUs the preempt verb predicts the pod takes on each node it kept (for the

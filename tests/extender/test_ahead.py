@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from extender.ahead import MAX_QUEUED, AheadNominator, Outcome, candidate
+from extender.ahead import MAX_QUEUED, AheadNominator, Candidate, Outcome, candidate
 from extender.app import create_app
 from extender.bind import Binder
 from extender.config import Settings
@@ -48,6 +48,20 @@ def with_(pod: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         target = target.setdefault(p, {})
     target[last] = value
     return pod
+
+
+def cand(event: str, raw: dict[str, Any]) -> Candidate | None:
+    """What the nominator takes from a pod event, the pod read as the pod watch reads it."""
+    info = read_pod(raw, now=NOW)
+    if info is None:  # no identity: the pod watch drops the event before anything sees it
+        return None
+    return candidate(event, info, raw, scheduler_name="vramfit", policy="binpack")
+
+
+def offer(n: AheadNominator, event: str, raw: dict[str, Any]) -> None:
+    info = read_pod(raw, now=NOW)
+    assert info is not None
+    n.offer(event, info, raw)
 
 
 CANDIDATES: dict[str, tuple[str, Callable[[], dict[str, Any]], bool]] = {
@@ -102,7 +116,7 @@ CANDIDATES: dict[str, tuple[str, Callable[[], dict[str, Any]], bool]] = {
 @pytest.mark.parametrize("case", CANDIDATES, ids=list(CANDIDATES))
 def test_which_pods_are_nominated_ahead(case: str) -> None:
     event, make, wanted = CANDIDATES[case]
-    c = candidate(event, make(), scheduler_name="vramfit", policy="binpack")
+    c = cand(event, make())
     assert (c is not None) is wanted
     if c is not None:
         assert (c.uid, c.key, c.resource_version) == ("u1", "serving/chat", "100")
@@ -111,20 +125,23 @@ def test_which_pods_are_nominated_ahead(case: str) -> None:
 
 @dataclass
 class FakeNominateAPI:
-    """The pods' status endpoint: records nominations, or fails with ``status``."""
+    """The pods' status endpoint: records nominations and withdrawals, or answers every call
+    with the HTTP status ``fail`` (0: the API server is not reached)."""
 
-    status: int = 0
+    fail: int | None = None
     nominated: list[tuple[str, str, str]] = field(default_factory=list)
     withdrawn: list[tuple[str, str]] = field(default_factory=list)
 
+    def _refuse(self, what: str) -> None:
+        if self.fail is not None:
+            raise KubeError(what, self.fail, "refused" if self.fail else "ConnectionRefusedError")
+
     def nominate_pod(self, namespace: str, name: str, node: str, resource_version: str) -> None:
-        if self.status:
-            raise KubeError(f"nominate pod {namespace}/{name}", self.status, "refused")
+        self._refuse(f"nominate pod {namespace}/{name}")
         self.nominated.append((f"{namespace}/{name}", node, resource_version))
 
     def withdraw_nomination(self, namespace: str, name: str, node: str) -> None:
-        if self.status:
-            raise KubeError(f"withdraw pod {namespace}/{name}", self.status, "refused")
+        self._refuse(f"withdraw pod {namespace}/{name}")
         self.withdrawn.append((f"{namespace}/{name}", node))
 
 
@@ -165,7 +182,7 @@ def test_a_nomination_holds_the_room_the_filter_would_take() -> None:
     state, api = world(), FakeNominateAPI()
     pod = pod_object("big", uid="u1", gpus=8)
     expected = decide(state, pod, ("n0", "n1"))
-    c = candidate("ADDED", pod, scheduler_name="vramfit", policy="binpack")
+    c = cand("ADDED", pod)
     assert c is not None
     assert nominator(state, api).nominate(c) is Outcome.NOMINATED
     assert api.nominated == [("serving/big", expected, "100")]
@@ -193,7 +210,7 @@ def read_info(raw: dict[str, Any]) -> Any:
 
 def test_no_fit_holds_nothing_and_sets_nothing() -> None:
     state, api = world(free=(10, 10)), FakeNominateAPI()
-    c = candidate("ADDED", plain(), scheduler_name="vramfit", policy="binpack")
+    c = cand("ADDED", plain())
     assert c is not None
     assert nominator(state, api).nominate(c) is Outcome.NO_FIT
     assert api.nominated == [] and room(state, "u1") is None
@@ -201,7 +218,7 @@ def test_no_fit_holds_nothing_and_sets_nothing() -> None:
 
 def test_a_pod_the_scheduler_filtered_first_is_left_to_it() -> None:
     state, api = world(), FakeNominateAPI()
-    c = candidate("ADDED", plain(), scheduler_name="vramfit", policy="binpack")
+    c = cand("ADDED", plain())
     assert c is not None
     state.remember(PendingPod(c.uid, c.key, c.resource_version, c.demand, NOW))
     assert nominator(state, api).nominate(c) is Outcome.SCHEDULER_FIRST
@@ -220,42 +237,35 @@ REFUSALS = {
 def test_a_nomination_refused_drops_its_room(case: str) -> None:
     status, outcome = REFUSALS[case]
     state = world()
-    api = FakeNominateAPI(status=status or 1)
-    if status == 0:
-        api.status = 0
-        api.nominate_pod = failing  # type: ignore[method-assign]
-    c = candidate("ADDED", plain(), scheduler_name="vramfit", policy="binpack")
+    api = FakeNominateAPI(fail=status)
+    c = cand("ADDED", plain())
     assert c is not None
     assert nominator(state, api).nominate(c) is outcome
     assert room(state, "u1") is None
 
 
-def failing(namespace: str, name: str, node: str, resource_version: str) -> None:
-    raise KubeError("nominate", 0, "ConnectionRefusedError")
-
-
 def test_the_queue_takes_each_pod_once_and_stays_bounded() -> None:
     state, api = world(), FakeNominateAPI()
     n = nominator(state, api)
-    n.offer("ADDED", plain())
-    n.offer("MODIFIED", plain())
+    offer(n, "ADDED", plain())
+    offer(n, "MODIFIED", plain())
     assert n.queued() == 1
     # A pod that stops qualifying (bound, nominated, deleted) leaves the queue.
-    n.offer("MODIFIED", plain(node_name="n0"))
+    offer(n, "MODIFIED", plain(node_name="n0"))
     assert n.queued() == 0
     for i in range(MAX_QUEUED + 5):
-        n.offer("ADDED", pod_object(f"p{i}", uid=f"q{i}"))
+        offer(n, "ADDED", pod_object(f"p{i}", uid=f"q{i}"))
     assert n.queued() == MAX_QUEUED
     stop = threading.Event()
     n2 = nominator(world(), api)
-    n2.offer("ADDED", plain())
+    offer(n2, "ADDED", plain())
     worker = threading.Thread(target=n2.run, args=(stop,))
     worker.start()
     for _ in range(200):
         if api.nominated:
             break
         threading.Event().wait(0.01)
-    n2.offer("MODIFIED", plain())  # tried already: not queued again
+    offer(n2, "MODIFIED", plain())  # tried already: not queued again
     assert n2.queued() == 0
     stop.set()
     worker.join(5)
@@ -265,7 +275,7 @@ def test_the_queue_takes_each_pod_once_and_stays_bounded() -> None:
 
 def nominated_ahead(state: ClusterState, api: FakeNominateAPI, pod: dict[str, Any]) -> str:
     """Nominate ``pod`` ahead and deliver the pod event of its nomination; the node."""
-    c = candidate("ADDED", pod, scheduler_name="vramfit", policy="binpack")
+    c = cand("ADDED", pod)
     assert c is not None
     assert nominator(state, api).nominate(c) is Outcome.NOMINATED
     node = api.nominated[-1][1]
@@ -391,11 +401,13 @@ def test_no_pod_event_makes_the_watch_thread_raise(
             continue  # a parent replaced by a non-object: the pod keeps that shape
     # candidate() itself reads every shape without raising (offer() also catches, as a last
     # resort, and logs); what it takes is a pod it can place.
-    c = candidate(event, pod, scheduler_name="vramfit", policy="binpack")
+    c = cand(event, pod)
     assert c is None or (c.demand.gpus > 0 and event in ("ADDED", "MODIFIED"))
-    n = nominator(STATE, FakeNominateAPI())
-    n.offer(event, pod)
-    assert n.queued() == (c is not None)
+    info = read_pod(pod, now=NOW)
+    if info is not None:  # without an identity the pod watch drops the event itself
+        n = nominator(STATE, FakeNominateAPI())
+        n.offer(event, info, pod)
+        assert n.queued() == (c is not None)
 
 
 STATE = world()
