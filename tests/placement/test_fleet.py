@@ -527,3 +527,22 @@ def test_cached_rows_follow_reports(steps: list[NodeState | str]) -> None:
             got = fleet.cached(model)
             assert len(got) == fleet.span
             assert got[held].tolist() == [fleet.row(r).node.has_cached(model) for r in held]
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=30))
+def test_every_name_is_the_fleet_and_rows_of_answers_it_as_a_lookup_would(
+    steps: list[tuple[bool, int]],
+) -> None:
+    # Nodes added and removed between whole-fleet decisions and filters over a few names: the
+    # memo behind every_name never answers for a fleet that changed.
+    fleet = Fleet([node(1, name="n0")], capacity=2, width=1)
+    for add, i in steps:
+        if add:
+            fleet.replace(node(1, name=f"n{i}"))
+        elif f"n{i}" in fleet:
+            fleet.remove(f"n{i}")
+        every = fleet.every_name()
+        assert sorted(every) == sorted(fleet.names())
+        assert fleet.rows_of(every).tolist() == [fleet.row_at(n) for n in every]
+        fleet.rows_of(list(every)[:1])  # a filter over one node in between
+        assert fleet.rows_of(every).tolist() == [fleet.row_at(n) for n in every]
