@@ -109,7 +109,8 @@ class ClusterState:
         self._shapes = Shapes()  # alike pods share one demand object: cheaper to count
         # Only for nodes in the view (bind refuses others first); dropped when a node leaves it.
         self._node_locks: dict[str, threading.Lock] = {}
-        self._synced: set[str] = set()
+        # Replaced whole under the lock and read without it: every filter asks first.
+        self._synced: frozenset[str] = frozenset()
         self._lost: set[str] = set()
         self._last_purge = 0.0
         # Rooms held for pods nominated by preemption, and gone pods' GPUs until their memory
@@ -120,7 +121,7 @@ class ClusterState:
 
     def mark_synced(self, resource: str) -> None:
         with self._lock:
-            self._synced.add(resource)
+            self._synced = self._synced | {resource}
             self._lost.discard(resource)
 
     def mark_lost(self, resource: str) -> None:
@@ -128,14 +129,16 @@ class ClusterState:
         again (``mark_synced``), so no decision is made on it meanwhile."""
         with self._lock:
             if resource in self._synced:
-                self._synced.discard(resource)
+                self._synced = self._synced - {resource}
                 self._lost.add(resource)
 
     def unsynced(self) -> list[str]:
         """Watched resources whose first full list has not been applied yet, or whose watch
-        failed since and is not current again."""
-        with self._lock:
-            return [r for r in RESOURCES if r not in self._synced]
+        failed since and is not current again. Read without the lock (the set is replaced
+        whole, never changed in place): a filter asks before anything else, and waiting here
+        behind a watch event would add to every decision."""
+        synced = self._synced
+        return [r for r in RESOURCES if r not in synced]
 
     def lost(self) -> list[str]:
         """Watched resources whose watch failed after their first list (see ``mark_lost``)."""
@@ -356,19 +359,25 @@ class ClusterState:
                 del self._node_locks[node]
 
     @contextmanager
-    def locked_view(self, now: float) -> Iterator[View]:
+    def locked_view(self, now: float, *, remember: PendingPod | None = None) -> Iterator[View]:
         """The view for a decision; the state stays locked inside the block, so the decision
-        can record its reservation (``assume``) before anything changes."""
+        can record its reservation (``assume``) before anything changes. ``remember`` is kept
+        first, as ``remember()`` keeps it, under the same lock: a filter takes it once."""
         with self._lock:
+            if remember is not None:
+                self._remember(remember)
             self._purge(now)
             yield View(fleet=self.fleet, invalid=self._invalid, waiting=LazyWaiting(self.waiting))
 
     def remember(self, pending: PendingPod) -> None:
         """Keep what filter read about a pod for its bind (at most ``MAX_PENDING`` pods)."""
         with self._lock:
-            self._pending.pop(pending.uid, None)
-            self._pending[pending.uid] = pending
-            _trim(self._pending, MAX_PENDING)
+            self._remember(pending)
+
+    def _remember(self, pending: PendingPod) -> None:
+        self._pending.pop(pending.uid, None)
+        self._pending[pending.uid] = pending
+        _trim(self._pending, MAX_PENDING)
 
     def filtered(self, uid: str, key: str) -> bool:
         """Whether this process filtered the pod ``key`` with this UID lately (bind takes

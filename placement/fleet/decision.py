@@ -160,9 +160,12 @@ def decide_fleet(
     """
     names, demand = query.names, query.demand
     prof = profile or resolve_profile(demand)
-    ev = evaluate_rows(fleet, query)
-    counts = reject_counts(names, ev)
+    # Without reasons, the lean evaluation; when nothing fits, the reasons are the answer.
+    ev = evaluate_rows(fleet, query, lean=not reasons)
     fit = ev.code[ev.rows] == CODE_OK
+    if ev.lean and not fit.any():
+        ev = evaluate_rows(fleet, query)
+    counts = reject_counts(names, ev)
     fit_rows = ev.rows if fit.all() else ev.rows[fit]
     if not len(fit_rows):
         rejected, texts, resolvable = reasons_of(fleet, names, ev, demand)

@@ -14,6 +14,13 @@ from the fleet's tables by (layout, mask), one gather per request (``placement.f
 for the island check, rows are grouped by those with one ``np.unique``, and the memoized rule
 is asked once per distinct group: in a fleet of alike nodes, a handful of dictionary lookups.
 
+Most pods ask for GPUs of any product through the device plugin and hold none yet; for those
+(``leanable``) the rules before the prediction need no per-GPU work: the fleet keeps, per row,
+the sorted GPU totals, the best NVLink island's, and the unallocated GPUs' count and least free
+memory, updated as each report arrives (``Fleet.total_desc`` and the others). The lean path
+reads them, a few operations over one value per row, and words no reasons; a caller that needs
+reasons (``decide_fleet`` when no node fits) evaluates again in full.
+
 Reservations are read from the fleet's own ``claims`` when a query passes those, else looped
 over (``Fleet.claims_of``); both give the same arrays. Pure: ``now`` is an argument.
 
@@ -141,6 +148,10 @@ class Evaluation:
     cold_bytes: IntArray | None = None
     new_bytes: int = 0
     load_budget_s: float | None = None
+    # Made by the lean path (``evaluate_rows(lean=True)``): codes, picks, ``free_now`` and the
+    # load budget as the full path makes them, but none of what only a reason quotes
+    # (``large``, ``best_island``, ``causes``), so no reason is worded from it.
+    lean: bool = False
 
     def why_counts(self) -> dict[str, IntArray]:
         """By row: how many GPUs each cause keeps from being unallocated, and how many are
@@ -151,8 +162,27 @@ class Evaluation:
         return self.why
 
 
-def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
-    """The rules of ``fit()``, checked in its order, over the rows in use at once."""
+def leanable(fleet: Fleet, query: Query) -> bool:
+    """Whether ``evaluate_rows`` may take its lean path for ``query``: the pod asks for GPUs
+    of any product through the device plugin and holds none itself, so every rule before the
+    prediction reads only what a row keeps per node (``Fleet.total_desc`` and the others)."""
+    demand = query.demand
+    return (
+        demand.gpus > 0
+        and not demand.products
+        and demand.allocator is not Allocator.DRA
+        and query.eligible is None
+        and not fleet.holds(query.pod_uid)
+    )
+
+
+def evaluate_rows(fleet: Fleet, query: Query, *, lean: bool = False) -> Evaluation:
+    """The rules of ``fit()``, checked in its order, over the rows in use at once.
+
+    With ``lean`` (taken only where ``leanable``), the rules before the prediction are read
+    from the per-row tables the fleet keeps as reports arrive, a few operations over one value
+    per row, and the per-GPU work (the device plugin's picks) is done for the rows that pass
+    them alone: the same codes, picks and ``free_now``, without what reasons quote."""
     names, demand, settings = query.names, query.demand, query.settings
     all_rows = fleet.rows_of(names)
     found = all_rows >= 0
@@ -195,10 +225,10 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
     vram = min(demand.vram_per_gpu, int(MAX))
     nvlink = effective_nvlink(demand, settings)
     dra = demand.allocator is Allocator.DRA
-    if query.eligible is not None:
-        ev.considered = _considered(fleet, query.eligible, known, rows)
-    matching = _node_rules(fleet, query, ev, vram, nvlink)
-    unallocated = _unallocated(fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k, dra=dra)
+    if lean and leanable(fleet, query):
+        unallocated = _lean_rules(fleet, query, ev, vram, nvlink)
+    else:
+        unallocated = _rules(fleet, query, ev, vram, nvlink)
     if dra:
         _first_available(fleet, ev, unallocated, k)
     else:
@@ -215,6 +245,50 @@ def evaluate_rows(fleet: Fleet, query: Query) -> Evaluation:
         _mark_budget(fleet, ev, demand.model_id, settings.load_budget_s)
     ev.chosen = ev.chosen & (ev.code == CODE_OK)
     return ev
+
+
+def _rules(fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: NvlinkMode) -> BoolArray:
+    """``fit()``'s rules before the prediction, per GPU (``_node_rules``, ``_unallocated``).
+    Returns the unallocated GPUs (``slot x row``)."""
+    if query.eligible is not None:
+        ev.considered = _considered(fleet, query.eligible, ev.names, ev.rows)
+    matching = _node_rules(fleet, query, ev, vram, nvlink)
+    dra = query.demand.allocator is Allocator.DRA
+    k = query.demand.gpus
+    return _unallocated(fleet, ev, matching, pod_uid=query.pod_uid, vram=vram, k=k, dra=dra)
+
+
+def _lean_rules(
+    fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: NvlinkMode
+) -> BoolArray:
+    """``_node_rules`` and ``_unallocated`` for a ``leanable`` query (every present GPU
+    matches, the pod holds none), read from the per-row tables: one value per row, not one
+    per GPU. Returns the unallocated GPUs (``slot x row``)."""
+    settings, k, span, code = query.settings, query.demand.gpus, fleet.span, ev.code
+    width = fleet.width
+    error, gpu_count = fleet.error[:span], fleet.gpu_count[:span]
+    empty = gpu_count == 0
+    _mark(code, empty & error, CODE_AGENT_ERROR_NO_GPUS)
+    _mark(code, empty, CODE_NO_GPUS)
+    ev.lean = True
+    if k > width:  # more GPUs than any row has
+        _mark(code, np.ones(span, dtype=np.bool_), CODE_TOO_SMALL)
+    else:
+        _mark(code, (gpu_count < k) | (fleet.total_desc[k - 1, :span] < vram), CODE_TOO_SMALL)
+        if nvlink is NvlinkMode.REQUIRED:
+            short = (fleet.island_max[:span] < k) | (fleet.island_desc[k - 1, :span] < vram)
+            _mark(code, short, CODE_NO_ISLAND)
+    _mark(code, error, CODE_AGENT_ERROR)
+    _mark(code, ~fleet.lease_seen[:span], CODE_NO_LEASE)
+    ev.lease_age = query.now - fleet.lease_at[:span]
+    _mark(code, ev.lease_age > fleet.lease_duration[:span], CODE_LEASE_OLD)
+    ev.report_age = query.now - fleet.observed_at[:span]
+    _mark(code, ev.report_age > settings.max_report_age_s, CODE_REPORT_OLD)
+    ev.free_now = fleet.unalloc_count[:span] - ev.pending
+    _mark(code, ev.free_now < k, CODE_NOT_FREE)
+    unfit = fleet.unalloc_unknown[:span] | (fleet.unalloc_min_free[:span] < vram)
+    _mark(code, unfit, CODE_UNFIT)
+    return fleet.unalloc[:, :span]
 
 
 def _mark_budget(fleet: Fleet, ev: Evaluation, model_id: str, budget_s: float) -> None:
@@ -375,7 +449,15 @@ def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> No
         ev.chosen[:, rows] = picks.T
         ev.same_island[rows] = same
         return
-    groups, inverse = _groups(available[:, rows], fleet.nvlink_id[rows][:, None])
+    _grouped_picks(fleet, ev, available[:, rows], rows, k)
+
+
+def _grouped_picks(
+    fleet: Fleet, ev: Evaluation, available: BoolArray, rows: RowArray, k: int
+) -> None:
+    """The device plugin's picks for the columns ``rows`` (``available`` holds just those)
+    of a fleet too wide for the dense tables: one answer per distinct (layout, mask)."""
+    groups, inverse = _groups(available, fleet.nvlink_id[rows][:, None])
     answers = [plugin_answer(fleet, nvlink_id, mask, k) for (nvlink_id,), mask in groups]
     chosen = np.stack([a[0] for a in answers])
     same = np.array([a[1] for a in answers], dtype=np.bool_)

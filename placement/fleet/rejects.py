@@ -263,7 +263,10 @@ def reasons_of(
     fleet: Fleet, names: Sequence[str], ev: Evaluation, demand: Demand
 ) -> tuple[list[str], list[str], list[bool]]:
     """Each named node that does not fit, its reason and whether it is resolvable, in request
-    order. Nodes are grouped by what their reason quotes; each distinct reason is worded once."""
+    order. Nodes are grouped by what their reason quotes; each distinct reason is worded once.
+    Raises ``ValueError`` for a lean evaluation, which keeps none of what reasons quote."""
+    if ev.lean:
+        raise ValueError("a lean evaluation words no reasons: evaluate again with lean=False")
     codes = ev.code[ev.rows]
     rejected = np.flatnonzero(codes != CODE_OK)
     if not len(rejected) and len(ev.names) == len(names):

@@ -36,7 +36,7 @@ def kept_rows(fleet: Fleet, query: Query, fits: BoolArray) -> BoolArray:
         ask = dataclasses.replace(
             query, demand=wanted, settings=settings, eligible=None, waiting=()
         )
-        ev = evaluate_rows(fleet, ask)
+        ev = evaluate_rows(fleet, ask, lean=True)  # codes and free GPUs only
         mask = np.zeros(fleet.span, dtype=np.bool_)
         mask[ev.rows] = ev.code[ev.rows] == CODE_OK
         could[wanted], free[wanted] = mask, ev.free_now

@@ -25,7 +25,7 @@ def score_nodes(fleet: Fleet, query: Query, *, profile: Profile | None = None) -
     needs, without a fit, a reject or a dictionary entry per node. ``profile`` defaults to the
     pod's own (``demand.policy``) or ``binpack``."""
     prof = profile or resolve_profile(query.demand)
-    ev = evaluate_rows(fleet, query)
+    ev = evaluate_rows(fleet, query, lean=True)
     out = np.full(len(query.names), np.nan)
     if not len(ev.rows):
         return out

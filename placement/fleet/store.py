@@ -46,6 +46,11 @@ from placement.model import GpuState, NodeState, Reservation
 from placement.shape import NvLink
 from placement.topology import layout_of
 
+LOW = np.iinfo(np.int64).min
+"""A byte count below any: a slot past a row's GPUs in the per-row tables."""
+HIGH = np.iinfo(np.int64).max
+"""A byte count above any: the least free memory of a row with no GPU unallocated."""
+
 
 class Fleet:
     """Every node's GPU state as arrays, updated one node at a time.
@@ -54,7 +59,10 @@ class Fleet:
     mode, held by a pod, present, product id, NVLink island id, UUID
     rank; NVLink adjacency is ``row x slot x slot``. Per node (``row``): GPU count, lease
     renewed at (and whether seen), lease duration, observed at, remote bandwidth, agent error,
-    described-GPUs id, name rank; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
+    described-GPUs id, name rank; and what ``fit()``'s first rules read of a row for a pod
+that holds no GPU (its totals in order, its best island's, its unallocated GPUs' count and
+least free memory: the lean path of ``evaluation``), kept as reports arrive rather than worked
+out per request; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
     row when a report arrives, ``renew`` records a Lease event, ``remove`` drops a node. Rows
     are reused lowest first, and a request reads only the rows up to the highest one in use
     (``span``). What a request computes from these arrays lives beside the store
@@ -117,6 +125,9 @@ class Fleet:
         self.open: BoolArray = grow("open", g, False, np.bool_)
         self.held: BoolArray = grow("held", g, False, np.bool_)
         self.present: BoolArray = grow("present", g, False, np.bool_)
+        # Not allocated to any pod: healthy, not in MIG mode, held by no pod (the GPUs the
+        # kubelet may hand out, for a pod that holds none itself).
+        self.unalloc: BoolArray = grow("unalloc", g, False, np.bool_)
         self.product: IntArray = grow("product", g, -1, np.int64)
         self.island: IntArray = grow("island", g, -1, np.int64)
         self.uuid_rank: IntArray = grow("uuid_rank", g, 0, np.int64)
@@ -128,6 +139,18 @@ class Fleet:
         self.nvlink_id: IntArray = grow("nvlink_id", (capacity,), -1, np.int64)  # nvlinks[id]
         self.complete: BoolArray = grow("complete", (capacity,), True, np.bool_)  # all linked
         self.total_sum: IntArray = grow("total_sum", (capacity,), 0, np.int64)
+        # What fit()'s rules read of a row that no pod changes, kept as its report arrives so
+        # that a request checks them per row, not per GPU (``evaluation``'s lean path):
+        # the totals in descending order, slot j the (j+1)-th largest (LOW past the GPUs);
+        # per j, the largest (j+1)-th total of any NVLink island with more than j GPUs (LOW
+        # where none has) and the size of the largest island; the unallocated GPUs' count,
+        # whether one has no known free memory, and the least free memory among the others.
+        self.total_desc: IntArray = grow("total_desc", g, LOW, np.int64)
+        self.island_desc: IntArray = grow("island_desc", g, LOW, np.int64)
+        self.island_max: IntArray = grow("island_max", (capacity,), 0, np.int64)
+        self.unalloc_count: IntArray = grow("unalloc_count", (capacity,), 0, np.int64)
+        self.unalloc_unknown: BoolArray = grow("unalloc_unknown", (capacity,), False, np.bool_)
+        self.unalloc_min_free: IntArray = grow("unalloc_min_free", (capacity,), HIGH, np.int64)
         self.lease_seen: BoolArray = grow("lease_seen", (capacity,), False, np.bool_)
         self.lease_at: FloatArray = grow("lease_at", (capacity,), 0.0, np.float64)
         self.lease_duration: FloatArray = grow("lease_duration", (capacity,), 0.0, np.float64)
@@ -290,6 +313,21 @@ class Fleet:
             for g in gpus
         ]
         self.held[:n, r] = [g.holder_pod_uid is not None for g in gpus]
+        unalloc = [g.healthy and not g.mig_enabled and g.holder_pod_uid is None for g in gpus]
+        self.unalloc[:n, r] = unalloc
+        self.unalloc_count[r] = sum(unalloc)
+        known = [g.free_bytes for g, u in zip(gpus, unalloc, strict=True) if u]
+        self.unalloc_unknown[r] = None in known
+        self.unalloc_min_free[r] = min((f for f in known if f is not None), default=HIGH)
+        self.total_desc[:n, r] = sorted((g.total_bytes for g in gpus), reverse=True)
+        by_island: dict[int, list[int]] = {}
+        for g, island in zip(gpus, island_of, strict=True):
+            by_island.setdefault(island, []).append(g.total_bytes)
+        for totals in by_island.values():
+            totals.sort(reverse=True)
+            for j, t in enumerate(totals):
+                self.island_desc[j, r] = max(int(self.island_desc[j, r]), t)
+        self.island_max[r] = max((len(t) for t in by_island.values()), default=0)
         self.present[:n, r] = True
         self.product[:n, r] = [self._product_id(g.product) for g in gpus]
         self.island[:n, r] = island_of
@@ -366,8 +404,17 @@ class Fleet:
     def _clear(self, r: int) -> None:
         for a in (self.total, self.free, self.free_key, self.uuid_rank):
             a[:, r] = 0
-        for b in (self.free_known, self.healthy, self.mig, self.open, self.held, self.present):
+        for b in (
+            self.free_known, self.healthy, self.mig, self.open, self.held, self.present,
+            self.unalloc,
+        ):  # fmt: skip
             b[:, r] = False
+        self.total_desc[:, r] = LOW
+        self.island_desc[:, r] = LOW
+        self.island_max[r] = 0
+        self.unalloc_count[r] = 0
+        self.unalloc_unknown[r] = False
+        self.unalloc_min_free[r] = HIGH
         self.product[:, r] = -1
         self.island[:, r] = -1
         self.nvlink_id[r] = -1

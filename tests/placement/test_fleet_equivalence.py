@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,8 @@ from placement.fleet import (
     score_nodes,
     verdict,
 )
+from placement.fleet.evaluation import CODE_OK, evaluate_rows, leanable
+from placement.fleet.rejects import reasons_of
 from placement.model import Decision, NodeState, NvlinkMode, Reject
 from placement.reference import decide
 from placement.topology import node_layout
@@ -265,3 +268,39 @@ def test_every_fit_is_safe_whatever_the_kubelet_hands_out(
         strict = not sc.settings.nvlink_best_effort
         if effective_nvlink(sc.demand, sc.settings) is NvlinkMode.REQUIRED and strict:
             assert all(any(s <= set(i) for i in layout.islands) for s in possible)
+
+
+@SLOW
+@given(data=st.data())
+def test_lean_evaluation_equals_the_full_one(
+    scenarios: st.SearchStrategy[Scenario],
+    fleets: st.SearchStrategy[list[NodeState]],
+    data: st.DataObject,
+) -> None:
+    """The lean path (per-row tables kept as reports arrive) gives the full path's codes, free
+    GPUs and picks, also after rows are replaced and removed; it is taken exactly where
+    ``leanable`` says, and words no reasons."""
+    sc = data.draw(scenarios)
+    if data.draw(st.booleans()):  # a pod of any product, as most are: the lean path's case
+        sc = dataclasses.replace(sc, demand=dataclasses.replace(sc.demand, products=frozenset()))
+    fleet = Fleet(data.draw(fleets), capacity=1, width=1)
+    for node in data.draw(st.permutations(sc.nodes)):
+        fleet.replace(node)
+    for name in data.draw(st.lists(st.sampled_from(sorted(fleet.names())), max_size=3)):
+        fleet.remove(name)
+    names = data.draw(st.permutations(fleet.names()))
+    ask = query(sc, names)
+    full = evaluate_rows(fleet, ask)
+    lean = evaluate_rows(fleet, ask, lean=True)
+    assert lean.lean is (sc.demand.gpus > 0 and leanable(fleet, ask))
+    assert not full.lean
+    np.testing.assert_array_equal(lean.code, full.code)
+    np.testing.assert_array_equal(lean.chosen, full.chosen)
+    np.testing.assert_array_equal(lean.free_now, full.free_now)
+    ok = full.code == CODE_OK
+    np.testing.assert_array_equal(lean.same_island[ok], full.same_island[ok])
+    if sc.demand.gpus == 1:
+        np.testing.assert_array_equal(lean.slot[ok], full.slot[ok])
+    if lean.lean and (lean.code[lean.rows] != CODE_OK).any():
+        with pytest.raises(ValueError, match="lean evaluation words no reasons"):
+            reasons_of(fleet, names, lean, sc.demand)
