@@ -11,7 +11,7 @@ filter calls it; ``verdict`` and ``evaluate`` answer with reasons for every node
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 
@@ -20,9 +20,9 @@ import numpy as np
 from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
 from placement.fleet.rejects import reasons_of, reject_counts, rejects_of, split
 from placement.fleet.room import kept_rows
-from placement.fleet.rows import RowArray
+from placement.fleet.rows import IntArray, RowArray
 from placement.fleet.scores import row_scores
-from placement.fleet.store import Fleet
+from placement.fleet.store import Fleet, name_hashes
 from placement.model import Decision, Fit, Reject
 from placement.policies import Profile, resolve_profile
 
@@ -157,9 +157,39 @@ def decide_fleet(
     cost: ``reasons=False`` words the rejects only when no node fits (a scheduler extender
     reports them only then), ``all_fits=False`` keeps only the chosen node in ``fits`` and
     ``scores``. Neither changes the choice.
+
+    With both off, a request that names every node the fleet holds (the common case: the
+    scheduler passes on every node its own filters let through) is answered over the fleet's
+    own list of names, which it keeps with their rows, rather than by looking each name up
+    (``every_name``): a sum of the names' hashes says the two sets are the same, and the
+    chosen node is then checked by name to be one the request named, so the answer is the
+    same whatever the hashes say (a fit among more nodes is the best among fewer). Only the
+    reject counts rest on the hashes, and only by a collision of Python's keyed hash would they
+    count a node not named.
     """
+    prof = profile or resolve_profile(query.demand)
+    if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
+        hashes = name_hashes(query.names)
+        if int(hashes.sum()) == fleet.every_hash():
+            every = dataclasses.replace(query, names=fleet.every_name())
+            got = _decide(fleet, every, prof, reasons=False, all_fits=False)
+            if got.chosen is not None and _named(got.chosen.node, query.names, hashes):
+                return got
+    return _decide(fleet, query, prof, reasons=reasons, all_fits=all_fits)
+
+
+def _named(name: str, names: Sequence[str], hashes: IntArray) -> bool:
+    """Whether ``names`` (their ``hashes`` beside them) holds ``name``: its hash found, then
+    the strings compared."""
+    at = np.flatnonzero(hashes == hash(name)).tolist()
+    return any(names[i] == name for i in at)
+
+
+def _decide(
+    fleet: Fleet, query: Query, prof: Profile, *, reasons: bool, all_fits: bool
+) -> FleetDecision:
+    """``decide_fleet`` over the names of ``query`` as they are."""
     names, demand = query.names, query.demand
-    prof = profile or resolve_profile(demand)
     # Without reasons, the lean evaluation; when nothing fits, the reasons are the answer.
     ev = evaluate_rows(fleet, query, lean=not reasons)
     fit = ev.code[ev.rows] == CODE_OK

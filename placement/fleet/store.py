@@ -52,21 +52,33 @@ HIGH = np.iinfo(np.int64).max
 """A byte count above any: the least free memory of a row with no GPU unallocated."""
 
 
+def name_hashes(names: Sequence[str]) -> IntArray:
+    """``hash()`` of each name (Python's, keyed per process), as int64."""
+    hashes: IntArray = np.fromiter(map(hash, names), np.int64, len(names))
+    return hashes
+
+
+def names_hash(names: Sequence[str]) -> int:
+    """The sum of ``hash()`` of ``names``, wrapping in 64 bits: equal for two orders of one
+    set of names, and for two different sets only by a collision of Python's keyed hash."""
+    return int(name_hashes(names).sum())
+
+
 class Fleet:
     """Every node's GPU state as arrays, updated one node at a time.
 
-    Per GPU (``slot x row``): total and free bytes, whether free is known, healthy, in MIG
-    mode, held by a pod, present, product id, NVLink island id, UUID
-    rank; NVLink adjacency is ``row x slot x slot``. Per node (``row``): GPU count, lease
-    renewed at (and whether seen), lease duration, observed at, remote bandwidth, agent error,
-    described-GPUs id, name rank; and what ``fit()``'s first rules read of a row for a pod
-that holds no GPU (its totals in order, its best island's, its unallocated GPUs' count and
-least free memory: the lean path of ``evaluation``), kept as reports arrive rather than worked
-out per request; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
-    row when a report arrives, ``renew`` records a Lease event, ``remove`` drops a node. Rows
-    are reused lowest first, and a request reads only the rows up to the highest one in use
-    (``span``). What a request computes from these arrays lives beside the store
-    (``placement.fleet.evaluation`` and the modules after it).
+        Per GPU (``slot x row``): total and free bytes, whether free is known, healthy, in MIG
+        mode, held by a pod, present, product id, NVLink island id, UUID
+        rank; NVLink adjacency is ``row x slot x slot``. Per node (``row``): GPU count, lease
+        renewed at (and whether seen), lease duration, observed at, remote bandwidth, agent error,
+        described-GPUs id, name rank; and what ``fit()``'s first rules read of a row for a pod
+    that holds no GPU (its totals in order, its best island's, its unallocated GPUs' count and
+    least free memory: the lean path of ``evaluation``), kept as reports arrive rather than worked
+    out per request; cached models and GPU holders are indexed by id. ``replace`` swaps one node's
+        row when a report arrives, ``renew`` records a Lease event, ``remove`` drops a node. Rows
+        are reused lowest first, and a request reads only the rows up to the highest one in use
+        (``span``). What a request computes from these arrays lives beside the store
+        (``placement.fleet.evaluation`` and the modules after it).
     """
 
     def __init__(self, nodes: Iterable[NodeState] = (), *, capacity: int = 64, width: int = 8):
@@ -92,6 +104,7 @@ out per request; cached models and GPU holders are indexed by id. ``replace`` sw
         self._layout = 0  # changes whenever a node is added or removed (rows_of's memo)
         self._last_rows: tuple[int, tuple[str, ...], RowArray] | None = None
         self._every: tuple[int, tuple[str, ...], RowArray] | None = None  # every_name's memo
+        self._every_hash: tuple[int, int] | None = None  # every_hash's memo
         self._allocate(max(1, capacity), max(1, width))
         # Reservations kept resolved against the rows: a request that passes these as its
         # reservations reads their sums instead of looping over them.
@@ -203,6 +216,15 @@ out per request; cached models and GPU holders are indexed by id. ``replace`` sw
             rows.flags.writeable = False
             every = self._every = (self._layout, names, rows)
         return every[1]
+
+    def every_hash(self) -> int:
+        """The sum of ``hash()`` of every name the fleet holds (wrapping in 64 bits), kept
+        until a node is added or removed: what ``names_hash`` of a request that names every
+        node, in any order, comes to."""
+        memo = self._every_hash
+        if memo is None or memo[0] != self._layout:
+            memo = self._every_hash = (self._layout, names_hash(self.every_name()))
+        return memo[1]
 
     def node(self, name: str) -> NodeState:
         """The node state behind ``name``; ``KeyError`` when the fleet does not hold it."""
