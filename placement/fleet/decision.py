@@ -168,14 +168,19 @@ def decide_fleet(
     count a node not named.
     """
     prof = profile or resolve_profile(query.demand)
+    lean = not reasons
     if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
         hashes = name_hashes(query.names)
         if int(hashes.sum()) == fleet.every_hash():
             every = dataclasses.replace(query, names=fleet.every_name())
-            got = _decide(fleet, every, prof, reasons=False, all_fits=False)
-            if got.chosen is not None and _named(got.chosen.node, query.names, hashes):
-                return got
-    return _decide(fleet, query, prof, reasons=reasons, all_fits=all_fits)
+            ev = evaluate_rows(fleet, every, lean=True)
+            if not (ev.code[ev.rows] == CODE_OK).any():
+                lean = False  # nothing fits: the reasons, over the names as they came
+            else:
+                got = _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
+                if got.chosen is not None and _named(got.chosen.node, query.names, hashes):
+                    return got
+    return _decide(fleet, query, prof, reasons=reasons, all_fits=all_fits, lean=lean)
 
 
 def _named(name: str, names: Sequence[str], hashes: IntArray) -> bool:
@@ -186,12 +191,21 @@ def _named(name: str, names: Sequence[str], hashes: IntArray) -> bool:
 
 
 def _decide(
-    fleet: Fleet, query: Query, prof: Profile, *, reasons: bool, all_fits: bool
+    fleet: Fleet,
+    query: Query,
+    prof: Profile,
+    *,
+    reasons: bool,
+    all_fits: bool,
+    lean: bool = True,
+    ev: Evaluation | None = None,
 ) -> FleetDecision:
-    """``decide_fleet`` over the names of ``query`` as they are."""
+    """``decide_fleet`` over the names of ``query`` as they are (``ev``: their evaluation,
+    when the caller has it). Without reasons the evaluation is lean (unless ``lean`` is off);
+    when nothing fits, the reasons are the answer and it is made in full."""
     names, demand = query.names, query.demand
-    # Without reasons, the lean evaluation; when nothing fits, the reasons are the answer.
-    ev = evaluate_rows(fleet, query, lean=not reasons)
+    if ev is None:
+        ev = evaluate_rows(fleet, query, lean=lean and not reasons)
     fit = ev.code[ev.rows] == CODE_OK
     if ev.lean and not fit.any():
         ev = evaluate_rows(fleet, query)

@@ -36,6 +36,7 @@ from placement.fleet import (
 )
 from placement.fleet.evaluation import CODE_OK, evaluate_rows, leanable
 from placement.fleet.rejects import reasons_of
+from placement.fleet.store import names_hash
 from placement.model import Decision, NodeState, NvlinkMode, Reject
 from placement.reference import decide
 from placement.topology import node_layout
@@ -304,3 +305,34 @@ def test_lean_evaluation_equals_the_full_one(
     if lean.lean and (lean.code[lean.rows] != CODE_OK).any():
         with pytest.raises(ValueError, match="lean evaluation words no reasons"):
             reasons_of(fleet, names, lean, sc.demand)
+
+
+@SLOW
+@given(data=st.data())
+def test_a_request_that_only_sums_like_every_node_gets_the_same_choice(
+    scenarios: st.SearchStrategy[Scenario], data: st.DataObject
+) -> None:
+    """The whole-fleet shortcut decides over every node when the names' hashes sum like the
+    fleet's; were that a collision (some nodes left out, unknown ones named), the chosen node
+    is still checked against the request, and the choice is ``decide()``'s over the named
+    nodes."""
+    sc = data.draw(scenarios)
+    fleet = Fleet(sc.nodes, capacity=1, width=1)
+    held = sorted(fleet.names())
+    named = data.draw(st.lists(st.sampled_from(held), unique=True, max_size=len(held)))
+    names = data.draw(
+        st.permutations([*named] + [f"unknown-{i}" for i in range(len(held) - len(named))])
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Fleet, "every_hash", lambda self: names_hash(names))
+        lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
+    expected = decide(
+        [fleet.node(n) for n in names if n in fleet],
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        waiting=sc.waiting,
+    )
+    assert lean.chosen == expected.chosen
