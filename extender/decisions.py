@@ -94,7 +94,8 @@ MAX_LINES = 1 << 16
 def _bounded(reasons: Mapping[str, str]) -> dict[str, str]:
     """Pure: every reason one bounded line (``reason_line``): kube-scheduler shows them in the
     pod's events and the reply carries one per node. Each distinct text is cut once (and kept),
-    and the reasons are copied as they are when every text is a bounded line already."""
+    and the reasons are kept as they are (a dict is not copied) when every text is a bounded
+    line already."""
     if len(_LINES) > MAX_LINES:
         _LINES.clear()
     cut: dict[str, str] = {}
@@ -104,8 +105,8 @@ def _bounded(reasons: Mapping[str, str]) -> dict[str, str]:
             line = _LINES[text] = reason_line(text)
         if line != text:
             cut[text] = line
-    if not cut:
-        return dict(reasons)
+    if not cut:  # the common case: no copy of thousands of entries
+        return reasons if isinstance(reasons, dict) else dict(reasons)
     return {node: cut.get(text, text) for node, text in reasons.items()}
 
 

@@ -170,13 +170,14 @@ def decide_fleet(
     prof = profile or resolve_profile(query.demand)
     lean = not reasons
     if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
-        hashes = name_hashes(query.names)
-        if int(hashes.sum()) == fleet.every_hash():
-            every = dataclasses.replace(query, names=fleet.every_name())
-            ev = evaluate_rows(fleet, every, lean=True)
-            if not (ev.code[ev.rows] == CODE_OK).any():
-                lean = False  # nothing fits: the reasons, over the names as they came
-            else:
+        every = dataclasses.replace(query, names=fleet.every_name())
+        ev = evaluate_rows(fleet, every, lean=True)
+        if not (ev.code[ev.rows] == CODE_OK).any():
+            # No node fits, so no named one does: the reasons, over the names as they came.
+            lean = False
+        else:
+            hashes = name_hashes(query.names)
+            if int(hashes.sum()) == fleet.every_hash():
                 got = _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
                 if got.chosen is not None and _named(got.chosen.node, query.names, hashes):
                     return got

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import compress
+from operator import not_
 from typing import Any, cast
 
 import numpy as np
@@ -316,7 +317,7 @@ def split(
         return dict(zip(rejected, texts, strict=True)), {}
     if not any(resolvable):
         return {}, dict(zip(rejected, texts, strict=True))
-    hard = [not r for r in resolvable]
+    hard = list(map(not_, resolvable))
     return (
         dict(zip(compress(rejected, resolvable), compress(texts, resolvable), strict=True)),
         dict(zip(compress(rejected, hard), compress(texts, hard), strict=True)),
