@@ -202,7 +202,7 @@ def _word(c: int, r: int, fleet: Fleet, ev: Evaluation, demand: Demand) -> str:
     if c == CODE_NO_ISLAND:
         return reason_no_island(k, int(ev.best_island[r]))
     if c == CODE_LEASE_OLD:
-        return reason_lease_expired(float(ev.lease_age[r]), row.node.lease_duration_s)
+        return reason_lease_expired(float(ev.lease_age[r]), float(fleet.lease_duration[r]))
     if c == CODE_REPORT_OLD:
         return reason_report_old(float(ev.report_age[r]), ev.max_report_age_s)
     if c == CODE_NOT_FREE:

@@ -43,7 +43,7 @@ class FleetError(ValueError):
 class FleetRow:
     """What the fleet keeps about one node beside the arrays."""
 
-    node: NodeState
+    node: NodeState  # as reported; its Lease is in the arrays (``Fleet.node`` reads it back)
     uuids: tuple[str, ...]  # by slot (GPU index order)
     slot: Mapping[str, int]  # UUID -> slot
     holders: tuple[str | None, ...]  # by slot

@@ -227,8 +227,15 @@ class Fleet:
         return memo[1]
 
     def node(self, name: str) -> NodeState:
-        """The node state behind ``name``; ``KeyError`` when the fleet does not hold it."""
-        return self.row(self._index[name]).node
+        """The node state behind ``name``, with its Lease as last recorded; ``KeyError`` when
+        the fleet does not hold it."""
+        r = self._index[name]
+        node = self.row(r).node
+        renewed = float(self.lease_at[r]) if self.lease_seen[r] else None
+        duration = float(self.lease_duration[r])
+        if node.lease_renewed_at == renewed and node.lease_duration_s == duration:
+            return node
+        return dataclasses.replace(node, lease_renewed_at=renewed, lease_duration_s=duration)
 
     def row(self, r: int) -> FleetRow:
         """What row ``r`` keeps beside the arrays."""
@@ -365,7 +372,6 @@ class Fleet:
     def renew(self, name: str, renewed_at: float | None, duration_s: float) -> None:
         """Record a Lease event for ``name`` without touching its GPUs."""
         r = self._index[name]
-        row = self.row(r)
         bad = [
             f"{field} must be finite, got {value!r}"
             for field, value in (("lease_renewed_at", renewed_at), ("lease_duration_s", duration_s))
@@ -373,10 +379,8 @@ class Fleet:
         ]
         if bad:
             raise FleetError(f"node {name}: {'; '.join(bad)}")
-        node = dataclasses.replace(
-            row.node, lease_renewed_at=renewed_at, lease_duration_s=duration_s
-        )
-        self._rows[r] = dataclasses.replace(row, node=node)
+        # Only the arrays: agents renew every few seconds, and a new node state and row per
+        # renewal was most of the garbage the watches made (``node()`` reads the Lease back).
         self._set_lease(r, renewed_at, duration_s)
 
     def reobserve(self, node: NodeState) -> None:
