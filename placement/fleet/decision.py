@@ -175,6 +175,8 @@ def decide_fleet(
         if not (ev.code[ev.rows] == CODE_OK).any():
             # No node fits, so no named one does: the reasons, over the names as they came.
             lean = False
+        elif query.names is every.names:  # the fleet's own list (extender.ahead asks so)
+            return _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
         else:
             hashes = name_hashes(query.names)
             if int(hashes.sum()) == fleet.every_hash():

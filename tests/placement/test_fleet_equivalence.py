@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -102,7 +103,7 @@ def assert_lean_forms_agree(got: FleetDecision, expected: Decision, lean: FleetD
             lean.decision()
 
 
-def query(sc: Scenario, names: list[str]) -> Query:
+def query(sc: Scenario, names: Sequence[str]) -> Query:
     """The fleet's question for the drawn scenario over ``names``."""
     return Query(
         names,
@@ -170,6 +171,10 @@ def test_decide_fleet_equals_decide(
     assert got.decision() == expected
     lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
     assert_lean_forms_agree(got, expected, lean)
+    every = fleet.every_name()  # the fleet's own list, as extender.ahead asks
+    assert decide_fleet(fleet, query(sc, every), reasons=False, all_fits=False).chosen == (
+        expected.chosen
+    )
     assert_scores_agree(fleet, names, sc, expected)
     assert_same_as_fit(fleet, names, sc)
 
