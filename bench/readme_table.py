@@ -31,11 +31,13 @@ def _x(f: dict[str, Any], target: float | None) -> str:
 
 def _extender(d: Any) -> list[str]:
     targets = d["targets"]
+    first = d["latency"][0]
     rows = [
         "**Extender** (`bench/bench_extender.py`): latency over HTTP on loopback beside the "
         "*floor* (the same server stack around a handler that only decodes the request and "
         "answers one node), each request sent to both in turn; nodes of 8 GPUs, every node "
-        "named in each request; three rounds of 400 pods that place and 100 that no node can "
+        f"named in each request; {first['rounds']} rounds of {first['requests_per_round']} "
+        f"pods that place and {first['refused_per_round']} that no node can "
         "take (*refused*: the filter words a reason for every node); each figure the median "
         "of the rounds, least to greatest in brackets. Targets, with the agents' watch events "
         "arriving at their real rate: filter p99 at most "
