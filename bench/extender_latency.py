@@ -162,14 +162,15 @@ def _refusing(
     real: _Client, floor: _Client, names: list[str], count: int, times: dict[str, list[float]]
 ) -> None:
     """Warm up until no node is left for the big pod (the few nodes of a large synthetic fleet
-    that could take one are each held by one of the warm-up pods), then time ``count``."""
-    for i in range(10 * count):
+    that could take one are each held by one of the warm-up pods), then time ``count``.
+
+    A reservation lasts 30 s, so over a long run a node comes free again now and then: the big
+    pod that takes it is not timed (its own reservation holds the node again)."""
+    for i in range(2 * count + WARMUP):
         body = orjson.dumps(refused_body(i, scheduler_order(names, -1 - i)))
         floor_ms, _ = floor.post("filter", body)
         refused_ms, data = real.post("filter", body)
         placed = bool(orjson.loads(data)["NodeNames"])
-        if times["refused"] and placed:
-            raise RuntimeError(f"the refused pod was placed: {data[:200]!r}")
         if i >= WARMUP // 4 and not placed:
             times["floor_refused"].append(floor_ms)
             times["refused"].append(refused_ms)
