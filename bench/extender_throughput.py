@@ -115,18 +115,34 @@ def _pod(name: str, scheduler: str) -> dict[str, Any]:
 
 class _Binds:
     """When each pod of a namespace was first seen bound, from a watch (no polling: listing
-    thousands of pods ten times a second would load the machine being measured)."""
+    thousands of pods ten times a second would load the machine being measured). A watch that
+    breaks or ends is followed by a list (the pods it shows bound are stamped then) and a new
+    watch from there, so one dropped stream does not end a run."""
 
     def __init__(self, core: k8s.CoreV1Api, namespace: str, pods: int) -> None:
         self.core, self.namespace, self.pods = core, namespace, pods
         self.at: dict[str, float] = {}
         self.done = threading.Event()
-        listed = core.list_namespaced_pod(namespace, _preload_content=False)
-        self.version = orjson.loads(listed.data)["metadata"]["resourceVersion"]
+        self.stop = threading.Event()
+        self.version = self._list()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def _run(self) -> None:
+    def _seen(self, obj: dict[str, Any]) -> None:
+        name = obj.get("metadata", {}).get("name")
+        if name and obj.get("spec", {}).get("nodeName"):
+            self.at.setdefault(name, time.monotonic())
+
+    def _list(self) -> str:
+        listed = orjson.loads(
+            self.core.list_namespaced_pod(self.namespace, _preload_content=False).data
+        )
+        for obj in listed.get("items") or []:
+            self._seen(obj)
+        version: str = listed["metadata"]["resourceVersion"]
+        return version
+
+    def _watch(self) -> None:
         resp = self.core.list_namespaced_pod(
             self.namespace,
             watch=True,
@@ -136,15 +152,28 @@ class _Binds:
         )
         try:
             for line in resp:
-                obj = orjson.loads(line)["object"]
-                name = obj.get("metadata", {}).get("name")
-                if name and obj.get("spec", {}).get("nodeName"):
-                    self.at.setdefault(name, time.monotonic())
-                    if len(self.at) >= self.pods:
-                        break
+                event = orjson.loads(line)
+                obj = event["object"]
+                if event.get("type") == "ERROR":  # e.g. 410 Gone: list again
+                    raise RuntimeError(f"watch error: {obj}")
+                self._seen(obj)
+                self.version = obj.get("metadata", {}).get("resourceVersion", self.version)
+                if len(self.at) >= self.pods or self.stop.is_set():
+                    return
+        finally:
+            resp.close()
+
+    def _run(self) -> None:
+        try:
+            while len(self.at) < self.pods and not self.stop.is_set():
+                try:
+                    self._watch()
+                except Exception as exc:  # a dropped stream: list, then watch on
+                    print(f"bench: pod watch of {self.namespace} broke ({exc}); listing again")
+                    time.sleep(0.5)
+                    self.version = self._list()
         finally:
             self.done.set()
-            resp.close()
 
 
 def _round(
@@ -170,6 +199,7 @@ def _round(
         created = time.monotonic() - started
         binds.done.wait(timeout)
     finally:
+        binds.stop.set()
         scheduler.stop()
     if len(binds.at) < pods:
         raise RuntimeError(f"{namespace}: only {len(binds.at)} of {pods} pods bound in {timeout}s")
