@@ -49,7 +49,6 @@ from extender.wire import (
 )
 from placement.fields import quote
 from placement.lifecycle import assume
-from placement.membership import MembershipError, membership_of
 from serving import Page, Route
 
 log = logging.getLogger(__name__)
@@ -70,14 +69,6 @@ def _body(limit: int) -> bytes:
     if request.content_length is None and len(data) >= limit:
         raise RequestEntityTooLarge()
     return data
-
-
-def _may_group(pod: Mapping[str, Any]) -> bool:
-    """Whether the group table may answer for ``pod`` (a member, or labels it must refuse)."""
-    try:
-        return membership_of(pod) is not None
-    except MembershipError:
-        return True
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -129,13 +120,7 @@ class Handlers:
         ref = args.ref
         now = self.clock()
         # Bind takes only pods filter saw (those without GPUs too: bind posts their Binding).
-        # A pod decided alone is kept under the decision's own lock, the others here.
-        pending = PendingPod(ref.uid, ref.key, ref.resource_version, demand, now)
-        if demand is None or _may_group(args.pod):
-            self.state.remember(pending)
-            remembered = None
-        else:
-            remembered = pending
+        self.state.remember(PendingPod(ref.uid, ref.key, ref.resource_version, demand, now))
         if demand is None:
             return passthrough(args.node_names)
         # A member of a multi-node group: the whole group is decided at once (extender.groups).
@@ -154,7 +139,7 @@ class Handlers:
         if grouped is not None:
             return grouped
         decide_mode = self.settings.mode is Mode.DECIDE
-        with self.state.locked_view(now, remember=remembered) as view:
+        with self.state.locked_view(now) as view:
             out = filter_nodes(
                 demand,
                 ref.uid,

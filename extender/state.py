@@ -362,25 +362,19 @@ class ClusterState:
                 del self._node_locks[node]
 
     @contextmanager
-    def locked_view(self, now: float, *, remember: PendingPod | None = None) -> Iterator[View]:
+    def locked_view(self, now: float) -> Iterator[View]:
         """The view for a decision; the state stays locked inside the block, so the decision
-        can record its reservation (``assume``) before anything changes. ``remember`` is kept
-        first, as ``remember()`` keeps it, under the same lock: a filter takes it once."""
+        can record its reservation (``assume``) before anything changes."""
         with self._lock:
-            if remember is not None:
-                self._remember(remember)
             self._purge(now)
             yield View(fleet=self.fleet, invalid=self._invalid, waiting=LazyWaiting(self.waiting))
 
     def remember(self, pending: PendingPod) -> None:
         """Keep what filter read about a pod for its bind (at most ``MAX_PENDING`` pods)."""
         with self._lock:
-            self._remember(pending)
-
-    def _remember(self, pending: PendingPod) -> None:
-        self._pending.pop(pending.uid, None)
-        self._pending[pending.uid] = pending
-        _trim(self._pending, MAX_PENDING)
+            self._pending.pop(pending.uid, None)
+            self._pending[pending.uid] = pending
+            _trim(self._pending, MAX_PENDING)
 
     def filtered(self, uid: str, key: str) -> bool:
         """Whether this process filtered the pod ``key`` with this UID lately (bind takes
