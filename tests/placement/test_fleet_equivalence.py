@@ -116,6 +116,19 @@ def query(sc: Scenario, names: Sequence[str]) -> Query:
     )
 
 
+def reference(sc: Scenario, nodes: list[NodeState]) -> Decision:
+    """``decide()``'s answer for the drawn scenario over ``nodes``."""
+    return decide(
+        nodes,
+        sc.demand,
+        sc.reservations,
+        now=sc.now,
+        settings=sc.settings,
+        pod_uid=sc.pod_uid,
+        waiting=sc.waiting,
+    )
+
+
 def assert_same_as_fit(fleet: Fleet, names: list[str], sc: Scenario) -> None:
     fits, rejects = evaluate(fleet, query(sc, names))
     lean_fits, lean_rejects = evaluate(fleet, query(sc, names), reasons=False)
@@ -158,15 +171,7 @@ def test_decide_fleet_equals_decide(
     sc = data.draw(scenarios)
     fleet = Fleet(sc.nodes, capacity=1, width=1)  # grows as nodes arrive
     names = [n.name for n in sc.nodes]
-    expected = decide(
-        sc.nodes,
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-        waiting=sc.waiting,
-    )
+    expected = reference(sc, sc.nodes)
     got = decide_fleet(fleet, query(sc, names))
     assert got.decision() == expected
     lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
@@ -211,15 +216,7 @@ def test_evaluate_equals_fit_after_updates(
     names = names[: data.draw(st.integers(0, len(names)))]
     assert_same_as_fit(fleet, names, sc)
     got = decide_fleet(fleet, query(sc, [n for n in names if n in fleet]))
-    expected = decide(
-        [fleet.node(n) for n in names if n in fleet],
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-        waiting=sc.waiting,
-    )
+    expected = reference(sc, [fleet.node(n) for n in names if n in fleet])
     assert got.decision() == expected
     lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
     assert_scores_agree(fleet, names, sc, expected)
@@ -331,13 +328,5 @@ def test_a_request_that_only_sums_like_every_node_gets_the_same_choice(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Fleet, "every_hash", lambda self: names_hash(names))
         lean = decide_fleet(fleet, query(sc, names), reasons=False, all_fits=False)
-    expected = decide(
-        [fleet.node(n) for n in names if n in fleet],
-        sc.demand,
-        sc.reservations,
-        now=sc.now,
-        settings=sc.settings,
-        pod_uid=sc.pod_uid,
-        waiting=sc.waiting,
-    )
+    expected = reference(sc, [fleet.node(n) for n in names if n in fleet])
     assert lean.chosen == expected.chosen
