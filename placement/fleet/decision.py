@@ -11,7 +11,7 @@ filter calls it; ``verdict`` and ``evaluate`` answer with reasons for every node
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import compress
 
@@ -20,9 +20,9 @@ import numpy as np
 from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
 from placement.fleet.rejects import reasons_of, reject_counts, rejects_of, split
 from placement.fleet.room import kept_rows
-from placement.fleet.rows import IntArray, RowArray
+from placement.fleet.rows import RowArray
 from placement.fleet.scores import row_scores
-from placement.fleet.store import Fleet, name_hashes
+from placement.fleet.store import Fleet, names_hash
 from placement.model import Decision, Fit, Reject
 from placement.policies import Profile, resolve_profile
 
@@ -35,7 +35,9 @@ class FleetDecision:
     counts the named nodes that do not fit by reject class (``REJECT_CLASSES``), always.
     ``rejected`` names each of them, in request order, beside its reason and resolvable flag,
     unless the caller asked for no reasons while some node fits: then ``reasons`` is false and
-    all three are empty. They are kept as plain strings and flags rather than a ``Reject`` per
+    all three are empty. (When nothing fits and ``decide_fleet`` took its whole-fleet shortcut,
+    they are in the fleet's own order, ``Fleet.every_name``: a scheduler extender's reply
+    carries them as a map, which has no order.) They are kept as plain strings and flags rather than a ``Reject`` per
     node: at thousands of nodes, objects per node are most of the cost and feed the cyclic
     garbage collector (``rejects`` builds them on request). ``fits`` and ``scores`` hold every
     node that fits, unless the caller asked for the chosen one only: then ``all_fits`` is
@@ -161,36 +163,33 @@ def decide_fleet(
     With both off, a request that names every node the fleet holds (the common case: the
     scheduler passes on every node its own filters let through) is answered over the fleet's
     own list of names, which it keeps with their rows, rather than by looking each name up
-    (``every_name``): a sum of the names' hashes says the two sets are the same, and the
-    chosen node is then checked by name to be one the request named, so the answer is the
-    same whatever the hashes say (a fit among more nodes is the best among fewer). Only the
-    reject counts rest on the hashes, and only by a collision of Python's keyed hash would they
-    count a node not named.
+    (``every_name``): the hash of the set of names says the two sets are the same, and the
+    chosen node is then checked by name to be one the request named, so the choice is the
+    same whatever the hash says (a fit among more nodes is the best among fewer). When no node
+    fits, the reasons are worded over the fleet's own list too, in its order. Only the reject
+    counts and, when nothing fits, the nodes the reasons name rest on the hash: by a collision
+    of Python's keyed hash they would count and name a node the request did not.
     """
     prof = profile or resolve_profile(query.demand)
     lean = not reasons
     if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
         every = dataclasses.replace(query, names=fleet.every_name())
         ev = evaluate_rows(fleet, every, lean=True)
-        if not (ev.code[ev.rows] == CODE_OK).any():
-            # No node fits, so no named one does: the reasons, over the names as they came.
-            lean = False
-        elif query.names is every.names:  # the fleet's own list (extender.ahead asks so)
+        fits_any = bool((ev.code[ev.rows] == CODE_OK).any())
+        if query.names is every.names:  # the fleet's own list (extender.ahead asks so)
             return _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
-        else:
-            hashes = name_hashes(query.names)
-            if int(hashes.sum()) == fleet.every_hash():
-                got = _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
-                if got.chosen is not None and _named(got.chosen.node, query.names, hashes):
-                    return got
+        same = names_hash(query.names) == fleet.every_hash()
+        if not fits_any:
+            # No node fits, so no named one does: the reasons are the answer, worded in full,
+            # over the fleet's own list when it is the request's set, else as the names came.
+            if same:
+                return _decide(fleet, every, prof, reasons=False, all_fits=False, lean=False)
+            lean = False
+        elif same:
+            got = _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
+            if got.chosen is not None and got.chosen.node in query.names:
+                return got
     return _decide(fleet, query, prof, reasons=reasons, all_fits=all_fits, lean=lean)
-
-
-def _named(name: str, names: Sequence[str], hashes: IntArray) -> bool:
-    """Whether ``names`` (their ``hashes`` beside them) holds ``name``: its hash found, then
-    the strings compared."""
-    at = np.flatnonzero(hashes == hash(name)).tolist()
-    return any(names[i] == name for i in at)
 
 
 def _decide(

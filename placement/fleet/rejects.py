@@ -234,6 +234,32 @@ def _word_budget(r: int, fleet: Fleet, ev: Evaluation) -> str:
     )
 
 
+_RESOLVABLE = np.ones(max(CLASS_OF) + 1, dtype=np.bool_)
+_RESOLVABLE[list(CODE_UNRESOLVABLE)] = False
+"""By result code: whether a node rejected with it may take the pod later."""
+
+_NOT_FREE: dict[tuple[int, ...], str] = {}
+"""The worded reasons of busy nodes, by GPUs asked, GPUs free now and the count of each cause
+(``CAUSES``): the texts depend on nothing else, and a busy fleet asks for the same few again
+and again."""
+
+
+def _not_free_words(k: int, keys: list[list[int]]) -> list[str]:
+    """``reason_not_free`` for each key row of ``_reject_keys`` (free now, then the count of
+    each cause in ``CAUSES``' order), each text worded once and kept."""
+    if len(_NOT_FREE) > MAX_WORDED:
+        _NOT_FREE.clear()
+    words = []
+    for key in keys:
+        memo = (k, *key)
+        text = _NOT_FREE.get(memo)
+        if text is None:
+            why = dict(zip(CAUSES, key[1:], strict=True))
+            text = _NOT_FREE[memo] = reason_not_free(k, key[0], why)
+        words.append(text)
+    return words
+
+
 MAX_WORDED = 1 << 17
 """Reasons a fleet keeps worded (``Fleet.reason_memo``) before it forgets them all."""
 
@@ -275,18 +301,22 @@ def reasons_of(
     codes = codes[rejected]
     rows = ev.rows[rejected]
     texts = np.empty(len(rejected), dtype=object)
-    for c in np.unique(codes).tolist():
+    for c in np.flatnonzero(np.bincount(codes)).tolist():
         where = np.flatnonzero(codes == c)
         if c == CODE_UNFIT and ev.considered is None:
             texts[where] = _unfit_words(fleet, rows[where], ev, demand)
             continue
-        first, inverse = _group(_reject_keys(c, rows[where], fleet, ev))
-        words = [_word(c, int(rows[where[j]]), fleet, ev, demand) for j in first]
+        keys = _reject_keys(c, rows[where], fleet, ev)
+        first, inverse = _group(keys)
+        if c == CODE_NOT_FREE:
+            words = _not_free_words(demand.gpus, keys[first].tolist())
+        else:
+            words = [_word(c, int(rows[where[j]]), fleet, ev, demand) for j in first]
         texts[where] = np.array(words, dtype=object)[inverse]
     at = rejected.tolist()
     known = [ev.names[i] for i in at] if len(at) < len(ev.names) else ev.names
     text_list: list[str] = texts.tolist()
-    resolvable: list[bool] = (~np.isin(codes, CODE_UNRESOLVABLE)).tolist()
+    resolvable: list[bool] = _RESOLVABLE[codes].tolist()
     if len(ev.names) == len(names):
         return known, text_list, resolvable
     # Some names are not in the fleet: put them in request order among the others.
