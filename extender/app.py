@@ -106,8 +106,7 @@ class Handlers:
 
     def _count(self, out: FilterOutcome) -> None:
         self.metrics.decisions.labels("filter", out.outcome.value, out.reason).inc()
-        for code, n in out.reject_codes.items():
-            self.metrics.node_rejections.labels(code).inc(n)
+        self.metrics.reject_later(out.reject_codes)  # settled once the reply is sent
 
     def _decide(self, args: ExtenderArgs) -> FilterOutcome:
         try:
@@ -186,8 +185,11 @@ class Handlers:
         if out.passed:
             # kube-scheduler reads the reasons only when no node passes (for the pod's event
             # and for preemption); at thousands of nodes they are most of the reply's bytes.
-            return _json(filter_result(args, out.passed, {}, {}))
-        return _json(filter_result(args, [], out.failed, out.unresolvable))
+            reply = _json(filter_result(args, out.passed, {}, {}))
+        else:
+            reply = _json(filter_result(args, [], out.failed, out.unresolvable))
+        reply.call_on_close(self.metrics.settle)
+        return reply
 
     def prioritize(self, body: bytes) -> Response:
         args = decode_extender_args(body)
@@ -252,6 +254,7 @@ def probe_routes(state: ClusterState, metrics: ExtenderMetrics) -> dict[str, Rou
         return Page(200, b"ok\n")
 
     def metrics_page() -> Page:
+        metrics.settle()
         metrics.ready.set(0 if state.unsynced() else 1)
         valid, invalid = state.node_count()
         metrics.nodes.labels("valid").set(valid)

@@ -350,9 +350,10 @@ def filter_nodes(
         all_fits=mode is Mode.ALL_FEASIBLE,
         eligible=eligible,
     )
-    codes = dict(decision.reject_counts)
+    # Read only by the metrics: a whole-fleet decision settles its counts when they are read.
+    codes: Mapping[str, int] = decision.reject_counts
     if invalid:
-        codes[REPORT_INVALID] = len(invalid)
+        codes = {**codes, REPORT_INVALID: len(invalid)}
     if decision.chosen is None:
         failed, unresolvable = decision.split_rejects()
         if invalid:

@@ -8,7 +8,8 @@ codes, never free text, so the series count stays small whatever the cluster doe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -122,6 +123,31 @@ class ExtenderMetrics:
             ["report"],
             registry=registry,
         )
+
+        # Reject counts not added to ``node_rejections`` yet (``reject_later``).
+        self._later: deque[Mapping[str, int]] = deque()
+
+    MAX_LATER = 64
+    """Reject counts held before ``reject_later`` settles them at once."""
+
+    def reject_later(self, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` (reject class -> nodes) to ``node_rejections`` at the next
+        ``settle``: a filter's counts may cost as much as its decision to work out
+        (``placement.fleet.rejects.NamedCounts``), and nothing in its reply needs them, so the
+        filter settles them after its reply is sent, and a scrape before it reads them."""
+        self._later.append(counts)
+        if len(self._later) > self.MAX_LATER:
+            self.settle()
+
+    def settle(self) -> None:
+        """Add every held reject count to ``node_rejections``."""
+        while True:
+            try:
+                counts = self._later.popleft()
+            except IndexError:
+                return
+            for code, n in counts.items():
+                self.node_rejections.labels(code).inc(n)
 
     def watch_reservations(self, read: Callable[[], dict[str, int]]) -> None:
         """Report ``read()`` (state -> count) as the reservations gauge at every scrape."""

@@ -18,7 +18,7 @@ from itertools import compress
 import numpy as np
 
 from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
-from placement.fleet.rejects import reasons_of, reject_counts, rejects_of, split
+from placement.fleet.rejects import NamedCounts, reasons_of, reject_counts, rejects_of, split
 from placement.fleet.room import kept_rows
 from placement.fleet.rows import RowArray
 from placement.fleet.scores import row_scores
@@ -163,32 +163,33 @@ def decide_fleet(
     With both off, a request that names every node the fleet holds (the common case: the
     scheduler passes on every node its own filters let through) is answered over the fleet's
     own list of names, which it keeps with their rows, rather than by looking each name up
-    (``every_name``): the hash of the set of names says the two sets are the same, and the
-    chosen node is then checked by name to be one the request named, so the choice is the
-    same whatever the hash says (a fit among more nodes is the best among fewer). When no node
-    fits, the reasons are worded over the fleet's own list too, in its order. Only the reject
-    counts and, when nothing fits, the nodes the reasons name rest on the hash: by a collision
-    of Python's keyed hash they would count and name a node the request did not.
+    (``every_name``). The chosen node is checked by name to be one the request named, so the
+    choice is the request's whatever else it names (a fit among more nodes is the best among
+    fewer). The reject counts are then settled when first read (``NamedCounts``): the hash of
+    the set of names says whether the request named exactly the fleet's nodes, and they are
+    counted again over the request when it did not. When no node fits and that hash is the
+    fleet's, the reasons are worded over the fleet's own list, in its order. Only by a
+    collision of Python's keyed hash would the counts, or the nodes the reasons name, take in
+    a node the request did not name.
     """
     prof = profile or resolve_profile(query.demand)
     lean = not reasons
     if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
         every = dataclasses.replace(query, names=fleet.every_name())
         ev = evaluate_rows(fleet, every, lean=True)
-        fits_any = bool((ev.code[ev.rows] == CODE_OK).any())
         if query.names is every.names:  # the fleet's own list (extender.ahead asks so)
             return _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
-        same = names_hash(query.names) == fleet.every_hash()
-        if not fits_any:
-            # No node fits, so no named one does: the reasons are the answer, worded in full,
-            # over the fleet's own list when it is the request's set, else as the names came.
-            if same:
-                return _decide(fleet, every, prof, reasons=False, all_fits=False, lean=False)
-            lean = False
-        elif same:
+        if (ev.code[ev.rows] == CODE_OK).any():
             got = _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
             if got.chosen is not None and got.chosen.node in query.names:
-                return got
+                counts = NamedCounts(query.names, ev, got.reject_counts, fleet.every_hash())
+                return dataclasses.replace(got, reject_counts=counts)
+        elif names_hash(query.names) == fleet.every_hash():
+            # No node fits, so no named one does: the reasons are the answer, worded in full
+            # over the fleet's own list, which is the request's set of names.
+            return _decide(fleet, every, prof, reasons=False, all_fits=False, lean=False)
+        else:
+            lean = False  # the reasons, over the names as they came
     return _decide(fleet, query, prof, reasons=reasons, all_fits=all_fits, lean=lean)
 
 

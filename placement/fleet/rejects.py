@@ -12,7 +12,7 @@ as metric labels). Pure.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import compress
 from operator import not_
 from typing import Any, cast
@@ -55,7 +55,7 @@ from placement.fleet.evaluation import (
     Evaluation,
 )
 from placement.fleet.rows import IntArray, RowArray
-from placement.fleet.store import Fleet
+from placement.fleet.store import Fleet, names_hash
 from placement.loadbudget import reason_load_budget
 from placement.model import Allocator, Demand, Reject
 
@@ -102,16 +102,74 @@ cold loads in flight leave no room for the pod's), and
 def reject_counts(names: Sequence[str], ev: Evaluation) -> dict[str, int]:
     """The named nodes that do not fit, counted by reject class (from the result codes, with
     no reason worded)."""
-    tally = np.bincount(ev.code[ev.rows], minlength=len(CLASS_OF) + 1).tolist()
+    return _tally(ev.code[ev.rows], len(names) - len(ev.names))
+
+
+def _tally(codes: IntArray, missing: int) -> dict[str, int]:
+    """Result codes counted by reject class, and ``missing`` nodes the fleet does not hold."""
+    tally = np.bincount(codes, minlength=len(CLASS_OF) + 1).tolist()
     counts: dict[str, int] = {}
     for c, n in enumerate(tally):
         if c != CODE_OK and n:
             name = CLASS_OF[c]
             counts[name] = counts.get(name, 0) + n
-    missing = len(names) - len(ev.names)
     if missing:
         counts[NO_REPORT] = missing
     return counts
+
+
+class NamedCounts(Mapping[str, int]):
+    """``reject_counts`` of a request that was decided over the fleet's own list of names
+    (``decide_fleet``'s whole-fleet shortcut), settled when first read.
+
+    The counts over every node the fleet held (``every``) are the request's when it names
+    exactly those nodes, which the hash of its set of names says (``names_hash``, equal to the
+    fleet's ``every_hash``). That hash costs about as much as the rest of such a decision, and
+    only the metrics read the counts, so it is worked out when they are read: a scheduler
+    extender does that after its reply. When the sets differ, the named nodes are counted
+    again from the evaluation's own names and rows, as the fleet held them when it decided.
+    """
+
+    __slots__ = ("_counts", "_ev", "_every", "_every_hash", "_names")
+
+    def __init__(
+        self, names: Sequence[str], ev: Evaluation, every: Mapping[str, int], every_hash: int
+    ) -> None:
+        self._names: Sequence[str] = names
+        self._ev: Evaluation | None = ev
+        self._every = every
+        self._every_hash = every_hash
+        self._counts: Mapping[str, int] | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether the counts were worked out already."""
+        return self._counts is not None
+
+    def _settle(self) -> Mapping[str, int]:
+        counts, ev = self._counts, self._ev
+        if counts is None:
+            if ev is None or names_hash(self._names) == self._every_hash:
+                counts = self._every
+            else:
+                row = dict(zip(ev.names, ev.rows.tolist(), strict=True))
+                at = np.fromiter((row.get(n, -1) for n in self._names), np.intp, len(self._names))
+                found = at[at >= 0]
+                counts = _tally(ev.code[found], len(self._names) - len(found))
+            self._counts, self._names, self._ev = counts, (), None  # let the request go
+        return counts
+
+    def __getitem__(self, key: str) -> int:
+        return self._settle()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._settle())
+
+    def __len__(self) -> int:
+        return len(self._settle())
+
+    def __repr__(self) -> str:
+        return f"NamedCounts({dict(self._settle())!r})"
 
 
 def _group(keys: npt.NDArray[Any]) -> tuple[list[int], IntArray]:

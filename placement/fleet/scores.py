@@ -49,11 +49,15 @@ def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -
     held: BoolArray = fleet.held[:, :span]
     free: IntArray = fleet.free[:, :span]
     total_sum = fleet.total_sum[:span]
-    free_after = present & healthy & ~held & ~ev.hidden & ~chosen
+    # In place where it can be: at thousands of rows, each temporary is a pass over memory.
+    taken = held | ev.hidden
+    taken |= chosen
+    free_after = present & healthy
+    free_after &= np.logical_not(taken, out=taken)
     free_now = (free * free_after).sum(axis=0)  # a product: np.where makes a copy first
-    some = total_sum > 0
-    fraction = np.zeros(span)
-    fraction[some] = np.maximum(0.0, np.minimum(1.0, free_now[some] / total_sum[some]))
+    fraction = np.divide(free_now, total_sum, out=np.zeros(span), where=total_sum > 0)
+    np.minimum(fraction, 1.0, out=fraction)
+    np.maximum(fraction, 0.0, out=fraction)
     k = demand.gpus
     pairs = k * (k - 1) // 2
     link_fraction = np.ones(span)  # every pair of a complete row's GPUs is linked

@@ -6,8 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from extender.metrics import ExtenderMetrics
 from tests.extender.conftest import A100, build_extender, gpu_node, pod_object, synced_state
 
 
@@ -73,3 +74,34 @@ EXPECTED = {
 @pytest.mark.parametrize("line", EXPECTED.values(), ids=EXPECTED.keys())
 def test_metrics_count_what_happened(line: str) -> None:
     assert line in scrape_after_traffic().splitlines()
+
+
+def test_reject_counts_of_a_whole_fleet_filter_reach_the_scrape() -> None:
+    """A filter that names every node settles its reject counts after its reply; a scrape that
+    comes first settles them itself."""
+    ext = build_extender(
+        synced_state([gpu_node("h100-0"), gpu_node("a100-0", product=A100, gib=40)])
+    )
+    pod = pod_object("p", uid="uid-p", vram="60Gi")
+    ext.api.add(pod)
+    resp = ext.client.post(
+        "/scheduler/filter", json={"Pod": pod, "NodeNames": ["a100-0", "h100-0"]}
+    )
+    assert resp.get_json()["NodeNames"] == ["h100-0"]
+    text = ext.client.get("/metrics").data.decode()
+    assert 'vramfit_extender_node_rejections_total{reason="gpu-too-small"} 1.0' in text
+
+
+def test_held_reject_counts_are_settled_once_and_bounded() -> None:
+    metrics = ExtenderMetrics(CollectorRegistry())
+    for _ in range(ExtenderMetrics.MAX_LATER):
+        metrics.reject_later({"gpus-busy": 2})
+    assert metrics.node_rejections.labels("gpus-busy")._value.get() == 0
+    metrics.reject_later({"gpus-busy": 2})  # one past the bound: all are settled at once
+    assert metrics.node_rejections.labels("gpus-busy")._value.get() == 2 * (
+        ExtenderMetrics.MAX_LATER + 1
+    )
+    metrics.settle()
+    assert metrics.node_rejections.labels("gpus-busy")._value.get() == 2 * (
+        ExtenderMetrics.MAX_LATER + 1
+    )

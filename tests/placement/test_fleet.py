@@ -20,7 +20,7 @@ from placement.fleet import (
     evaluate,
     verdict,
 )
-from placement.fleet.rejects import _group
+from placement.fleet.rejects import NamedCounts, _group
 from placement.model import (
     GIB,
     Demand,
@@ -546,3 +546,60 @@ def test_every_name_is_the_fleet_and_rows_of_answers_it_as_a_lookup_would(
         assert fleet.rows_of(every).tolist() == [fleet.row_at(n) for n in every]
         fleet.rows_of(list(every)[:1])  # a filter over one node in between
         assert fleet.rows_of(every).tolist() == [fleet.row_at(n) for n in every]
+
+
+WHOLE_FLEET_COUNTS = {
+    # name: (request, counts the metrics must read)
+    "every node, in another order": (
+        ["e", "d", "c", "b", "a"],
+        {"gpu-too-small": 1, "no-lease": 1, "gpus-busy": 1},
+    ),
+    "an unknown name in place of a rejected node": (
+        ["e", "c", "b", "a", "ghost"],
+        {"gpu-too-small": 1, "gpus-busy": 1, "no-report": 1},
+    ),
+    "a node named twice in place of another": (
+        ["e", "c", "c", "b", "a"],
+        {"gpu-too-small": 1, "gpus-busy": 1},
+    ),
+    "every name unknown but the chosen one": (
+        ["c", "x1", "x2", "x3", "x4"],
+        {"no-report": 4},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("names", "counts"), WHOLE_FLEET_COUNTS.values(), ids=WHOLE_FLEET_COUNTS.keys()
+)
+def test_a_whole_fleet_decision_counts_the_named_nodes_when_read(
+    names: list[str], counts: dict[str, int]
+) -> None:
+    """A request that names as many nodes as the fleet holds is decided over the fleet's own
+    list; its reject counts are settled when read, over the nodes it named (``NamedCounts``),
+    also when the fleet has changed since the decision."""
+    fleet = Fleet(
+        [
+            node(name="a", held=range(8)),
+            node(2, name="b"),
+            node(name="c"),
+            node(name="d", lease=None),
+            node(name="e"),
+        ]
+    )
+    got = decide_fleet(fleet, Query(names, Demand(4), [], now=NOW), reasons=False, all_fits=False)
+    assert isinstance(got.reject_counts, NamedCounts) and not got.reject_counts.settled
+    assert got.chosen is not None and got.chosen.node == "c"
+    fleet.remove("b")  # changes nothing the decision counted
+    fleet.replace(node(name="f"))
+    assert dict(got.reject_counts) == counts
+    assert got.reject_counts.settled
+
+
+def test_a_whole_fleet_decision_whose_choice_was_not_named_decides_again() -> None:
+    fleet = Fleet([node(name="a"), node(2, name="b")])
+    got = decide_fleet(
+        fleet, Query(["b", "ghost"], Demand(1), [], now=NOW), reasons=False, all_fits=False
+    )
+    assert got.chosen is not None and got.chosen.node == "b"
+    assert dict(got.reject_counts) == {"no-report": 1}
