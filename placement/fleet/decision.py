@@ -140,6 +140,10 @@ def evaluate(
     return fits, rejects_of(fleet, query.names, ev, query.demand) if reasons or not fits else {}
 
 
+MAX_REFUSED = 1 << 12
+"""Demands ``Fleet.refused_memo`` keeps before it forgets them all."""
+
+
 def decide_fleet(
     fleet: Fleet,
     query: Query,
@@ -176,10 +180,17 @@ def decide_fleet(
     lean = not reasons
     if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
         every = dataclasses.replace(query, names=fleet.every_name())
-        ev = evaluate_rows(fleet, every, lean=True)
+        # A demand no node took last time is evaluated in full at once: its reasons are likely
+        # the answer again, and the full evaluation chooses as the lean one does.
+        memo, asked = fleet.refused_memo, (query.demand, query.settings)
+        ev = evaluate_rows(fleet, every, lean=not memo.get(asked, False))
+        fits = bool((ev.code[ev.rows] == CODE_OK).any())
+        if len(memo) > MAX_REFUSED:
+            memo.clear()
+        memo[asked] = not fits
         if query.names is every.names:  # the fleet's own list (extender.ahead asks so)
             return _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
-        if (ev.code[ev.rows] == CODE_OK).any():
+        if fits:
             got = _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
             if got.chosen is not None and got.chosen.node in query.names:
                 counts = NamedCounts(query.names, ev, got.reject_counts, fleet.every_hash())
@@ -187,7 +198,7 @@ def decide_fleet(
         elif names_hash(query.names) == fleet.every_hash():
             # No node fits, so no named one does: the reasons are the answer, worded in full
             # over the fleet's own list, which is the request's set of names.
-            return _decide(fleet, every, prof, reasons=False, all_fits=False, lean=False)
+            return _decide(fleet, every, prof, reasons=False, all_fits=False, ev=ev)
         else:
             lean = False  # the reasons, over the names as they came
     return _decide(fleet, query, prof, reasons=reasons, all_fits=all_fits, lean=lean)

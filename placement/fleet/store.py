@@ -88,6 +88,8 @@ class Fleet:
         self.plugin_memo: dict[tuple[int, ...], Any] = {}
         # Reasons worded once per row version and demand (``placement.fleet.rejects``).
         self.reason_memo: dict[tuple[Any, ...], str] = {}
+        # Whether a whole-fleet decision for a demand last found no node (``decide_fleet``).
+        self.refused_memo: dict[tuple[Any, ...], bool] = {}
         self._described: dict[str, int] = {}
         self._model_rows: dict[str, set[int]] = {}
         # By model asked for (256 at most): its rows as a mask, kept current row by row.

@@ -603,3 +603,22 @@ def test_a_whole_fleet_decision_whose_choice_was_not_named_decides_again() -> No
     )
     assert got.chosen is not None and got.chosen.node == "b"
     assert dict(got.reject_counts) == {"no-report": 1}
+
+
+def test_a_demand_refused_last_time_is_evaluated_in_full_and_still_placed() -> None:
+    """A whole-fleet decision for a demand no node took last time starts from the full
+    evaluation (its reasons are likely the answer again); when a node has come free since, it
+    chooses as ``decide()`` does."""
+    busy = [node(name="a", held=range(8)), node(name="b", held=range(6))]
+    fleet = Fleet(busy)
+    ask = Query(["b", "a"], Demand(4), [], now=NOW)
+    refused = decide_fleet(fleet, ask, reasons=False, all_fits=False)
+    assert refused.chosen is None and set(refused.rejects) == {"a", "b"}
+    assert fleet.refused_memo == {(ask.demand, ask.settings): True}
+    freed = node(name="b", held=range(2))
+    fleet.replace(freed)
+    placed = decide_fleet(fleet, ask, reasons=False, all_fits=False)
+    expected = decide([busy[0], freed], Demand(4), [], now=NOW)
+    assert placed.chosen == expected.chosen and placed.chosen is not None
+    assert dict(placed.reject_counts) == {"gpus-busy": 1}
+    assert fleet.refused_memo == {(ask.demand, ask.settings): False}
