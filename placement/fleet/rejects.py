@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import compress
-from operator import not_
 from typing import Any, cast
 
 import numpy as np
@@ -179,12 +178,16 @@ def _group(keys: npt.NDArray[Any]) -> tuple[list[int], IntArray]:
     small non-negative counts), else one opaque byte string each.
     """
     if keys.ndim > 1:
-        low, high = keys.min(initial=0), keys.max(initial=0)
-        radix = [int(x) + 1 for x in keys.max(axis=0, initial=0).tolist()]
+        # By column, each laid out in a row of its own: numpy reduces a few wide rows many
+        # times faster than many narrow ones.
+        cols = np.ascontiguousarray(keys.T)
+        low, high = cols.min(initial=0), cols.max(initial=0)
+        radix = [int(x) + 1 for x in cols.max(axis=1, initial=0).tolist()]
         if low >= 0 and high < 2**31 and math.prod(radix) < 2**62:
             flat = np.zeros(len(keys), dtype=np.int64)
-            for column, base in zip(keys.T, radix, strict=True):
-                flat = flat * base + column
+            for column, base in zip(cols, radix, strict=True):
+                flat *= base
+                flat += column
             keys = flat
         else:
             packed = np.ascontiguousarray(keys)
@@ -319,7 +322,9 @@ def _not_free_words(k: int, keys: list[list[int]]) -> list[str]:
 
 
 MAX_WORDED = 1 << 17
-"""Reasons a fleet keeps worded (``Fleet.reason_memo``) before it forgets them all."""
+"""Reasons a fleet keeps worded for one demand (``Fleet.reason_memo``) before it forgets them."""
+MAX_ASKED = 1 << 10
+"""Demands a fleet keeps worded reasons for before it forgets them all."""
 
 
 def _unfit_words(fleet: Fleet, rows: RowArray, ev: Evaluation, demand: Demand) -> list[str]:
@@ -330,17 +335,19 @@ def _unfit_words(fleet: Fleet, rows: RowArray, ev: Evaluation, demand: Demand) -
     ``Fleet.generation``) and the demand, so each is worded once per row version and demand,
     and kept: kube-scheduler asks again and again about the pods no node can take.
     """
-    memo = fleet.reason_memo
-    if len(memo) > MAX_WORDED:
-        memo.clear()
     # The GPUs a pod holds itself are unallocated for it: its reasons are its own.
     own = ev.pod_uid if fleet.holds(ev.pod_uid) else ""
     asked = (demand.vram_per_gpu, demand.products, demand.allocator, own)
-    keys = [(g, asked) for g in fleet.generation[rows].tolist()]
-    words = list(map(memo.get, keys))
+    memo = fleet.reason_memo.get(asked)  # by row version, for this demand
+    if memo is None or len(memo) > MAX_WORDED:
+        if len(fleet.reason_memo) > MAX_ASKED:
+            fleet.reason_memo.clear()
+        memo = fleet.reason_memo[asked] = {}
+    generations = fleet.generation[rows].tolist()
+    words = list(map(memo.get, generations))
     for i, r in enumerate(rows.tolist()):
         if words[i] is None:
-            words[i] = memo[keys[i]] = _word(CODE_UNFIT, r, fleet, ev, demand)
+            words[i] = memo[generations[i]] = _word(CODE_UNFIT, r, fleet, ev, demand)
     return cast(list[str], words)  # no None is left
 
 
@@ -371,8 +378,9 @@ def reasons_of(
         else:
             words = [_word(c, int(rows[where[j]]), fleet, ev, demand) for j in first]
         texts[where] = np.array(words, dtype=object)[inverse]
-    at = rejected.tolist()
-    known = [ev.names[i] for i in at] if len(at) < len(ev.names) else ev.names
+    known = ev.names
+    if len(rejected) < len(known):
+        known = [known[i] for i in rejected.tolist()]
     text_list: list[str] = texts.tolist()
     resolvable: list[bool] = _RESOLVABLE[codes].tolist()
     if len(ev.names) == len(names):
@@ -405,7 +413,7 @@ def split(
         return dict(zip(rejected, texts, strict=True)), {}
     if not any(resolvable):
         return {}, dict(zip(rejected, texts, strict=True))
-    hard = list(map(not_, resolvable))
+    hard = np.logical_not(np.frombuffer(bytes(resolvable), dtype=np.bool_)).tolist()
     return (
         dict(zip(compress(rejected, resolvable), compress(texts, resolvable), strict=True)),
         dict(zip(compress(rejected, hard), compress(texts, hard), strict=True)),

@@ -86,8 +86,8 @@ class Fleet:
         self.nvlinks: list[NvLink] = []  # by id: each NVLink layout a node has had
         # The device plugin's answers by (NVLink id, ...): ids are cheaper keys than layouts.
         self.plugin_memo: dict[tuple[int, ...], Any] = {}
-        # Reasons worded once per row version and demand (``placement.fleet.rejects``).
-        self.reason_memo: dict[tuple[Any, ...], str] = {}
+        # Reasons worded once per demand and row version (``placement.fleet.rejects``).
+        self.reason_memo: dict[tuple[Any, ...], dict[int, str]] = {}
         # Whether a whole-fleet decision for a demand last found no node (``decide_fleet``).
         self.refused_memo: dict[tuple[Any, ...], bool] = {}
         self._described: dict[str, int] = {}
