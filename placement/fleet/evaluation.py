@@ -403,14 +403,18 @@ def _unallocated(
     return unallocated
 
 
-def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], int]], IntArray]:
-    """The distinct (``extra`` row, mask) pairs among the columns of ``b`` (``slot x column``;
-    bit ``s`` of a mask is slot ``s``), and which pair each column has. One ``np.unique`` over
-    an int64 key when the bits fit, else over the packed bytes."""
+def _groups(
+    b: BoolArray, rows: RowArray, extra: IntArray
+) -> tuple[list[tuple[tuple[int, ...], int]], IntArray]:
+    """The distinct (``extra`` row, mask) pairs among the columns ``rows`` of ``b`` (``slot x
+    row``; bit ``s`` of a mask is slot ``s``), and which pair each of them has. One
+    ``np.unique`` over an int64 key when the bits fit, else over the packed bytes. Masks are
+    made over every row and then gathered: a gathered ``slot x row`` array is laid out by row,
+    and summing it by slot takes ten times as long."""
     width = b.shape[0]
     top = [int(c.max(initial=0)).bit_length() for c in extra.T]
     if width + sum(top) <= 62 and extra.min(initial=0) >= 0:
-        key: IntArray = slot_masks(b)
+        key: IntArray = slot_masks(b)[rows]
         for column, bits in zip(extra.T, top, strict=True):
             key = (key << bits) | column
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
@@ -420,7 +424,7 @@ def _groups(b: BoolArray, extra: IntArray) -> tuple[list[tuple[tuple[int, ...], 
             for i, mask in zip(first.tolist(), masks.tolist(), strict=True)
         ]
         return pairs, inverse.reshape(-1)
-    packed = np.packbits(b.T, axis=1, bitorder="little")
+    packed = np.packbits(b[:, rows].T, axis=1, bitorder="little")
     keys = np.ascontiguousarray(np.concatenate([extra.astype("<i8").view(np.uint8), packed], 1))
     void = keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
     _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
@@ -445,19 +449,24 @@ def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> No
     if not len(rows):
         return
     if width <= DENSE_WIDTH:
-        picks, same = plugin_picks(fleet, available[:, rows], fleet.nvlink_id[rows], k)
-        ev.chosen[:, rows] = picks.T
+        # Masks over every row, then gathered: a gathered ``slot x row`` array is laid out
+        # by row, and summing it by slot then takes ten times as long.
+        masks = slot_masks(available)[rows]
+        picks, same = plugin_picks(fleet, masks, fleet.nvlink_id[rows], k)
+        by_row = np.zeros((len(ev.code), width), dtype=np.bool_)
+        by_row[rows] = picks
+        ev.chosen = np.ascontiguousarray(by_row.T)
         ev.same_island[rows] = same
         return
-    _grouped_picks(fleet, ev, available[:, rows], rows, k)
+    _grouped_picks(fleet, ev, available, rows, k)
 
 
 def _grouped_picks(
     fleet: Fleet, ev: Evaluation, available: BoolArray, rows: RowArray, k: int
 ) -> None:
-    """The device plugin's picks for the columns ``rows`` (``available`` holds just those)
-    of a fleet too wide for the dense tables: one answer per distinct (layout, mask)."""
-    groups, inverse = _groups(available, fleet.nvlink_id[rows][:, None])
+    """The device plugin's picks for the columns ``rows`` of ``available`` in a fleet too
+    wide for the dense tables: one answer per distinct (layout, mask)."""
+    groups, inverse = _groups(available, rows, fleet.nvlink_id[rows][:, None])
     answers = [plugin_answer(fleet, nvlink_id, mask, k) for (nvlink_id,), mask in groups]
     chosen = np.stack([a[0] for a in answers])
     same = np.array([a[1] for a in answers], dtype=np.bool_)
@@ -469,7 +478,7 @@ def _first_gpu(ev: Evaluation, available: BoolArray) -> None:
     """For one GPU: each row's first available GPU (``ev.slot``, 0 where none); a row with
     none has every slot in ``ev.chosen`` (its code is not OK, and the end of the evaluation
     clears it)."""
-    width, span = available.shape
+    width = available.shape[0]
     if width > 16:
         key = np.where(available, np.arange(width)[:, None], MAX)
         lowest = key.min(axis=0)
@@ -478,9 +487,8 @@ def _first_gpu(ev: Evaluation, available: BoolArray) -> None:
         return
     masks = slot_masks(available)
     ev.slot = lowest_slots(width)[masks]
-    ev.chosen = np.zeros((width, span), dtype=np.bool_)
-    ev.chosen[ev.slot, np.arange(span)] = True
-    ev.chosen[:, masks == 0] = True
+    ev.chosen = np.arange(width)[:, None] == ev.slot
+    ev.chosen |= masks == 0
 
 
 def _first_available(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> None:
@@ -529,7 +537,7 @@ def _mark_unsafe(
     if not len(rows):
         return
     extra = np.stack([fleet.nvlink_id[rows], sizes[rows]], axis=1)
-    groups, inverse = _groups(unallocated[:, rows], extra)
+    groups, inverse = _groups(unallocated, rows, extra)
     memo = fleet.plugin_memo
     safe = np.zeros(len(groups), dtype=np.bool_)
     for g, ((nvlink_id, size_id), mask) in enumerate(groups):

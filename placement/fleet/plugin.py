@@ -77,16 +77,16 @@ def plugin_answer(fleet: Fleet, nvlink_id: int, mask: int, k: int) -> tuple[Bool
 
 
 def plugin_picks(
-    fleet: Fleet, available: BoolArray, nvlink_id: IntArray, k: int
+    fleet: Fleet, masks: IntArray, nvlink_id: IntArray, k: int
 ) -> tuple[BoolArray, BoolArray]:
-    """For each column of ``available`` (``slot x row``, the rows' layouts in ``nvlink_id``),
-    at most ``DENSE_WIDTH`` slots: the device plugin's pick of ``k`` GPUs (``row x slot``) and
-    whether it lies on one island.
+    """For each row's mask of available GPUs (``slot_masks``, the rows' layouts in
+    ``nvlink_id``), at most ``DENSE_WIDTH`` slots: the device plugin's pick of ``k`` GPUs
+    (``row x slot``) and whether it lies on one island.
 
     The tables live in ``Fleet.plugin_memo`` under ``(-1, k, width)``, grown when a new layout
     appears; an entry is filled the first time its key is asked for."""
     width = fleet.width
-    keys = (nvlink_id << width) | slot_masks(available)
+    keys = (nvlink_id << width) | masks
     size = len(fleet.nvlinks) << width
     memo = fleet.plugin_memo
     table: tuple[BoolArray, BoolArray, BoolArray] | None = memo.get((-1, k, width))
