@@ -168,6 +168,7 @@ class Handlers:
         return out
 
     def filter(self, body: bytes) -> Response:
+        self.metrics.settle()  # counts a reply left held when its close never came
         args = decode_extender_args(body)
         unsynced = self.state.unsynced()
         if unsynced:

@@ -264,30 +264,35 @@ def _lean_rules(
     """``_node_rules`` and ``_unallocated`` for a ``leanable`` query (every present GPU
     matches, the pod holds none), read from the per-row tables: one value per row, not one
     per GPU. Returns the unallocated GPUs (``slot x row``)."""
-    settings, k, span, code = query.settings, query.demand.gpus, fleet.span, ev.code
+    settings, k, span = query.settings, query.demand.gpus, fleet.span
     width = fleet.width
     error, gpu_count = fleet.error[:span], fleet.gpu_count[:span]
     empty = gpu_count == 0
-    _mark(code, empty & error, CODE_AGENT_ERROR_NO_GPUS)
-    _mark(code, empty, CODE_NO_GPUS)
     ev.lean = True
+    # Each rule's rows, in fit()'s order; the first a row fails gives its code.
+    rules = [(empty & error, CODE_AGENT_ERROR_NO_GPUS), (empty, CODE_NO_GPUS)]
     if k > width:  # more GPUs than any row has
-        _mark(code, np.ones(span, dtype=np.bool_), CODE_TOO_SMALL)
+        rules.append((np.ones(span, dtype=np.bool_), CODE_TOO_SMALL))
     else:
-        _mark(code, (gpu_count < k) | (fleet.total_desc[k - 1, :span] < vram), CODE_TOO_SMALL)
+        rules.append(((gpu_count < k) | (fleet.total_desc[k - 1, :span] < vram), CODE_TOO_SMALL))
         if nvlink is NvlinkMode.REQUIRED:
             short = (fleet.island_max[:span] < k) | (fleet.island_desc[k - 1, :span] < vram)
-            _mark(code, short, CODE_NO_ISLAND)
-    _mark(code, error, CODE_AGENT_ERROR)
-    _mark(code, ~fleet.lease_seen[:span], CODE_NO_LEASE)
+            rules.append((short, CODE_NO_ISLAND))
     ev.lease_age = query.now - fleet.lease_at[:span]
-    _mark(code, ev.lease_age > fleet.lease_duration[:span], CODE_LEASE_OLD)
     ev.report_age = query.now - fleet.observed_at[:span]
-    _mark(code, ev.report_age > settings.max_report_age_s, CODE_REPORT_OLD)
     ev.free_now = fleet.unalloc_count[:span] - ev.pending
-    _mark(code, ev.free_now < k, CODE_NOT_FREE)
     unfit = fleet.unalloc_unknown[:span] | (fleet.unalloc_min_free[:span] < vram)
-    _mark(code, unfit, CODE_UNFIT)
+    rules += [
+        (error, CODE_AGENT_ERROR),
+        (~fleet.lease_seen[:span], CODE_NO_LEASE),
+        (ev.lease_age > fleet.lease_duration[:span], CODE_LEASE_OLD),
+        (ev.report_age > settings.max_report_age_s, CODE_REPORT_OLD),
+        (ev.free_now < k, CODE_NOT_FREE),
+        (unfit, CODE_UNFIT),
+    ]
+    code = ev.code  # all OK yet: the last rule is written first, the first one last
+    for rows, result in reversed(rules):
+        np.copyto(code, result, where=rows)
     return fleet.unalloc[:, :span]
 
 
