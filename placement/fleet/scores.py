@@ -36,6 +36,11 @@ def score_nodes(fleet: Fleet, query: Query, *, profile: Profile | None = None) -
     return out
 
 
+HALVES: FloatArray = np.power(0.5, np.arange(1100.0))
+"""``0.5 ** n`` for ``n`` loads in flight, each exact (0.0 from 1075 on, as Python's float
+gives): one gather instead of ``pow()`` per row."""
+
+
 def _clamp(x: FloatArray) -> FloatArray:
     return np.maximum(0.0, np.minimum(MAX_SCORE, x))
 
@@ -68,11 +73,11 @@ def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -
         both = picked[:, :, None] & fleet.linked[partial] & picked[:, None, :]
         linked = both.view(np.uint8).sum(axis=(1, 2), dtype=np.int64)
         link_fraction[partial] = (linked // 2) / pairs
-    loads = np.maximum(0, ev.loads).astype(np.float64)
+    loads = np.minimum(np.maximum(0, ev.loads), len(HALVES) - 1)
     policy_values: dict[str, Callable[[], FloatArray]] = {
         "vram-binpack": lambda: _clamp(MAX_SCORE * (1.0 - fraction)),
         "vram-spread": lambda: _clamp(MAX_SCORE * fraction),
-        "in-flight-penalty": lambda: _clamp(MAX_SCORE * np.power(0.5, loads)),
+        "in-flight-penalty": lambda: _clamp(MAX_SCORE * HALVES[loads]),
         "cache-affinity": lambda: np.where(fleet.cached(demand.model_id), MAX_SCORE, 0.0),
         "nvlink-quality": lambda: _clamp(MAX_SCORE * link_fraction),
     }
