@@ -322,7 +322,8 @@ def _not_free_words(k: int, keys: list[list[int]]) -> list[str]:
 
 
 MAX_WORDED = 1 << 17
-"""Reasons a fleet keeps worded for one demand (``Fleet.reason_memo``) before it forgets them."""
+"""Reasons a fleet keeps worded (``Fleet.reason_memo``, all demands together) before it forgets
+them all."""
 MAX_ASKED = 1 << 10
 """Demands a fleet keeps worded reasons for before it forgets them all."""
 
@@ -339,12 +340,18 @@ def _unfit_words(fleet: Fleet, rows: RowArray, ev: Evaluation, demand: Demand) -
     own = ev.pod_uid if fleet.holds(ev.pod_uid) else ""
     asked = (demand.vram_per_gpu, demand.products, demand.allocator, own)
     memo = fleet.reason_memo.get(asked)  # by row version, for this demand
-    if memo is None or len(memo) > MAX_WORDED:
-        if len(fleet.reason_memo) > MAX_ASKED:
-            fleet.reason_memo.clear()
+    if memo is None:
         memo = fleet.reason_memo[asked] = {}
     generations = fleet.generation[rows].tolist()
     words = list(map(memo.get, generations))
+    if None not in words:
+        return cast(list[str], words)
+    # New texts to keep: the pods' annotations choose the demands, so all of them together
+    # stay within MAX_WORDED texts and MAX_ASKED demands.
+    kept = fleet.reason_memo
+    if len(kept) > MAX_ASKED or sum(map(len, kept.values())) + len(words) > MAX_WORDED:
+        kept.clear()
+        memo = kept[asked] = {}
     for i, r in enumerate(rows.tolist()):
         if words[i] is None:
             words[i] = memo[generations[i]] = _word(CODE_UNFIT, r, fleet, ev, demand)

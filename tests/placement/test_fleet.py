@@ -18,6 +18,7 @@ from placement.fleet import (
     Query,
     decide_fleet,
     evaluate,
+    rejects,
     verdict,
 )
 from placement.fleet.rejects import NamedCounts, _group
@@ -622,3 +623,23 @@ def test_a_demand_refused_last_time_is_evaluated_in_full_and_still_placed() -> N
     assert placed.chosen == expected.chosen and placed.chosen is not None
     assert dict(placed.reject_counts) == {"gpus-busy": 1}
     assert fleet.refused_memo == {(ask.demand, ask.settings): False}
+
+
+def test_unfit_reasons_kept_stay_within_their_bound_whatever_the_demands() -> None:
+    """Pods choose their demands (their annotations), so the unfit reasons a fleet keeps stay
+    within ``MAX_WORDED`` texts and ``MAX_ASKED`` demands all together, and still read as
+    ``fit()``'s own."""
+    nodes = [node(name=f"n{i}", free=[10 + i] * 8) for i in range(6)]
+    fleet = Fleet(nodes)
+    names = [n.name for n in nodes]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rejects, "MAX_WORDED", 10)
+        patch.setattr(rejects, "MAX_ASKED", 3)
+        for gib in range(20, 40):
+            demand = Demand(1, vram_per_gpu=gib * GIB)
+            _, got = evaluate(fleet, Query(names, demand, [], now=NOW))
+            for n in nodes:
+                want = fit(n, demand, [], now=NOW, settings=FitSettings())
+                assert isinstance(want, Reject) and got[n.name] == want
+            assert len(fleet.reason_memo) <= 3 + 1
+            assert sum(map(len, fleet.reason_memo.values())) <= 10
