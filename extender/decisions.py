@@ -350,7 +350,7 @@ def filter_nodes(
         all_fits=mode is Mode.ALL_FEASIBLE,
         eligible=eligible,
     )
-    # Read only by the metrics: a whole-fleet decision settles its counts when they are read.
+    # When a node passes, only the metrics read these (a whole-fleet decision counts late).
     codes: Mapping[str, int] = decision.reject_counts
     if invalid:
         codes = {**codes, REPORT_INVALID: len(invalid)}

@@ -37,9 +37,9 @@ class FleetDecision:
     unless the caller asked for no reasons while some node fits: then ``reasons`` is false and
     all three are empty. (When nothing fits and ``decide_fleet`` took its whole-fleet shortcut,
     they are in the fleet's own order, ``Fleet.every_name``: a scheduler extender's reply
-    carries them as a map, which has no order.) They are kept as plain strings and flags rather than a ``Reject`` per
-    node: at thousands of nodes, objects per node are most of the cost and feed the cyclic
-    garbage collector (``rejects`` builds them on request). ``fits`` and ``scores`` hold every
+    carries them as a map, which has no order.) They are kept as plain strings and flags
+    rather than a ``Reject`` per node: at thousands of nodes, objects per node are most of the
+    cost and feed the cyclic garbage collector (``rejects`` builds them on request). ``fits`` and ``scores`` hold every
     node that fits, unless the caller asked for the chosen one only: then ``all_fits`` is
     false.
     """
