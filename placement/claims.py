@@ -139,6 +139,10 @@ class Claims:
         self._sizes: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         self._cold_loads: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         self._cold_bytes: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        # By row: bumped whenever a reservation comes into or leaves the row's sums, so a
+        # reader that keeps answers per row knows which to redo (``placement.fleet.standing``).
+        self._version: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
+        self._changes = 0
         self._counts: dict[int, Counter[int]] = {}  # by row: the promised counts, one per pod
         # Reservations that expire, sorted by expiry: those at or before ``now`` are the only
         # ones a request must take out of the sums.
@@ -234,6 +238,9 @@ class Claims:
             cold_loads[:old_c] = self._cold_loads
             cold_bytes = np.zeros(shape[1], dtype=np.int64)
             cold_bytes[:old_c] = self._cold_bytes
+            version = np.zeros(shape[1], dtype=np.int64)
+            version[:old_c] = self._version
+            self._version = version
             self._hidden, self._loads, self._hidden_any = hidden, loads, hidden > 0
             self._pending, self._sizes = pending, sizes
             self._cold_loads, self._cold_bytes = cold_loads, cold_bytes
@@ -250,6 +257,7 @@ class Claims:
         cold = left_to_load(row.node, r)
         share = _Share(row_at, tuple(sorted(slots)), r.in_flight(), cold)
         self._shares[r.pod_uid] = share
+        self._bump(row_at)
         self._add(self._hidden, self._loads, share, 1)
         self._add_cold(self._cold_loads, self._cold_bytes, share, 1)
         self._mark(share)
@@ -277,10 +285,23 @@ class Claims:
     def _unshare(self, pod_uid: str) -> None:
         share = self._shares.pop(pod_uid, None)
         if share is not None:
+            self._bump(share.row)
             self._add(self._hidden, self._loads, share, -1)
             self._add_cold(self._cold_loads, self._cold_bytes, share, -1)
             self._mark(share)
             self._count(share, -1)
+
+    def _bump(self, row: int) -> None:
+        self._changes += 1
+        self._version[row] = self._changes
+
+    def versions(self) -> IntArray:
+        """By row (``span`` rows, read-only): a number that changes whenever a reservation
+        comes into or leaves the row's sums."""
+        self._fit_shape()
+        view = self._version[: self._fleet.span]
+        view.flags.writeable = False
+        return view
 
     @staticmethod
     def _add(hidden: CountArray, loads: IntArray, share: _Share, sign: int) -> None:
@@ -305,15 +326,26 @@ class Claims:
         for uid in uids:
             self._share(self._by_uid[uid])
 
+    def _left_out(self, now: float, pod_uid: str) -> list[str]:
+        """The reservations in the sums that do not count for ``pod_uid`` at ``now``: the
+        expired ones and its own."""
+        left_out = [u for u in self.expired(now) if u in self._shares]
+        if pod_uid in self._shares and pod_uid not in left_out:
+            left_out.append(pod_uid)
+        return left_out
+
+    def rows_left_out(self, now: float, pod_uid: str) -> list[int]:
+        """The rows whose sums ``resolve(now, pod_uid)`` gives differ from the sums kept (their
+        ``versions`` say nothing of it)."""
+        return [self._shares[u].row for u in self._left_out(now, pod_uid)]
+
     def resolve(self, now: float, pod_uid: str) -> Sums:
         """The sums of the active reservations other than ``pod_uid``'s (``Sums``). The
         fleet's plain loop gives the same arrays. They may be read-only views of the sums,
         valid until the claims or the fleet change."""
         self._fit_shape()
         span = self._fleet.span
-        left_out = [u for u in self.expired(now) if u in self._shares]
-        if pod_uid in self._shares and pod_uid not in left_out:
-            left_out.append(pod_uid)
+        left_out = self._left_out(now, pod_uid)
         if not left_out:  # the sums as they are: read-only views, no copy
             views = Sums(
                 self._hidden_any[:, :span],

@@ -17,14 +17,24 @@ The rooms, in the order a request passes through them:
   plugin's picks read from tables by NVLink layout and mask (``plugin``);
 * ``rejects``: the reasons of the nodes that do not fit, worded once per distinct reason, and
   their classes (``REJECT_CLASSES``);
-* ``scores``: the policies array-wise, and ``score_nodes`` for prioritize;
-* ``decision``: ``verdict``, ``evaluate`` and ``decide_fleet`` (evaluate, score, choose).
+* ``scores``: the policies array-wise;
+* ``standing``: the lean evaluation and scores kept per demand shape across requests, redone
+  only for the rows whose report or reservations changed;
+* ``decision``: ``verdict``, ``evaluate``, ``decide_fleet`` (evaluate, score, choose) and
+  ``score_nodes`` for prioritize.
 
 Pure: no I/O, no clock (``now`` is in the query). A ``Fleet`` is mutable and not locked; its
 owner serializes updates and reads.
 """
 
-from placement.fleet.decision import FleetDecision, FleetVerdict, decide_fleet, evaluate, verdict
+from placement.fleet.decision import (
+    FleetDecision,
+    FleetVerdict,
+    decide_fleet,
+    evaluate,
+    score_nodes,
+    verdict,
+)
 from placement.fleet.evaluation import Query
 from placement.fleet.rejects import (
     AGENT_ERROR,
@@ -44,7 +54,6 @@ from placement.fleet.rejects import (
     REPORT_STALE,
 )
 from placement.fleet.rows import MAX_GPUS_PER_NODE, FleetError, FleetRow
-from placement.fleet.scores import score_nodes
 from placement.fleet.store import Fleet
 
 __all__ = [

@@ -11,7 +11,7 @@ filter calls it; ``verdict`` and ``evaluate`` answer with reasons for every node
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 
@@ -20,8 +20,9 @@ import numpy as np
 from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
 from placement.fleet.rejects import NamedCounts, reasons_of, reject_counts, rejects_of, split
 from placement.fleet.room import kept_rows
-from placement.fleet.rows import RowArray
+from placement.fleet.rows import FloatArray, RowArray
 from placement.fleet.scores import row_scores
+from placement.fleet.standing import standing_evaluation
 from placement.fleet.store import Fleet, names_hash
 from placement.model import Decision, Fit, Reject
 from placement.policies import Profile, resolve_profile
@@ -99,11 +100,15 @@ class FleetVerdict:
 
 
 def _gpus_of(
-    fleet: Fleet, ev: Evaluation, k: int, names: list[str], rows: RowArray
+    fleet: Fleet, ev: Evaluation, k: int, names: Sequence[str], rows: RowArray
 ) -> dict[str, tuple[str, ...]]:
     """The chosen GPU UUIDs of the fits ``names`` (in ``rows``), in GPU index order."""
     if k <= 0:
         return dict.fromkeys(names, ())
+    if len(rows) == 1:  # the chosen node alone: no table to build
+        r = int(rows[0])
+        uuids = fleet.row(r).uuids
+        return {names[0]: tuple(uuids[s] for s in np.flatnonzero(ev.chosen[:, r]).tolist())}
     if k == 1:
         return dict(zip(names, fleet.uuid_1[ev.slot[rows], rows].tolist(), strict=True))
     return dict(zip(names, fleet.chosen_uuids(ev.chosen, rows), strict=True))
@@ -138,6 +143,23 @@ def evaluate(
     ev = evaluate_rows(fleet, query)
     fits = _fits(fleet, ev, query.demand.gpus)
     return fits, rejects_of(fleet, query.names, ev, query.demand) if reasons or not fits else {}
+
+
+def score_nodes(fleet: Fleet, query: Query, *, profile: Profile | None = None) -> FloatArray:
+    """By named node, in request order: the score ``decide_fleet`` gives it, NaN where it
+    does not fit or the fleet does not hold it (pure). What a scheduler extender's prioritize
+    needs, without a fit, a reject or a dictionary entry per node. ``profile`` defaults to the
+    pod's own (``demand.policy``) or ``binpack``."""
+    prof = profile or resolve_profile(query.demand)
+    ev = standing_evaluation(fleet, query)
+    out = np.full(len(query.names), np.nan)
+    if not len(ev.rows):
+        return out
+    values = row_scores(fleet, ev, query.demand, prof)
+    known = ev.named_rows >= 0
+    rows = ev.named_rows[known]
+    out[known] = np.where(ev.code[rows] == CODE_OK, values[rows], np.nan)
+    return out
 
 
 MAX_REFUSED = 1 << 12
@@ -183,7 +205,8 @@ def decide_fleet(
         # A demand no node took last time is evaluated in full at once: its reasons are likely
         # the answer again, and the full evaluation chooses as the lean one does.
         memo, asked = fleet.refused_memo, (query.demand, query.settings)
-        ev = evaluate_rows(fleet, every, lean=not memo.get(asked, False))
+        refused = memo.get(asked, False)
+        ev = evaluate_rows(fleet, every) if refused else standing_evaluation(fleet, every)
         fits = bool((ev.code[ev.rows] == CODE_OK).any())
         if len(memo) > MAX_REFUSED:
             memo.clear()
@@ -219,7 +242,11 @@ def _decide(
     when nothing fits, the reasons are the answer and it is made in full."""
     names, demand = query.names, query.demand
     if ev is None:
-        ev = evaluate_rows(fleet, query, lean=lean and not reasons)
+        ev = (
+            standing_evaluation(fleet, query)
+            if lean and not reasons
+            else evaluate_rows(fleet, query)
+        )
     fit = ev.code[ev.rows] == CODE_OK
     if ev.lean and not fit.any():
         ev = evaluate_rows(fleet, query)

@@ -40,7 +40,7 @@ from itertools import compress
 
 import numpy as np
 
-from placement.claims import sizes_of
+from placement.claims import Sums, sizes_of
 from placement.deviceplugin import always_one_island
 from placement.fit import HELD, MIG_ENABLED, RESERVED, UNHEALTHY, effective_nvlink
 from placement.fleet.plugin import (
@@ -50,10 +50,11 @@ from placement.fleet.plugin import (
     plugin_picks,
     slot_masks,
 )
-from placement.fleet.rows import BoolArray, FloatArray, IntArray, RowArray
+from placement.fleet.rows import NO_ROWS, BoolArray, Cols, FloatArray, IntArray, RowArray
 from placement.fleet.store import Fleet
 from placement.loadbudget import load_bytes
 from placement.model import Allocator, Demand, FitSettings, NvlinkMode, Reservation
+from placement.policies import Profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +119,13 @@ def _mark(code: IntArray, condition: BoolArray, result: int) -> None:
 
 @dataclass(slots=True)
 class Evaluation:
-    """One request over the rows in use (``Fleet.span``); ``rows`` are the named nodes' rows."""
+    """One request over the rows in use (``Fleet.span``); ``rows`` are the named nodes' rows.
 
-    names: list[str]  # the named nodes the fleet holds, in request order
+    The arrays "by row" are by position in ``cols``: every row in use (``slice(0, span)``, the
+    position is the row) or the rows ``placement.fleet.standing`` redoes (``at`` turns a
+    position into a row)."""
+
+    names: Sequence[str]  # the named nodes the fleet holds, in request order (not copied)
     rows: RowArray  # their rows
     named_rows: RowArray  # the row of every named node, -1 where the fleet holds none
     code: IntArray  # by row
@@ -152,6 +157,14 @@ class Evaluation:
     # load budget as the full path makes them, but none of what only a reason quotes
     # (``large``, ``best_island``, ``causes``), so no reason is worded from it.
     lean: bool = False
+    # The rows the arrays cover (``slice(0, span)``: all).
+    cols: Cols = dataclasses.field(default_factory=lambda: slice(None))
+    # Scores kept across requests by ``placement.fleet.standing`` (``row_scores`` reads them).
+    scored: Callable[[Profile], FloatArray] | None = None
+
+    def at(self, positions: RowArray) -> RowArray:
+        """The rows at ``positions`` of the arrays."""
+        return positions if isinstance(self.cols, slice) else self.cols[positions]
 
     def why_counts(self) -> dict[str, IntArray]:
         """By row: how many GPUs each cause keeps from being unallocated, and how many are
@@ -183,52 +196,91 @@ def evaluate_rows(fleet: Fleet, query: Query, *, lean: bool = False) -> Evaluati
     from the per-row tables the fleet keeps as reports arrive, a few operations over one value
     per row, and the per-GPU work (the device plugin's picks) is done for the rows that pass
     them alone: the same codes, picks and ``free_now``, without what reasons quote."""
-    names, demand, settings = query.names, query.demand, query.settings
-    all_rows = fleet.rows_of(names)
-    found = all_rows >= 0
-    if found.all():
-        rows, known = all_rows, list(names)
-    else:
-        rows = all_rows[found]
-        known = list(compress(names, found.tolist()))
     sums = fleet.claims_of(query.reservations, query.now, query.pod_uid)
-    k = demand.gpus
-    width, span = fleet.width, fleet.span
-    none = np.zeros(span, dtype=np.int64)
-    ev = Evaluation(
-        names=known,
-        rows=rows,
-        named_rows=all_rows,
-        code=np.zeros(span, dtype=np.int64),
-        chosen=np.zeros((width, span), dtype=np.bool_),
-        same_island=np.ones(span, dtype=np.bool_),
-        hidden=sums.hidden,
-        loads=sums.loads,
-        pending=sums.pending,
-        large=none,
-        best_island=none,
-        lease_age=np.zeros(span),
-        report_age=np.zeros(span),
-        free_now=none,
-        causes=dict,
-        island_counts=np.zeros((0, span), dtype=np.int64),  # filled where a split is worded
-        max_report_age_s=settings.max_report_age_s,
-        slot=none,
-        pod_uid=query.pod_uid,
-        cold_loads=sums.cold_loads,
-        cold_bytes=sums.cold_bytes,
-        new_bytes=load_bytes(demand),
-        load_budget_s=settings.load_budget_s,
-    )
+    ev = base_evaluation(fleet, query, sums, slice(0, fleet.span))
+    k, settings = query.demand.gpus, query.settings
     if k <= 0:
         return ev
-    vram = min(demand.vram_per_gpu, int(MAX))
-    nvlink = effective_nvlink(demand, settings)
-    dra = demand.allocator is Allocator.DRA
+    vram = min(query.demand.vram_per_gpu, int(MAX))
+    nvlink = effective_nvlink(query.demand, settings)
     if lean and leanable(fleet, query):
         unallocated = _lean_rules(fleet, query, ev, vram, nvlink)
     else:
         unallocated = _rules(fleet, query, ev, vram, nvlink)
+    _after_rules(fleet, query, ev, unallocated, sums.sizes)
+    return ev
+
+
+def lean_columns(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evaluation:
+    """The lean evaluation of ``cols`` (a ``leanable`` query asking for GPUs) without the rules
+    that read the clock or the Lease (``live_rules``): codes, picks and islands that change
+    only with a row's report or reservations. ``sums``: the request's, over every row in use.
+    What ``placement.fleet.standing`` keeps across requests."""
+    ev = base_evaluation(fleet, query, sums, cols)
+    vram = min(query.demand.vram_per_gpu, int(MAX))
+    nvlink = effective_nvlink(query.demand, query.settings)
+    unallocated = _lean_rules(fleet, query, ev, vram, nvlink, live=False)
+    _after_rules(fleet, query, ev, unallocated, sums.sizes[cols])
+    return ev
+
+
+def base_evaluation(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evaluation:
+    """An evaluation of ``cols`` before any rule: every code OK, no GPU chosen; the named
+    nodes and their rows, and the reservations' sums cut to ``cols``."""
+    names = query.names
+    if isinstance(cols, slice):
+        all_rows = fleet.rows_of(names)
+        found = all_rows >= 0
+        if found.all():
+            rows, known = all_rows, names
+        else:
+            rows = all_rows[found]
+            known = list(compress(names, found.tolist()))
+    else:  # some rows only: no names (``standing`` keeps the rows, not a request)
+        all_rows, rows, known = NO_ROWS, NO_ROWS, ()
+    settings = query.settings
+    width, n = fleet.width, _length(cols, fleet.span)
+    none = np.zeros(n, dtype=np.int64)
+    return Evaluation(
+        names=known,
+        rows=rows,
+        named_rows=all_rows,
+        code=np.zeros(n, dtype=np.int64),
+        chosen=np.zeros((width, n), dtype=np.bool_),
+        same_island=np.ones(n, dtype=np.bool_),
+        hidden=sums.hidden[:, cols],
+        loads=sums.loads[cols],
+        pending=sums.pending[cols],
+        large=none,
+        best_island=none,
+        lease_age=np.zeros(n),
+        report_age=np.zeros(n),
+        free_now=none,
+        causes=dict,
+        island_counts=np.zeros((0, n), dtype=np.int64),  # filled where a split is worded
+        max_report_age_s=settings.max_report_age_s,
+        slot=none,
+        pod_uid=query.pod_uid,
+        cold_loads=sums.cold_loads[cols],
+        cold_bytes=sums.cold_bytes[cols],
+        new_bytes=load_bytes(query.demand),
+        load_budget_s=settings.load_budget_s,
+        cols=cols,
+    )
+
+
+def _length(cols: Cols, span: int) -> int:
+    return len(range(span)[cols]) if isinstance(cols, slice) else len(cols)
+
+
+def _after_rules(
+    fleet: Fleet, query: Query, ev: Evaluation, unallocated: BoolArray, sizes: IntArray
+) -> None:
+    """The rules after those of each GPU: the prediction, the NVLink rule, the load budget;
+    then only the GPUs of the rows that fit stay chosen."""
+    demand, settings, k = query.demand, query.settings, query.demand.gpus
+    nvlink = effective_nvlink(demand, settings)
+    dra = demand.allocator is Allocator.DRA
     if dra:
         _first_available(fleet, ev, unallocated, k)
     else:
@@ -239,12 +291,11 @@ def evaluate_rows(fleet: Fleet, query: Query, *, lean: bool = False) -> Evaluati
         elif dra:
             _mark_spread(fleet, ev, unallocated)
         else:
-            _mark_unsafe(fleet, ev, unallocated, k, sums.sizes)
+            _mark_unsafe(fleet, ev, unallocated, k, sizes)
         _island_counts(fleet, ev, unallocated)
     if settings.load_budget_s is not None:
         _mark_budget(fleet, ev, demand.model_id, settings.load_budget_s)
     ev.chosen = ev.chosen & (ev.code == CODE_OK)
-    return ev
 
 
 def _rules(fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: NvlinkMode) -> BoolArray:
@@ -259,41 +310,59 @@ def _rules(fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: Nvlink
 
 
 def _lean_rules(
-    fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: NvlinkMode
+    fleet: Fleet,
+    query: Query,
+    ev: Evaluation,
+    vram: int,
+    nvlink: NvlinkMode,
+    *,
+    live: bool = True,
 ) -> BoolArray:
     """``_node_rules`` and ``_unallocated`` for a ``leanable`` query (every present GPU
     matches, the pod holds none), read from the per-row tables: one value per row, not one
-    per GPU. Returns the unallocated GPUs (``slot x row``)."""
-    settings, k, span = query.settings, query.demand.gpus, fleet.span
-    width = fleet.width
-    error, gpu_count = fleet.error[:span], fleet.gpu_count[:span]
+    per GPU. Without ``live``, the rules that read the clock or the Lease are left out.
+    Returns the unallocated GPUs (``slot x row``)."""
+    k, cols = query.demand.gpus, ev.cols
+    error, gpu_count = fleet.error[cols], fleet.gpu_count[cols]
     empty = gpu_count == 0
     ev.lean = True
     # Each rule's rows, in fit()'s order; the first a row fails gives its code.
     rules = [(empty & error, CODE_AGENT_ERROR_NO_GPUS), (empty, CODE_NO_GPUS)]
-    if k > width:  # more GPUs than any row has
-        rules.append((np.ones(span, dtype=np.bool_), CODE_TOO_SMALL))
+    if k > fleet.width:  # more GPUs than any row has
+        rules.append((np.ones(len(ev.code), dtype=np.bool_), CODE_TOO_SMALL))
     else:
-        rules.append(((gpu_count < k) | (fleet.total_desc[k - 1, :span] < vram), CODE_TOO_SMALL))
+        rules.append(((gpu_count < k) | (fleet.total_desc[k - 1, cols] < vram), CODE_TOO_SMALL))
         if nvlink is NvlinkMode.REQUIRED:
-            short = (fleet.island_max[:span] < k) | (fleet.island_desc[k - 1, :span] < vram)
+            short = (fleet.island_max[cols] < k) | (fleet.island_desc[k - 1, cols] < vram)
             rules.append((short, CODE_NO_ISLAND))
-    ev.lease_age = query.now - fleet.lease_at[:span]
-    ev.report_age = query.now - fleet.observed_at[:span]
-    ev.free_now = fleet.unalloc_count[:span] - ev.pending
-    unfit = fleet.unalloc_unknown[:span] | (fleet.unalloc_min_free[:span] < vram)
-    rules += [
-        (error, CODE_AGENT_ERROR),
-        (~fleet.lease_seen[:span], CODE_NO_LEASE),
-        (ev.lease_age > fleet.lease_duration[:span], CODE_LEASE_OLD),
-        (ev.report_age > settings.max_report_age_s, CODE_REPORT_OLD),
-        (ev.free_now < k, CODE_NOT_FREE),
-        (unfit, CODE_UNFIT),
-    ]
+    rules.append((error, CODE_AGENT_ERROR))
+    if live:
+        rules += live_rules(fleet, query, ev)
+    ev.free_now = fleet.unalloc_count[cols] - ev.pending
+    unfit = fleet.unalloc_unknown[cols] | (fleet.unalloc_min_free[cols] < vram)
+    rules += [(ev.free_now < k, CODE_NOT_FREE), (unfit, CODE_UNFIT)]
     code = ev.code  # all OK yet: the last rule is written first, the first one last
     for rows, result in reversed(rules):
         np.copyto(code, result, where=rows)
-    return fleet.unalloc[:, :span]
+    return fleet.unalloc[:, cols]
+
+
+LIVE_CODES = (CODE_NO_LEASE, CODE_LEASE_OLD, CODE_REPORT_OLD)
+"""The codes of the rules that change with the clock and the Lease, not with a report or a
+reservation: consecutive in ``fit()``'s order."""
+
+
+def live_rules(fleet: Fleet, query: Query, ev: Evaluation) -> list[tuple[BoolArray, int]]:
+    """The rules that read the clock or the Lease, in ``fit()``'s order, over ``ev.cols``
+    (each with its code, ``LIVE_CODES``); sets the ages the reasons quote."""
+    cols = ev.cols
+    ev.lease_age = query.now - fleet.lease_at[cols]
+    ev.report_age = query.now - fleet.observed_at[cols]
+    return [
+        (~fleet.lease_seen[cols], CODE_NO_LEASE),
+        (ev.lease_age > fleet.lease_duration[cols], CODE_LEASE_OLD),
+        (ev.report_age > query.settings.max_report_age_s, CODE_REPORT_OLD),
+    ]
 
 
 def _mark_budget(fleet: Fleet, ev: Evaluation, model_id: str, budget_s: float) -> None:
@@ -301,16 +370,16 @@ def _mark_budget(fleet: Fleet, ev: Evaluation, model_id: str, budget_s: float) -
     (``loadbudget.check_budget``): a cold load in flight there, and the bytes left with the
     pod's own take longer than ``budget_s`` at the row's remote bandwidth."""
     assert ev.cold_loads is not None and ev.cold_bytes is not None
-    bandwidth = fleet.remote_bw[: fleet.span]
+    bandwidth = fleet.remote_bw[ev.cols]
     moving = (ev.cold_bytes + ev.new_bytes).astype(np.float64)
     over = (bandwidth > 0) & (ev.cold_loads > 0) & (moving > budget_s * bandwidth)
     if model_id:
-        over &= ~fleet.cached(model_id)
+        over &= ~fleet.cached(model_id)[ev.cols]
     _mark(ev.code, over, CODE_LOAD_BUDGET)
 
 
 def _considered(
-    fleet: Fleet, eligible: Mapping[str, Collection[str]], names: list[str], rows: RowArray
+    fleet: Fleet, eligible: Mapping[str, Collection[str]], names: Sequence[str], rows: RowArray
 ) -> BoolArray:
     """``slot x row``: the GPUs the pod may get, by ``eligible`` for the named nodes it lists
     and every present GPU elsewhere."""
@@ -457,7 +526,7 @@ def _predict(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: int) -> No
         # Masks over every row, then gathered: a gathered ``slot x row`` array is laid out
         # by row, and summing it by slot then takes ten times as long.
         masks = slot_masks(available)[rows]
-        picks, same = plugin_picks(fleet, masks, fleet.nvlink_id[rows], k)
+        picks, same = plugin_picks(fleet, masks, fleet.nvlink_id[ev.at(rows)], k)
         by_row = np.zeros((len(ev.code), width), dtype=np.bool_)
         by_row[rows] = picks
         ev.chosen = np.ascontiguousarray(by_row.T)
@@ -471,7 +540,7 @@ def _grouped_picks(
 ) -> None:
     """The device plugin's picks for the columns ``rows`` of ``available`` in a fleet too
     wide for the dense tables: one answer per distinct (layout, mask)."""
-    groups, inverse = _groups(available, rows, fleet.nvlink_id[rows][:, None])
+    groups, inverse = _groups(available, rows, fleet.nvlink_id[ev.at(rows)][:, None])
     answers = [plugin_answer(fleet, nvlink_id, mask, k) for (nvlink_id,), mask in groups]
     chosen = np.stack([a[0] for a in answers])
     same = np.array([a[1] for a in answers], dtype=np.bool_)
@@ -537,11 +606,10 @@ def _mark_unsafe(
     """Mark the rows where some set the device plugin may give (also after the pods still
     waiting took theirs) spans NVLink islands (``deviceplugin.always_one_island``). A row of one
     island is safe as it is."""
-    span = fleet.span
-    rows = np.flatnonzero((ev.code == CODE_OK) & (fleet.island_count[:span] > 1))
+    rows = np.flatnonzero((ev.code == CODE_OK) & (fleet.island_count[ev.cols] > 1))
     if not len(rows):
         return
-    extra = np.stack([fleet.nvlink_id[rows], sizes[rows]], axis=1)
+    extra = np.stack([fleet.nvlink_id[ev.at(rows)], sizes[rows]], axis=1)
     groups, inverse = _groups(unallocated, rows, extra)
     memo = fleet.plugin_memo
     safe = np.zeros(len(groups), dtype=np.bool_)
@@ -552,7 +620,7 @@ def _mark_unsafe(
             layout = fleet.nvlinks[nvlink_id]
             found = memo[key] = always_one_island(mask, k, layout, sizes_of(size_id))
         safe[g] = found
-    unsafe = np.zeros(span, dtype=np.bool_)
+    unsafe = np.zeros(len(ev.code), dtype=np.bool_)
     unsafe[rows] = ~safe[inverse]
     _mark(ev.code, unsafe, CODE_SPLIT)
 
@@ -562,13 +630,14 @@ def _island_counts(fleet: Fleet, ev: Evaluation, unallocated: BoolArray) -> None
     rows = np.flatnonzero(ev.code == CODE_SPLIT)
     if not len(rows):
         return
-    ids = np.arange(int(fleet.island_count[rows].max()))[:, None, None]
-    on = unallocated[:, rows][None] & (fleet.island[:, rows][None] == ids)
-    ev.island_counts = np.zeros((len(ids), fleet.span), dtype=np.int64)
+    at = ev.at(rows)
+    ids = np.arange(int(fleet.island_count[at].max()))[:, None, None]
+    on = unallocated[:, rows][None] & (fleet.island[:, at][None] == ids)
+    ev.island_counts = np.zeros((len(ids), len(ev.code)), dtype=np.int64)
     ev.island_counts[:, rows] = on.view(np.uint8).sum(axis=1, dtype=np.int64)
 
 
-def fitting(ev: Evaluation) -> tuple[list[str], RowArray]:
+def fitting(ev: Evaluation) -> tuple[Sequence[str], RowArray]:
     """The named nodes that fit and their rows, in request order."""
     fit = ev.code[ev.rows] == CODE_OK
     if fit.all():

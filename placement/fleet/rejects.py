@@ -385,9 +385,8 @@ def reasons_of(
         else:
             words = [_word(c, int(rows[where[j]]), fleet, ev, demand) for j in first]
         texts[where] = np.array(words, dtype=object)[inverse]
-    known = ev.names
-    if len(rejected) < len(known):
-        known = [known[i] for i in rejected.tolist()]
+    named = ev.names
+    known = list(named) if len(rejected) == len(named) else [named[i] for i in rejected.tolist()]
     text_list: list[str] = texts.tolist()
     resolvable: list[bool] = _RESOLVABLE[codes].tolist()
     if len(ev.names) == len(names):

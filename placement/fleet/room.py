@@ -15,8 +15,9 @@ import dataclasses
 
 import numpy as np
 
-from placement.fleet.evaluation import CODE_OK, Query, evaluate_rows
+from placement.fleet.evaluation import CODE_OK, Query
 from placement.fleet.rows import BoolArray, IntArray
+from placement.fleet.standing import standing_evaluation
 from placement.fleet.store import Fleet
 from placement.model import Demand
 
@@ -36,7 +37,7 @@ def kept_rows(fleet: Fleet, query: Query, fits: BoolArray) -> BoolArray:
         ask = dataclasses.replace(
             query, demand=wanted, settings=settings, eligible=None, waiting=()
         )
-        ev = evaluate_rows(fleet, ask, lean=True)  # codes and free GPUs only
+        ev = standing_evaluation(fleet, ask)  # codes and free GPUs only
         mask = np.zeros(fleet.span, dtype=np.bool_)
         mask[ev.rows] = ev.code[ev.rows] == CODE_OK
         could[wanted], free[wanted] = mask, ev.free_now

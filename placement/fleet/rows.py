@@ -24,6 +24,9 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 RowArray = npt.NDArray[np.intp]
+Cols = slice | RowArray
+"""The rows an evaluation covers: ``slice(0, span)`` (every row in use, read as views) or some
+rows by index (read as copies: ``placement.fleet.standing`` redoes only the rows that changed)."""
 ObjectArray = npt.NDArray[np.object_]
 
 MAX_GPUS_PER_NODE = 512

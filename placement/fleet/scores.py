@@ -3,7 +3,8 @@
 ``row_scores`` gives each row the score ``policies.score`` gives the node, bit for bit: the
 same arithmetic in the same order, on byte counts exact in float64. A policy registered
 without a form here fails loudly (a test runs every registered policy through both).
-``score_nodes`` is what a scheduler extender's prioritize asks for. Pure.
+``placement.fleet.decision.score_nodes`` is what a scheduler extender's prioritize asks for.
+Pure.
 """
 
 from __future__ import annotations
@@ -12,29 +13,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows
+from placement.fleet.evaluation import Evaluation
 from placement.fleet.rows import NO_ROWS, BoolArray, FloatArray, IntArray
 from placement.fleet.store import Fleet
 from placement.model import Demand
-from placement.policies import MAX_SCORE, Profile, resolve_profile
-
-
-def score_nodes(fleet: Fleet, query: Query, *, profile: Profile | None = None) -> FloatArray:
-    """By named node, in request order: the score ``decide_fleet`` gives it, NaN where it
-    does not fit or the fleet does not hold it (pure). What a scheduler extender's prioritize
-    needs, without a fit, a reject or a dictionary entry per node. ``profile`` defaults to the
-    pod's own (``demand.policy``) or ``binpack``."""
-    prof = profile or resolve_profile(query.demand)
-    ev = evaluate_rows(fleet, query, lean=True)
-    out = np.full(len(query.names), np.nan)
-    if not len(ev.rows):
-        return out
-    values = row_scores(fleet, ev, query.demand, prof)
-    known = ev.named_rows >= 0
-    rows = ev.named_rows[known]
-    out[known] = np.where(ev.code[rows] == CODE_OK, values[rows], np.nan)
-    return out
-
+from placement.policies import MAX_SCORE, Profile
 
 HALVES: FloatArray = np.power(0.5, np.arange(1100.0))
 """``0.5 ** n`` for ``n`` loads in flight, each exact (0.0 from 1075 on, as Python's float
@@ -46,14 +29,18 @@ def _clamp(x: FloatArray) -> FloatArray:
 
 
 def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -> FloatArray:
-    """The profile's score by row, with the arithmetic of ``policies.score`` (same bits)."""
-    span = len(ev.code)
+    """The profile's score by row (of ``ev.cols``), with the arithmetic of ``policies.score``
+    (same bits). A row that does not fit may have any score; the rows that fit have theirs.
+    Scores kept across requests (``ev.scored``, ``placement.fleet.standing``) are read back."""
+    if ev.scored is not None:
+        return ev.scored(profile)
+    span, cols = len(ev.code), ev.cols
     chosen = ev.chosen
-    present: BoolArray = fleet.present[:, :span]
-    healthy: BoolArray = fleet.healthy[:, :span]
-    held: BoolArray = fleet.held[:, :span]
-    free: IntArray = fleet.free[:, :span]
-    total_sum = fleet.total_sum[:span]
+    present: BoolArray = fleet.present[:, cols]
+    healthy: BoolArray = fleet.healthy[:, cols]
+    held: BoolArray = fleet.held[:, cols]
+    free: IntArray = fleet.free[:, cols]
+    total_sum = fleet.total_sum[cols]
     # In place where it can be: at thousands of rows, each temporary is a pass over memory.
     taken = held | ev.hidden
     taken |= chosen
@@ -66,11 +53,11 @@ def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -
     k = demand.gpus
     pairs = k * (k - 1) // 2
     link_fraction = np.ones(span)  # every pair of a complete row's GPUs is linked
-    partial = np.flatnonzero(~fleet.complete[:span] & chosen.any(axis=0)) if pairs else NO_ROWS
+    partial = np.flatnonzero(~fleet.complete[cols] & chosen.any(axis=0)) if pairs else NO_ROWS
     if len(partial):
         picked = chosen[:, partial].T  # row x slot
         # Ordered pairs (a, b) of chosen GPUs joined by NVLink, per row: twice the pairs.
-        both = picked[:, :, None] & fleet.linked[partial] & picked[:, None, :]
+        both = picked[:, :, None] & fleet.linked[ev.at(partial)] & picked[:, None, :]
         linked = both.view(np.uint8).sum(axis=(1, 2), dtype=np.int64)
         link_fraction[partial] = (linked // 2) / pairs
     loads = np.minimum(np.maximum(0, ev.loads), len(HALVES) - 1)
@@ -78,7 +65,7 @@ def row_scores(fleet: Fleet, ev: Evaluation, demand: Demand, profile: Profile) -
         "vram-binpack": lambda: _clamp(MAX_SCORE * (1.0 - fraction)),
         "vram-spread": lambda: _clamp(MAX_SCORE * fraction),
         "in-flight-penalty": lambda: _clamp(MAX_SCORE * HALVES[loads]),
-        "cache-affinity": lambda: np.where(fleet.cached(demand.model_id), MAX_SCORE, 0.0),
+        "cache-affinity": lambda: np.where(fleet.cached(demand.model_id)[cols], MAX_SCORE, 0.0),
         "nvlink-quality": lambda: _clamp(MAX_SCORE * link_fraction),
     }
     total = np.zeros(span)

@@ -88,6 +88,8 @@ class Fleet:
         self.plugin_memo: dict[tuple[int, ...], Any] = {}
         # Reasons worded once per demand and row version (``placement.fleet.rejects``).
         self.reason_memo: dict[tuple[Any, ...], dict[int, str]] = {}
+        # Lean answers per demand shape, kept across requests (``placement.fleet.standing``).
+        self.standing_memo: dict[tuple[Any, ...], Any] = {}
         # Whether a whole-fleet decision for a demand last found no node (``decide_fleet``).
         self.refused_memo: dict[tuple[Any, ...], bool] = {}
         self._described: dict[str, int] = {}
@@ -419,6 +421,8 @@ class Fleet:
         self._unindex(r)
         self._clear(r)
         self.gpu_count[r] = 0
+        self._generations += 1  # a new version of the row: empty
+        self.generation[r] = self._generations
         self._rows[r] = None
         heapq.heappush(self._spare, r)
         while self._span and self._rows[self._span - 1] is None:
