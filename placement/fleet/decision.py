@@ -17,12 +17,19 @@ from itertools import compress
 
 import numpy as np
 
-from placement.fleet.evaluation import CODE_OK, Evaluation, Query, evaluate_rows, fitting
+from placement.fleet.evaluation import (
+    CODE_OK,
+    Evaluation,
+    Query,
+    Worded,
+    evaluate_rows,
+    fitting,
+)
 from placement.fleet.rejects import NamedCounts, reasons_of, reject_counts, rejects_of, split
 from placement.fleet.room import kept_rows
 from placement.fleet.rows import FloatArray, RowArray
 from placement.fleet.scores import row_scores
-from placement.fleet.standing import standing_evaluation
+from placement.fleet.standing import kept_for, standing_evaluation
 from placement.fleet.store import Fleet, names_hash
 from placement.model import Decision, Fit, Reject
 from placement.policies import Profile, resolve_profile
@@ -55,6 +62,7 @@ class FleetDecision:
     reject_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
     reasons: bool = True
     all_fits: bool = True
+    kept_split: tuple[dict[str, str], dict[str, str]] | None = None
 
     @property
     def rejects(self) -> dict[str, Reject]:
@@ -66,7 +74,11 @@ class FleetDecision:
     def split_rejects(self) -> tuple[dict[str, str], dict[str, str]]:
         """The reasons of the nodes that cannot take the pod now (``failed``) and of those that
         never could (``unresolvable``), each in request order: what a scheduler extender's
-        filter reports."""
+        filter reports. When the fleet kept them across requests (``kept_split``,
+        ``placement.fleet.standing``), they are those maps, read-only and in no order (a
+        reply's maps have none)."""
+        if self.kept_split is not None:
+            return self.kept_split
         return split(self.rejected, self.reject_reasons, self.reject_resolvable)
 
     def decision(self) -> Decision:
@@ -203,9 +215,10 @@ def decide_fleet(
     if not (reasons or all_fits) and len(query.names) == len(fleet) > 1:
         every = dataclasses.replace(query, names=fleet.every_name())
         # A demand no node took last time is evaluated in full at once: its reasons are likely
-        # the answer again, and the full evaluation chooses as the lean one does.
+        # the answer again, and the full evaluation chooses as the lean one does. (A demand
+        # whose answers the fleet keeps has its reasons kept too.)
         memo, asked = fleet.refused_memo, (query.demand, query.settings)
-        refused = memo.get(asked, False)
+        refused = memo.get(asked, False) and not kept_for(fleet, every)
         ev = evaluate_rows(fleet, every) if refused else standing_evaluation(fleet, every)
         fits = bool((ev.code[ev.rows] == CODE_OK).any())
         if len(memo) > MAX_REFUSED:
@@ -248,14 +261,23 @@ def _decide(
             else evaluate_rows(fleet, query)
         )
     fit = ev.code[ev.rows] == CODE_OK
-    if ev.lean and not fit.any():
+    if ev.lean and not fit.any() and ev.worded is None:
         ev = evaluate_rows(fleet, query)
     counts = reject_counts(names, ev)
     fit_rows = ev.rows if fit.all() else ev.rows[fit]
     if not len(fit_rows):
-        rejected, texts, resolvable = reasons_of(fleet, names, ev, demand)
+        kept = (
+            ev.worded() if ev.worded is not None else Worded(*reasons_of(fleet, names, ev, demand))
+        )
         return FleetDecision(
-            None, {}, {}, tuple(rejected), tuple(texts), tuple(resolvable), reject_counts=counts
+            None,
+            {},
+            {},
+            tuple(kept.rejected),
+            tuple(kept.texts),
+            tuple(kept.resolvable),
+            reject_counts=counts,
+            kept_split=kept.split,
         )
     rejected, texts, resolvable = reasons_of(fleet, names, ev, demand) if reasons else ([], [], [])
     values = row_scores(fleet, ev, demand, prof)[fit_rows]

@@ -37,6 +37,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
+from typing import NamedTuple
 
 import numpy as np
 
@@ -117,6 +118,17 @@ def _mark(code: IntArray, condition: BoolArray, result: int) -> None:
     code[(code == CODE_OK) & condition] = result
 
 
+class Worded(NamedTuple):
+    """The reasons of the named nodes that do not fit: each node, its reason and whether it is
+    resolvable, in request order; and when kept across requests, the same split into
+    resolvable and unresolvable (``placement.fleet.rejects.split``; read-only, in no order)."""
+
+    rejected: Sequence[str]
+    texts: Sequence[str]
+    resolvable: Sequence[bool]
+    split: tuple[dict[str, str], dict[str, str]] | None = None
+
+
 @dataclass(slots=True)
 class Evaluation:
     """One request over the rows in use (``Fleet.span``); ``rows`` are the named nodes' rows.
@@ -159,8 +171,10 @@ class Evaluation:
     lean: bool = False
     # The rows the arrays cover (``slice(0, span)``: all).
     cols: Cols = dataclasses.field(default_factory=lambda: slice(None))
-    # Scores kept across requests by ``placement.fleet.standing`` (``row_scores`` reads them).
+    # Scores kept across requests by ``placement.fleet.standing`` (``row_scores`` reads them),
+    # and the named nodes' reasons, kept there too (``Worded``).
     scored: Callable[[Profile], FloatArray] | None = None
+    worded: Callable[[], Worded] | None = None
 
     def at(self, positions: RowArray) -> RowArray:
         """The rows at ``positions`` of the arrays."""
@@ -197,18 +211,8 @@ def evaluate_rows(fleet: Fleet, query: Query, *, lean: bool = False) -> Evaluati
     per row, and the per-GPU work (the device plugin's picks) is done for the rows that pass
     them alone: the same codes, picks and ``free_now``, without what reasons quote."""
     sums = fleet.claims_of(query.reservations, query.now, query.pod_uid)
-    ev = base_evaluation(fleet, query, sums, slice(0, fleet.span))
-    k, settings = query.demand.gpus, query.settings
-    if k <= 0:
-        return ev
-    vram = min(query.demand.vram_per_gpu, int(MAX))
-    nvlink = effective_nvlink(query.demand, settings)
-    if lean and leanable(fleet, query):
-        unallocated = _lean_rules(fleet, query, ev, vram, nvlink)
-    else:
-        unallocated = _rules(fleet, query, ev, vram, nvlink)
-    _after_rules(fleet, query, ev, unallocated, sums.sizes)
-    return ev
+    lean = lean and leanable(fleet, query)
+    return _columns(fleet, query, sums, slice(0, fleet.span), lean=lean, live=True)
 
 
 def lean_columns(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evaluation:
@@ -216,17 +220,84 @@ def lean_columns(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evaluati
     that read the clock or the Lease (``live_rules``): codes, picks and islands that change
     only with a row's report or reservations. ``sums``: the request's, over every row in use.
     What ``placement.fleet.standing`` keeps across requests."""
+    return _columns(fleet, query, sums, cols, lean=True, live=False)
+
+
+def full_columns(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evaluation:
+    """The full evaluation of ``cols``, with what reasons quote (a query without ``eligible``
+    GPUs when ``cols`` is not every row). ``sums``: the request's, over every row in use.
+    ``placement.fleet.standing`` words the reasons of the rows that changed from it
+    (``widened``)."""
+    return _columns(fleet, query, sums, cols, lean=False, live=True)
+
+
+def _columns(
+    fleet: Fleet, query: Query, sums: Sums, cols: Cols, *, lean: bool, live: bool
+) -> Evaluation:
     ev = base_evaluation(fleet, query, sums, cols)
+    if query.demand.gpus <= 0:
+        return ev
     vram = min(query.demand.vram_per_gpu, int(MAX))
     nvlink = effective_nvlink(query.demand, query.settings)
-    unallocated = _lean_rules(fleet, query, ev, vram, nvlink, live=False)
+    if lean:
+        unallocated = _lean_rules(fleet, query, ev, vram, nvlink, live=live)
+    else:
+        unallocated = _rules(fleet, query, ev, vram, nvlink)
     _after_rules(fleet, query, ev, unallocated, sums.sizes[cols])
     return ev
 
 
-def base_evaluation(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evaluation:
-    """An evaluation of ``cols`` before any rule: every code OK, no GPU chosen; the named
-    nodes and their rows, and the reservations' sums cut to ``cols``."""
+def widened(ev: Evaluation, span: int, names: Sequence[str]) -> Evaluation:
+    """``ev`` (a full evaluation of some rows, ``full_columns``) laid over every row in use, so
+    that ``rejects.reasons_of`` reads each of its rows where it looks: the rows of ``ev.cols``
+    carry what reasons quote, the others nothing. ``names`` are the nodes of those rows, in
+    their order; the result names them alone. For wording only: the picks are left out."""
+    cols = ev.cols
+    if isinstance(cols, slice):
+        return dataclasses.replace(ev, names=names)
+
+    def by_row(a: np.ndarray, fill: object = 0) -> np.ndarray:
+        out = np.full((*a.shape[:-1], span), fill, dtype=a.dtype)
+        out[..., cols] = a
+        return out
+
+    why = {w: by_row(counts) for w, counts in ev.why_counts().items()}
+    return dataclasses.replace(
+        ev,
+        names=names,
+        rows=cols,
+        named_rows=cols,
+        code=by_row(ev.code),
+        chosen=np.zeros((0, span), dtype=np.bool_),
+        pending=by_row(ev.pending),
+        large=by_row(ev.large),
+        best_island=by_row(ev.best_island),
+        lease_age=by_row(ev.lease_age),
+        report_age=by_row(ev.report_age),
+        free_now=by_row(ev.free_now),
+        island_counts=by_row(ev.island_counts),
+        why=why,
+        cold_loads=None if ev.cold_loads is None else by_row(ev.cold_loads),
+        cold_bytes=None if ev.cold_bytes is None else by_row(ev.cold_bytes),
+        considered=None if ev.considered is None else by_row(ev.considered, False),
+        cols=slice(0, span),
+    )
+
+
+def base_evaluation(
+    fleet: Fleet,
+    query: Query,
+    sums: Sums,
+    cols: Cols,
+    *,
+    code: IntArray | None = None,
+    chosen: BoolArray | None = None,
+    same_island: BoolArray | None = None,
+    slot: IntArray | None = None,
+) -> Evaluation:
+    """An evaluation of ``cols`` before any rule: every code OK, no GPU chosen (unless the
+    caller has them: ``code``, ``chosen``, ``same_island``, ``slot``); the named nodes and their
+    rows, and the reservations' sums cut to ``cols``."""
     names = query.names
     if isinstance(cols, slice):
         all_rows = fleet.rows_of(names)
@@ -245,9 +316,9 @@ def base_evaluation(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evalu
         names=known,
         rows=rows,
         named_rows=all_rows,
-        code=np.zeros(n, dtype=np.int64),
-        chosen=np.zeros((width, n), dtype=np.bool_),
-        same_island=np.ones(n, dtype=np.bool_),
+        code=np.zeros(n, dtype=np.int64) if code is None else code,
+        chosen=np.zeros((width, n), dtype=np.bool_) if chosen is None else chosen,
+        same_island=np.ones(n, dtype=np.bool_) if same_island is None else same_island,
         hidden=sums.hidden[:, cols],
         loads=sums.loads[cols],
         pending=sums.pending[cols],
@@ -259,7 +330,7 @@ def base_evaluation(fleet: Fleet, query: Query, sums: Sums, cols: Cols) -> Evalu
         causes=dict,
         island_counts=np.zeros((0, n), dtype=np.int64),  # filled where a split is worded
         max_report_age_s=settings.max_report_age_s,
-        slot=none,
+        slot=none if slot is None else slot,
         pod_uid=query.pod_uid,
         cold_loads=sums.cold_loads[cols],
         cold_bytes=sums.cold_bytes[cols],
@@ -301,7 +372,8 @@ def _after_rules(
 def _rules(fleet: Fleet, query: Query, ev: Evaluation, vram: int, nvlink: NvlinkMode) -> BoolArray:
     """``fit()``'s rules before the prediction, per GPU (``_node_rules``, ``_unallocated``).
     Returns the unallocated GPUs (``slot x row``)."""
-    if query.eligible is not None:
+    if query.eligible is not None:  # over every row in use (names are looked up)
+        assert isinstance(ev.cols, slice), "a query with eligible GPUs is evaluated whole"
         ev.considered = _considered(fleet, query.eligible, ev.names, ev.rows)
     matching = _node_rules(fleet, query, ev, vram, nvlink)
     dra = query.demand.allocator is Allocator.DRA
@@ -337,7 +409,8 @@ def _lean_rules(
             rules.append((short, CODE_NO_ISLAND))
     rules.append((error, CODE_AGENT_ERROR))
     if live:
-        rules += live_rules(fleet, query, ev)
+        now_rules, ev.lease_age, ev.report_age = live_rules(fleet, query, cols)
+        rules += now_rules
     ev.free_now = fleet.unalloc_count[cols] - ev.pending
     unfit = fleet.unalloc_unknown[cols] | (fleet.unalloc_min_free[cols] < vram)
     rules += [(ev.free_now < k, CODE_NOT_FREE), (unfit, CODE_UNFIT)]
@@ -352,17 +425,20 @@ LIVE_CODES = (CODE_NO_LEASE, CODE_LEASE_OLD, CODE_REPORT_OLD)
 reservation: consecutive in ``fit()``'s order."""
 
 
-def live_rules(fleet: Fleet, query: Query, ev: Evaluation) -> list[tuple[BoolArray, int]]:
-    """The rules that read the clock or the Lease, in ``fit()``'s order, over ``ev.cols``
-    (each with its code, ``LIVE_CODES``); sets the ages the reasons quote."""
-    cols = ev.cols
-    ev.lease_age = query.now - fleet.lease_at[cols]
-    ev.report_age = query.now - fleet.observed_at[cols]
-    return [
+def live_rules(
+    fleet: Fleet, query: Query, cols: Cols
+) -> tuple[list[tuple[BoolArray, int]], FloatArray, FloatArray]:
+    """The rules that read the clock or the Lease, in ``fit()``'s order, over ``cols`` (each
+    with its code, ``LIVE_CODES``), and the ages the reasons quote: the Lease's and the
+    report's."""
+    lease_age = query.now - fleet.lease_at[cols]
+    report_age = query.now - fleet.observed_at[cols]
+    rules = [
         (~fleet.lease_seen[cols], CODE_NO_LEASE),
-        (ev.lease_age > fleet.lease_duration[cols], CODE_LEASE_OLD),
-        (ev.report_age > query.settings.max_report_age_s, CODE_REPORT_OLD),
+        (lease_age > fleet.lease_duration[cols], CODE_LEASE_OLD),
+        (report_age > query.settings.max_report_age_s, CODE_REPORT_OLD),
     ]
+    return rules, lease_age, report_age
 
 
 def _mark_budget(fleet: Fleet, ev: Evaluation, model_id: str, budget_s: float) -> None:
@@ -400,36 +476,34 @@ def _node_rules(
 ) -> BoolArray:
     """The rules before what is free now, in fit()'s order: GPUs, product, size, island, agent,
     Lease, report age. Returns the GPUs of the right product (``slot x row``)."""
-    demand, k, span, code = query.demand, query.demand.gpus, fleet.span, ev.code
-    error, island_count = fleet.error[:span], fleet.island_count[:span]
-    empty = fleet.gpu_count[:span] == 0
+    demand, k, cols, code = query.demand, query.demand.gpus, ev.cols, ev.code
+    error, island_count = fleet.error[cols], fleet.island_count[cols]
+    empty = fleet.gpu_count[cols] == 0
     _mark(code, empty & error, CODE_AGENT_ERROR_NO_GPUS)
     _mark(code, empty, CODE_NO_GPUS)
-    matching: BoolArray = fleet.present[:, :span] if ev.considered is None else ev.considered
+    matching: BoolArray = fleet.present[:, cols] if ev.considered is None else ev.considered
     if demand.products:
-        product = fleet.product[:, :span]
+        product = fleet.product[:, cols]
         accepted = np.zeros(product.shape, dtype=np.bool_)
         for i in {fleet.product_id(p) for p in demand.products} - {-1}:
             accepted |= product == i
         matching = matching & accepted
     if demand.products or ev.considered is not None:
         _mark(code, count(matching) == 0, CODE_NO_PRODUCT)
-    total: IntArray = fleet.total[:, :span]
+    total: IntArray = fleet.total[:, cols]
     large = matching & (total >= vram)
     ev.large = count(large)
     _mark(code, ev.large < k, CODE_TOO_SMALL)
     if nvlink is NvlinkMode.REQUIRED:
-        best = np.zeros(span, dtype=np.int64)
+        best = np.zeros(len(code), dtype=np.int64)
         for i in range(int(island_count.max(initial=0))):
-            best = np.maximum(best, count(large & (fleet.island[:, :span] == i)))
+            best = np.maximum(best, count(large & (fleet.island[:, cols] == i)))
         ev.best_island = best
         _mark(code, best < k, CODE_NO_ISLAND)
     _mark(code, error, CODE_AGENT_ERROR)
-    _mark(code, ~fleet.lease_seen[:span], CODE_NO_LEASE)
-    ev.lease_age = query.now - fleet.lease_at[:span]
-    _mark(code, ev.lease_age > fleet.lease_duration[:span], CODE_LEASE_OLD)
-    ev.report_age = query.now - fleet.observed_at[:span]
-    _mark(code, ev.report_age > query.settings.max_report_age_s, CODE_REPORT_OLD)
+    live, ev.lease_age, ev.report_age = live_rules(fleet, query, cols)
+    for rows, result in live:
+        _mark(code, rows, result)
     return matching
 
 
@@ -447,15 +521,16 @@ def _unallocated(
     itself). Marks the rows with too few of them once the promised ones are taken, then those
     where one of them could not hold the pod (another product, memory unknown or too little
     free), and leaves the causes of the others for the reasons (``Evaluation.causes``)."""
-    span = fleet.span
-    # The arrays cut to the rows in use (views, no copies); the GPUs the pod may get.
-    present: BoolArray = fleet.present[:, :span] if ev.considered is None else ev.considered
-    free: IntArray = fleet.free[:, :span]
-    free_known: BoolArray = fleet.free_known[:, :span]
-    healthy: BoolArray = fleet.healthy[:, :span]
-    mig: BoolArray = fleet.mig[:, :span]
-    held_any: BoolArray = fleet.held[:, :span]
-    held = held_any & ~fleet.held_by(pod_uid) if fleet.holds(pod_uid) else held_any
+    cols = ev.cols
+    # The arrays cut to the rows evaluated (views of the rows in use, or copies of some); the
+    # GPUs the pod may get.
+    present: BoolArray = fleet.present[:, cols] if ev.considered is None else ev.considered
+    free: IntArray = fleet.free[:, cols]
+    free_known: BoolArray = fleet.free_known[:, cols]
+    healthy: BoolArray = fleet.healthy[:, cols]
+    mig: BoolArray = fleet.mig[:, cols]
+    held_any: BoolArray = fleet.held[:, cols]
+    held = held_any & ~fleet.held_by(pod_uid)[:, cols] if fleet.holds(pod_uid) else held_any
     unallocated = present & healthy & ~mig & ~held
     if dra:  # the GPUs promised to waiting pods, not a count of any (fit()'s DRA rule)
         ev.pending = count(unallocated & ev.hidden)
@@ -578,7 +653,7 @@ def _first_available(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: in
         return
     taken = np.cumsum(available, axis=0, dtype=np.int64)
     ev.chosen = available & (taken <= k) & (taken[-1] >= k)
-    island = fleet.island[:, : fleet.span]
+    island = fleet.island[:, ev.cols]
     low = np.where(ev.chosen, island, MAX).min(axis=0)
     high = np.where(ev.chosen, island, -1).max(axis=0)
     ev.same_island = (high < 0) | (low == high)
@@ -587,15 +662,14 @@ def _first_available(fleet: Fleet, ev: Evaluation, unallocated: BoolArray, k: in
 def _mark_spread(fleet: Fleet, ev: Evaluation, unallocated: BoolArray) -> None:
     """Mark the rows where the unallocated GPUs the DRA plugin may allocate lie on more than
     one NVLink island (it may take any of them)."""
-    span = fleet.span
-    rows = np.flatnonzero((ev.code == CODE_OK) & (fleet.island_count[:span] > 1))
+    rows = np.flatnonzero((ev.code == CODE_OK) & (fleet.island_count[ev.cols] > 1))
     if not len(rows):
         return
-    island = fleet.island[:, rows]
+    island = fleet.island[:, ev.at(rows)]
     on = unallocated[:, rows]
     low = np.where(on, island, MAX).min(axis=0)
     high = np.where(on, island, -1).max(axis=0)
-    unsafe = np.zeros(span, dtype=np.bool_)
+    unsafe = np.zeros(len(ev.code), dtype=np.bool_)
     unsafe[rows] = (high >= 0) & (low != high)
     _mark(ev.code, unsafe, CODE_SPLIT)
 

@@ -295,8 +295,8 @@ def _word_budget(r: int, fleet: Fleet, ev: Evaluation) -> str:
     )
 
 
-_RESOLVABLE = np.ones(max(CLASS_OF) + 1, dtype=np.bool_)
-_RESOLVABLE[list(CODE_UNRESOLVABLE)] = False
+RESOLVABLE = np.ones(max(CLASS_OF) + 1, dtype=np.bool_)
+RESOLVABLE[list(CODE_UNRESOLVABLE)] = False
 """By result code: whether a node rejected with it may take the pod later."""
 
 _NOT_FREE: dict[tuple[int, ...], str] = {}
@@ -388,7 +388,7 @@ def reasons_of(
     named = ev.names
     known = list(named) if len(rejected) == len(named) else [named[i] for i in rejected.tolist()]
     text_list: list[str] = texts.tolist()
-    resolvable: list[bool] = _RESOLVABLE[codes].tolist()
+    resolvable: list[bool] = RESOLVABLE[codes].tolist()
     if len(ev.names) == len(names):
         return known, text_list, resolvable
     # Some names are not in the fleet: put them in request order among the others.

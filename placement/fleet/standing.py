@@ -19,23 +19,30 @@ memo lives on the ``Fleet`` and its owner serializes reads and updates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from placement.claims import Sums
 from placement.fleet.evaluation import (
+    CODE_LEASE_OLD,
     CODE_OK,
+    CODE_REPORT_OLD,
     LIVE_CODES,
     Evaluation,
     Query,
+    Worded,
     base_evaluation,
     evaluate_rows,
+    full_columns,
     lean_columns,
     leanable,
     live_rules,
+    widened,
 )
-from placement.fleet.rows import BoolArray, Cols, FloatArray, IntArray
+from placement.fleet.rejects import RESOLVABLE, reasons_of, split
+from placement.fleet.rows import BoolArray, Cols, FloatArray, IntArray, ObjectArray
 from placement.fleet.scores import row_scores
 from placement.fleet.store import Fleet
 from placement.policies import Profile
@@ -47,6 +54,9 @@ MAX_PROFILES = 8
 """Profiles a shape keeps scores for before it forgets them all."""
 
 _LAST_LIVE = max(LIVE_CODES)
+
+AGED = (CODE_LEASE_OLD, CODE_REPORT_OLD)
+"""The codes whose reasons quote an age (of the Lease, of the report): worded afresh each time."""
 
 
 @dataclass(slots=True)
@@ -60,7 +70,19 @@ class Standing:
     chosen: BoolArray  # slot x row: the predicted GPUs where the code is OK
     same_island: BoolArray
     slot: IntArray  # one-GPU demands: the slot taken
+    # Each row's reason when it does not fit, worded at the versions and for the code beside
+    # it (a reason that quotes an age, ``AGED``, is worded again each time).
+    texts: ObjectArray
+    text_report: IntArray
+    text_claimed: IntArray
+    text_code: IntArray
     scores: dict[Profile, FloatArray] = field(default_factory=dict)
+    # The texts and resolvable flags of the last names worded (the fleet's own list, most
+    # often), in their order: patched where rows are worded again, dropped for other names.
+    aligned: tuple[Sequence[str], list[str], list[bool]] | None = None
+    # The same split into resolvable and unresolvable (``rejects.split``): never changed once
+    # handed out, copied and patched instead.
+    split: tuple[Sequence[str], dict[str, str], dict[str, str]] | None = None
 
     @classmethod
     def empty(cls, width: int, capacity: int) -> Standing:
@@ -72,13 +94,23 @@ class Standing:
             chosen=np.zeros((width, capacity), dtype=np.bool_),
             same_island=np.ones(capacity, dtype=np.bool_),
             slot=np.zeros(capacity, dtype=np.int64),
+            texts=np.full(capacity, "", dtype=object),
+            text_report=np.full(capacity, -1, dtype=np.int64),
+            text_claimed=np.full(capacity, -1, dtype=np.int64),
+            text_code=np.full(capacity, -1, dtype=np.int64),
         )
+
+
+def kept_for(fleet: Fleet, query: Query) -> bool:
+    """Whether the fleet keeps answers for ``query``'s shape: a ``leanable`` query that
+    counts the fleet's own ``claims``."""
+    return query.reservations is fleet.claims and fleet.span > 0 and leanable(fleet, query)
 
 
 def standing_evaluation(fleet: Fleet, query: Query) -> Evaluation:
     """``evaluate_rows(fleet, query, lean=True)``, from the answers kept for the query's shape
     where it may be (a ``leanable`` query over the fleet's own ``claims``), else evaluated."""
-    if not (query.reservations is fleet.claims and fleet.span and leanable(fleet, query)):
+    if not kept_for(fleet, query):
         return evaluate_rows(fleet, query, lean=True)
     span = fleet.span
     key = (query.demand, query.settings, fleet.width)
@@ -101,13 +133,20 @@ def standing_evaluation(fleet: Fleet, query: Query) -> Evaluation:
         kept.report[dirty] = fleet.generation[dirty]
         kept.claimed[dirty] = versions[dirty]
         kept.claimed[out] = -1  # made with this request's sums only
-    ev = base_evaluation(fleet, query, sums, slice(0, span))
-    ev.lean = True
-    ev.code = _with_live(kept.code[:span], live_rules(fleet, query, ev))
-    ok = ev.code == CODE_OK
-    ev.chosen = kept.chosen[:, :span] & ok
-    ev.same_island = kept.same_island[:span] | ~ok
-    ev.slot = _read_only(kept.slot[:span])
+    rules, lease_age, report_age = live_rules(fleet, query, slice(0, span))
+    code = _with_live(kept.code[:span], rules)
+    ok = code == CODE_OK
+    ev = base_evaluation(
+        fleet,
+        query,
+        sums,
+        slice(0, span),
+        code=code,
+        chosen=kept.chosen[:, :span] & ok,
+        same_island=kept.same_island[:span] | ~ok,
+        slot=_read_only(kept.slot[:span]),
+    )
+    ev.lean, ev.lease_age, ev.report_age = True, lease_age, report_age
     ev.free_now = fleet.unalloc_count[:span] - ev.pending
 
     def scored(profile: Profile) -> FloatArray:
@@ -115,16 +154,74 @@ def standing_evaluation(fleet: Fleet, query: Query) -> Evaluation:
         if values is None:
             if len(kept.scores) >= MAX_PROFILES:
                 kept.scores.clear()
-            whole = base_evaluation(fleet, query, sums, slice(0, span))
-            whole.chosen = kept.chosen[:, :span]
-            whole.code = kept.code[:span]
+            whole = base_evaluation(
+                fleet,
+                query,
+                sums,
+                slice(0, span),
+                code=kept.code[:span],
+                chosen=kept.chosen[:, :span],
+            )
             values = np.zeros(fleet.capacity)
             values[:span] = row_scores(fleet, whole, query.demand, profile)
             kept.scores[profile] = values
         return _read_only(values[:span])
 
     ev.scored = scored
+    ev.worded = lambda: _reasons(fleet, query, kept, ev, sums)
     return ev
+
+
+def _reasons(fleet: Fleet, query: Query, kept: Standing, ev: Evaluation, sums: Sums) -> Worded:
+    """``rejects.reasons_of`` for ``ev``, a kept evaluation in which no named node fits, with
+    their split: the texts kept for the rows whose versions have not moved, the others worded
+    from a full evaluation of those rows alone."""
+    names, rows, span = ev.names, ev.rows, fleet.span
+    if len(names) != len(query.names):  # names the fleet does not hold: worded in full
+        return Worded(*reasons_of(fleet, query.names, evaluate_rows(fleet, query), query.demand))
+    code = ev.code
+    current = kept.text_report[:span] == kept.report[:span]
+    current &= kept.text_claimed[:span] == kept.claimed[:span]
+    current &= kept.claimed[:span] >= 0  # made with sums that stand
+    current &= kept.text_code[:span] == code
+    current &= (code != CODE_LEASE_OLD) & (code != CODE_REPORT_OLD)  # ``AGED``
+    stale = np.flatnonzero(~current[rows])  # positions in the request
+    at: list[int] = stale.tolist()
+    texts: list[str] = []
+    if at:
+        redo = rows[stale]
+        whole = len(redo) == span and bool((redo == np.arange(span)).all())
+        cols: Cols = slice(0, span) if whole else redo
+        worded = widened(full_columns(fleet, query, sums, cols), span, [names[i] for i in at])
+        _, texts, _ = reasons_of(fleet, worded.names, worded, query.demand)
+        if len(texts) != len(redo):
+            raise AssertionError("a node the kept evaluation rejects fits in the full one")
+        kept.texts[redo] = texts
+        kept.text_report[redo] = kept.report[redo]
+        kept.text_claimed[redo] = kept.claimed[redo]
+        kept.text_code[redo] = code[redo]
+    aligned, split_kept = kept.aligned, kept.split
+    if aligned is None or aligned[0] is not names:  # a list of names not seen last time
+        aligned = (names, kept.texts[rows].tolist(), RESOLVABLE[code[rows]].tolist())
+        split_kept = None
+    elif at:
+        resolvable = RESOLVABLE[code[rows[stale]]].tolist()
+        for i, text, flag in zip(at, texts, resolvable, strict=True):
+            aligned[1][i], aligned[2][i] = text, flag
+        if split_kept is not None and len(at) <= len(names) // 8:
+            failed, hard = dict(split_kept[1]), dict(split_kept[2])  # handed out: copied
+            for i, text, flag in zip(at, texts, resolvable, strict=True):
+                node = names[i]
+                failed.pop(node, None)
+                hard.pop(node, None)
+                (failed if flag else hard)[node] = text
+            split_kept = (names, failed, hard)
+        else:
+            split_kept = None
+    if split_kept is None:
+        split_kept = (names, *split(names, aligned[1], aligned[2]))
+    kept.aligned, kept.split = aligned, split_kept
+    return Worded(names, aligned[1], aligned[2], split_kept[1:])
 
 
 def _redo(fleet: Fleet, query: Query, kept: Standing, sums: Sums, cols: Cols) -> None:
@@ -160,4 +257,4 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return view
 
 
-__all__ = ["MAX_PROFILES", "MAX_SHAPES", "Standing", "standing_evaluation"]
+__all__ = ["MAX_PROFILES", "MAX_SHAPES", "Standing", "kept_for", "standing_evaluation"]

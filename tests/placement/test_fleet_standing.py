@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement.fleet import Fleet, Query, decide_fleet, score_nodes
+from placement.fleet import Fleet, Query, decide_fleet, evaluate, score_nodes
 from placement.fleet.evaluation import CODE_OK, evaluate_rows, leanable
 from placement.fleet.scores import row_scores
 from placement.fleet.standing import MAX_PROFILES, MAX_SHAPES, standing_evaluation
@@ -137,6 +137,23 @@ def test_kept_answers_equal_a_fresh_evaluation_after_any_history(data: st.DataOb
         lean = decide_fleet(fleet, ask, reasons=False, all_fits=False)
         assert lean.chosen == expected.chosen
         assert dict(lean.reject_counts) == dict(decide_fleet(fleet, ask).reject_counts)
+        if expected.chosen is None:  # the kept reasons are the ones worded afresh
+            _, rejects = evaluate(fleet, ask)
+            assert lean.rejects == rejects
+            assert list(lean.rejects) == list(every)
+            assert lean.split_rejects() == (
+                {n: r.reason for n, r in rejects.items() if r.resolvable},
+                {n: r.reason for n, r in rejects.items() if not r.resolvable},
+            )
+        some = data.draw(st.permutations([*every, "node-unknown"]))
+        some = some[: data.draw(st.integers(1, len(some)))]
+        ask_some = dataclasses.replace(ask, names=some)
+        held = [fleet.node(n) for n in some if n in fleet]
+        chosen = decide(held, demand, list(fleet.claims), now=now, settings=fit, pod_uid=pod).chosen
+        got_some = decide_fleet(fleet, ask_some, reasons=False, all_fits=False)
+        assert got_some.chosen == chosen
+        if chosen is None:  # worded over other names than the fleet's own list
+            assert got_some.rejects == evaluate(fleet, ask_some)[1]
         scores = score_nodes(fleet, ask)
         assert {
             n: s for n, s in zip(every, scores.tolist(), strict=True) if not math.isnan(s)
@@ -286,3 +303,59 @@ def test_a_reservation_left_out_for_one_request_counts_again_for_the_next(
         fresh = evaluate_rows(fleet, ask, lean=True)
         np.testing.assert_array_equal(kept.code, fresh.code, err_msg=name)
         np.testing.assert_array_equal(kept.chosen, fresh.chosen, err_msg=name)
+
+
+def test_a_refused_pod_words_again_only_the_rows_that_moved() -> None:
+    """A pod no node can take reads the reasons kept for its shape; a report rewords its own
+    row, and a row that fails a live rule (its Lease expired) is worded afresh each time, as
+    its reason quotes the Lease's age."""
+    fleet = two_nodes()
+    for name in ("n0", "n1"):  # every GPU promised to a pod that has not got it yet
+        taken = tuple(g.uuid for g in fleet.node(name).gpus)
+        fleet.claims.put(
+            dataclasses.replace(reservation_on(name), pod_uid=f"pod-{name}", gpu_uuids=taken)
+        )
+    demand = Demand(gpus=1)
+    first = decide_fleet(fleet, ask_for(fleet, demand), reasons=False, all_fits=False)
+    assert first.chosen is None and dict(first.reject_counts) == {"gpus-busy": 2}
+    (kept,) = fleet.standing_memo.values()
+    worded = kept.text_report.copy()
+    fleet.replace(fleet.node("n1"))
+    second = decide_fleet(fleet, ask_for(fleet, demand), reasons=False, all_fits=False)
+    assert second.rejects == first.rejects
+    assert (kept.text_report != worded)[:2].tolist() == [False, True]
+    fleet.renew("n0", NOW - 100.0, 40.0)
+    texts = set()
+    for later in (1.0, 2.0):
+        refused = Query(fleet.every_name(), demand, fleet.claims, now=NOW + later)
+        _, expected = evaluate(fleet, refused)
+        got = decide_fleet(fleet, refused, reasons=False, all_fits=False)
+        assert got.rejects == expected
+        texts.add(got.rejects["n0"].reason)
+    assert len(texts) == 2  # the Lease's age, worded each time
+
+
+def test_reasons_made_without_expired_reservations_are_not_kept_for_later() -> None:
+    """A row whose sums leave out reservations that expired is worded for that request only:
+    later requests may leave out more of them."""
+    fleet = Fleet([node(4, name=f"n{i}") for i in range(2)])
+    gpus = {n: tuple(g.uuid for g in fleet.node(n).gpus) for n in ("n0", "n1")}
+    for uid, name, taken, expires in [
+        ("pod-1", "n0", gpus["n0"][:1], NOW + 10),
+        ("pod-2", "n0", gpus["n0"][1:2], NOW + 20),
+        ("pod-3", "n0", gpus["n0"][2:], None),
+        ("pod-4", "n1", gpus["n1"], None),
+    ]:
+        fleet.claims.put(
+            dataclasses.replace(
+                reservation_on(name), pod_uid=uid, gpu_uuids=taken, expires_at=expires
+            )
+        )
+    demand = Demand(gpus=3)
+    seen = []
+    for now in (NOW, NOW + 15, NOW + 25):  # within the Leases' 40 s
+        ask = Query(fleet.every_name(), demand, fleet.claims, now=now, pod_uid="pod-y")
+        got = decide_fleet(fleet, ask, reasons=False, all_fits=False)
+        assert got.rejects == evaluate(fleet, ask)[1]
+        seen.append(got.rejects["n0"].reason)
+    assert len(set(seen)) == 3  # 0, 1 and 2 GPUs free now
