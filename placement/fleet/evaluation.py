@@ -24,6 +24,10 @@ reasons (``decide_fleet`` when no node fits) evaluates again in full.
 Reservations are read from the fleet's own ``claims`` when a query passes those, else looped
 over (``Fleet.claims_of``); both give the same arrays. Pure: ``now`` is an argument.
 
+The same rules run over some rows alone (``Evaluation.cols``: ``lean_columns`` without the
+rules that read the clock or the Lease, ``full_columns`` with what reasons quote): the rows
+``placement.fleet.standing`` redoes when their report or reservations changed.
+
 A pod that claims its GPUs through DRA (``Allocator.DRA``) is held to ``fit()``'s DRA rules:
 only the GPUs its claim may get count (``Query.eligible``, turned into a ``slot x row`` mask
 for the named nodes it lists; the others keep every GPU), the GPUs promised to waiting pods

@@ -101,7 +101,7 @@ def plugin_picks(
         table = memo[(-1, k, width)] = grown
     picks, same, known = table
     lacking = keys[~known[keys]]
-    for key in np.unique(lacking).tolist():
+    for key in np.unique(lacking).tolist() if len(lacking) else ():
         picks[key], same[key] = plugin_answer(fleet, key >> width, key & ((1 << width) - 1), k)
         known[key] = True
     return picks[keys], same[keys]
