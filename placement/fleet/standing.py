@@ -14,7 +14,9 @@ picks, islands and scores where a row fits, which is all a caller reads), held b
 hypothesis test in ``tests/placement/test_fleet_standing.py`` over sequences of reports,
 Leases, reservations and time. Only queries ``evaluate_rows`` could answer lean, counting the
 fleet's own ``claims``, are kept; any other is evaluated as before. Pure, as the fleet is: the
-memo lives on the ``Fleet`` and its owner serializes reads and updates.
+memo lives on the ``Fleet`` and its owner serializes reads and updates. An evaluation holds
+copies of the kept codes and picks (it may outlive its request, ``NamedCounts``), but its
+kept scores and reasons (``Evaluation.scored``, ``worded``) are read before the fleet changes.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def standing_evaluation(fleet: Fleet, query: Query) -> Evaluation:
         code=code,
         chosen=kept.chosen[:, :span] & ok,
         same_island=kept.same_island[:span] | ~ok,
-        slot=_read_only(kept.slot[:span]),
+        slot=kept.slot[:span].copy(),  # an evaluation may outlive the lock (NamedCounts)
     )
     ev.lean, ev.lease_age, ev.report_age = True, lease_age, report_age
     ev.free_now = fleet.unalloc_count[:span] - ev.pending
@@ -242,7 +244,7 @@ def _with_live(code: IntArray, rules: list[tuple[BoolArray, int]]) -> IntArray:
     stale = no_lease | lease_old
     stale |= report_old
     if not stale.any():  # the common case: every row's Lease and report are current
-        return _read_only(code)
+        return code.copy()  # not a view: the kept codes change with the next request
     live = np.zeros(len(code), dtype=np.int64)
     for rows, result in reversed(rules):
         np.copyto(live, result, where=rows)
@@ -251,7 +253,7 @@ def _with_live(code: IntArray, rules: list[tuple[BoolArray, int]]) -> IntArray:
     return out
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
+def _read_only(a: FloatArray) -> FloatArray:
     view = a[:]
     view.flags.writeable = False
     return view

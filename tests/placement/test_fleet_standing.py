@@ -359,3 +359,17 @@ def test_reasons_made_without_expired_reservations_are_not_kept_for_later() -> N
         assert got.rejects == evaluate(fleet, ask)[1]
         seen.append(got.rejects["n0"].reason)
     assert len(set(seen)) == 3  # 0, 1 and 2 GPUs free now
+
+
+def test_an_evaluation_keeps_its_answer_after_later_requests() -> None:
+    """A whole-fleet decision's reject counts are settled after the reply, outside the lock:
+    the evaluation they read must not change with the next request."""
+    fleet = two_nodes()
+    demand = Demand(gpus=1)
+    first = standing_evaluation(fleet, ask_for(fleet, demand))
+    code, slot = first.code.copy(), first.slot.copy()
+    fleet.replace(node(2, name="n0", held=(0, 1)))  # n0 is busy now
+    later = standing_evaluation(fleet, ask_for(fleet, demand))
+    assert later.code.tolist() != code.tolist()
+    np.testing.assert_array_equal(first.code, code)
+    np.testing.assert_array_equal(first.slot, slot)
