@@ -78,6 +78,7 @@ class Standing:
     text_report: IntArray
     text_claimed: IntArray
     text_code: IntArray
+    # By profile: each row's score where its kept code is OK (any other is never read).
     scores: dict[Profile, FloatArray] = field(default_factory=dict)
     # The texts and resolvable flags of the last names worded (the fleet's own list, most
     # often), in their order: patched where rows are worded again, dropped for other names.
@@ -233,6 +234,8 @@ def _redo(fleet: Fleet, query: Query, kept: Standing, sums: Sums, cols: Cols) ->
     kept.chosen[:, cols] = sub.chosen
     kept.same_island[cols] = sub.same_island
     kept.slot[cols] = sub.slot
+    if not (sub.code == CODE_OK).any():  # no score of these rows is read until they move
+        return
     for profile, values in kept.scores.items():
         values[cols] = row_scores(fleet, sub, query.demand, profile)
 
