@@ -143,6 +143,7 @@ class Claims:
         # reader that keeps answers per row knows which to redo (``placement.fleet.standing``).
         self._version: IntArray = np.zeros(fleet.capacity, dtype=np.int64)
         self._changes = 0
+        self._views: tuple[int, Sums] | None = None  # (span, the sums as read-only views)
         self._counts: dict[int, Counter[int]] = {}  # by row: the promised counts, one per pod
         # Reservations that expire, sorted by expiry: those at or before ``now`` are the only
         # ones a request must take out of the sums.
@@ -241,6 +242,7 @@ class Claims:
             version = np.zeros(shape[1], dtype=np.int64)
             version[:old_c] = self._version
             self._version = version
+            self._views = None
             self._hidden, self._loads, self._hidden_any = hidden, loads, hidden > 0
             self._pending, self._sizes = pending, sizes
             self._cold_loads, self._cold_bytes = cold_loads, cold_bytes
@@ -347,6 +349,8 @@ class Claims:
         span = self._fleet.span
         left_out = self._left_out(now, pod_uid)
         if not left_out:  # the sums as they are: read-only views, no copy
+            if self._views is not None and self._views[0] == span:
+                return self._views[1]
             views = Sums(
                 self._hidden_any[:, :span],
                 self._loads[:span],
@@ -357,6 +361,7 @@ class Claims:
             )
             for view in views:
                 view.flags.writeable = False
+            self._views = (span, views)
             return views
         hidden, loads = self._hidden[:, :span].copy(), self._loads[:span].copy()
         pending, sizes = self._pending[:span].copy(), self._sizes[:span].copy()

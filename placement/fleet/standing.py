@@ -44,7 +44,7 @@ from placement.fleet.evaluation import (
     widened,
 )
 from placement.fleet.rejects import RESOLVABLE, reasons_of, split
-from placement.fleet.rows import BoolArray, Cols, FloatArray, IntArray, ObjectArray
+from placement.fleet.rows import BoolArray, Cols, FloatArray, IntArray, ObjectArray, RowArray
 from placement.fleet.scores import row_scores
 from placement.fleet.store import Fleet
 from placement.policies import Profile
@@ -171,18 +171,26 @@ def standing_evaluation(fleet: Fleet, query: Query) -> Evaluation:
         return _read_only(values[:span])
 
     ev.scored = scored
-    ev.worded = lambda: _reasons(fleet, query, kept, ev, sums)
+    # What the reasons read, not the evaluation itself: a closure held by the evaluation that
+    # held it back would be a reference cycle, freed only by the garbage collector.
+    names, rows = ev.names, ev.rows
+    ev.worded = lambda: _reasons(fleet, query, kept, (names, rows, code), sums)
     return ev
 
 
-def _reasons(fleet: Fleet, query: Query, kept: Standing, ev: Evaluation, sums: Sums) -> Worded:
-    """``rejects.reasons_of`` for ``ev``, a kept evaluation in which no named node fits, with
-    their split: the texts kept for the rows whose versions have not moved, the others worded
-    from a full evaluation of those rows alone."""
-    names, rows, span = ev.names, ev.rows, fleet.span
+def _reasons(
+    fleet: Fleet,
+    query: Query,
+    kept: Standing,
+    named: tuple[Sequence[str], RowArray, IntArray],
+    sums: Sums,
+) -> Worded:
+    """``rejects.reasons_of`` for a kept evaluation in which no named node fits (``named``: its
+    names, their rows and the codes by row), with their split: the texts kept for the rows whose
+    versions have not moved, the others worded from a full evaluation of those rows alone."""
+    (names, rows, code), span = named, fleet.span
     if len(names) != len(query.names):  # names the fleet does not hold: worded in full
         return Worded(*reasons_of(fleet, query.names, evaluate_rows(fleet, query), query.demand))
-    code = ev.code
     current = kept.text_report[:span] == kept.report[:span]
     current &= kept.text_claimed[:span] == kept.claimed[:span]
     current &= kept.claimed[:span] >= 0  # made with sums that stand
