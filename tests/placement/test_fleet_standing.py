@@ -11,6 +11,7 @@ the fleet as it is, and the choice must equal ``decide()``'s.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 
 import numpy as np
@@ -373,3 +374,32 @@ def test_an_evaluation_keeps_its_answer_after_later_requests() -> None:
     assert later.code.tolist() != code.tolist()
     np.testing.assert_array_equal(first.code, code)
     np.testing.assert_array_equal(first.slot, slot)
+
+
+@pytest.mark.parametrize(
+    ("name", "demand"),
+    [("a pod that places", Demand(gpus=1)), ("a pod no node can take", Demand(gpus=8))],
+)
+def test_decisions_leave_no_reference_cycles(name: str, demand: Demand) -> None:
+    """A decision's evaluation is freed when the request lets it go, not by the cyclic
+    garbage collector: at thousands of nodes each collection of such garbage took
+    milliseconds."""
+    fleet = two_nodes()
+    decide_fleet(fleet, ask_for(fleet, demand), reasons=False, all_fits=False)  # kept first
+    gc.collect()
+    debug = gc.get_debug()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for pod in ("a", "b", "c"):
+            fleet.replace(node(2, name="n1", held=(0,)))
+            ask = dataclasses.replace(ask_for(fleet, demand), pod_uid=pod)
+            decide_fleet(fleet, ask, reasons=False, all_fits=False)
+            decide_fleet(
+                fleet, dataclasses.replace(ask, names=["n1", "n0"]), reasons=False, all_fits=False
+            )
+            score_nodes(fleet, ask)
+        gc.collect()
+        assert gc.garbage == [], name
+    finally:
+        gc.set_debug(debug)
+        gc.garbage.clear()
