@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from extender.app import create_app, verb_app
 from extender.bind import Binder
 from extender.config import Settings
+from extender.gate import RequestGate
 from extender.kubeapi import KubeError
 from extender.metrics import ExtenderMetrics
 from extender.objects import read_lease, read_leases, read_report, read_reports
@@ -117,8 +118,11 @@ class Churn:
     watches apply them: decoded from JSON, read into reports and Leases, then ``apply_report`` /
     ``apply_lease`` under the state's lock, beside the requests being measured."""
 
-    def __init__(self, state: ClusterState, nodes: int, seed: int = 11) -> None:
+    def __init__(
+        self, state: ClusterState, nodes: int, seed: int = 11, gate: RequestGate | None = None
+    ) -> None:
         self.state = state
+        self.gate = gate  # the extender's watches wait at it for the requests in flight
         self.nodes = nodes
         rng = random.Random(seed)
         now = time.time()
@@ -130,6 +134,11 @@ class Churn:
         self.names = [node_name(i) for i in range(nodes)]
         self.applied = {"reports": 0, "leases": 0}
 
+    def _wait_turn(self) -> None:
+        """As ``extender.watch.Watcher`` waits before it decodes each event."""
+        if self.gate is not None:
+            self.gate.wait_turn()
+
     def run(self, stop: threading.Event) -> None:
         started = time.monotonic()
         reports_per_s = self.nodes * REPORTS_PER_NODE_S
@@ -137,6 +146,7 @@ class Churn:
         while not stop.wait(0.01):
             elapsed = time.monotonic() - started
             while self.applied["reports"] < elapsed * reports_per_s:
+                self._wait_turn()
                 raw = orjson.loads(self.reports[self.applied["reports"] % len(self.reports)])
                 raw["status"]["observedAt"] = format_time(time.time())
                 report = read_report(raw)
@@ -144,6 +154,7 @@ class Churn:
                 self.state.apply_report("MODIFIED", report)
                 self.applied["reports"] += 1
             while self.applied["leases"] < elapsed * leases_per_s:
+                self._wait_turn()
                 name = self.names[self.applied["leases"] % self.nodes]
                 event = orjson.dumps(
                     {
@@ -168,10 +179,13 @@ def synthetic_app(nodes: int, *, churn: bool = False) -> Callable[[], Flask]:
         settings = Settings()
         state, _ = synthetic_state(nodes, time.time())
         metrics = ExtenderMetrics(CollectorRegistry())
+        gate = RequestGate()  # as ``extender.server.build`` makes it for its watches
         if churn:
             stop = threading.Event()  # the worker's daemon thread ends with the process
-            threading.Thread(target=Churn(state, nodes).run, args=(stop,), daemon=True).start()
-        return create_app(settings, state, Binder(state, _NoBindAPI(), settings), metrics)
+            events = Churn(state, nodes, gate=gate)
+            threading.Thread(target=events.run, args=(stop,), daemon=True).start()
+        binder = Binder(state, _NoBindAPI(), settings)
+        return create_app(settings, state, binder, metrics, gate=gate)
 
     return factory
 

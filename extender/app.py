@@ -32,6 +32,7 @@ from extender.decisions import (
     passthrough,
     prioritize_nodes,
 )
+from extender.gate import RequestGate
 from extender.groups import GroupSettings, GroupTable
 from extender.metrics import ExtenderMetrics
 from extender.preempt import Preemption
@@ -284,8 +285,10 @@ def create_app(
     groups: GroupTable | None = None,
     dra: DraView | None = None,
     ahead: AheadNominator | None = None,
+    gate: RequestGate | None = None,
 ) -> Flask:
-    """Build the WSGI app. Starts nothing: watches are the server's job."""
+    """Build the WSGI app. Starts nothing: watches are the server's job (``gate``: the one
+    they wait at for the requests in flight)."""
     handlers = Handlers(
         settings,
         state,
@@ -305,7 +308,7 @@ def create_app(
         "bind": handlers.bind,
         "preempt": lambda body: _json(preemption.handle(body)),
     }
-    return verb_app(settings, metrics, verbs, probe_routes(state, metrics))
+    return verb_app(settings, metrics, verbs, probe_routes(state, metrics), gate=gate)
 
 
 def verb_app(
@@ -313,11 +316,17 @@ def verb_app(
     metrics: ExtenderMetrics,
     verbs: Mapping[str, Verb],
     routes: Mapping[str, Route],
+    *,
+    gate: RequestGate | None = None,
 ) -> Flask:
     """The HTTP stack around verb handlers: routing, the body limit, the protocol's errors, the
-    latency metric, and ``routes`` (the probes) on GET. ``create_app`` serves the extender's
-    verbs with it; the benchmark serves its floor (a handler that only decodes) with it too."""
+    latency metric, and ``routes`` (the probes) on GET; with ``gate``, each request is held in
+    flight there until its reply is written (``extender.gate``). ``create_app`` serves the
+    extender's verbs with it; the benchmark serves its floor (a handler that only decodes) with
+    it too."""
     app = Flask("vramfit-extender")
+    if gate is not None:
+        app.wsgi_app = gate.wsgi(app.wsgi_app)  # type: ignore[method-assign,assignment]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
 
     @app.post("/scheduler/<verb>")

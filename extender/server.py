@@ -34,6 +34,7 @@ from extender.app import create_app, probe_routes
 from extender.bind import Binder
 from extender.claims_watch import DraView, reconcile_reservation
 from extender.config import Settings
+from extender.gate import RequestGate
 from extender.groups import GroupTable
 from extender.kubeapi import KubeAPI
 from extender.metrics import ExtenderMetrics
@@ -100,6 +101,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
     state = ClusterState(assumed_ttl_s=settings.assumed_ttl_s)
     metrics = ExtenderMetrics(CollectorRegistry())
     stop = stop or threading.Event()
+    gate = RequestGate()  # the watches wait at it for the scheduler's requests in flight
     requeuer = Requeuer(api.patch_pod, on_nudge=lambda _uid: metrics.requeues.inc())
     signals = CapacitySignals(max_report_age_s=settings.fit.max_report_age_s)
     prefix = settings.lease_prefix
@@ -174,6 +176,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             metrics=metrics,
             stop=stop,
             timeout_s=settings.watch_timeout_s,
+            gate=gate,
         ).start()
     for target in dra.targets() if dra is not None else ():
         # Not part of readiness: a cluster without resource.k8s.io/v1 runs as before.
@@ -186,6 +189,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
             metrics=metrics,
             stop=stop,
             timeout_s=settings.watch_timeout_s,
+            gate=gate,
         ).start()
     binder = Binder(state, api, settings, dra=dra)
     if settings.metrics_host is not None and settings.metrics_port is not None:
@@ -203,6 +207,7 @@ def build(settings: Settings, *, stop: threading.Event | None = None) -> Flask:
         groups=groups,
         dra=dra,
         ahead=ahead,
+        gate=gate,
     )
 
 

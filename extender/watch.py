@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from extender.gate import RequestGate
 from extender.kubeapi import KubeAPI, KubeError
 from extender.metrics import ExtenderMetrics
 
@@ -62,8 +63,11 @@ class Watcher:
         page_size: int = 500,
         timeout_s: int = 300,
         clock: Callable[[], float] = time.time,
+        gate: RequestGate | None = None,
     ) -> None:
         self.api = api
+        # Scheduler requests first: each event waits for those in flight (``extender.gate``).
+        self.gate = gate
         self.target = target
         self.on_synced = on_synced
         self.on_lost = on_lost
@@ -112,6 +116,8 @@ class Watcher:
             if not cont:
                 rv = str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""
                 break
+        if self.gate is not None:
+            self.gate.wait_turn()
         self.target.replace(items, listed_at)
         return rv
 
@@ -124,6 +130,8 @@ class Watcher:
         ):
             if self.stop.is_set():
                 return rv
+            if self.gate is not None:
+                self.gate.wait_turn()
             try:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError:
