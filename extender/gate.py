@@ -7,9 +7,10 @@ collection of the young objects the report made lands in the middle of the filte
 nodes the agents send about 80 reports a second, so one filter in four met one, and the
 filter's tail followed the agents' churn rather than its own work.
 
-A watch event is not in a hurry (a report is up to a minute old by design, a Lease is renewed
-every few seconds), so each watch thread, before it decodes its next event, waits until no
-request is in flight (``RequestGate.wait_turn``). It waits at most ``max_wait_s`` at a time,
+An agent's report or Lease is not in a hurry (a report is up to a minute old by design, a
+Lease is renewed every few seconds), so their watch threads (``extender.server.GIVE_WAY``),
+before they decode each event, wait until no request is in flight (``RequestGate.wait_turn``).
+The watches of pods and nodes do not wait: in a burst they feed the scheduling itself. It waits at most ``max_wait_s`` at a time,
 and after a wait that ran out it goes on without waiting for as long again: a stream of
 requests holds the view back by ``max_wait_s`` at most, and the watches keep at least half of
 the time to catch up in. Requests are never held back.
