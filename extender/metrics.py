@@ -106,6 +106,13 @@ class ExtenderMetrics:
             ["resource", "type"],
             registry=registry,
         )
+        self.watch_waits = Counter(
+            "vramfit_extender_watch_wait_seconds",
+            "Seconds the agents' watches waited for the scheduler's requests in flight before "
+            "applying an event (at most 0.05 s at a time), by resource.",
+            ["resource"],
+            registry=registry,
+        )
         self.watch_restarts = Counter(
             "vramfit_extender_watch_restarts",
             "Watches restarted, by resource and cause.",

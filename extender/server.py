@@ -52,8 +52,7 @@ T = TypeVar("T")
 GIVE_WAY = frozenset((REPORTS, LEASES))
 """The watches that wait for the scheduler's requests in flight (``extender.gate``): the
 agents' churn, in no hurry. Pods, nodes and DRA objects do not wait: in a burst their events
-are the scheduling pipeline's own (nominations ahead, bound pods), and holding them back made
-a burst of 500 pods at 1,000 nodes a sixth slower."""
+are the scheduling's own (nominations ahead, bound pods), which a request may be waiting on."""
 
 
 def api_client(settings: Settings) -> k8s.ApiClient:

@@ -100,6 +100,14 @@ class Watcher:
         if self.metrics is not None:
             self.metrics.watch_restarts.labels(self.target.resource, cause).inc()
 
+    def _wait_turn(self) -> None:
+        """Wait for the requests in flight, when this watch gives way (``extender.gate``)."""
+        if self.gate is None:
+            return
+        waited = self.gate.wait_turn()
+        if waited > 0 and self.metrics is not None:
+            self.metrics.watch_waits.labels(self.target.resource).inc(waited)
+
     def list_all(self) -> str:
         """List every page into the state; returns the list's resourceVersion."""
         listed_at = self.clock()
@@ -116,8 +124,7 @@ class Watcher:
             if not cont:
                 rv = str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""
                 break
-        if self.gate is not None:
-            self.gate.wait_turn()
+        self._wait_turn()
         self.target.replace(items, listed_at)
         return rv
 
@@ -130,8 +137,7 @@ class Watcher:
         ):
             if self.stop.is_set():
                 return rv
-            if self.gate is not None:
-                self.gate.wait_turn()
+            self._wait_turn()
             try:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError:

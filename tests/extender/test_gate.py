@@ -164,6 +164,7 @@ def test_the_watch_applies_an_event_after_the_request_in_flight() -> None:
     gate = RequestGate(max_wait_s=30.0)
     stop = threading.Event()
     applied: list[tuple[str, float]] = []
+    metrics = ExtenderMetrics(CollectorRegistry())
     synced = threading.Event()
     held: list[Callable[[], None]] = []
 
@@ -195,6 +196,7 @@ def test_the_watch_applies_an_event_after_the_request_in_flight() -> None:
         on_synced=on_synced,
         stop=stop,
         gate=gate,
+        metrics=metrics,
     )
     thread = watcher.start()
     assert synced.wait(timeout=10)
@@ -206,3 +208,7 @@ def test_the_watch_applies_an_event_after_the_request_in_flight() -> None:
     assert not thread.is_alive()
     assert [kind for kind, _ in applied] == ["MODIFIED"]
     assert applied[0][1] >= ended
+    waited = metrics.registry.get_sample_value(
+        "vramfit_extender_watch_wait_seconds_total", {"resource": "pods"}
+    )
+    assert waited is not None and waited >= 0.15
