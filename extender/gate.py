@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from werkzeug.wsgi import ClosingIterator
-
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -85,7 +83,7 @@ class RequestGate:
             except BaseException:
                 leave()
                 raise
-            return ClosingIterator(body, [leave])
+            return _Reply(body, leave)
 
         return gated
 
@@ -111,6 +109,26 @@ class RequestGate:
                     break
                 self._idle.wait(left)
             return self._clock() - started
+
+
+class _Reply:
+    """A WSGI reply that leaves the gate when the server closes it, even when the reply's own
+    close fails (a close callback that raises must not keep a request in flight for good)."""
+
+    def __init__(self, body: Iterable[bytes], leave: Callable[[], None]) -> None:
+        self._body = body
+        self._leave = leave
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._leave()
 
 
 __all__ = ["MAX_WAIT_S", "RequestGate"]

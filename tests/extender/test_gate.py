@@ -158,6 +158,40 @@ def test_a_wsgi_app_that_raises_leaves_the_gate() -> None:
     assert gate.in_flight == 0
 
 
+class FailingClose:
+    """A reply whose own close raises (a close callback that failed)."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([b"ok"])
+
+    def close(self) -> None:
+        raise RuntimeError("close callback failed")
+
+
+@pytest.mark.parametrize(
+    ("body", "raises"),
+    [
+        pytest.param([b"ok"], False, id="plain-list"),
+        pytest.param(FailingClose(), True, id="close-raises"),
+    ],
+)
+def test_the_gate_is_left_when_the_server_closes_the_reply(body: Any, raises: bool) -> None:
+    gate = RequestGate()
+
+    def app(_environ: Any, _start: Any) -> Any:
+        return body
+
+    reply: Any = gate.wsgi(app)({}, lambda *_a: None)  # type: ignore[arg-type]
+    assert b"".join(reply) == b"ok"
+    assert gate.in_flight == 1
+    if raises:
+        with pytest.raises(RuntimeError):
+            reply.close()
+    else:
+        reply.close()
+    assert gate.in_flight == 0
+
+
 def test_the_watch_applies_an_event_after_the_request_in_flight() -> None:
     """The watch loop waits at the gate before it decodes each event: an event that arrives
     while a request is served is applied once the request is over."""
