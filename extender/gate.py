@@ -10,10 +10,10 @@ filter's tail followed the agents' churn rather than its own work.
 An agent's report or Lease is not in a hurry (a report is up to a minute old by design, a
 Lease is renewed every few seconds), so their watch threads (``extender.server.GIVE_WAY``),
 before they decode each event, wait until no request is in flight (``RequestGate.wait_turn``).
-The watches of pods and nodes do not wait: in a burst they feed the scheduling itself. It waits at most ``max_wait_s`` at a time,
-and after a wait that ran out it goes on without waiting for as long again: a stream of
-requests holds the view back by ``max_wait_s`` at most, and the watches keep at least half of
-the time to catch up in. Requests are never held back.
+A watch waits at most ``max_wait_s`` at a time, and after a wait that ran out it goes on
+without waiting for as long again: a stream of requests holds the view back by ``max_wait_s``
+at most, and the watches keep at least half of the time to catch up in. Requests are never
+held back. The watches of pods and nodes do not wait: in a burst they feed the scheduling.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -62,15 +61,6 @@ class RequestGate:
                     self._idle.notify_all()
 
         return leave
-
-    @contextmanager
-    def serving(self) -> Iterator[None]:
-        """Hold the gate for one request."""
-        leave = self.enter()
-        try:
-            yield
-        finally:
-            leave()
 
     def wsgi(self, app: WSGIApplication) -> WSGIApplication:
         """``app`` with each request held in flight from its start until the server closes its

@@ -109,7 +109,7 @@ class ExtenderMetrics:
         self.watch_waits = Counter(
             "vramfit_extender_watch_wait_seconds",
             "Seconds the agents' watches waited for the scheduler's requests in flight before "
-            "applying an event (at most 0.05 s at a time), by resource.",
+            "applying an event, by resource.",
             ["resource"],
             registry=registry,
         )
